@@ -8,7 +8,7 @@ A device profile's ``[constraints]`` table may limit:
 * ``max_layer_bytes``: one layer's weights plus its input and output tensors (an NPU that loads
   a layer at a time into its SRAM);
 * ``max_total_bytes``: weights plus peak activations together (an NPU whose one memory holds
-  both). The profile schema does not know this key yet, so it is read from the profile file here.
+  both).
 
 Zoo models and ``module:function`` models are checked on their ``torch.export`` graph: it names
 every layer by its module path, keeps functional operators (residual adds, concatenations,
@@ -43,7 +43,6 @@ clone, detach) is no operator at all.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -71,8 +70,6 @@ from benchharness.zoo.variants import is_unavailable
 SHOWN_LAYERS = 3
 #: Constraint kinds, in the order a report lists them.
 KINDS = ("unsupported_ops", "model_bytes", "activation_bytes", "total_bytes", "layer_bytes")
-#: The profile key of the combined weights + activations limit (see the module docstring).
-TOTAL_KEY = "max_total_bytes"
 
 #: aten operator (without namespace, overload or in-place ``_``) -> term; convolutions, views and
 #: means are decided by their arguments in ``_torch_term``.
@@ -329,23 +326,8 @@ def has_constraints(profile: DeviceProfile) -> bool:
 
 
 def total_limit(profile: DeviceProfile) -> int | None:
-    """``[constraints].max_total_bytes`` of the profile file (not in the profile schema yet)."""
-    if profile.path is None:
-        return None
-    try:
-        data = tomllib.loads(Path(profile.path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
-        return None  # load_profile has read this file already; it cannot fail here but by a race
-    value = (data.get("constraints") or {}).get(TOTAL_KEY)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        from benchharness.errors import DeviceProfileError
-
-        raise DeviceProfileError(
-            f"{profile.path}: field 'constraints.{TOTAL_KEY}': expected a positive integer of bytes"
-        )
-    return value
+    """``[constraints].max_total_bytes``: weights and peak activations in one memory."""
+    return profile.max_total_bytes
 
 
 # ---------------------------------------------------------------- checking

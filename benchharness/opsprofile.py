@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchharness.errors import CostError, HarnessError, ParseError, UsageError
 from benchharness.runners import ort_profile
+from benchharness.runners.python_runner import PROFILE_TMP_PREFIX
 
 if TYPE_CHECKING:
     from benchharness.cost.model import GraphCost, OpCost
@@ -218,6 +219,10 @@ def _fetch(session: DeviceSession, remote: str) -> str:
             return path.read_text(encoding="utf-8")
         finally:
             path.unlink(missing_ok=True)
+            # the runner made a private temp directory when the run had no workdir
+            if path.parent.name.startswith(PROFILE_TMP_PREFIX):
+                with contextlib.suppress(OSError):
+                    path.parent.rmdir()
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "profile.json"
         session.transport.pull(remote, local)

@@ -23,6 +23,13 @@ PROFILE_PATH_ENV = "BENCH_DEVICES_PATH"
 
 TRANSPORTS = ("local", "ssh", "adb")
 RUNTIME_KEYS = ("python", "benchmark_model", "onnxruntime_perf_test")
+#: Byte limits of ``[constraints]`` that `bench check` tests a model against.
+CONSTRAINT_LIMITS = (
+    "max_model_bytes",
+    "max_activation_bytes",
+    "max_layer_bytes",
+    "max_total_bytes",
+)
 
 #: Default SSH port.
 DEFAULT_SSH_PORT = 22
@@ -55,6 +62,7 @@ class DeviceProfile:
     max_model_bytes: int | None = None
     max_activation_bytes: int | None = None
     max_layer_bytes: int | None = None
+    max_total_bytes: int | None = None
     supported_ops: tuple[str, ...] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -190,13 +198,19 @@ def parse_profile(data: dict[str, Any], path: Path | None = None) -> DeviceProfi
             )
     constraints = f.get("constraints", dict, "a table of limits", {})
     limits: dict[str, int | None] = {}
-    for key in ("max_model_bytes", "max_activation_bytes", "max_layer_bytes"):
+    for key in CONSTRAINT_LIMITS:
         val = constraints.get(key)
         if val is not None and (isinstance(val, bool) or not isinstance(val, int) or val <= 0):
             raise DeviceProfileError(
                 f"{f.where}: field 'constraints.{key}': expected a positive integer of bytes"
             )
         limits[key] = val
+    stray = sorted(set(constraints) - set(CONSTRAINT_LIMITS) - {"supported_ops"})
+    if stray:
+        raise DeviceProfileError(
+            f"{f.where}: unknown field 'constraints.{stray[0]}'; expected one of "
+            f"{', '.join((*CONSTRAINT_LIMITS, 'supported_ops'))}"
+        )
     ops = constraints.get("supported_ops")
     if ops is not None and (not isinstance(ops, list) or not all(isinstance(o, str) for o in ops)):
         raise DeviceProfileError(
@@ -236,6 +250,7 @@ def parse_profile(data: dict[str, Any], path: Path | None = None) -> DeviceProfi
         max_model_bytes=limits["max_model_bytes"],
         max_activation_bytes=limits["max_activation_bytes"],
         max_layer_bytes=limits["max_layer_bytes"],
+        max_total_bytes=limits["max_total_bytes"],
         supported_ops=tuple(ops) if ops is not None else None,
         extra=extra,
     )

@@ -18,6 +18,8 @@ RUNNER_DIR = Path(__file__).resolve().parent
 #: The files that make the device-side runner; nothing else of the package goes to a device.
 RUNNER_FILES = ("remote.py", "method.py", "litert_profiler.py")
 RESULT_MARKER = "BENCHHARNESS_RESULT "
+#: The prefix remote.py gives its own temp directory, so the host can remove it after reading.
+PROFILE_TMP_PREFIX = "bh-prof-"
 #: How much of a runner's output an error message quotes: enough to see the cause.
 ERROR_EXCERPT_CHARS = 400
 

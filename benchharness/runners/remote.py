@@ -37,6 +37,8 @@ INPUT_SEED = 42
 DEFAULT_PROFILE_RUNS = 50
 #: Warm-up inferences before the profiled pass (the profiler's session is a fresh one).
 PROFILE_WARMUP_RUNS = 5
+#: Names the runner's own temp directory so the host can remove it after reading the trace
+PROFILE_TMP_PREFIX = "bh-prof-"
 #: Iterations of the throttle probe: ~10-30 ms of steady float work on a phone core.
 PROBE_ITERATIONS = 40
 #: Side of the probe's square matrices: small enough to stay in cache, so it measures clocks.
@@ -407,7 +409,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     result["output_shapes"] = [list(o.shape) for o in outputs]
     if args.profile_runs > 0:
-        workdir = args.workdir or tempfile.mkdtemp(prefix="bh-prof-")
+        # LiteRT keeps its profile in memory; only ORT needs a directory for its trace file
+        workdir = args.workdir or (
+            tempfile.mkdtemp(prefix=PROFILE_TMP_PREFIX) if args.format == "onnx" else ""
+        )
         try:
             result["profile"] = runner.profile(args.profile_runs, workdir)
         except Exception as exc:  # a profiler failure must not lose the timing
