@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import csv
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from benchharness.store import (
     SAMPLES_COLUMNS,
     SCHEMA_VERSION,
     RunStore,
+    atomic_write_text,
     list_runs,
     load_runs_frame,
 )
@@ -99,3 +102,13 @@ def test_runs_load_into_pandas_with_numbers(tmp_path: Path) -> None:
     store.add_job(_row("b", 2.5))
     frame = load_runs_frame(tmp_path, ["r1"])
     assert frame["median_ms"].sum() == pytest.approx(4.0)
+
+
+def test_atomic_write_gives_the_mode_a_plain_open_would(tmp_path: Path) -> None:
+    # mkstemp creates 0600 files; a results CSV or a report is meant to be shared
+    path = tmp_path / "report.html"
+    atomic_write_text(path, "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+    assert path.read_text() == "x"

@@ -34,6 +34,8 @@ td.flagged { color: #b00020; font-weight: 600; }
 td.slower { color: #b00020; } td.faster { color: #1b7f3b; }
 caption { text-align: left; font-weight: 600; padding: 4px 0; }
 p.note { color: #555; margin: -14px 0 18px; font-size: 12px; }
+.plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr));
+         gap: 0 18px; }
 figure { margin: 14px 0 26px; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 12px; }
 .warn { background: #fff4e5; border-left: 4px solid #f0a020; padding: 6px 12px; }
@@ -155,7 +157,8 @@ def render_html(analysis: Analysis, plots: Sequence[Plot], title: str = "") -> s
         parts.append(table_html(T.failed_table(analysis)))
     parts.append("</section>")
     parts.append('<section id="plots"><h2>Plots</h2>')
-    parts.extend(img_html(p) for p in plots)
+    # side by side on a wide screen: one device's MACs, GMAC/s and bytes plots read as a row
+    parts.append('<div class="plots">' + "".join(img_html(p) for p in plots) + "</div>")
     if not plots:
         parts.append("<p>No plot: no measurement has MACs or bytes.</p>")
     parts.append("</section>")
