@@ -91,7 +91,7 @@ def test_malformed_profiles_name_file_field_and_expectation(
 def test_unknown_field_and_bad_toml(tmp_path: Path) -> None:
     with pytest.raises(DeviceProfileError, match="unknown field 'treads'"):
         load_profile(str(write(tmp_path, "typo", 'transport = "local"\ntreads = 4')))
-    with pytest.raises(DeviceProfileError, match="unknown field 'constraints.max_ram'"):
+    with pytest.raises(DeviceProfileError, match=r"unknown field 'constraints\.max_ram'"):
         load_profile(str(write(tmp_path, "typo2", 'transport = "local"\n[constraints]\nmax_ram = 1')))
     with pytest.raises(DeviceProfileError, match="not valid TOML"):
         load_profile(str(write(tmp_path, "broken", "transport = ")))
