@@ -161,7 +161,12 @@ def _variants(kw: dict[str, Any]) -> dict[str, Any]:
 
 @cli.command("export")
 @click.option("--models", "models", required=True, help="all, a,b, module:function")
-@click.option("--formats", default="onnx,tflite", show_default=True)
+@click.option(
+    "--formats",
+    default="onnx,tflite",
+    show_default=True,
+    help="onnx, tflite, torch (PyTorch eager on a torch.export .pt2; needs torch on the device).",
+)
 @click.option("--input-shape", default=None, help="e.g. 1x3x160x160 (overrides the zoo's)")
 @variant_options
 @json_option
@@ -228,7 +233,12 @@ def export_cmd(
 @click.option(
     "--models", default=None, help="all | a,b | module:function | path.onnx | path.tflite"
 )
-@click.option("--formats", default="onnx,tflite", show_default=True)
+@click.option(
+    "--formats",
+    default="onnx,tflite",
+    show_default=True,
+    help="onnx, tflite, torch (PyTorch eager on a torch.export .pt2; needs torch on the device).",
+)
 @click.option(
     "--threads",
     type=click.IntRange(min=1),

@@ -44,6 +44,9 @@ def check_model_file(path: Path, fmt: str) -> None:
 
 def graph_cost(path: Path, fmt: str) -> Any | None:
     """Per-operator cost of an exported graph, or None if it cannot be computed."""
+    if fmt == "torch":
+        # no graph reader for .pt2; its MACs and params come from torch_cost, like every format's
+        return None
     try:
         if fmt == "onnx":
             from benchharness.cost.onnx_cost import onnx_cost

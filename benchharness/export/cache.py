@@ -75,8 +75,12 @@ def cache_key(fields: dict[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+#: File suffix of a format whose files are not named after it: torch.export archives are .pt2.
+FILE_SUFFIXES = {"torch": "pt2"}
+
+
 def artifact_path(root: Path, name: str, key: str, fmt: str) -> Path:
-    return root / name / f"{name}-{key}.{fmt}"
+    return root / name / f"{name}-{key}.{FILE_SUFFIXES.get(fmt, fmt)}"
 
 
 def lookup(path: Path) -> CacheEntry | None:

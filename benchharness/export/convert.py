@@ -1,4 +1,5 @@
-"""torch -> ONNX and torch -> TFLite conversions, with the converters' chatter kept off screen."""
+"""torch -> ONNX, torch -> TFLite and torch -> ``torch.export`` (.pt2) conversions, with the
+converters' chatter kept off screen."""
 
 from __future__ import annotations
 
@@ -72,6 +73,24 @@ def to_onnx(model: nn.Module, example: torch.Tensor, out: Path) -> None:
         raise
     except Exception as exc:  # the exporter raises many types; all mean "could not export"
         raise ExportError(f"ONNX export failed: {type(exc).__name__}: {_first_line(exc)}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def to_torch(model: nn.Module, example: torch.Tensor, out: Path) -> None:
+    """The ``torch.export`` program of ``model``, saved with ``torch.export.save`` (a .pt2 archive
+    that a device's torch loads and runs eagerly, without the model's Python source)."""
+    import torch
+
+    tmp = out.with_suffix(".pt2.part")
+    try:
+        program = torch.export.export(model, (example,))
+        # a file object: torch.export.save warns about any file name that does not end in .pt2
+        with tmp.open("wb") as fh:
+            torch.export.save(program, fh)
+        os.replace(tmp, out)
+    except Exception as exc:  # torch.export raises many types; all mean "could not export"
+        raise ExportError(f"torch.export failed: {type(exc).__name__}: {_first_line(exc)}") from exc
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -14,7 +14,11 @@ from benchharness.errors import ExportError, HarnessError
 from benchharness.export import cache, convert, quantize, verify
 from benchharness.zoo.registry import ModelSpec
 
-FORMATS = ("onnx", "tflite")
+#: onnx and tflite are the defaults of `bench run`; torch (PyTorch eager on a torch.export
+#: program) is asked for by name, since it needs torch on the device.
+FORMATS = ("onnx", "tflite", "torch")
+#: Formats with compressed variants (export/quantize.py); torch artifacts are FP32 only.
+QUANTIZABLE_FORMATS = ("onnx", "tflite")
 #: fp32 plus the compressed variants of export/quantize.py.
 PRECISIONS = quantize.PRECISIONS
 
@@ -126,7 +130,7 @@ def _cached_or_export(
     if hit is not None:
         return hit
     base = None
-    if precision != "fp32" and fmt in FORMATS and precision in PRECISIONS:
+    if precision != "fp32" and fmt in QUANTIZABLE_FORMATS and precision in PRECISIONS:
         base = _cached_or_export(ref, fmt, "fp32", root, log_path, None)
     return _export_one(
         ref, fmt, precision, path, fields, log_path, base=base, calibration=calibration
@@ -150,6 +154,11 @@ def _export_one(
         raise ExportError(
             f"precision {precision!r} is not supported; choose from {', '.join(PRECISIONS)}"
         )
+    if precision != "fp32" and fmt not in QUANTIZABLE_FORMATS:
+        raise ExportError(
+            f"the {fmt} format is exported at fp32 only; ask for {precision} with "
+            f"--formats {','.join(QUANTIZABLE_FORMATS)}"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with convert.quiet_fds(log_path):
@@ -161,6 +170,8 @@ def _export_one(
             )  # fmt: skip
         elif fmt == "onnx":
             convert.to_onnx(ref.model, ref.example(), path)
+        elif fmt == "torch":
+            convert.to_torch(ref.model, ref.example(), path)
         else:
             convert.to_tflite(ref.model, ref.example(), path)
         err = verify.max_abs_error(path, fmt, ref.x, reference)

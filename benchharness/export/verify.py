@@ -62,6 +62,25 @@ def run_tflite(path: Path, x: np.ndarray) -> np.ndarray:
     return _from_output(np.asarray(interpreter.get_tensor(out["index"])), out)
 
 
+def run_torch(path: Path, x: np.ndarray) -> np.ndarray:
+    """The first output of a torch.export archive, run eagerly on the CPU."""
+    import torch
+
+    try:
+        with path.open("rb") as fh:  # a file object: torch warns about names not ending in .pt2
+            program = torch.export.load(fh)
+        module = program.module()
+    except Exception as exc:  # torch raises many types for bad archives
+        raise ModelFileError(f"torch.export cannot load {path}: {exc}") from exc
+    try:
+        with torch.inference_mode():
+            out = module(torch.from_numpy(x))
+    except Exception as exc:  # an archive that loads but cannot run is as unusable
+        raise ModelFileError(f"the torch.export program {path} does not run: {exc}") from exc
+    first = out[0] if isinstance(out, (tuple, list)) else out
+    return np.asarray(first.detach().numpy())
+
+
 def _to_input(x: np.ndarray, detail: dict) -> np.ndarray:
     """Quantise a float feed for a full-integer model's int8/uint8 input (scale, zero point)."""
     dtype = np.dtype(detail["dtype"])
@@ -81,7 +100,8 @@ def _from_output(y: np.ndarray, detail: dict) -> np.ndarray:
 
 
 def max_abs_error(path: Path, fmt: str, x: np.ndarray, reference: np.ndarray) -> float:
-    out = run_onnx(path, x) if fmt == "onnx" else run_tflite(path, x)
+    runners = {"onnx": run_onnx, "tflite": run_tflite, "torch": run_torch}
+    out = runners[fmt](path, x)
     if out.shape != reference.shape:
         out = out.reshape(reference.shape)
     return float(np.max(np.abs(out.astype(np.float64) - reference.astype(np.float64))))

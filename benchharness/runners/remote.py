@@ -1,14 +1,18 @@
-"""The device-side runner: times one model file with ONNX Runtime or LiteRT and prints JSON.
+"""The device-side runner: times one model file with ONNX Runtime, LiteRT or PyTorch; prints JSON.
 
 Shipped to the device next to ``method.py`` (the stopping rules) and ``litert_profiler.py``, and
 run there with the device's python3; locally it runs the same way in a fresh subprocess. It needs
 only the standard library, numpy, and onnxruntime or LiteRT (``ai_edge_litert``, falling back to
-``tflite_runtime`` or ``tensorflow.lite``). It must not import anything from ``benchharness``.
+``tflite_runtime`` or ``tensorflow.lite``); the ``torch`` format (a ``torch.export`` program, run
+eagerly) also needs torch, imported only for that format. It must not import anything from
+``benchharness``.
 
 Timing (METHOD.md): inputs are made and bound once; the timed region is the runtime call alone,
 read with ``time.perf_counter_ns`` inside this process; the first (cold) inference and the session
 creation are recorded apart; warm-up runs until stable; measuring runs until the stopping rule is
-met. Outputs are read after timing and checked to be finite.
+met. Outputs are read after timing and checked to be finite. On a CUDA GPU (torch) each warm-up and
+timed inference is read from a pair of CUDA events instead, synchronised before reading, and
+warm-up lasts at least 2 s (METHOD.md, GPU delegates).
 
 The result is one line ``BENCHHARNESS_RESULT {json}`` on stdout, so a runtime's own chatter on
 stdout cannot be mistaken for it.
@@ -43,6 +47,10 @@ PROFILE_TMP_PREFIX = "bh-prof-"
 PROBE_ITERATIONS = 40
 #: Side of the probe's square matrices: small enough to stay in cache, so it measures clocks.
 PROBE_SIZE = 128
+#: ORT's provider that runs on the host CPU; any other first provider is an accelerator.
+ORT_CPU_PROVIDER = "CPUExecutionProvider"
+#: Nanoseconds per millisecond, as CUDA events report elapsed time in ms.
+NS_PER_MS = 1_000_000
 
 
 # ---------------------------------------------------------------- environment of the device
@@ -139,6 +147,8 @@ class OrtRunner:
         self.version = ort.__version__
         self.session = self._session(profile_prefix=None)
         self.provider = self.session.get_providers()[0]
+        # a GPU/NPU provider compiles and uploads lazily: the longer warm-up of METHOD.md
+        self.accelerated = self.provider != ORT_CPU_PROVIDER
         self.feeds = make_inputs(
             np, [(i.name, i.shape, _ort_dtype(np, i.type)) for i in self.session.get_inputs()]
         )
@@ -246,6 +256,7 @@ class LiteRtRunner:
         self.interpreter = cls(**kwargs)
         self.interpreter.allocate_tensors()
         self.provider = "XNNPACK" if self.runtime == "litert" else "default"
+        self.accelerated = False
         details = self.interpreter.get_input_details()
         self.feeds = make_inputs(np, [(d["name"], list(d["shape"]), d["dtype"]) for d in details])
         for detail, (_, array) in zip(details, self.feeds, strict=True):
@@ -278,6 +289,148 @@ class LiteRtRunner:
         return result
 
 
+class CudaEventTimer:
+    """Times one call on the current CUDA stream with an event pair (METHOD.md: on a GPU,
+    synchronise before reading the time, or use device events).
+
+    The events are made once and reused: ``synchronize`` on the end event before reading makes
+    both complete, so re-recording them for the next call is safe. The host's clock would see
+    only the kernel launches of an asynchronous call, not the GPU work.
+    """
+
+    def __init__(self, torch: Any) -> None:
+        self.start = torch.cuda.Event(enable_timing=True)
+        self.end = torch.cuda.Event(enable_timing=True)
+
+    def time_ns(self, call: Any) -> int:
+        self.start.record()
+        call()
+        self.end.record()
+        self.end.synchronize()
+        return int(self.start.elapsed_time(self.end) * NS_PER_MS)
+
+
+class TorchRunner:
+    """PyTorch eager: the ``torch.export`` program saved with ``torch.export.save`` (a .pt2
+    archive), unlifted to a module and called under ``torch.inference_mode``; on ``cuda`` when
+    this torch sees a GPU, else on the CPU. No per-operator profile (ops rows stay empty)."""
+
+    runtime = "torch"
+
+    def __init__(self, path: str, threads: int, np: Any) -> None:
+        try:
+            import torch
+        except ImportError as exc:
+            raise RuntimeError(
+                f"the torch format needs torch on the device ({exc}): python3 -m pip install "
+                "torch (the version that exported the models: .pt2 archives are not portable "
+                "across torch versions)"
+            ) from exc
+
+        self.torch = torch
+        self.np = np
+        self.version = torch.__version__
+        if threads > 0:
+            torch.set_num_threads(threads)
+        cuda = bool(torch.cuda.is_available())
+        self.device = "cuda" if cuda else "cpu"
+        self.provider = f"cuda:{torch.cuda.get_device_name()}" if cuda else "cpu"
+        self.accelerated = cuda
+        # a file object, not the path: the host pushes artifacts as <hash>.torch, and
+        # torch.export warns about any file name that does not end in .pt2
+        with open(path, "rb") as fh:
+            program = torch.export.load(fh)
+        specs = _torch_input_specs(torch, np, program)
+        if cuda:
+            program = _to_device(program, self.device)
+        self.module = program.module()
+        arrays = make_inputs(np, [(name, shape, np_dtype) for name, shape, np_dtype, _ in specs])
+        self.inputs = [
+            torch.from_numpy(array).to(device=self.device, dtype=spec[3])
+            for (_, array), spec in zip(arrays, specs, strict=True)
+        ]
+        # held for the life of this process (it does nothing else): entering the mode per call
+        # would put its cost inside the timed region
+        self._mode = torch.inference_mode()
+        self._mode.__enter__()
+        self._timer = CudaEventTimer(torch) if cuda else None
+        # measure() times with this when set, with its own clock when None
+        self.device_timer = self._timed_on_gpu if cuda else None
+        self.last: Any = None
+
+    def _call(self) -> None:
+        self.last = self.module(*self.inputs)
+
+    def run(self) -> None:
+        self._call()
+        if self._timer is not None:
+            # the cold inference is timed with the host clock, so it must see the GPU finish
+            self.torch.cuda.synchronize()
+
+    def _timed_on_gpu(self) -> int:
+        assert self._timer is not None
+        return self._timer.time_ns(self._call)
+
+    def outputs(self) -> list[Any]:
+        if self._timer is not None:
+            self.torch.cuda.synchronize()
+        return [t.detach().cpu().numpy() for t in _tensors(self.torch, self.last)]
+
+    def profile(self, runs: int, workdir: str) -> dict[str, Any]:
+        return {"source": None, "error": "no per-operator profile for the torch format"}
+
+
+def _torch_input_specs(torch: Any, np: Any, program: Any) -> list[tuple[str, Any, Any, Any]]:
+    """Name, shape, numpy dtype and torch dtype of each user input, from the program's
+    placeholders (in call order)."""
+    user = set(program.graph_signature.user_inputs)
+    specs = []
+    for node in program.graph.nodes:
+        if node.op != "placeholder" or node.name not in user:
+            continue
+        val = node.meta.get("val")
+        if val is None or not hasattr(val, "shape"):
+            raise RuntimeError(f"the program's input {node.name} is not a tensor")
+        try:
+            dtype = torch.empty(0, dtype=val.dtype).numpy().dtype
+        except TypeError:  # no numpy twin (bfloat16): fed as float32, cast on the way in
+            dtype = np.float32
+        specs.append((node.name, [int(d) for d in val.shape], dtype, val.dtype))
+    return specs
+
+
+def _to_device(program: Any, device: str) -> Any:
+    """The program with weights and constants on ``device``; its own pass where torch has one
+    (it also moves tensors the graph creates), else the unlifted module's ``to``."""
+    try:
+        from torch.export.passes import move_to_device_pass
+    except ImportError:
+        return _ModuleOnDevice(program, device)
+    return move_to_device_pass(program, device)
+
+
+class _ModuleOnDevice:
+    """Older torch without ``move_to_device_pass``: ``module()`` moved with ``to``."""
+
+    def __init__(self, program: Any, device: str) -> None:
+        self.program = program
+        self.device = device
+
+    def module(self) -> Any:
+        return self.program.module().to(self.device)
+
+
+def _tensors(torch: Any, out: Any) -> list[Any]:
+    """The tensors of a model's output, however nested in tuples, lists and dicts."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (list, tuple)):
+        return [t for item in out for t in _tensors(torch, item)]
+    return []
+
+
 def _available(mod: Any) -> tuple[bool, str]:
     if mod.available():
         return True, ""
@@ -303,18 +456,32 @@ def make_inputs(np: Any, specs: list[tuple[str, Any, Any]]) -> list[tuple[str, A
 # ---------------------------------------------------------------- the measurement
 
 
+def _timed(runner: Any, clock: Any) -> Any:
+    """One inference's time in ns: the runner's device timer where it has one (CUDA events),
+    else this process's clock around the synchronous call alone."""
+    device_timer = getattr(runner, "device_timer", None)
+    if device_timer is not None:
+        return device_timer
+
+    def host_timer() -> int:
+        t0 = clock()
+        runner.run()
+        return int(clock() - t0)
+
+    return host_timer
+
+
 def measure(runner: Any, stop: Any, warm: Any) -> dict[str, Any]:
     clock = time.perf_counter_ns
     t0 = clock()
     runner.run()
     cold_ns = clock() - t0
 
+    one = _timed(runner, clock)
     warm_ns: list[int] = []
     start = clock()
     while True:
-        t0 = clock()
-        runner.run()
-        warm_ns.append(clock() - t0)
+        warm_ns.append(one())
         if warm.done(warm_ns, (clock() - start) / 1e9):
             break
 
@@ -322,9 +489,7 @@ def measure(runner: Any, stop: Any, warm: Any) -> dict[str, Any]:
     start = clock()
     reason = None
     while reason is None:
-        t0 = clock()
-        runner.run()
-        samples.append(clock() - t0)
+        samples.append(one())
         reason = stop.reason(samples, (clock() - start) / 1e9)
     return {
         "cold_ms": cold_ns / 1e6,
@@ -339,7 +504,7 @@ def measure(runner: Any, stop: Any, warm: Any) -> dict[str, Any]:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="benchharness device-side runner")
     p.add_argument("--model", required=True)
-    p.add_argument("--format", choices=("onnx", "tflite"), required=True)
+    p.add_argument("--format", choices=("onnx", "tflite", "torch"), required=True)
     p.add_argument("--threads", type=int, default=0, help="0 = the runtime's default")
     p.add_argument("--preset", choices=("default", "quick"), default="default")
     p.add_argument("--min-n", type=int)
@@ -353,7 +518,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def rules(args: argparse.Namespace) -> tuple[Any, Any]:
+def rules(args: argparse.Namespace, accelerated: bool = False) -> tuple[Any, Any]:
     import dataclasses
 
     stop = method.QUICK if args.preset == "quick" else method.DEFAULT
@@ -363,7 +528,7 @@ def rules(args: argparse.Namespace) -> tuple[Any, Any]:
         if v is not None
     }
     stop = dataclasses.replace(stop, **changes)
-    warm = method.WARMUP_DEFAULT
+    warm = method.WARMUP_DELEGATE if accelerated else method.WARMUP_DEFAULT
     wchanges = {
         k: v
         for k, v in (("min_s", args.warmup_min_s), ("min_n", args.warmup_min_n))
@@ -388,10 +553,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.format == "onnx":
         providers = [p for p in args.providers.split(",") if p]
         runner: Any = OrtRunner(args.model, args.threads, providers, np)
+    elif args.format == "torch":
+        runner = TorchRunner(args.model, args.threads, np)
     else:
         runner = LiteRtRunner(args.model, args.threads, np)
     load_ms = (time.perf_counter_ns() - t0) / 1e6
-    stop, warm = rules(args)
+    stop, warm = rules(args, accelerated=runner.accelerated)
     result: dict[str, Any] = {
         "ok": True,
         "runtime": runner.runtime,
