@@ -5,7 +5,10 @@ device, reduced to per-node medians (``runners/ort_profile``), and joined to the
 by node name. LiteRT: the runner's ``litert_profiler`` gives per-operator medians with the TFLite
 node index of each operator (XNNPACK's operators aligned to the nodes they came from); they are
 joined to the TFLite graph's cost by node index, and nodes that XNNPACK folded into a neighbour
-(a PAD into the next convolution) add their cost to that neighbour.
+(a PAD into the next convolution) add their cost to that neighbour. The native tools
+(``runners/native``): perf_test's ``-p`` profile goes the ORT way; ``benchmark_model``'s operator
+table is aligned to the TFLite graph the same way and joined like LiteRT's rows (its times are
+per-run averages, the only figure the tool prints).
 
 Every graph operator's cost lands in exactly one row (``graph_ops`` names them), so the MACs summed
 over ``ops.csv`` equal the graph's MACs; a LiteRT graph operator that got no time of its own gets a
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchharness.errors import CostError, HarnessError, ParseError, UsageError
-from benchharness.runners import ort_profile
+from benchharness.runners import native, ort_profile
 from benchharness.runners.python_runner import PROFILE_TMP_PREFIX
 
 if TYPE_CHECKING:
@@ -144,7 +147,8 @@ def litert_rows(profile: dict[str, Any], cost: GraphCost | None) -> list[dict[st
     used: set[int] = set()
     for p in profile.get("ops", []):
         index = int(p.get("op_index", -1))
-        op = by_index.get(index)
+        # several runtime operators may map to one graph operator: its cost goes to the first
+        op = by_index.get(index) if index not in used else None
         row = {
             "op_name": p.get("op_name", ""),
             "op_type": p.get("op_type", ""),
@@ -193,6 +197,9 @@ def collect_ops(session: DeviceSession, state: _JobState, result: dict[str, Any]
     try:
         if profile["source"] == "ort-profiler":
             rows = ort_rows(profile, _fetch(session, profile["profile_file"]), cost)
+        elif profile["source"] == native.BENCHMARK_MODEL_PROFILE:
+            aligned = native.align_benchmark_model_ops(profile.get("ops", []), cost)
+            rows = litert_rows({"ops": aligned}, cost)
         else:
             rows = litert_rows(profile, cost)
     except (HarnessError, OSError, KeyError, ValueError) as exc:
@@ -206,9 +213,11 @@ def collect_ops(session: DeviceSession, state: _JobState, result: dict[str, Any]
         "runtime": result.get("runtime"),
     }
     state.ops_rows = finish_rows(rows, base)
-    e2e = statistics.median(result["samples_ms"])
+    # native tools print no samples: their result names the end-to-end figure to compare with
+    samples = result.get("samples_ms")
+    e2e = statistics.median(samples) if samples else result.get("ops_reference_ms")
     op_sum_ms = sum(r["median_us"] or 0.0 for r in rows) / 1e3
-    state.ops_sum_ratio = round(op_sum_ms / e2e, 4) if e2e > 0 else None
+    state.ops_sum_ratio = round(op_sum_ms / e2e, 4) if e2e and e2e > 0 else None
 
 
 def _fetch(session: DeviceSession, remote: str) -> str:

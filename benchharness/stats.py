@@ -36,11 +36,14 @@ __all__ = [
     "WARMUP_DELEGATE",
     "StoppingRule",
     "Summary",
+    "ToolStats",
+    "ToolSummary",
     "WarmupRule",
     "flags_for",
     "median_ci",
     "process_variance_p",
     "summarize",
+    "summarize_tool_stats",
     "warmup_stable",
 ]
 
@@ -326,6 +329,163 @@ def summarize(
             throttle_ratio=throttle_ratio,
             thermal_rose=thermal_rose,
         ),
+        warmup_n=warmup_n,
+        cold_ms=cold_ms,
+    )
+
+
+# --- statistics a native tool printed (no per-inference samples) ----------------------------------
+
+
+@dataclass(frozen=True)
+class ToolStats:
+    """What one native-tool invocation (one process) printed about its timed runs, in ms.
+
+    ``std`` is the *sample* standard deviation (n - 1); a tool that prints the population one
+    (``benchmark_model``) is converted before it gets here. A field the tool did not print is None.
+    """
+
+    n: int
+    mean: float | None = None
+    std: float | None = None
+    min: float | None = None
+    max: float | None = None
+    median: float | None = None
+    p90: float | None = None
+    p99: float | None = None
+
+
+@dataclass
+class ToolSummary:
+    """The ``runs.csv`` statistics that a tool's printed aggregates determine, and no more.
+
+    Columns that need the samples themselves (p10, IQR, MAD, the CI of the median) stay empty,
+    and so do the flags that need them (HIGH_IQR, VERY_HIGH_IQR, DRIFT, PROCESS_VARIANCE).
+    """
+
+    n: int
+    median: float | None
+    mean: float | None
+    std: float | None
+    min: float | None
+    max: float | None
+    p90: float | None
+    p99: float | None
+    cv: float | None
+    processes: int
+    process_medians: list[float] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    warmup_n: int | None = None
+    cold_ms: float | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "median_ms": self.median,
+            "mean_ms": self.mean,
+            "std_ms": self.std,
+            "min_ms": self.min,
+            "max_ms": self.max,
+            "p10_ms": None,
+            "p90_ms": self.p90,
+            "p99_ms": self.p99,
+            "iqr_ms": None,
+            "mad_ms": None,
+            "cv": self.cv,
+            "ci99_low_ms": None,
+            "ci99_high_ms": None,
+            "n": self.n,
+            "processes": self.processes,
+            "process_medians_ms": ";".join(f"{m:.6g}" for m in self.process_medians),
+            "flags": ";".join(self.flags),
+        }
+        if self.warmup_n is not None:
+            row["warmup_n"] = self.warmup_n
+        if self.cold_ms is not None:
+            row["cold_ms"] = self.cold_ms
+        return row
+
+
+def _pooled_std(parts: Sequence[ToolStats], mean: float, n: int) -> float | None:
+    """Sample std of all runs pooled, exactly, from each part's count, mean and sample std."""
+    if n < 2:
+        return None
+    ss = 0.0
+    for p in parts:
+        if p.mean is None or (p.std is None and p.n > 1):
+            return None
+        within = (p.n - 1) * p.std**2 if p.std is not None and p.n > 1 else 0.0
+        ss += within + p.n * (p.mean - mean) ** 2
+    return math.sqrt(ss / (n - 1))
+
+
+def summarize_tool_stats(
+    parts: Sequence[ToolStats],
+    *,
+    warmup_n: int | None = None,
+    cold_ms: float | None = None,
+    governor: str | None = None,
+    thermal_rose: bool = False,
+) -> ToolSummary:
+    """Combine the aggregates of one or more tool invocations without inventing samples.
+
+    Count, mean, sample std, min and max pool exactly. The median and the percentiles do not: with
+    one process they are the tool's own; with several, ``median`` is the median of the process
+    medians (listed in ``process_medians``) and p90/p99 stay empty. p90/p99 also stay empty below
+    the MLPerf minimum counts, however the tool computed them.
+    """
+    if not parts:
+        raise UsageError("no tool statistics to summarize: no process finished")
+    if any(p.n < 1 for p in parts):
+        raise UsageError("a tool reported no timed inferences (count=0)")
+    n = sum(p.n for p in parts)
+    means = [p.mean for p in parts if p.mean is not None]
+    mean = (
+        sum(p.n * m for p, m in zip(parts, means, strict=True)) / n
+        if len(means) == len(parts)
+        else None
+    )
+    std = _pooled_std(parts, mean, n) if mean is not None else None
+    mins = [p.min for p in parts if p.min is not None]
+    maxs = [p.max for p in parts if p.max is not None]
+    lo = min(mins) if len(mins) == len(parts) else None
+    hi = max(maxs) if len(maxs) == len(parts) else None
+    medians = [p.median for p in parts if p.median is not None]
+    all_medians = len(medians) == len(parts)
+    if len(parts) == 1:
+        median = parts[0].median
+        p90 = parts[0].p90 if n >= P90_MIN_N else None
+        p99 = parts[0].p99 if n >= P99_MIN_N else None
+    else:
+        median = float(np.median(medians)) if all_medians else None
+        p90 = p99 = None  # percentiles of separate runs cannot be pooled
+    cv = std / mean if std is not None and mean else None
+    flags: set[str] = set()
+    if cv is not None and cv >= HIGH_CV:
+        flags.add("HIGH_CV")
+    if mean and (
+        (hi is not None and hi - mean > EXTREME_REL * mean)
+        or (lo is not None and mean - lo > EXTREME_REL * mean)
+    ):
+        flags.add("EXTREME")
+    if n < FEW_SAMPLES_N:
+        flags.add("FEW_SAMPLES")
+    if thermal_rose:
+        flags.add("THROTTLED")
+    if _governor_unlocked(governor):
+        flags.add("CLOCKS_UNLOCKED")
+    return ToolSummary(
+        n=n,
+        median=median,
+        mean=mean,
+        std=std,
+        min=lo,
+        max=hi,
+        p90=p90,
+        p99=p99,
+        cv=cv,
+        processes=len(parts),
+        process_medians=[float(m) for m in medians] if all_medians and len(parts) > 1 else [],
+        flags=[f for f in FLAGS if f in flags],
         warmup_n=warmup_n,
         cold_ms=cold_ms,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,6 +25,8 @@ SECTION = "@@"
 DEFAULT_PROBE_DIR = "/tmp"
 #: Kernel thermal zones report millidegrees Celsius.
 MILLI = 1000.0
+#: Hex digits of a native tool's sha256 shown as its version (the same as runs.csv records).
+VERSION_HASH_CHARS = 16
 #: Readings outside this range (°C) are sensors that are off or report nonsense (-273, 0, 1e6).
 PLAUSIBLE_C = (-40.0, 150.0)
 
@@ -112,7 +115,11 @@ def probe_script(profile: DeviceProfile) -> str:
                 "else echo MISSING; fi"
             )
         else:
-            lines.append(f"if [ -x {quote_argv([path])} ]; then echo OK; else echo MISSING; fi")
+            # native tools print no version: their sha256 identifies the build (runners/native.py)
+            lines.append(
+                f"if [ -x {quote_argv([path])} ]; then echo OK; "
+                f"sha256sum {quote_argv([path])} 2>/dev/null; else echo MISSING; fi"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -203,7 +210,11 @@ def _runtime_status(name: str, path: str, lines: list[str], report: DeviceReport
     if not lines or lines[-1] == "MISSING":
         return RuntimeStatus(path, False, detail=f"{path} is missing or not executable")
     if name != "python":
-        return RuntimeStatus(path, True, detail="executable")
+        digest = lines[1].split()[0] if len(lines) > 1 and lines[1].split() else ""
+        if not re.fullmatch(r"[0-9a-f]{64}", digest):
+            return RuntimeStatus(path, True, detail="executable")
+        version = f"sha256:{digest[:VERSION_HASH_CHARS]}"
+        return RuntimeStatus(path, True, version=version, detail=f"executable, {version}")
     try:
         versions = json.loads(lines[-1])
     except ValueError:

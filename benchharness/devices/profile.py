@@ -23,6 +23,9 @@ PROFILE_PATH_ENV = "BENCH_DEVICES_PATH"
 
 TRANSPORTS = ("local", "ssh", "adb")
 RUNTIME_KEYS = ("python", "benchmark_model", "onnxruntime_perf_test")
+#: ``runner``: ``auto`` takes the python runner when ``runtimes.python`` is set and otherwise the
+#: native tool of each format (``runners/native.py``); ``python``/``native`` force one of them.
+RUNNERS = ("auto", "python", "native")
 #: Byte limits of ``[constraints]`` that `bench check` tests a model against.
 CONSTRAINT_LIMITS = (
     "max_model_bytes",
@@ -52,6 +55,7 @@ class DeviceProfile:
     known_hosts: str | None = None
     serial: str | None = None
     runtimes: dict[str, str] = field(default_factory=dict)
+    runner: str = "auto"
     threads: int | None = None
     affinity: str | None = None
     workdir: str | None = None
@@ -174,6 +178,9 @@ def parse_profile(data: dict[str, Any], path: Path | None = None) -> DeviceProfi
             )
         if not isinstance(value, str) or not value:
             raise DeviceProfileError(f"{f.where}: field 'runtimes.{key}': expected a path string")
+    runner = f.get("runner", str, f"one of {', '.join(RUNNERS)}", "auto")
+    if runner not in RUNNERS:
+        raise f.fail("runner", f"one of {', '.join(RUNNERS)}")
     threads = f.get("threads", int, "a positive integer")
     if threads is not None and threads < 1:
         raise f.fail("threads", "a positive integer")
@@ -240,6 +247,7 @@ def parse_profile(data: dict[str, Any], path: Path | None = None) -> DeviceProfi
         known_hosts=_expand(known_hosts, path),
         serial=serial,
         runtimes=dict(runtimes),
+        runner=runner,
         threads=threads,
         affinity=affinity,
         workdir=workdir,
