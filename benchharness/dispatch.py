@@ -14,6 +14,7 @@ import fcntl
 import os
 import posixpath
 import random
+import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from benchharness import __version__
+from benchharness.cooldown import DeviceCooldown, describe, read_temperature
 from benchharness.devices.profile import DeviceProfile
 from benchharness.errors import (
     CommandTimeoutError,
@@ -31,9 +33,9 @@ from benchharness.errors import (
     RunnerError,
     TransportError,
 )
-from benchharness.runners import python_runner
+from benchharness.runners import native, python_runner
 from benchharness.runners.python_runner import RunnerSettings
-from benchharness.stats import summarize
+from benchharness.stats import Summary, ToolSummary, summarize, summarize_tool_stats
 from benchharness.store import RunStore
 from benchharness.transport.base import Transport
 
@@ -238,6 +240,11 @@ def _run_once(
     attempts = opts.retries + 1
     for attempt in range(attempts):
         try:
+            # a device without python runs the format's native tool (rule: runners/native.py)
+            tool = native.native_tool(session.profile, state.artifact.format)
+            if tool is not None:
+                settings = _settings(session.profile, state.artifact, opts, profile_ops)
+                return native.run_process(session, tool, state.artifact, settings, opts.timeout_s)
             session.prepare()
             model_path = session.artifact_path(state.artifact)
             settings = _settings(session.profile, state.artifact, opts, profile_ops)
@@ -307,7 +314,7 @@ def build_row(
         row.update(status="failed", error=state.error or "no runner process finished")
         return row
     samples = [s for r in state.results for s in r["samples_ms"]]
-    proc_medians = [_median(r["samples_ms"]) for r in state.results]
+    proc_medians = [statistics.median(r["samples_ms"]) for r in state.results if r["samples_ms"]]
     probes = [
         r["probe_after_ms"] / r["probe_before_ms"]
         for r in state.results
@@ -319,18 +326,32 @@ def build_row(
         s is not None and e is not None and e - s > THERMAL_RISE_C
         for s, e in zip(temps, temps_end, strict=True)
     )
-    summary = summarize(
-        samples,
-        process_medians_ms=proc_medians if len(proc_medians) > 1 else (),
-        warmup_n=sum(int(r.get("warmup_n", 0)) for r in state.results),
-        cold_ms=first.get("cold_ms"),
-        governor=row.get("governor"),
-        throttle_ratio=max(probes) if probes else None,
-        thermal_rose=thermal_rose,
-    )
+    tool_stats = native.tool_stats(state.results)
+    summary: Summary | ToolSummary
+    if tool_stats is not None:
+        # a native tool printed aggregates, not samples: summarised as printed, nothing invented
+        summary = summarize_tool_stats(
+            tool_stats,
+            warmup_n=sum(int(r.get("warmup_n") or 0) for r in state.results),
+            cold_ms=first.get("cold_ms"),
+            governor=row.get("governor"),
+            thermal_rose=thermal_rose,
+        )
+        row["stats_source"] = first.get("stats_source")
+    else:
+        summary = summarize(
+            samples,
+            process_medians_ms=proc_medians if len(proc_medians) > 1 else (),
+            warmup_n=sum(int(r.get("warmup_n", 0)) for r in state.results),
+            cold_ms=first.get("cold_ms"),
+            governor=row.get("governor"),
+            throttle_ratio=max(probes) if probes else None,
+            thermal_rose=thermal_rose,
+        )
+        row["stats_source"] = "samples"
     row.update(summary.as_row())
     macs = a.cost.get("macs")
-    if macs and summary.median > 0:
+    if macs and summary.median is not None and summary.median > 0:
         row["gmacs_per_s"] = round(macs / (summary.median / 1e3) / 1e9, 3)
     row["ops_sum_ratio"] = state.ops_sum_ratio
     problems = []
@@ -352,12 +373,6 @@ def build_row(
 
 #: A rise of the hottest thermal zone during a model beyond this is thermal throttling territory.
 THERMAL_RISE_C = 5.0
-
-
-def _median(xs: Sequence[float]) -> float:
-    s = sorted(xs)
-    mid = len(s) // 2
-    return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
 
 
 def sample_rows(profile: DeviceProfile, state: _JobState) -> list[dict[str, Any]]:
@@ -433,11 +448,28 @@ def run_device(
         reporter.stage(profile.name, "connecting")
         session = DeviceSession(profile, store.run_id, transport_factory)
         try:
+            # read through session.transport at call time: a reconnect replaces it
+            cooling = DeviceCooldown(
+                profile.cooldown_min_s,
+                profile.cooldown_max_s,
+                lambda: read_temperature(session.transport),
+            )
+            if cooling.enabled:
+                with lock:
+                    devices = store.meta.setdefault("devices", {})
+                    devices.setdefault(profile.name, {})["cooldown"] = cooling.meta()
+                    store.write_meta()
             for round_no in range(wanted):
                 todo = [s for s in states if not s.error and len(s.results) <= round_no]
                 rng.shuffle(todo)
                 for state in todo:
                     a = state.artifact
+                    cooling.before(
+                        state.job_id,
+                        lambda waited, temp, target: reporter.stage(
+                            profile.name, describe(waited, temp, target, cooling.limit_s)
+                        ),
+                    )
                     reporter.stage(
                         profile.name,
                         f"{a.model} {a.format} process {round_no + 1}/{wanted}",
@@ -458,6 +490,7 @@ def run_device(
                         state.error = f"{type(exc).__name__}: {exc}"
                     state.wall_s += time.perf_counter() - t0
                     row = build_row(profile, state, opts, store.run_id, wanted)
+                    row.update(cooling.columns(state.job_id))
                     with lock:
                         store.add_job(row, state.ops_rows, sample_rows(profile, state))
                     reporter.job_done(profile.name, row)

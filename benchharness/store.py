@@ -38,7 +38,8 @@ RUNS_COLUMNS: tuple[str, ...] = (
     "macs", "flops", "params", "model_bytes", "activation_bytes", "gmacs_per_s",
     "max_abs_err", "tolerance", "ops_sum_ratio", "artifact_sha256", "artifact",
     "cpu_model", "governor", "max_freq_mhz", "temp_start_c", "temp_end_c", "loadavg_start",
-    "harness_version", "started_at", "finished_at", "wall_s",
+    "harness_version", "started_at", "finished_at", "wall_s", "cooldown_s", "cooldown_temp_c",
+    "stats_source",
 )  # fmt: skip
 
 OPS_COLUMNS: tuple[str, ...] = (

@@ -14,6 +14,6 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 bash scripts/setup.sh
-.venv/bin/ruff check benchharness tests
+.venv/bin/ruff check benchharness tests benchmarks
 .venv/bin/mypy benchharness
 exec .venv/bin/python -m pytest -q "$@"

@@ -46,7 +46,9 @@ Limitations
 -----------
 * Op rows cover operator execution only. LiteRT's buffer registration/sync, the interpreter's
   invoke glue and XNNPACK's per-invoke setup are in ``run_ms`` / ``invoke_us`` but in no row;
-  ``ops_total_us`` (per run) shows how much of each run the rows account for.
+  ``ops_total_us`` (per run) shows how much of each run the rows account for, and
+  ``run_events_us`` (per run) is the runtime's own time of the whole run: its ``LiteRT::Run[...]``
+  phases plus the invoke, the counterpart of ORT's ``model_run`` (benchmarks/overhead.py).
 * Delegate partitions are told apart by XNNPACK's operator index restarting at 0. A partition
   invoked several times in one run (a delegated loop body) is counted as several partitions.
 * Only the first signature is profiled, with static input shapes.
@@ -107,6 +109,7 @@ _EV_DELEGATE_PROFILED_OP = 8  # same, as XNNPACK reports it (elapsed already mea
 _KNOWN_EVENT_TYPES = frozenset(1 << i for i in range(9))  # every defined type, for ABI checks
 _KNOWN_EVENT_SOURCES = frozenset({0, 1, 2})  # ProfiledEventSource values, for ABI checks
 _INVOKE_TAG = "Invoke"  # tag of the interpreter's whole-invoke DEFAULT event
+_RUN_PHASE_PREFIX = "LiteRT::Run"  # DEFAULT events of LiteRT's own run phases around the invoke
 
 _RANDOM_SEED = 0  # fixed so repeated profiles see identical inputs
 _MAX_ALIGN_CELLS = 20_000_000  # DP keeps 2 bytes per cell: caps alignment memory at ~40 MB
@@ -1084,6 +1087,19 @@ def _summarise(
         )
         for events in per_run_events
     ]
+    # Per run, the runtime's own time of the whole run: its run phases ("LiteRT::Run[buffer
+    # registration]", "LiteRT::Run[Buffer sync]") plus the invoke; LiteRT's model_run.
+    run_events_us = [
+        float(
+            sum(
+                e.elapsed_us
+                for e in events
+                if e.event_type == _EV_DEFAULT
+                and (e.tag == _INVOKE_TAG or e.tag.startswith(_RUN_PHASE_PREFIX))
+            )
+        )
+        for events in per_run_events
+    ]
     # Per run, the time all op rows account for: compare with run_ms to see runtime overhead.
     ops_total_us = [float(sum(sums[k][r] for k in op_keys)) for r in range(runs)]
     return {
@@ -1091,6 +1107,7 @@ def _summarise(
         "run_ms": run_ms,
         "ops_total_us": ops_total_us,
         "invoke_us": invoke_us,
+        "run_events_us": run_events_us,
         "source": "litert-profiler",
         "events_per_run": [len(k) for k in keyed_runs],
         "graph_subgraph_index": main,

@@ -127,6 +127,13 @@ def test_op_times_fit_inside_the_profiled_runs(tiny_profile: dict) -> None:
     assert MIN_OPS_SHARE < ratio <= MAX_OPS_SHARE
 
 
+def test_runtime_own_run_time_nests_in_the_timed_run(tiny_profile: dict) -> None:
+    # LiteRT's run phases and the invoke happen inside the timed call: invoke <= phases <= call
+    p = tiny_profile
+    for invoke, whole, ms in zip(p["invoke_us"], p["run_events_us"], p["run_ms"], strict=True):
+        assert 0 < invoke <= whole <= ms * 1e3 * MAX_OPS_SHARE
+
+
 def test_builtin_kernels_report_exact_node_indices(tiny_model: str) -> None:
     result = lp.profile_ops(tiny_model, threads=1, runs=3, warmup=1, kernel_mode="builtin")
     graph = [op["op_type"] for op in result["graph_ops"]]

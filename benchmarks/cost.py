@@ -1,0 +1,130 @@
+"""What a measurement costs: wall seconds per model for the default method against ``--quick``.
+
+``runs.csv`` holds ``wall_s`` per row: the seconds its runner processes took on the device (load,
+warm-up, timing, the operator pass), summed over processes; exports and cooldowns are not in
+it. This script runs ``bench run --device local`` once with the default method and once with
+``--quick`` on the same models (or reads runs made before, ``--from RUN_ID ...``, sorted by the
+preset in their run.json) and prints, per model and format, both wall times, their ratio, the
+inference counts and how far the quick median lies from the default one.
+
+Run from the repository root on a quiet machine::
+
+    .venv/bin/python benchmarks/cost.py                                  # ~5-8 min
+    .venv/bin/python benchmarks/cost.py --from RUN_DEFAULT RUN_QUICK     # from earlier runs
+    .venv/bin/python benchmarks/cost.py --fast --formats onnx \\
+        --models tests.support.tiny:tiny_cnn                             # smoke, ~20 s
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import common
+
+from benchharness.runflow import RunRequest
+from benchharness.store import RunStore
+
+PRESETS = ("default", "quick")
+
+
+def _preset(store: RunStore) -> str:
+    method = store.meta.get("method") or {}
+    return str(method.get("preset") or ("quick" if (store.meta.get("request") or {}).get("quick")
+                                        else "default"))  # fmt: skip
+
+
+def by_preset(stores: list[RunStore]) -> dict[str, list[RunStore]]:
+    found: dict[str, list[RunStore]] = {p: [] for p in PRESETS}
+    for store in stores:
+        found.setdefault(_preset(store), []).append(store)
+    return found
+
+
+def collect(groups: dict[str, list[RunStore]]) -> list[dict[str, Any]]:
+    """Per model/format and preset: median wall_s, n, processes and median_ms over the runs."""
+    cells: dict[tuple[str, str], dict[str, dict[str, list[float | None]]]] = {}
+    for preset, stores in groups.items():
+        for store in stores:
+            for run_row in store.runs:
+                if run_row.get("status") != "ok":
+                    continue
+                per = cells.setdefault((run_row["model"], run_row["format"]), {})
+                lists = per.setdefault(preset, {"wall_s": [], "n": [], "median_ms": [],
+                                                "processes": []})  # fmt: skip
+                for col in lists:
+                    lists[col].append(common.num(run_row.get(col)))
+    rows = []
+    for (model, fmt), per in sorted(cells.items()):
+        row: dict[str, Any] = {"model": model, "format": fmt}
+        for preset in PRESETS:
+            lists = per.get(preset, {})
+            for col in ("wall_s", "n", "median_ms", "processes"):
+                row[f"{preset}_{col}"] = common.median(lists.get(col, []))
+        d, q = row["default_wall_s"], row["quick_wall_s"]
+        row["wall_ratio"] = d / q if d and q else None
+        dm, qm = row["default_median_ms"], row["quick_median_ms"]
+        row["quick_median_off"] = qm / dm - 1.0 if dm and qm else None
+        rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--models", default=common.RUN_MODELS)
+    p.add_argument("--formats", default="onnx,tflite")
+    p.add_argument("--input-shape", default=None, help="e.g. 1x3x160x160 (default: the zoo's)")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--from", dest="from_runs", nargs="+", metavar="RUN_ID", default=None,
+                   help="read these runs (default and --quick) instead")  # fmt: skip
+    p.add_argument("--fast", action="store_true", help="tiny settings: smoke-test this script")
+    p.add_argument(
+        "--results-dir", type=Path, default=Path(os.environ.get("BENCH_RESULTS_DIR", "results"))
+    )
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    if args.from_runs:
+        stores = [RunStore.open(args.results_dir, rid) for rid in args.from_runs]
+    else:
+        request = RunRequest(
+            models=args.models,
+            formats=tuple(f for f in args.formats.split(",") if f),
+            threads=args.threads,
+            input_shape=args.input_shape,
+            results_dir=args.results_dir,
+        )
+        stores = []
+        for quick in (False, True):
+            print(f"run {'--quick' if quick else 'default method'} ...", file=sys.stderr)
+            req = replace(request, quick=quick)
+            if args.fast:  # smoke only: the adaptive default capped at 1 s per process
+                req = replace(req, min_s=0.1, max_s=1.0, warmup_min_s=0.1, profile_ops=False)
+            stores.append(common.bench_run(req))
+    groups = by_preset(stores)
+    rows = collect(groups)
+    if args.json:
+        runs = {k: [s.run_id for s in v] for k, v in groups.items()}
+        common.print_json({"runs": runs, "rows": rows})
+        return 0
+    for preset in PRESETS:
+        print(f"{preset}: {', '.join(s.run_id for s in groups.get(preset, [])) or '(none)'}")
+    headers = ("model", "format", "default s", "quick s", "default/quick", "default n",
+               "quick n", "quick median off")  # fmt: skip
+    table = [
+        (r["model"], r["format"], r["default_wall_s"], r["quick_wall_s"],
+         f"{r['wall_ratio']:.1f}x" if r["wall_ratio"] else "-", r["default_n"], r["quick_n"],
+         f"{r['quick_median_off']:+.1%}" if r["quick_median_off"] is not None else "-")
+        for r in rows
+    ]  # fmt: skip
+    common.print_table(headers, table)
+    total = {pr: sum(r[f"{pr}_wall_s"] or 0.0 for r in rows) for pr in PRESETS}
+    print(f"total wall seconds: default {total['default']:.0f}, quick {total['quick']:.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
