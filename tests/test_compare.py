@@ -146,6 +146,14 @@ def test_setup_only_flags_do_not_make_it_unreliable() -> None:
     assert compare_one(measure("m", seed=1), (b_row, b_samples)).matches[0].verdict == "same"
 
 
+def test_tail_flags_are_noted_but_do_not_overturn_the_verdict() -> None:
+    b_row, b_samples = measure("m", seed=2, scale=1.2)
+    b_row["flags"] = "EXTREME;HIGH_CV"
+    m = compare_one(measure("m", seed=1), (b_row, b_samples)).matches[0]
+    assert m.verdict == "slower"
+    assert any("EXTREME, HIGH_CV" in n for n in m.notes)
+
+
 def test_mismatched_fingerprint_is_refused_unless_allowed() -> None:
     a = measure("m", seed=1)
     b = measure("m", seed=2, runtime_version="1.21.0", threads="1")

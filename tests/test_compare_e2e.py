@@ -28,7 +28,7 @@ HEAVY = "tests.support.tiny_heavy:tiny_cnn"
 #: one thread so the runner does not fight other work on the machine for two cores.
 SETTINGS = ("--input-shape", "1x3x32x32", "--quick", "--min-time", "0", "--min-runs", "64",
             "--warmup-time", "0.1", "--no-ops", "--threads", "1")  # fmt: skip
-#: A loaded machine often flags a run (EXTREME, HIGH_CV), compare then calls the pair
+#: A loaded machine can flag a run (HIGH_IQR, DRIFT), compare then calls the pair
 #: unreliable and the gate ignores it by design; a few fresh pairs give it a clean one.
 GATE_ATTEMPTS = 3
 #: The heavy model is ~60x the work; even a noisy machine keeps its median far above this.
