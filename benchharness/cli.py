@@ -76,6 +76,15 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return f"{number:.{digits}f}".rstrip("0").rstrip(".") if digits else f"{number:.0f}"
 
 
+#: --formats of export and run: the default pair runs on every device kind; torch is opt-in.
+formats_option = click.option(
+    "--formats",
+    default="onnx,tflite",
+    show_default=True,
+    help="onnx, tflite, torch (PyTorch eager on a torch.export .pt2; needs torch on the device).",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bench")
 def cli() -> None:
@@ -161,12 +170,7 @@ def _variants(kw: dict[str, Any]) -> dict[str, Any]:
 
 @cli.command("export")
 @click.option("--models", "models", required=True, help="all, a,b, module:function")
-@click.option(
-    "--formats",
-    default="onnx,tflite",
-    show_default=True,
-    help="onnx, tflite, torch (PyTorch eager on a torch.export .pt2; needs torch on the device).",
-)
+@formats_option
 @click.option("--input-shape", default=None, help="e.g. 1x3x160x160 (overrides the zoo's)")
 @variant_options
 @json_option
@@ -233,12 +237,7 @@ def export_cmd(
 @click.option(
     "--models", default=None, help="all | a,b | module:function | path.onnx | path.tflite"
 )
-@click.option(
-    "--formats",
-    default="onnx,tflite",
-    show_default=True,
-    help="onnx, tflite, torch (PyTorch eager on a torch.export .pt2; needs torch on the device).",
-)
+@formats_option
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
