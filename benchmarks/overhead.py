@@ -64,6 +64,8 @@ MEASURE_CAP_S = 120.0
 REL_GOAL = 0.02
 #: ...and faster models within 20 us (a relative goal would be below the timer's noise there).
 ABS_GOAL_US = 20.0
+#: Samples of the harness-alone floor: cheap, and enough for a stable median of a ~0.1 us call.
+FLOOR_RUNS = 10_000
 #: Where the relative goal takes over, ms of the runtime's own median.
 REL_GOAL_FROM_MS = 1.0
 
@@ -148,6 +150,21 @@ def litert_pairs(path: Path, threads: int, runs: int, warmup_s: float) -> dict[s
     }
 
 
+class _NoOp:
+    """A "runtime" whose inference does nothing: measure() on it times the harness alone."""
+
+    def run(self) -> None:
+        pass
+
+
+def harness_floor_us(runs: int) -> float:
+    """The median sample ``measure()`` records around a call that does nothing: the harness's
+    own share of every sample (the clock pair, the call, the list append)."""
+    remote, method = _runner_modules()
+    stop, warm = _rules(method, max(runs, FLOOR_RUNS), 0.0)
+    return float(statistics.median(remote.measure(_NoOp(), stop, warm)["samples_ms"]) * 1e3)
+
+
 def verdict(harness_ms: float, runtime_ms: float) -> tuple[str, bool]:
     """The goal that applies and whether it is met."""
     if runtime_ms >= REL_GOAL_FROM_MS:
@@ -197,8 +214,9 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(summarise(model, fmt, pair(path, threads, args.runs, args.warmup_s)))
         except Exception as exc:  # one model's failure is a row, not the end of the script
             rows.append({"model": model, "format": fmt, "error": f"{type(exc).__name__}: {exc}"})
+    floor_us = harness_floor_us(args.runs)
     if args.json:
-        common.print_json({"threads": threads, "rows": rows})
+        common.print_json({"threads": threads, "harness_floor_us": floor_us, "rows": rows})
     else:
         headers = ("model", "format", "n", "harness ms", "runtime ms", "diff us", "paired us",
                    "ratio", "goal", "result", "invoke ms", "bench ms")  # fmt: skip
@@ -214,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"threads {threads}; the runtime's own timing of the same runs: ORT's model_run "
               "events, LiteRT's run-phase and Invoke events")  # fmt: skip
         common.print_table(headers, table)
+        print(f"harness floor: measure() around a call that does nothing records {floor_us:.2f} us "
+              "per sample; the rest of 'paired us' is inside the runtime's call but outside its "
+              "own events")  # fmt: skip
         for r in rows:
             if "error" in r:
                 print(f"{r['model']} {r['format']}: {r['error']}")
