@@ -46,6 +46,9 @@ MWU_MIN_PROCESSES = 5
 UNRELIABLE_FLAGS: frozenset[str] = frozenset(
     {"HIGH_IQR", "VERY_HIGH_IQR", "DRIFT", "THROTTLED", "PROCESS_VARIANCE"}
 )
+#: Flags whose cause a test on process medians already carries in its variance: DRIFT is read
+#: across the processes of a row (the first quarter vs the last), so it mostly sees them differ.
+PROCESS_LEVEL_FLAGS: frozenset[str] = frozenset({"PROCESS_VARIANCE", "DRIFT"})
 #: Flags reported beside a verdict without overturning it (see UNRELIABLE_FLAGS).
 TAIL_FLAGS: frozenset[str] = frozenset({"EXTREME", "HIGH_CV"})
 
@@ -279,6 +282,39 @@ def _ratio_ci(
     return float(lo), float(hi)
 
 
+def _welch_log_p(pm_a: Sequence[float], pm_b: Sequence[float]) -> float | None:
+    """Two-sided Welch t-test p on log process medians (a ratio is a difference of logs)."""
+    la, lb = np.log(np.asarray(pm_a, dtype=float)), np.log(np.asarray(pm_b, dtype=float))
+    if np.ptp(la) == 0 and np.ptp(lb) == 0:
+        return 0.0 if la[0] != lb[0] else 1.0  # no spread at all: the t statistic is undefined
+    return float(sps.ttest_ind(lb, la, equal_var=False).pvalue)
+
+
+def _process_level_medians(
+    processes: Sequence[np.ndarray], rng: np.random.Generator, draws: int
+) -> np.ndarray:
+    """``draws`` bootstrap medians of a result measured in several processes, resampled at both
+    levels: processes with replacement, then samples within each chosen process. Resampling the
+    pooled samples alone treats a few percent of process-to-process difference (memory layout,
+    core placement) as if it could not happen, and gives a CI that excludes 1 for two runs of
+    the same configuration."""
+    within = np.stack([_bootstrap_medians(np.sort(x), rng, draws) for x in processes])
+    pick = rng.integers(0, len(processes), size=(len(processes), draws))
+    return np.asarray(np.median(within[pick, np.arange(draws)], axis=0))
+
+
+def _process_ratio_ci(
+    a: Sequence[np.ndarray], b: Sequence[np.ndarray], rng: np.random.Generator
+) -> tuple[float | None, float | None]:
+    ma = _process_level_medians(a, rng, BOOTSTRAP_RESAMPLES)
+    mb = _process_level_medians(b, rng, BOOTSTRAP_RESAMPLES)
+    if np.any(ma <= 0):
+        return None, None
+    tail = (1.0 - BOOTSTRAP_CONFIDENCE) / 2.0 * 100.0
+    lo, hi = np.percentile(mb / ma, [tail, 100.0 - tail])
+    return float(lo), float(hi)
+
+
 def _fingerprint_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, list[str]]:
     diff: dict[str, list[str]] = {}
     for col in FINGERPRINT:
@@ -359,7 +395,12 @@ def _compare_pair(
         ratio = med_b / med_a
     else:
         notes.append("no usable median on one side")
-    if ratio is not None and pooled_a.size and pooled_b.size:
+    procs_a = [np.asarray(v, dtype=float) for v in samples_a.values() if v]
+    procs_b = [np.asarray(v, dtype=float) for v in samples_b.values() if v]
+    by_process = len(procs_a) >= 2 and len(procs_b) >= 2
+    if ratio is not None and by_process:
+        ci_low, ci_high = _process_ratio_ci(procs_a, procs_b, rng)
+    elif ratio is not None and pooled_a.size and pooled_b.size:
         ci_low, ci_high = _ratio_ci(pooled_a, pooled_b, rng)
     elif ratio is not None:
         notes.append("no raw samples on one side: no CI and no test")
@@ -369,16 +410,25 @@ def _compare_pair(
     if len(pm_a) >= MWU_MIN_PROCESSES and len(pm_b) >= MWU_MIN_PROCESSES:
         p_value = float(sps.mannwhitneyu(pm_b, pm_a, alternative="two-sided").pvalue)
         test = "processes"
+    elif len(pm_a) >= 2 and len(pm_b) >= 2 and min(pm_a + pm_b) > 0:
+        p_value = _welch_log_p(pm_a, pm_b)
+        test = "processes-welch"
+        notes.append(
+            f"fewer than {MWU_MIN_PROCESSES} processes: Welch's t-test on log process medians "
+            "(a rank test on so few cannot reach p < 0.01)"
+        )
     elif pooled_a.size and pooled_b.size:
         p_value = float(sps.mannwhitneyu(pooled_b, pooled_a, alternative="two-sided").pvalue)
         test = "samples"
         notes.append(
-            f"fewer than {MWU_MIN_PROCESSES} processes: tested raw samples, which are "
-            "autocorrelated, so p is optimistic"
+            "one process: tested raw samples, which are autocorrelated, so p is optimistic"
         )
 
     flags_a, flags_b = _split(ra.get("flags")), _split(rb.get("flags"))
     shaky = sorted((set(flags_a) | set(flags_b)) & UNRELIABLE_FLAGS)
+    if test.startswith("processes"):
+        # process-to-process differences are the test's own noise now, not a reason to give up
+        shaky = [f for f in shaky if f not in PROCESS_LEVEL_FLAGS]
     tails = sorted((set(flags_a) | set(flags_b)) & TAIL_FLAGS)
     if ratio is None or p_value is None:
         verdict = "unreliable"
@@ -391,6 +441,13 @@ def _compare_pair(
         verdict = "slower"
     elif p_value < ALPHA and ratio <= 1.0 - threshold:
         verdict = "faster"
+    elif abs(ratio - 1.0) >= threshold:
+        # moved past the threshold but not significant: neither a change nor "same"
+        verdict = "unreliable"
+        notes.append(
+            f"moved {ratio - 1.0:+.1%} but p = {p_value:.2g} >= {ALPHA}: measure more processes "
+            "(--processes 5 or more) to decide"
+        )
     else:
         verdict = "same"
     if tails and verdict != "unreliable":
