@@ -46,8 +46,9 @@ MWU_MIN_PROCESSES = 5
 UNRELIABLE_FLAGS: frozenset[str] = frozenset(
     {"HIGH_IQR", "VERY_HIGH_IQR", "DRIFT", "THROTTLED", "PROCESS_VARIANCE"}
 )
-#: Flags whose cause a test on process medians already carries in its variance: DRIFT is read
-#: across the processes of a row (the first quarter vs the last), so it mostly sees them differ.
+#: Flags whose effect a test on process medians already carries in its variance: a process that
+#: drifted, or processes that disagree, move the process medians the test compares (rows written
+#: before DRIFT was read per process saw the processes differ, not a drift).
 PROCESS_LEVEL_FLAGS: frozenset[str] = frozenset({"PROCESS_VARIANCE", "DRIFT"})
 #: Flags reported beside a verdict without overturning it (see UNRELIABLE_FLAGS).
 TAIL_FLAGS: frozenset[str] = frozenset({"EXTREME", "HIGH_CV"})

@@ -347,6 +347,7 @@ def build_row(
             governor=row.get("governor"),
             throttle_ratio=max(probes) if probes else None,
             thermal_rose=thermal_rose,
+            process_sizes=[len(r["samples_ms"]) for r in state.results],
         )
         row["stats_source"] = "samples"
     row.update(summary.as_row())

@@ -225,6 +225,16 @@ def _governor_unlocked(governor: str | None) -> bool:
     return bool(names) and any(g != LOCKED_GOVERNOR for g in names)
 
 
+def _drifted(arr: np.ndarray) -> bool:
+    """Median of the last quarter vs the first moved by more than DRIFT_REL."""
+    if arr.size < DRIFT_MIN_N:
+        return False
+    quarter = arr.size // 4
+    first = float(np.median(arr[:quarter]))
+    last = float(np.median(arr[-quarter:]))
+    return first > 0 and abs(last - first) > DRIFT_REL * first
+
+
 def flags_for(
     samples_ms: Samples,
     process_medians_ms: Samples = (),
@@ -232,10 +242,14 @@ def flags_for(
     governor: str | None = None,
     throttle_ratio: float | None = None,
     thermal_rose: bool = False,
+    process_sizes: Sequence[int] = (),
 ) -> list[str]:
     """Every condition of METHOD.md's flag list that holds, in ``FLAGS`` order.
 
     ``samples_ms`` must be in measurement order (process after process) for DRIFT to mean drift.
+    ``process_sizes`` (samples per process, in that order) makes DRIFT a trend inside a process:
+    across processes the first and last quarters are different processes, whose difference is
+    PROCESS_VARIANCE's business, not a drift.
     ``governor`` is the cpufreq governor (several cores may be joined by ``;``); None or "" when
     it cannot be read, which raises no flag.
     """
@@ -259,12 +273,12 @@ def flags_for(
         flags.add("EXTREME")
     if n < FEW_SAMPLES_N:
         flags.add("FEW_SAMPLES")
-    if n >= DRIFT_MIN_N:
-        quarter = n // 4
-        first = float(np.median(arr[:quarter]))
-        last = float(np.median(arr[-quarter:]))
-        if first > 0 and abs(last - first) > DRIFT_REL * first:
-            flags.add("DRIFT")
+    if len(process_sizes) >= 2 and sum(process_sizes) == n:
+        parts = np.split(arr, np.cumsum(process_sizes)[:-1])
+    else:
+        parts = [arr]
+    if any(_drifted(part) for part in parts):
+        flags.add("DRIFT")
     if thermal_rose or (throttle_ratio is not None and throttle_ratio > THROTTLE_RATIO):
         flags.add("THROTTLED")
     if _governor_unlocked(governor):
@@ -287,6 +301,7 @@ def summarize(
     governor: str | None = None,
     throttle_ratio: float | None = None,
     thermal_rose: bool = False,
+    process_sizes: Sequence[int] = (),
 ) -> Summary:
     """Summarise the samples of one measurement (all processes pooled, in measurement order).
 
@@ -328,6 +343,7 @@ def summarize(
             governor=governor,
             throttle_ratio=throttle_ratio,
             thermal_rose=thermal_rose,
+            process_sizes=process_sizes,
         ),
         warmup_n=warmup_n,
         cold_ms=cold_ms,

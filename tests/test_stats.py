@@ -129,6 +129,11 @@ def test_drift() -> None:
     ramp = np.linspace(10.0, 11.0, 800) * rng.lognormal(0.0, 0.005, 800)  # +10 % over the run
     assert "DRIFT" in flags_for(ramp)
     assert "DRIFT" not in flags_for(stable(800))
+    # three steady processes at different levels: no process drifts, so no DRIFT
+    levels = np.concatenate([stable(400) * k for k in (1.0, 1.04, 1.08)])
+    assert "DRIFT" in flags_for(levels)  # pooled, the first and last quarters differ by 8 %
+    assert "DRIFT" not in flags_for(levels, process_sizes=[400, 400, 400])
+    assert "DRIFT" in flags_for(np.concatenate([stable(400), ramp]), process_sizes=[400, ramp.size])
     small = np.linspace(10.0, 10.3, 800)  # +3 %: below the 5 % threshold
     assert "DRIFT" not in flags_for(small)
 
