@@ -149,31 +149,28 @@ class Summary:
 
     def as_row(self) -> dict[str, Any]:
         """The ``runs.csv`` columns this summary fills (``None`` becomes an empty cell)."""
-        row: dict[str, Any] = {
-            "median_ms": self.median,
-            "mean_ms": self.mean,
-            "std_ms": self.std,
-            "min_ms": self.min,
-            "max_ms": self.max,
-            "p10_ms": self.p10,
-            "p90_ms": self.p90,
-            "p99_ms": self.p99,
-            "iqr_ms": self.iqr,
-            "mad_ms": self.mad,
-            "cv": self.cv,
-            "ci99_low_ms": self.ci99_low,
-            "ci99_high_ms": self.ci99_high,
-            "n": self.n,
-            "processes": self.processes,
-            "process_medians_ms": ";".join(f"{m:.6g}" for m in self.process_medians),
-            "flags": ";".join(self.flags),
-        }
-        # only when known, so a caller's own value is not overwritten with an empty cell
-        if self.warmup_n is not None:
-            row["warmup_n"] = self.warmup_n
-        if self.cold_ms is not None:
-            row["cold_ms"] = self.cold_ms
-        return row
+        return _summary_row(self)
+
+
+def _summary_row(summary: Summary | ToolSummary) -> dict[str, Any]:
+    """``runs.csv`` columns of either summary; a statistic it lacks becomes an empty cell."""
+    row: dict[str, Any] = {
+        column: getattr(summary, attr, None)
+        for column, attr in (
+            ("median_ms", "median"), ("mean_ms", "mean"), ("std_ms", "std"), ("min_ms", "min"),
+            ("max_ms", "max"), ("p10_ms", "p10"), ("p90_ms", "p90"), ("p99_ms", "p99"),
+            ("iqr_ms", "iqr"), ("mad_ms", "mad"), ("cv", "cv"), ("ci99_low_ms", "ci99_low"),
+            ("ci99_high_ms", "ci99_high"), ("n", "n"), ("processes", "processes"),
+        )
+    }  # fmt: skip
+    row["process_medians_ms"] = ";".join(f"{m:.6g}" for m in summary.process_medians)
+    row["flags"] = ";".join(summary.flags)
+    # only when known, so a caller's own value is not overwritten with an empty cell
+    if summary.warmup_n is not None:
+        row["warmup_n"] = summary.warmup_n
+    if summary.cold_ms is not None:
+        row["cold_ms"] = summary.cold_ms
+    return row
 
 
 def _as_array(samples_ms: Samples) -> np.ndarray:
@@ -395,30 +392,8 @@ class ToolSummary:
     cold_ms: float | None = None
 
     def as_row(self) -> dict[str, Any]:
-        row: dict[str, Any] = {
-            "median_ms": self.median,
-            "mean_ms": self.mean,
-            "std_ms": self.std,
-            "min_ms": self.min,
-            "max_ms": self.max,
-            "p10_ms": None,
-            "p90_ms": self.p90,
-            "p99_ms": self.p99,
-            "iqr_ms": None,
-            "mad_ms": None,
-            "cv": self.cv,
-            "ci99_low_ms": None,
-            "ci99_high_ms": None,
-            "n": self.n,
-            "processes": self.processes,
-            "process_medians_ms": ";".join(f"{m:.6g}" for m in self.process_medians),
-            "flags": ";".join(self.flags),
-        }
-        if self.warmup_n is not None:
-            row["warmup_n"] = self.warmup_n
-        if self.cold_ms is not None:
-            row["cold_ms"] = self.cold_ms
-        return row
+        """The ``runs.csv`` columns; what needs samples (p10, IQR, MAD, CI) stays empty."""
+        return _summary_row(self)
 
 
 def _pooled_std(parts: Sequence[ToolStats], mean: float, n: int) -> float | None:

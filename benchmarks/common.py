@@ -64,6 +64,18 @@ def bench_run(request: RunRequest) -> RunStore:
     return store
 
 
+def run_request(args: Any, *, quick: bool = False) -> RunRequest:
+    """The ``bench run`` request the scripts' shared options describe."""
+    return RunRequest(
+        models=args.models,
+        formats=tuple(f for f in args.formats.split(",") if f),
+        quick=quick,
+        threads=args.threads,
+        input_shape=args.input_shape,
+        results_dir=args.results_dir,
+    )
+
+
 def fast_request(request: RunRequest, fast: bool) -> RunRequest:
     """With ``--fast`` (smoke tests of the scripts themselves): tiny measuring settings."""
     if not fast:

@@ -26,7 +26,6 @@ from typing import Any
 
 import common
 
-from benchharness.runflow import RunRequest
 from benchharness.store import RunStore
 
 PRESETS = ("default", "quick")
@@ -90,13 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_runs:
         stores = [RunStore.open(args.results_dir, rid) for rid in args.from_runs]
     else:
-        request = RunRequest(
-            models=args.models,
-            formats=tuple(f for f in args.formats.split(",") if f),
-            threads=args.threads,
-            input_shape=args.input_shape,
-            results_dir=args.results_dir,
-        )
+        request = common.run_request(args)
         stores = []
         for quick in (False, True):
             print(f"run {'--quick' if quick else 'default method'} ...", file=sys.stderr)

@@ -26,8 +26,6 @@ from typing import Any
 
 import common
 
-from benchharness.runflow import RunRequest
-
 #: Issue 5: five runs back to back are enough to see the spread a user will meet.
 DEFAULT_REPEATS = 5
 
@@ -71,14 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    request = RunRequest(
-        models=args.models,
-        formats=tuple(f for f in args.formats.split(",") if f),
-        quick=args.quick,
-        threads=args.threads,
-        input_shape=args.input_shape,
-        results_dir=args.results_dir,
-    )
+    request = common.run_request(args, quick=args.quick)
     request = common.fast_request(request, args.fast)
     stores = []
     walls = []

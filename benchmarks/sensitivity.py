@@ -101,14 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     threshold = parse_threshold(args.threshold) if args.threshold else DEFAULT_THRESHOLD
-    request = RunRequest(
-        models=args.models,
-        formats=tuple(f for f in args.formats.split(",") if f),
-        quick=args.quick,
-        threads=args.threads,
-        input_shape=args.input_shape,
-        results_dir=args.results_dir,
-    )
+    request = common.run_request(args, quick=args.quick)
     request = common.fast_request(request, args.fast)
     print("run A ...", file=sys.stderr)
     a = common.bench_run(request)
