@@ -354,7 +354,7 @@ def build_row(
     macs = a.cost.get("macs")
     if macs and summary.median is not None and summary.median > 0:
         row["gmacs_per_s"] = round(macs / (summary.median / 1e3) / 1e9, 3)
-    row["ops_sum_ratio"] = state.ops_sum_ratio
+    row["ops_sum_ratio"] = _ops_sum_ratio(state, summary.median)
     problems = []
     if a.max_abs_err is not None and a.tolerance is not None and a.max_abs_err > a.tolerance:
         problems.append(
@@ -374,6 +374,16 @@ def build_row(
 
 #: A rise of the hottest thermal zone during a model beyond this is thermal throttling territory.
 THERMAL_RISE_C = 5.0
+
+
+def _ops_sum_ratio(state: _JobState, median_ms: float | None) -> float | None:
+    """Summed per-operator medians over the row's median: against all processes, not only the one
+    the profiled pass followed, so one disturbed process does not skew it."""
+    times = [_num(r.get("median_us")) for r in state.ops_rows]
+    known = [t for t in times if t is not None]
+    if not known or not median_ms or median_ms <= 0:
+        return state.ops_sum_ratio
+    return round(sum(known) / 1e3 / median_ms, 4)
 
 
 def sample_rows(profile: DeviceProfile, state: _JobState) -> list[dict[str, Any]]:
