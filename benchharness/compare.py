@@ -38,9 +38,9 @@ BOOTSTRAP_CONFIDENCE = 0.95
 MWU_MIN_PROCESSES = 5
 
 #: Flags that make a result too shaky to call a change on: a spread of the bulk of the samples
-#: (IQR), a trend, heat, or processes that disagree. Not EXTREME or HIGH_CV: one outlier among
-#: thousands of samples raises them (they read the min, max, mean and std), while the median and the
-#: rank test below hardly move; with them, nearly every pair on a busy machine was "unreliable" and
+#: (IQR), a trend, heat, or processes that disagree. Not EXTREME or HIGH_CV: they are about the
+#: tails (a few percent of outliers, the mean and std they pull), which the median and the rank
+#: tests below hardly feel; with them, nearly every pair on a busy machine was "unreliable" and
 #: the CI gate never fired. They stay in the row and in the notes. FEW_SAMPLES and CLOCKS_UNLOCKED
 #: only describe the setup; the spread they may cause shows up in the flags listed here.
 UNRELIABLE_FLAGS: frozenset[str] = frozenset(

@@ -71,7 +71,11 @@ def write(directory: Path, name: str, text: str) -> Path:
         ('transport = "local"\nproviders = [1]', "providers", "a list of ONNX Runtime"),
         ('transport = "local"\n[cooldown]\nmin_s = -1', "cooldown.min_s", "a non-negative"),
         ('transport = "local"\n[runtimes]\njava = "/x"', "runtimes.java", "one of python"),
-        ('transport = "local"\n[constraints]\nmax_total_bytes = 0', "constraints.max_total_bytes", "a positive integer"),
+        (
+            'transport = "local"\n[constraints]\nmax_total_bytes = 0',
+            "constraints.max_total_bytes",
+            "a positive integer",
+        ),
         ('transport = "ssh"', "host", "the SSH host"),
         ('transport = "adb"', "serial", "an adb serial"),
         ("name = 'x'", "transport", "one of local, ssh, adb"),
@@ -92,7 +96,9 @@ def test_unknown_field_and_bad_toml(tmp_path: Path) -> None:
     with pytest.raises(DeviceProfileError, match="unknown field 'treads'"):
         load_profile(str(write(tmp_path, "typo", 'transport = "local"\ntreads = 4')))
     with pytest.raises(DeviceProfileError, match=r"unknown field 'constraints\.max_ram'"):
-        load_profile(str(write(tmp_path, "typo2", 'transport = "local"\n[constraints]\nmax_ram = 1')))
+        load_profile(
+            str(write(tmp_path, "typo2", 'transport = "local"\n[constraints]\nmax_ram = 1'))
+        )
     with pytest.raises(DeviceProfileError, match="not valid TOML"):
         load_profile(str(write(tmp_path, "broken", "transport = ")))
 
