@@ -21,6 +21,7 @@ stdout cannot be mistaken for it.
 from __future__ import annotations
 
 import argparse
+import gc
 import glob
 import json
 import os
@@ -43,10 +44,11 @@ DEFAULT_PROFILE_RUNS = 50
 PROFILE_WARMUP_RUNS = 5
 #: Names the runner's own temp directory so the host can remove it after reading the trace
 PROFILE_TMP_PREFIX = "bh-prof-"
-#: Iterations of the throttle probe: ~10-30 ms of steady float work on a phone core.
+#: Iterations of the throttle probe: ~10 ms of float work on this VM, some 30-50 ms on a phone.
 PROBE_ITERATIONS = 40
-#: Side of the probe's square matrices: small enough to stay in cache, so it measures clocks.
-PROBE_SIZE = 128
+#: Side of the probe's square matrices: its fastest iteration repeats within ~2 % from call to
+#: call here (128 varied by 15 %, over THROTTLE_RATIO's 10 %), and 256x256 floats stay in cache.
+PROBE_SIZE = 256
 #: ORT's provider that runs on the host CPU; any other first provider is an accelerator.
 ORT_CPU_PROVIDER = "CPUExecutionProvider"
 #: Nanoseconds per millisecond, as CUDA events report elapsed time in ms.
@@ -588,6 +590,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             result["profile"] = runner.profile(args.profile_runs, workdir)
         except Exception as exc:  # a profiler failure must not lose the timing
             result["profile"] = {"source": None, "error": f"{type(exc).__name__}: {exc}"}
+    # the runtime's thread pool, left alive, would spin on the cores the probe needs and read as
+    # throttling: the session goes first, as it did not exist yet for the probe before
+    del runner, outputs
+    gc.collect()
     result["probe_before_ms"] = probe_before
     result["probe_after_ms"] = throttle_probe(np)
     result["env_start"] = env_start
