@@ -36,6 +36,7 @@ caption { text-align: left; font-weight: 600; padding: 4px 0; }
 p.note { color: #555; margin: -14px 0 18px; font-size: 12px; }
 .plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr));
          gap: 0 18px; }
+.plots figure.wide { grid-column: 1 / -1; }
 figure { margin: 14px 0 26px; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 12px; }
 .warn { background: #fff4e5; border-left: 4px solid #f0a020; padding: 6px 12px; }
@@ -116,10 +117,19 @@ def table_html(table: T.Table, *, sortable: bool = True, css: str = "") -> str:
     )
 
 
+#: Plots drawn wide (a bar group per model) that need a row of their own in the grid.
+WIDE_SLUG_PREFIXES = ("ops-",)
+
+
+def _wide(plot: Plot) -> str:
+    return ' class="wide"' if plot.slug.startswith(WIDE_SLUG_PREFIXES) else ""
+
+
 def img_html(plot: Plot) -> str:
     data = base64.b64encode(plot.png).decode("ascii")
     return (
-        f'<figure id="fig-{escape(plot.slug)}"><img class="plot" alt="{escape(plot.alt)}" '
+        f'<figure id="fig-{escape(plot.slug)}"{_wide(plot)}><img class="plot" '
+        f'alt="{escape(plot.alt)}" '
         f'src="data:image/png;base64,{data}"><figcaption>{escape(plot.title)}</figcaption></figure>'
     )
 
