@@ -20,7 +20,8 @@ WARMUP = 2  # first runs allocate and pack weights
 # Per run, the op events are nested in the timed run: their sum cannot exceed it (a small slack
 # for the two clocks), and XNNPACK ops should be more than a sliver of even a tiny model's run.
 MAX_OPS_SHARE = 1.05
-MIN_OPS_SHARE = 0.1
+#: Share of LiteRT's own Invoke time the operator rows must at least cover (~0.6 seen).
+MIN_OPS_SHARE = 0.3
 
 
 class _Tiny(torch.nn.Module):
@@ -123,8 +124,10 @@ def test_op_times_fit_inside_the_profiled_runs(tiny_profile: dict) -> None:
     for total_us, run_ms in zip(tiny_profile["ops_total_us"], tiny_profile["run_ms"], strict=True):
         assert total_us <= run_ms * 1e3 * MAX_OPS_SHARE
     summed_medians = sum(row["median_us"] for row in tiny_profile["ops"])
-    ratio = summed_medians / (statistics.median(tiny_profile["run_ms"]) * 1e3)
-    assert MIN_OPS_SHARE < ratio <= MAX_OPS_SHARE
+    assert summed_medians <= statistics.median(tiny_profile["run_ms"]) * 1e3 * MAX_OPS_SHARE
+    # the rows must account for most of LiteRT's own Invoke; against the timed call the share of
+    # a tiny model swings with the ~60 us of run overhead outside any event (0.08-0.2 seen)
+    assert summed_medians > statistics.median(tiny_profile["invoke_us"]) * MIN_OPS_SHARE
 
 
 def test_runtime_own_run_time_nests_in_the_timed_run(tiny_profile: dict) -> None:
