@@ -122,14 +122,21 @@ def test_a_failing_model_becomes_a_failed_row_and_the_run_goes_on(results_dir: P
     assert by[("tiny_cnn", "tflite")]["status"] == "ok"
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_keeps_finished_rows_and_resume_completes(results_dir: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     # 6 runner processes of >= 2 s each: the interrupt, sent after the first, cannot come late
     args = ["run", "--models", TINY, "--input-shape", "1x3x32x32", "--min-time", "2",
             "--min-runs", "20", "--warmup-time", "0.1", "--processes", "3", "--no-ops",
             "--results-dir", str(results_dir)]  # fmt: skip
+    # a shell without job control starts background commands with SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler: give the child the default back, as a terminal would
     proc = subprocess.Popen([sys.executable, "-m", "benchharness.cli", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)  # fmt: skip
     deadline = time.monotonic() + 240
     runs_csv = None
     while time.monotonic() < deadline:

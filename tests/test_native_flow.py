@@ -22,7 +22,7 @@ from benchharness.runflow import RunRequest, run
 from benchharness.store import RunStore
 from tests.runners.fixtures import FIXTURES
 from tests.support.adbd import DEVICE_TMP, EmulatedDevice
-from tests.support.native_tools import calls, install_stand_in
+from tests.support.native_tools import BM_FAILED, calls, install_stand_in
 
 TINY = "tests.support.tiny:tiny_cnn"
 SHAPE = "1x3x32x32"
@@ -30,16 +30,6 @@ BM_LOG = FIXTURES / "benchmark_model/tflite_benchmark_model_8.txt"  # median=123
 BM_PROFILE_LOG = FIXTURES / "benchmark_model/tflite_benchmark_model_10.txt"  # op tables
 PT_LOG = FIXTURES / "onnxruntime_perf_test/onnxruntime_perf_test_1.txt"  # P50 0.0199047 s
 ORT_PROFILE = FIXTURES / "ort_profile/ort_profile_1.json"
-#: Built from the strings of the tool's source (no captured failure is in shared/fixtures).
-BM_FAILED = """\
-STARTING!
-Graph: [/data/local/tmp/m.tflite]
-Loaded model /data/local/tmp/m.tflite
-ERROR: Didn't find op for builtin opcode 'CONV_2D' version '5'
-ERROR: Registration failed.
-Failed to initialize the interpreter
-Benchmarking failed.
-"""
 GARBAGE = "Segmentation fault? no: just some text\nthat no tool prints\n"
 
 

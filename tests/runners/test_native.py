@@ -35,6 +35,7 @@ from benchharness.runners.native import (
 from benchharness.runners.python_runner import RunnerSettings
 from benchharness.stats import DEFAULT, QUICK, ToolStats, summarize_tool_stats
 from tests.runners.fixtures import fixture_text
+from tests.support.native_tools import BM_FAILED
 
 BM8 = "benchmark_model/tflite_benchmark_model_8.txt"
 BM2 = "benchmark_model/tflite_benchmark_model_2.txt"
@@ -42,18 +43,6 @@ BM10 = "benchmark_model/tflite_benchmark_model_10.txt"
 PT1 = "onnxruntime_perf_test/onnxruntime_perf_test_1.txt"
 PT3 = "onnxruntime_perf_test/onnxruntime_perf_test_3.txt"
 VERSION = "sha256:0123456789abcdef /data/local/tmp/tool"
-
-#: Built from the strings of benchmark_model's source, as tests/runners/test_benchmark_model.py
-#: does: shared/fixtures holds no captured failure.
-BM_FAILED = """\
-STARTING!
-Graph: [/data/local/tmp/m.tflite]
-Loaded model /data/local/tmp/m.tflite
-ERROR: Didn't find op for builtin opcode 'CONV_2D' version '5'
-ERROR: Registration failed.
-Failed to initialize the interpreter
-Benchmarking failed.
-"""
 
 
 def profile(**fields: Any) -> DeviceProfile:

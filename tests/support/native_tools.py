@@ -28,6 +28,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+#: A benchmark_model failure, built from the strings of its source (tests/runners/
+#: test_benchmark_model.py does the same): shared/fixtures holds no captured failure.
+BM_FAILED = """\
+STARTING!
+Graph: [/data/local/tmp/m.tflite]
+Loaded model /data/local/tmp/m.tflite
+ERROR: Didn't find op for builtin opcode 'CONV_2D' version '5'
+ERROR: Registration failed.
+Failed to initialize the interpreter
+Benchmarking failed.
+"""
+
 #: The stand-in program: standard library only, configured by ``<itself>.json``.
 STAND_IN = r"""
 import datetime, json, os, re, sys
