@@ -51,9 +51,9 @@ import shlex
 import shutil
 import tempfile
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from benchharness.errors import DeviceProfileError, HarnessError, ParseError, RunnerError
 from benchharness.importer import PERF_TEST_WARMUP_RUNS, RUNTIMES
@@ -67,6 +67,10 @@ from benchharness.transport.base import Transport, quote_argv
 if TYPE_CHECKING:
     from benchharness.cost.model import GraphCost
     from benchharness.devices.profile import DeviceProfile
+
+
+#: One parsed run of either tool.
+_Run = TypeVar("_Run")
 
 
 @dataclass(frozen=True)
@@ -444,16 +448,21 @@ def _sample_std(population_std: float | None, n: int) -> float | None:
     return population_std * math.sqrt(n / (n - 1))
 
 
-# -- benchmark_model
-
-
-def _benchmark_model_run(tool: Tool, inv: Invocation) -> bm.BenchmarkModelRun:
+def _parsed(tool: Tool, inv: Invocation, parse: Callable[[str], list[_Run]]) -> list[_Run]:
+    """The tool's runs; unreadable output is the tool's failure when it exited non-zero."""
     try:
-        runs = bm.parse_benchmark_model(inv.output)
+        return parse(inv.output)
     except ParseError as exc:
         if inv.returncode != 0:
             raise _failed(tool, inv, None) from exc
         raise ParseError(f"{tool.key}'s output cannot be read: {exc}") from exc
+
+
+# -- benchmark_model
+
+
+def _benchmark_model_run(tool: Tool, inv: Invocation) -> bm.BenchmarkModelRun:
+    runs = _parsed(tool, inv, bm.parse_benchmark_model)
     run = runs[-1]
     for earlier in runs[:-1]:
         if earlier.failed:
@@ -538,12 +547,7 @@ def benchmark_model_profile(tool: Tool, inv: Invocation) -> dict[str, Any]:
 
 
 def _perf_test_run(tool: Tool, inv: Invocation) -> pt.OrtPerfRun:
-    try:
-        runs = pt.parse_ort_perf_test(inv.output)
-    except ParseError as exc:
-        if inv.returncode != 0:
-            raise _failed(tool, inv, None) from exc
-        raise ParseError(f"{tool.key}'s output cannot be read: {exc}") from exc
+    runs = _parsed(tool, inv, pt.parse_ort_perf_test)
     failed = next((r for r in runs if r.failed), None)
     run = failed or runs[-1]
     if run.failed or inv.returncode != 0:
