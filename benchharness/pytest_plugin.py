@@ -9,7 +9,7 @@ How the numbers get into pytest-benchmark
 -----------------------------------------
 Timing in the pytest process would break METHOD.md (timing happens inside a fresh runner process
 on the device, after warm-up, until the stopping rule holds), so the plugin measures exactly as
-``bench run`` does: :func:`benchharness.runflow.run` exports, costs, dispatches and stores all
+``bench run`` does: :func:`benchharness.api.run` exports, costs, dispatches and stores all
 selected cases in one run folder (models interleaved, R processes each). The first benchmark test
 to run starts that run; each test then hands its measured samples to pytest-benchmark through its
 public API:
@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from benchharness.store import RunStore
+    from benchharness.results.store import RunStore
 
 #: The default model set: two small models, so ``pytest --benchmark`` finishes in a minute or two.
 DEFAULT_MODELS = "student_net,dw_resnet18"
@@ -201,8 +201,8 @@ class BenchSession:
         self.cases: list[BenchCase] = []  # the cases selected and measured
 
     def run(self, cases: Sequence[BenchCase]) -> None:
+        from benchharness.api import RunRequest, run
         from benchharness.errors import HarnessError
-        from benchharness.runflow import RunRequest, run
 
         self.cases = list(cases)
         models = list(dict.fromkeys(c.selector for c in cases))

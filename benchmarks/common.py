@@ -19,10 +19,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the checkout wins over an installed copy of the package
     sys.path.insert(0, str(ROOT))
 
+from benchharness.api import RunRequest, run  # noqa: E402
 from benchharness.export.cache import cache_dir  # noqa: E402
 from benchharness.export.pipeline import export_model  # noqa: E402
-from benchharness.runflow import RunRequest, run  # noqa: E402
-from benchharness.store import RunStore  # noqa: E402
+from benchharness.results.store import RunStore  # noqa: E402
 from benchharness.zoo.registry import ArtifactRef, parse_shape, resolve_models  # noqa: E402
 
 #: A few zoo models from well under 1 ms to over 10 ms on a laptop-class CPU, so both halves of

@@ -26,7 +26,7 @@ from typing import Any
 
 import common
 
-from benchharness.store import RunStore
+from benchharness.results.store import RunStore
 
 PRESETS = ("default", "quick")
 

@@ -47,8 +47,8 @@ from typing import Any
 
 import common
 
-from benchharness.runners import ort_profile
-from benchharness.runners.python_runner import RUNNER_DIR
+from benchharness.parse import ort_profile
+from benchharness.runners.python import RUNNER_DIR
 
 #: Paired inferences per model and format: the median of 300 pairs is stable to well under 1 %,
 #: and a profiled ORT trace of that many runs stays a few MB.
@@ -74,7 +74,7 @@ def _runner_modules() -> tuple[Any, Any]:
     """The device-side runner and its method, imported as a device imports them (siblings)."""
     if str(RUNNER_DIR) not in sys.path:
         sys.path.insert(0, str(RUNNER_DIR))
-    return importlib.import_module("remote"), importlib.import_module("method")
+    return importlib.import_module("runner"), importlib.import_module("method")
 
 
 def _threads(requested: int) -> int:

@@ -46,10 +46,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # tests.support.sshd: the real sshd of the transport tests
 
+from benchharness.api import RunRequest, run  # noqa: E402
 from benchharness.errors import HarnessError  # noqa: E402
 from benchharness.export.cache import cache_dir  # noqa: E402
-from benchharness.prepare import prepare_artifacts  # noqa: E402
-from benchharness.runflow import RunRequest, run  # noqa: E402
+from benchharness.plan.artifacts import prepare_artifacts  # noqa: E402
 from benchharness.zoo.registry import parse_shape, resolve_models  # noqa: E402
 from tests.support.sshd import SSHServer, sshd_missing_reason  # noqa: E402
 

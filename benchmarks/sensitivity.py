@@ -34,8 +34,13 @@ from typing import Any
 
 import common
 
-from benchharness.compare import DEFAULT_THRESHOLD, Comparison, compare_runs, parse_threshold
-from benchharness.runflow import RunRequest
+from benchharness.analysis.compare import (
+    DEFAULT_THRESHOLD,
+    Comparison,
+    compare_runs,
+    parse_threshold,
+)
+from benchharness.api import RunRequest
 
 #: Extra input pixels of B: 7 % more pixels (more work than that on stride-32 nets, see above).
 DEFAULT_PIXEL_FACTOR = 1.07

@@ -18,9 +18,6 @@ def _private_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     saved = {k: os.environ.get(k) for k in ("BENCH_CACHE_DIR", "BENCH_LOCK_DIR")}
     os.environ.setdefault("BENCH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     os.environ["BENCH_LOCK_DIR"] = str(tmp_path_factory.mktemp("locks"))
-    import benchharness.dispatch as dispatch
-
-    dispatch.LOCK_DIR = Path(os.environ["BENCH_LOCK_DIR"])
     yield
     for key, value in saved.items():
         if value is None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from benchharness.store import RunStore
+from benchharness.results.store import RunStore
 from benchharness.zoo.registry import load_zoo
 
 ROOT = Path(__file__).resolve().parents[1]

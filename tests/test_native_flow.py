@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from benchharness.runflow import RunRequest, run
-from benchharness.store import RunStore
+from benchharness.api import RunRequest, run
+from benchharness.results.store import RunStore
 from tests.runners.fixtures import FIXTURES
 from tests.support.adbd import DEVICE_TMP, EmulatedDevice
 from tests.support.native_tools import BM_FAILED, calls, install_stand_in
@@ -186,7 +186,7 @@ def test_missing_tool_and_format_without_a_tool_on_this_host(tmp_path: Path) -> 
     assert tfl["status"] == "ok" and tfl["processes"] == 2 and tfl["n"] == 100
     # two processes: the median of the process medians, no pooled percentiles
     assert tfl["median_ms"] == pytest.approx(1239.807) and tfl["p90_ms"] is None
-    assert tfl["process_medians_ms"] == "1239.81;1239.81"
+    assert tfl["process_medians_ms"] == [1239.81, 1239.81]  # typed on reload
     # no threads given: one per pinned core, as METHOD.md says
     assert all("--num_threads=1" in c["argv"] for c in calls(tools / "benchmark_model"))
 

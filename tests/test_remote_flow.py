@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from benchharness.runflow import RunRequest, run
-from benchharness.store import RunStore
+from benchharness.api import RunRequest, run
+from benchharness.results.store import RunStore
 from tests.support.sshd import SSHServer
 
 TINY = "tests.support.tiny:tiny_cnn"

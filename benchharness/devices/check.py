@@ -1,8 +1,9 @@
 """``bench devices check``: is a device reachable, what is it, and are its runtimes there?
 
-Everything is read through the Transport interface in one shell round trip (a POSIX ``sh``
-script whose sections start with ``@@NAME`` lines), so the same code serves this host, an SSH
-board and an Android phone, and a slow link costs one latency, not twenty.
+Everything is read through the Transport interface in one shell round trip: the environment
+probe every runner uses (``device/probe.py``) followed by sections of this command's own (free
+space, the runtimes), so the same code serves this host, an SSH board and an Android phone, a
+slow link costs one latency, not twenty, and what it shows is what the rows will record.
 """
 
 from __future__ import annotations
@@ -13,22 +14,19 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from benchharness.device import probe
 from benchharness.devices.profile import DeviceProfile
 from benchharness.errors import TransportError
 from benchharness.transport.base import Transport, quote_argv
 
 #: The whole probe reads a few small files; 60 s covers a phone waking up over Wi-Fi adb.
 CHECK_TIMEOUT_S = 60.0
-#: Marker that starts each section of the probe's output.
-SECTION = "@@"
+#: Marker that starts each section of the probe's output (the probe's own).
+SECTION = probe.MARK
 #: Where free space is measured when a profile names no workdir (local runs use temp files).
 DEFAULT_PROBE_DIR = "/tmp"
-#: Kernel thermal zones report millidegrees Celsius.
-MILLI = 1000.0
 #: Hex digits of a native tool's sha256 shown as its version (the same as runs.csv records).
 VERSION_HASH_CHARS = 16
-#: Readings outside this range (°C) are sensors that are off or report nonsense (-273, 0, 1e6).
-PLAUSIBLE_C = (-40.0, 150.0)
 
 #: Device-side Python that reports the versions of the runtimes the runner can use.
 _PY_VERSIONS = """\
@@ -89,19 +87,7 @@ def probe_script(profile: DeviceProfile) -> str:
     """The one shell script that gathers everything (each command may fail on its own)."""
     workdir = profile.workdir or DEFAULT_PROBE_DIR
     lines = [
-        f"echo {SECTION}uname; uname -srm 2>/dev/null",
-        f"echo {SECTION}android; getprop ro.build.version.release 2>/dev/null",
-        f"echo {SECTION}soc; for p in ro.soc.manufacturer ro.soc.model ro.board.platform "
-        'ro.product.model; do echo "$p=$(getprop $p 2>/dev/null)"; done',
-        f"echo {SECTION}cpuinfo; grep -E '^(model name|Hardware|Model|CPU part|Processor)' "
-        "/proc/cpuinfo 2>/dev/null",
-        f"echo {SECTION}cpus; for c in /sys/devices/system/cpu/cpu[0-9]*; do "
-        '[ -d "$c" ] || continue; '
-        'echo "${c##*/} $(cat $c/cpufreq/cpuinfo_max_freq 2>/dev/null || echo -) '
-        '$(cat $c/cpufreq/scaling_governor 2>/dev/null || echo -)"; done',
-        f"echo {SECTION}thermal; for z in /sys/class/thermal/thermal_zone*; do "
-        '[ -r "$z/temp" ] || continue; '
-        'echo "$(cat $z/type 2>/dev/null || echo ${z##*/}) $(cat $z/temp 2>/dev/null)"; done',
+        probe.SCRIPT,
         # free space where the workdir is, or would be created
         f"echo {SECTION}df; d={quote_argv([workdir])}; "
         'while [ ! -d "$d" ]; do d=$(dirname "$d"); done; df -Pk "$d" 2>/dev/null | tail -n 1',
@@ -121,17 +107,6 @@ def probe_script(profile: DeviceProfile) -> str:
                 f"sha256sum {quote_argv([path])} 2>/dev/null; else echo MISSING; fi"
             )
     return "\n".join(lines) + "\n"
-
-
-def _sections(text: str) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for line in text.splitlines():
-        if line.startswith(SECTION):
-            current = out.setdefault(line[len(SECTION) :].strip(), [])
-        elif current is not None and line.strip():
-            current.append(line.rstrip())
-    return out
 
 
 def check_device(
@@ -156,48 +131,22 @@ def check_device(
 
 
 def parse_probe(text: str, profile: DeviceProfile, report: DeviceReport) -> None:
-    s = _sections(text)
-    report.os = next(iter(s.get("uname", [])), None)
-    release = next(iter(s.get("android", [])), None)
-    if release:
-        report.android_release = release
-        report.os = f"Android {release}" + (f" ({report.os})" if report.os else "")
-    props = dict(line.partition("=")[::2] for line in s.get("soc", []))
-    soc = " ".join(v for k in ("ro.soc.manufacturer", "ro.soc.model") if (v := props.get(k)))
-    report.soc = soc or props.get("ro.board.platform") or None
-    cpu_lines = s.get("cpuinfo", [])
-    for key in ("model name", "Model", "Hardware", "Processor"):
-        value = next((ln.split(":", 1)[1].strip() for ln in cpu_lines if ln.startswith(key)), "")
-        if value:
-            report.cpu_model = value
-            break
-    if report.cpu_model is None:
-        parts = sorted({ln.split(":", 1)[1].strip() for ln in cpu_lines if "CPU part" in ln})
-        if parts:
-            report.cpu_model = "ARM CPU parts " + ", ".join(parts)
-    if report.soc is None and props.get("ro.product.model"):
-        report.soc = props["ro.product.model"]
-    cpus = []
-    for line in s.get("cpus", []):
-        fields = line.split()
-        if len(fields) == 3 and fields[0].startswith("cpu") and fields[0][3:].isdigit():
-            cpus.append((int(fields[0][3:]), fields[1], fields[2]))
-    cpus.sort()
+    s = probe.sections(text)
+    parsed = probe.parse(text)
+    report.os = parsed.get("os")
+    report.android_release = parsed.get("android_release")
+    report.soc = parsed.get("soc")
+    report.cpu_model = parsed.get("cpu_model")
+    cpus = parsed.get("cpus", [])
     report.cores = len(cpus) or None
-    report.max_freq_khz = [int(f) if f.isdigit() else None for _, f, _ in cpus]
-    report.governors = [g if g != "-" else None for _, _, g in cpus]
-    for line in s.get("thermal", []):
-        name, _, value = line.rpartition(" ")
-        try:
-            celsius = int(value) / MILLI
-        except ValueError:
-            continue
-        if PLAUSIBLE_C[0] <= celsius <= PLAUSIBLE_C[1]:
-            key, n = name or "zone", 1
-            while key in report.temperatures_c:  # several zones may share a type name
-                n += 1
-                key = f"{name}#{n}"
-            report.temperatures_c[key] = celsius
+    report.max_freq_khz = [c["max_khz"] for c in cpus]
+    report.governors = [c["governor"] for c in cpus]
+    for name, celsius in parsed.get("zones", []):
+        key, n = name, 1
+        while key in report.temperatures_c:  # several zones may share a type name
+            n += 1
+            key = f"{name}#{n}"
+        report.temperatures_c[key] = celsius
     df = (s.get("df") or [""])[0].split()
     if len(df) >= 4 and df[3].isdigit():
         report.free_bytes = int(df[3]) * 1024

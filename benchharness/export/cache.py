@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchharness.store import atomic_write_text
+from benchharness.results.store import atomic_write_text
 
 #: Where artifacts go unless ``--cache-dir`` or ``BENCH_CACHE_DIR`` says otherwise (git-ignored).
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[2] / "models" / "cache"

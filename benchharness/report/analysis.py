@@ -24,7 +24,7 @@ import numpy as np
 from scipy import stats as sps
 
 from benchharness.errors import ResultsError
-from benchharness.store import RunStore
+from benchharness.results.store import RunStore
 
 #: Fewer points than this make any rank correlation meaningless (two points always agree).
 MIN_POINTS_CORRELATION = 3
@@ -39,17 +39,6 @@ VARIANT_SEPARATOR = "@"
 
 BYTES_FROM_OPS = "ops"
 BYTES_ESTIMATE = "estimate"
-
-
-def num(value: Any) -> float | None:
-    """A finite float from a CSV cell, or None for empty, NaN or non-numeric cells."""
-    if value is None or value == "":
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 @dataclass(frozen=True)
@@ -298,7 +287,7 @@ def _ops_traffic(ops: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], floa
     """(run_id, job_id) -> sum of per-operator bytes, for jobs whose ops carry bytes."""
     totals: dict[tuple[str, str], float] = {}
     for op in ops:
-        value = num(op.get("bytes"))
+        value = op.get("bytes")
         if value is None:
             continue
         key = (str(op.get("run_id", "")), str(op.get("job_id", "")))
@@ -310,7 +299,7 @@ def _quartiles(samples: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], tu
     """(run_id, job_id) -> (q1, q3) of the raw per-inference latencies."""
     by_job: dict[tuple[str, str], list[float]] = defaultdict(list)
     for row in samples:
-        value = num(row.get("latency_ms"))
+        value = row.get("latency_ms")
         if value is not None:
             by_job[(str(row.get("run_id", "")), str(row.get("job_id", "")))].append(value)
     out = {}
@@ -374,7 +363,7 @@ def analyze(stores: Sequence[RunStore]) -> Analysis:
             ops_by_job[(str(op["run_id"]), str(op.get("job_id", "")))].append(op)
         for row in store.runs:
             status = str(row.get("status") or "")
-            median = num(row.get("median_ms"))
+            median = row.get("median_ms")
             if status not in MEASURED_STATUSES or median is None or median <= 0:
                 failed.append(
                     Failed(
@@ -400,16 +389,16 @@ def analyze(stores: Sequence[RunStore]) -> Analysis:
                 input_shape=str(row.get("input_shape", "")),
                 status=status,
                 median_ms=median,
-                p90_ms=num(row.get("p90_ms")),
-                iqr_ms=num(row.get("iqr_ms")),
-                ci99_low_ms=num(row.get("ci99_low_ms")),
-                ci99_high_ms=num(row.get("ci99_high_ms")),
-                n=int(n) if (n := num(row.get("n"))) is not None else None,
-                macs=num(row.get("macs")),
-                flops=num(row.get("flops")),
-                params=num(row.get("params")),
-                model_bytes=num(row.get("model_bytes")),
-                activation_bytes=num(row.get("activation_bytes")),
+                p90_ms=row.get("p90_ms"),
+                iqr_ms=row.get("iqr_ms"),
+                ci99_low_ms=row.get("ci99_low_ms"),
+                ci99_high_ms=row.get("ci99_high_ms"),
+                n=row.get("n"),
+                macs=row.get("macs"),
+                flops=row.get("flops"),
+                params=row.get("params"),
+                model_bytes=row.get("model_bytes"),
+                activation_bytes=row.get("activation_bytes"),
                 flags=_flags(row.get("flags")),
             )
             point.gmacs_per_s = gmacs_per_s(point.macs, median)
@@ -528,9 +517,9 @@ def _breakdown(
     for op in ops:
         op_type = str(op.get("op_type") or "?")
         count[op_type] += 1
-        time[op_type] += num(op.get("median_us")) or 0.0
-        macs[op_type] += num(op.get("macs")) or 0.0
-        nbytes[op_type] += num(op.get("bytes")) or 0.0
+        time[op_type] += op.get("median_us") or 0.0
+        macs[op_type] += op.get("macs") or 0.0
+        nbytes[op_type] += op.get("bytes") or 0.0
     total_t, total_m, total_b = sum(time.values()), sum(macs.values()), sum(nbytes.values())
     if total_t <= 0 and total_m <= 0 and total_b <= 0:
         return None

@@ -15,7 +15,7 @@ from benchharness import __version__
 from benchharness.report import tables as T
 from benchharness.report.analysis import Analysis
 from benchharness.report.plots import Plot, all_plots
-from benchharness.store import atomic_write_text
+from benchharness.results.store import atomic_write_text
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto;

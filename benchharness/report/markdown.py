@@ -13,7 +13,7 @@ from urllib.parse import quote
 from benchharness.report import tables as T
 from benchharness.report.analysis import Analysis
 from benchharness.report.plots import Plot, all_plots
-from benchharness.store import atomic_write_text
+from benchharness.results.store import atomic_write_text
 
 #: Characters that would end or restyle a Markdown table cell; escaped with a backslash.
 MD_SPECIAL = "\\|*_`[]<>"

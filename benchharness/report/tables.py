@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchharness.analysis.stats import FLAG_ADVICE
 from benchharness.report.analysis import (
     HEADLINE_OUTLIERS,
     Analysis,
@@ -20,7 +21,6 @@ from benchharness.report.analysis import (
     Series,
     point_label,
 )
-from benchharness.stats import FLAG_ADVICE
 
 #: Significant digits of latencies and ratios: the measurement noise is rarely below 0.1 %.
 SIG_DIGITS = 3

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from benchharness.device.probe import MARK
 from benchharness.devices.check import DeviceReport, check_device, parse_probe
 from benchharness.devices.profile import DeviceProfile
 from benchharness.transport.adb import AdbTransport
@@ -119,40 +120,46 @@ def test_on_emulated_phone(
     assert not report.runtimes["onnxruntime_perf_test"].present
 
 
-ANDROID_PROBE = """\
-@@uname
+ANDROID_PROBE = f"""\
+{MARK}uname
 Linux 4.14.190-perf aarch64
-@@android
+{MARK}android
 13
-@@soc
+{MARK}soc
 ro.soc.manufacturer=
 ro.soc.model=
 ro.board.platform=msmnile
 ro.product.model=Pixel 4
-@@cpuinfo
+{MARK}cpuinfo
 Processor	: AArch64 Processor rev 14 (aarch64)
 CPU part	: 0xd05
 CPU part	: 0xd0d
 Hardware	: Qualcomm Technologies, Inc SM8150
-@@cpus
-cpu0 1785600 schedutil
-cpu1 1785600 schedutil
-cpu2 1785600 schedutil
-cpu3 1785600 schedutil
-cpu4 2419200 schedutil
-cpu5 2419200 schedutil
-cpu6 2419200 schedutil
-cpu7 2841600 performance
-@@thermal
+{MARK}cpus
+cpu0 1 schedutil 1785600 300000
+cpu1 1 schedutil 1785600 300000
+cpu2 1 schedutil 1785600 300000
+cpu3 1 schedutil 1785600 300000
+cpu4 1 schedutil 2419200 710400
+cpu5 1 schedutil 2419200 710400
+cpu6 1 schedutil 2419200 710400
+cpu7 1 performance 2841600 2841600
+{MARK}thermal
 cpu-1-0-usr 41200
 cpu-1-0-usr 41800
 battery 29000
 sensor-off -273000
-@@df
+{MARK}load
+2.10 1.90 1.80 3/1200 4321
+{MARK}mem
+MemTotal:        5697024 kB
+MemAvailable:    2103296 kB
+{MARK}end
+{MARK}df
 /dev/block/dm-8 115249236 61553320 53564844 54% /data
-@@runtime:benchmark_model
+{MARK}runtime:benchmark_model
 OK
-@@runtime:onnxruntime_perf_test
+{MARK}runtime:onnxruntime_perf_test
 MISSING
 """
 

@@ -1,4 +1,4 @@
-"""Synthetic results folders with known numbers, written through benchharness.store."""
+"""Synthetic results folders with known numbers, written through benchharness.results.store."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchharness.store import (
+from benchharness.results.store import (
     OPS_COLUMNS,
     RUNS_COLUMNS,
     SAMPLES_COLUMNS,

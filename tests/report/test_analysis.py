@@ -179,7 +179,7 @@ def test_precision_variants_share_a_family(tmp_path: Path) -> None:
 
     rows = list(csv.DictReader((path / "runs.csv").open()))
     extra = {**rows[0], "precision": "int8", "job_id": "x", "median_ms": "0.9", "macs": "1e8"}
-    from benchharness.store import RUNS_COLUMNS, atomic_write_text, rows_to_csv
+    from benchharness.results.store import RUNS_COLUMNS, atomic_write_text, rows_to_csv
 
     atomic_write_text(path / "runs.csv", rows_to_csv(RUNS_COLUMNS, [*rows, extra]))
     a = analyze_runs(tmp_path, ["run-a"]).series[0]
@@ -225,7 +225,7 @@ def test_too_few_points_and_empty_cells(tmp_path: Path) -> None:
 
     rows = list(csv.DictReader((path / "runs.csv").open()))[:2]
     rows[1]["macs"] = ""  # a model whose MACs could not be counted
-    from benchharness.store import RUNS_COLUMNS, atomic_write_text, rows_to_csv
+    from benchharness.results.store import RUNS_COLUMNS, atomic_write_text, rows_to_csv
 
     atomic_write_text(path / "runs.csv", rows_to_csv(RUNS_COLUMNS, rows))
     analysis = analyze_runs(tmp_path, ["run-a"])

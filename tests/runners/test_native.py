@@ -12,17 +12,20 @@ from typing import Any
 import numpy as np
 import pytest
 
+from benchharness.analysis.stats import DEFAULT, QUICK, ToolStats, summarize_tool_stats
 from benchharness.cost.model import OpCost
+from benchharness.device import probe
+from benchharness.device.protocol import RunnerResult
 from benchharness.devices.check import DeviceReport, parse_probe
 from benchharness.devices.profile import DeviceProfile, parse_profile
 from benchharness.errors import DeviceProfileError, ParseError, RunnerError, UsageError
-from benchharness.opsprofile import litert_rows
-from benchharness.runners import native
+from benchharness.parse.native_result import align_benchmark_model_ops
+from benchharness.parse.op_join import litert_rows
+from benchharness.results.rows import tool_stats
 from benchharness.runners.native import (
     BENCHMARK_MODEL,
     PERF_TEST,
     Invocation,
-    align_benchmark_model_ops,
     benchmark_model_argv,
     benchmark_model_profile,
     benchmark_model_result,
@@ -32,8 +35,7 @@ from benchharness.runners.native import (
     perf_test_result,
     perf_test_runs,
 )
-from benchharness.runners.python_runner import RunnerSettings
-from benchharness.stats import DEFAULT, QUICK, ToolStats, summarize_tool_stats
+from benchharness.runners.python import RunnerSettings
 from tests.runners.fixtures import fixture_text
 from tests.support.native_tools import BM_FAILED
 
@@ -50,7 +52,9 @@ def profile(**fields: Any) -> DeviceProfile:
 
 
 def inv(text: str, returncode: int = 0) -> Invocation:
-    return Invocation(argv=["tool"], output=text, returncode=returncode, env_start={}, env_end={})
+    return Invocation(
+        argv=["tool"], output=text, returncode=returncode, env_start=None, env_end=None
+    )
 
 
 # ---------------------------------------------------------------- which runner
@@ -157,9 +161,10 @@ def test_perf_test_argv_passes_the_execution_provider() -> None:
 def test_benchmark_model_newest_log_becomes_the_runner_result() -> None:
     settings = RunnerSettings(fmt="tflite", threads=1)
     r = benchmark_model_result(BENCHMARK_MODEL, inv(fixture_text(BM8)), VERSION, settings)
-    assert r["ok"] and r["samples_ms"] == [] and r["stats_source"] == "benchmark_model"
-    assert r["runtime"] == "tflite-benchmark_model" and r["runtime_version"] == VERSION
-    stats = ToolStats(**r["tool_stats"])
+    assert r.ok and r.samples_ms == [] and r.stats_source == "benchmark_model"
+    assert r.runtime == "tflite-benchmark_model" and r.runtime_version == VERSION
+    stats = r.tool_stats
+    assert stats is not None
     assert stats.n == 50
     assert stats.median == pytest.approx(1239.807)
     assert stats.mean == pytest.approx(1240.27)
@@ -167,16 +172,17 @@ def test_benchmark_model_newest_log_becomes_the_runner_result() -> None:
     # the tool's population std (2565 us) as a sample std
     assert stats.std == pytest.approx(2.565 * math.sqrt(50 / 49))
     assert stats.p90 is None  # benchmark_model prints p5/p95, never p90
-    assert r["load_ms"] == pytest.approx(5.579) and r["cold_ms"] == pytest.approx(1357.602)
-    assert r["warmup_n"] == 1
-    assert r["threads"] == 4  # as the captured command line said
-    assert r["ops_reference_ms"] == stats.mean
+    assert r.load_ms == pytest.approx(5.579) and r.cold_ms == pytest.approx(1357.602)
+    assert r.warmup_n == 1
+    assert r.threads == 4  # as the captured command line said
+    assert r.ops_reference_ms == stats.mean
 
 
 def test_benchmark_model_old_log_without_a_median_leaves_it_empty() -> None:
     settings = RunnerSettings(fmt="tflite")
     r = benchmark_model_result(BENCHMARK_MODEL, inv(fixture_text(BM2)), VERSION, settings)
-    stats = ToolStats(**r["tool_stats"])
+    stats = r.tool_stats
+    assert stats is not None
     assert stats.n == 50 and stats.median is None and stats.mean == pytest.approx(249.684)
     summary = summarize_tool_stats([stats])
     assert summary.median is None and summary.as_row()["median_ms"] is None
@@ -201,27 +207,28 @@ def test_garbage_is_a_parse_error_and_a_missing_binary_says_so() -> None:
 
 def test_benchmark_model_operator_table_becomes_profile_rows() -> None:
     prof = benchmark_model_profile(BENCHMARK_MODEL, inv(fixture_text(BM10)))
-    assert prof["source"] == "benchmark_model"
-    types = [op["op_type"] for op in prof["ops"]]
+    assert prof.source == "benchmark_model"
+    types = [op.op_type for op in prof.ops]
     assert "Fully Connected (NC, PF32) GEMM" in types
     assert "AllocateTensors" not in types  # a set-up event, zero calls in the regular runs
-    assert benchmark_model_profile(BENCHMARK_MODEL, inv(fixture_text(BM8)))["source"] is None
+    assert benchmark_model_profile(BENCHMARK_MODEL, inv(fixture_text(BM8))).source is None
 
 
 def test_perf_test_log_becomes_the_runner_result() -> None:
     r = perf_test_result(PERF_TEST, inv(fixture_text(PT1)), VERSION, RunnerSettings("onnx"))
-    stats = ToolStats(**r["tool_stats"])
+    stats = r.tool_stats
+    assert stats is not None
     assert stats.n == 100 and stats.mean == pytest.approx(19.918)
     assert stats.median == pytest.approx(19.9047) and stats.p90 == pytest.approx(20.0251)
     assert stats.min == pytest.approx(19.7812) and stats.std is None  # perf_test prints no std
-    assert r["load_ms"] == pytest.approx(50.8382) and r["cold_ms"] is None
-    assert r["warmup_n"] == 1 and r["threads"] == 1
-    assert r["provider"] == "CPUExecutionProvider" and r["runtime"] == "onnxruntime_perf_test"
+    assert r.load_ms == pytest.approx(50.8382) and r.cold_ms is None
+    assert r.warmup_n == 1 and r.threads == 1
+    assert r.provider == "CPUExecutionProvider" and r.runtime == "onnxruntime_perf_test"
 
 
 def test_perf_test_vendor_log_and_its_failure() -> None:
     r = perf_test_result(PERF_TEST, inv(fixture_text(PT3)), VERSION, RunnerSettings("onnx"))
-    assert r["provider"] == "SpaceMITExecutionProvider" and r["cold_ms"] == 109
+    assert r.provider == "SpaceMITExecutionProvider" and r.cold_ms == 109
     failed = (
         "2024-05-01 10:00:00.123456 [E:onnxruntime:, inference_session.cc:1645 operator()] "
         "Exception during initialization: Invalid model\n"
@@ -281,34 +288,40 @@ def test_flags_that_aggregates_can_show() -> None:
 # ---------------------------------------------------------------- environment probe
 
 
-PROBE = """\
-@@bh-native:cpu
+PROBE = f"""\
+{probe.MARK}cpuinfo
 Hardware	: Qualcomm Technologies, Inc SM8150
-SM8150
-@@bh-native:cpus
-cpu0 schedutil 1785600
-cpu4 performance 2419200
-cpu7 performance 2841600
-@@bh-native:temp
-41200
--273000
-43800
-@@bh-native:load
+{probe.MARK}soc
+ro.soc.model=SM8150
+{probe.MARK}cpus
+cpu0 1 schedutil 1785600 1785600
+cpu4 1 performance 2419200 2419200
+cpu7 1 performance 2841600 2841600
+{probe.MARK}thermal
+cpu-0 41200
+off -273000
+cpu-7 43800
+{probe.MARK}load
 1.25 0.90 0.80 2/812 12345
+{probe.MARK}end
 """
 
 
 def test_environment_probe_reads_the_pinned_cores() -> None:
     env = parse_environment(PROBE.splitlines(), affinity="f0")
-    assert env == {
+    assert env is not None
+    expected = {
         "cpu_model": "Qualcomm Technologies, Inc SM8150",
         "governor": "performance",  # cpu0 is not pinned by f0
         "max_freq_mhz": 2841.6,
         "temp_c": 43.8,
         "loadavg": 1.25,
     }
-    assert parse_environment(PROBE.splitlines())["governor"] == "schedutil;performance"
-    assert parse_environment([]) == {}
+    assert {k: getattr(env, k) for k in expected} == expected
+    assert env.pinned == [4, 7] and env.soc == "SM8150"
+    unpinned = parse_environment(PROBE.splitlines())
+    assert unpinned is not None and unpinned.governor == "schedutil;performance"
+    assert parse_environment([]) is None
 
 
 # ---------------------------------------------------------------- operators joined to cost
@@ -344,9 +357,9 @@ def test_xnnpack_rows_are_aligned_and_every_macs_lands_once() -> None:
         {"op_name": "LiteRT::Run[Buffer sync]/0", "op_type": "LiteRT::Run[Buffer sync]", "per_run_us": 0.5, "calls": 1},
     ]  # fmt: skip
     aligned = align_benchmark_model_ops(ops, cost)
-    assert [r["op_index"] for r in aligned] == [1, 2, 3, 4, 5, -1]
-    assert aligned[0]["absorbed_op_indices"] == [0]  # the PAD folded into the convolution
-    rows = litert_rows({"ops": aligned}, cost)
+    assert [r.op_index for r in aligned] == [1, 2, 3, 4, 5, -1]
+    assert aligned[0].absorbed_op_indices == [0]  # the PAD folded into the convolution
+    rows = litert_rows(aligned, cost)
     assert sum(r["macs"] or 0 for r in rows) == 1250
     assert rows[0]["graph_ops"] == "n1,n0"
     assert rows[-1]["median_us"] == 0.5 and rows[-1]["macs"] is None
@@ -361,10 +374,10 @@ def test_one_delegate_partition_carries_every_delegated_node() -> None:
          "node_index": 2},
     ]  # fmt: skip
     aligned = align_benchmark_model_ops(ops, cost)
-    assert aligned[0]["absorbed_op_indices"] == [0, 1] and aligned[1]["op_index"] == 2
-    assert [r["macs"] for r in litert_rows({"ops": aligned}, cost)] == [100, 10]
+    assert aligned[0].absorbed_op_indices == [0, 1] and aligned[1].op_index == 2
+    assert [r["macs"] for r in litert_rows(aligned, cost)] == [100, 10]
     no_cost = align_benchmark_model_ops(ops, None)
-    assert all(r["op_index"] == -1 for r in no_cost)
+    assert all(r.op_index == -1 for r in no_cost)
 
 
 # ---------------------------------------------------------------- bench devices check
@@ -373,8 +386,8 @@ def test_one_delegate_partition_carries_every_delegated_node() -> None:
 def test_devices_check_shows_the_tools_hash_as_its_version() -> None:
     digest = "ab" * 32
     text = (
-        f"@@runtime:benchmark_model\nOK\n{digest}  /data/local/tmp/benchmark_model\n"
-        "@@runtime:onnxruntime_perf_test\nOK\n"
+        f"{probe.MARK}runtime:benchmark_model\nOK\n{digest}  /data/local/tmp/benchmark_model\n"
+        f"{probe.MARK}runtime:onnxruntime_perf_test\nOK\n"
     )
     p = profile(runtimes={"benchmark_model": "/data/local/tmp/benchmark_model",
                           "onnxruntime_perf_test": "/data/local/tmp/onnxruntime_perf_test"})  # fmt: skip
@@ -386,7 +399,7 @@ def test_devices_check_shows_the_tools_hash_as_its_version() -> None:
 
 
 def test_tool_stats_only_when_every_process_came_from_a_tool() -> None:
-    assert native.tool_stats([{"samples_ms": [1.0]}]) is None
-    assert native.tool_stats([{"tool_stats": {"n": 3, "median": 1.0}}]) == [
+    assert tool_stats([RunnerResult(samples_ms=[1.0])]) is None
+    assert tool_stats([RunnerResult(tool_stats=ToolStats(n=3, median=1.0))]) == [
         ToolStats(n=3, median=1.0)
     ]

@@ -86,7 +86,7 @@ def test_an_unavailable_variant_becomes_a_failed_export_per_resolution(
 
 def test_a_resolution_the_model_cannot_take_is_a_failed_export(tmp_path: Path) -> None:
     # flatten -> Linear(256) without adaptive pooling: only its own 8x8 input fits the linear
-    fixed = ModelSpec("fixed", "user", "tests.test_check:one_big_layer", (1, 3, 8, 8))
+    fixed = ModelSpec("fixed", "user", "tests.plan.test_fit:one_big_layer", (1, 3, 8, 8))
     (outcome,) = pipeline.export_model(variants.with_resolution(fixed, 16), ["onnx"], root=tmp_path)
     assert outcome.entry is None
     assert "fixed@16 does not run on input 1x3x16x16" in str(outcome.error)

@@ -1,0 +1,59 @@
+"""The ``bench`` command group and its entry point.
+
+Expected failures (HarnessError) are printed as ``Type: message`` on stderr with exit status 1 and
+no traceback; bad usage exits 2; Ctrl-C exits 130 with every finished measurement kept.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+
+from benchharness import __version__
+from benchharness.cli import check, compare, devices, imports, models, ops, report, run
+from benchharness.cli.common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, console
+from benchharness.errors import HarnessError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="bench")
+def cli() -> None:
+    """benchharness: export, dispatch and time neural networks on devices; compare the numbers."""
+
+
+for command in (
+    models.models_cmd,
+    models.export_cmd,
+    run.run_cmd,
+    run.results_cmd,
+    ops.ops_cmd,
+    imports.import_cmd,
+    compare.compare_cmd,
+    devices.devices_cmd,
+    report.report_cmd,
+    check.check_cmd,
+):
+    cli.add_command(command)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    try:
+        cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except HarnessError as exc:
+        console.file.flush()
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(EXIT_FAILURE)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE if isinstance(exc, click.UsageError) else EXIT_FAILURE)
+    except (KeyboardInterrupt, click.Abort):
+        print(
+            "Interrupted: every finished measurement is kept in its results folder; "
+            "finish the run with `bench run --resume RUN_ID`",
+            file=sys.stderr,
+        )
+        sys.exit(EXIT_INTERRUPTED)

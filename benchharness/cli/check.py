@@ -1,0 +1,76 @@
+"""``bench check``: do models fit a device's constraints?"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+from rich.table import Table
+
+from benchharness.cli.common import (
+    EXIT_FAILURE,
+    console,
+    json_option,
+    print_json,
+    text,
+    variant_options,
+    variants,
+)
+
+
+@click.command("check")
+@click.option(
+    "--device",
+    "devices",
+    multiple=True,
+    required=True,
+    help="Profile name or path to a .toml; repeat for several devices.",
+)
+@click.option("--models", required=True, help="all | a,b | module:function | .onnx | .tflite")
+@click.option("--input-shape", default=None, help="e.g. 1x3x160x160 (overrides the zoo's).")
+@variant_options
+@json_option
+def check_cmd(devices: tuple[str, ...], models: str, input_shape: str | None, as_json: bool,
+              **variant: Any) -> None:  # fmt: skip
+    """Check models against a device's constraints (operators, model, activation, layer bytes)."""
+    from benchharness.devices.profile import load_profile
+    from benchharness.plan.fit import check_models, fmt_bytes
+    from benchharness.zoo.registry import parse_shape, resolve_models
+    from benchharness.zoo.variants import expand_variants
+
+    opts = variants(variant)
+    profiles = [load_profile(d) for d in devices]
+    shape = parse_shape(input_shape) if input_shape else None
+    refs = expand_variants(resolve_models(models, input_shape=shape),
+                           resolutions=opts["resolutions"], widths=opts["widths"])  # fmt: skip
+    results = []
+    with console.status("checking") as status:
+        for profile in profiles:
+            for ref in refs:
+                status.update(f"{profile.name}: {ref.name}")
+                results.extend(check_models(profile, [ref], opts["precisions"]))
+    if as_json:
+        print_json([r.to_json() for r in results])
+    else:
+        table = Table(title="Constraint check (weights at the precision; peak live activations)")
+        cols = ("device", "model", "precision", "fits", "weights", "peak act.", "largest layer")
+        for col in cols:
+            table.add_column(col, justify="right" if col in ("weights", "peak act.") else "left")
+        for r in results:
+            layer = f"{r.max_layer} {fmt_bytes(r.max_layer_bytes)}" if r.max_layer else "-"
+            table.add_row(
+                text(r.device), text(r.model), text(r.precision),
+                "[green]yes[/green]" if r.fits else "[red]no[/red]",
+                fmt_bytes(r.model_bytes), fmt_bytes(r.activation_peak_bytes), text(layer),
+            )  # fmt: skip
+        console.print(table)
+        for r in results:
+            if r.fits:
+                continue
+            console.print(f"[red]{text(r.model)}[/red] {text(f'({r.precision}) on {r.device}:')}")
+            reasons = [v.describe() for v in r.violations] or [f"cannot check: {r.error}"]
+            for reason in reasons:
+                console.print(f"  - {text(reason)}")
+    if not all(r.fits for r in results):
+        sys.exit(EXIT_FAILURE)

@@ -1,0 +1,126 @@
+"""What every ``bench`` command shares: the console, common options, number formatting."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from benchharness.errors import UsageError
+
+#: Exit status of a failure the user can act on (the message says what to do).
+EXIT_FAILURE = 1
+#: Exit status of bad usage (unknown option, bad value).
+EXIT_USAGE = 2
+#: Exit status after Ctrl-C, as shells report SIGINT.
+EXIT_INTERRUPTED = 130
+
+
+def _console() -> Console:
+    stream: TextIO
+    # a duplicate of the original stdout: converters silence fds 1/2 while they run, and the
+    # display must stay visible through that
+    try:
+        stream = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding="utf-8")
+    except (OSError, ValueError, AttributeError):
+        stream = sys.stdout
+    return Console(file=stream, highlight=False, soft_wrap=False)
+
+
+console = _console()
+
+
+def text(value: Any) -> str:
+    """Any text from a device, a model or a file, safe inside rich markup (``[/x]`` stays text)."""
+    return escape(str(value))
+
+
+def results_dir_option(func: Any) -> Any:
+    return click.option(
+        "--results-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=lambda: os.environ.get("BENCH_RESULTS_DIR", "results"),
+        show_default="results (or $BENCH_RESULTS_DIR)",
+        help="Folder holding one sub-folder per run.",
+    )(func)
+
+
+def json_option(func: Any) -> Any:
+    return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")(
+        func
+    )
+
+
+def print_json(data: Any) -> None:
+    console.print_json(json.dumps(data, default=str))
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """A number for a table: '-' when absent, millions as 1.2M, trailing zeros dropped."""
+    if value is None or value == "":
+        return "-"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if number != number:
+        return "-"
+    if abs(number) >= 1e6:
+        return f"{number / 1e6:,.1f}M"
+    return f"{number:.{digits}f}".rstrip("0").rstrip(".") if digits else f"{number:.0f}"
+
+
+#: --formats of export and run: the default pair runs on every device kind; torch is opt-in.
+formats_option = click.option(
+    "--formats",
+    default="onnx,tflite",
+    show_default=True,
+    help="onnx, tflite, torch (PyTorch eager on a torch.export .pt2; needs torch on the device).",
+)
+
+
+def split(value: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in value.split(",") if s.strip())
+
+
+def parse_formats(value: str) -> tuple[str, ...]:
+    from benchharness.export.pipeline import FORMATS
+
+    formats = split(value)
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise UsageError(f"--formats {value!r}: choose from {', '.join(FORMATS)}")
+    return formats
+
+
+def variant_options(func: Any) -> Any:
+    """--precision, --calibration, --resolution, --width: compressed variants and sweeps."""
+    for option in reversed((
+        click.option("--precision", "precision", default="fp32", show_default=True,
+                     help="fp32,fp16,int8-dynamic,int8-static (int8 = int8-static), a list."),
+        click.option("--calibration", type=click.Path(dir_okay=False, exists=True), default=None,
+                     help="Calibration inputs (.npy) for int8-static; default: random inputs."),
+        click.option("--resolution", default=None, help="Input sides to sweep, e.g. 128,160,224."),
+        click.option("--width", default=None, help="Width multipliers to sweep, e.g. 0.5,1.0."),
+    )):  # fmt: skip
+        func = option(func)
+    return func
+
+
+def variants(kw: dict[str, Any]) -> dict[str, Any]:
+    """The parsed values of variant_options, as RunRequest fields."""
+    from benchharness.export.quantize import parse_precisions
+    from benchharness.zoo.variants import parse_resolutions, parse_widths
+
+    return {
+        "precisions": parse_precisions(kw["precision"]),
+        "calibration": kw["calibration"],
+        "resolutions": parse_resolutions(kw["resolution"]) if kw["resolution"] else (),
+        "widths": parse_widths(kw["width"]) if kw["width"] else (),
+    }

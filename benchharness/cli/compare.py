@@ -1,0 +1,119 @@
+"""``bench compare``: run B against run A, with a CI gate."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from benchharness.cli.common import (
+    EXIT_FAILURE,
+    console,
+    fmt,
+    json_option,
+    print_json,
+    results_dir_option,
+    text,
+)
+
+_VERDICT_STYLE = {"slower": "red", "faster": "green", "same": "", "unreliable": "yellow"}
+
+
+@click.command("compare")
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option(
+    "--fail-on",
+    "fail_on",
+    default=None,
+    metavar="median:PCT",
+    help="Exit 1 on a significant slowdown beyond PCT, e.g. median:5%.",
+)
+@click.option(
+    "--threshold",
+    default=None,
+    metavar="PCT",
+    help="Smallest change called slower/faster (default 5%).",
+)
+@click.option(
+    "--allow-mismatch",
+    is_flag=True,
+    help="Compare results measured on different setups (device, runtime, threads...).",
+)
+@results_dir_option
+@json_option
+def compare_cmd(
+    run_a: str,
+    run_b: str,
+    fail_on: str | None,
+    threshold: str | None,
+    allow_mismatch: bool,
+    results_dir: Path,
+    as_json: bool,
+) -> None:
+    """Compare run RUN_B against run RUN_A: ratio of medians, its CI, p-value and verdict."""
+    from benchharness.analysis.compare import (
+        DEFAULT_THRESHOLD,
+        compare_run_ids,
+        gate,
+        parse_fail_on,
+        parse_threshold,
+    )
+
+    gate_threshold = parse_fail_on(fail_on) if fail_on else None
+    result = compare_run_ids(
+        results_dir,
+        run_a,
+        run_b,
+        threshold=parse_threshold(threshold) if threshold else DEFAULT_THRESHOLD,
+        allow_mismatch=allow_mismatch,
+    )
+    failed = gate_threshold is not None and gate(result, gate_threshold)
+    if as_json:
+        print_json({**result.to_dict(), "gate_threshold": gate_threshold, "gate_failed": failed})
+    else:
+        table = Table(title=text(f"{result.run_b} vs {result.run_a}"))
+        for col in ("model", "format", "A ms", "B ms", "B/A [95% CI]", "p"):
+            table.add_column(col, justify="left" if col in ("model", "format") else "right")
+        table.add_column("verdict")
+        for m in result.matches:
+            ratio = "-" if m.ratio is None else f"{m.ratio:.3f}"
+            if m.ci_low is not None and m.ci_high is not None:
+                ratio += f" [{m.ci_low:.3f}, {m.ci_high:.3f}]"
+            p = "-" if m.p_value is None else f"{m.p_value:.2g}"
+            if m.p_value is not None and m.p_value < 1e-4:
+                p = "<1e-4"
+            style = _VERDICT_STYLE.get(m.verdict, "")
+            verdict = f"[{style}]{m.verdict}[/{style}]" if style else m.verdict
+            kind = text(f"{m.format}/{m.precision}")
+            table.add_row(
+                text(m.model), kind, fmt(m.median_a_ms), fmt(m.median_b_ms), text(ratio), p,
+                verdict,
+            )  # fmt: skip
+        console.print(table)
+        if result.geomean_ratio is not None:
+            console.print(
+                f"geometric mean of ratios B/A over {result.geomean_n} models: "
+                f"{result.geomean_ratio:.3f} (change called at p < 0.01 and "
+                f">= {result.threshold:.0%})"
+            )
+        for warning in result.warnings:
+            console.print(f"[yellow]! {text(warning)}[/yellow]")
+        notes: dict[str, list[str]] = {}
+        for m in result.matches:
+            for note in m.notes:
+                notes.setdefault(note, []).append(m.model)
+        for note, models in notes.items():
+            console.print(text(f"  note: {note} ({', '.join(models)})"))
+    if failed:
+        slow = [m.label for m in result.matches if m.significant_slowdown(gate_threshold or 0.0)]
+        print(
+            f"GateFailed: significant slowdown beyond {fail_on} in {', '.join(slow)}; "
+            "investigate before merging, or rerun both on a quiet machine if unexpected",
+            file=sys.stderr,
+        )
+        # sys.exit, not click's Exit: main() runs click with standalone_mode=False, which turns
+        # Exit into a return value and would lose the status
+        sys.exit(EXIT_FAILURE)

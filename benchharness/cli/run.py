@@ -1,0 +1,170 @@
+"""``bench run`` and ``bench results``: measure, then show a run's summary table."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from benchharness.cli.common import (
+    EXIT_FAILURE,
+    console,
+    fmt,
+    formats_option,
+    json_option,
+    parse_formats,
+    print_json,
+    results_dir_option,
+    text,
+    variant_options,
+    variants,
+)
+from benchharness.errors import UsageError
+
+
+@click.command("run")
+@click.option(
+    "--device",
+    "devices",
+    multiple=True,
+    default=("local",),
+    show_default=True,
+    help="Profile name or path to a .toml; repeat for several devices at once.",
+)
+@click.option(
+    "--models", default=None, help="all | a,b | module:function | path.onnx | path.tflite"
+)
+@formats_option
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Threads per runtime (default: the profile's, else all cores).",
+)
+@click.option("--affinity", default=None, help="taskset mask, e.g. f0 (default: the profile's).")
+@click.option("--quick", is_flag=True, help="64 inferences and 5 s, one process (METHOD.md).")
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Fresh runner processes per model (default 3, 1 with --quick).",
+)
+@click.option("--input-shape", default=None, help="e.g. 1x3x160x160 (overrides the zoo's).")
+@click.option("--no-ops", is_flag=True, help="Skip the per-operator profiling pass.")
+@click.option(
+    "--resume", "resume", default=None, metavar="RUN_ID", help="Finish an interrupted run."
+)
+@click.option(
+    "--timeout", "timeout_s", type=float, default=None, help="Seconds per runner process."
+)
+@click.option("--min-time", "min_s", type=float, default=None, hidden=True)
+@click.option("--min-runs", "min_n", type=int, default=None, hidden=True)
+@click.option("--max-time", "max_s", type=float, default=None, hidden=True)
+@click.option("--warmup-time", "warmup_min_s", type=float, default=None, hidden=True)
+@click.option("--seed", type=int, default=None, help="Seed of the interleaving order.")
+@variant_options
+@click.option("--force", is_flag=True, help="Run models that fail `bench check` on the device.")
+@results_dir_option
+@json_option
+def run_cmd(**kw: Any) -> None:
+    """Export, dispatch and time models on devices; write results/RUN_ID/*.csv."""
+    from benchharness.api import RunRequest, run
+
+    request = RunRequest(
+        devices=tuple(kw["devices"]),
+        models=kw["models"],
+        formats=parse_formats(kw["formats"]),
+        threads=kw["threads"],
+        affinity=kw["affinity"],
+        quick=kw["quick"],
+        processes=kw["processes"],
+        input_shape=kw["input_shape"],
+        profile_ops=not kw["no_ops"],
+        resume=kw["resume"],
+        timeout_s=kw["timeout_s"],
+        min_n=kw["min_n"],
+        min_s=kw["min_s"],
+        max_s=kw["max_s"],
+        warmup_min_s=kw["warmup_min_s"],
+        seed=kw["seed"],
+        results_dir=kw["results_dir"],
+        force=kw["force"],
+        **variants(kw),
+    )
+    from benchharness.cli.display import RichReporter
+
+    with RichReporter(console) as reporter:
+        store = run(request, reporter=reporter)
+    show_results(store.runs, store.run_id, kw["as_json"], store.path)
+    if any(r.get("status") != "ok" for r in store.runs):
+        sys.exit(EXIT_FAILURE)
+
+
+def summary_rows(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    keys = (
+        "device", "model", "format", "precision", "runtime", "threads", "status", "error",
+        "n", "median_ms", "p90_ms", "cold_ms", "macs", "gmacs_per_s", "flags", "max_abs_err",
+    )  # fmt: skip
+    # rows come typed from the store, so numbers print as numbers and empty cells as null
+    return [{k: r.get(k) for k in keys} for r in runs]
+
+
+def show_results(runs: Sequence[dict[str, Any]], run_id: str, as_json: bool, path: Path) -> None:
+    rows = sorted(
+        summary_rows(runs), key=lambda r: (str(r["device"]), str(r["model"]), str(r["format"]))
+    )
+    if as_json:
+        print_json({"run_id": run_id, "path": str(path), "rows": rows})
+        return
+    table = Table(title=f"Run {run_id}  ({path})")
+    for col in ("device", "model", "format", "median ms", "p90 ms", "GMACs", "GMAC/s", "status"):
+        table.add_column(
+            col, justify="left" if col in ("device", "model", "format", "status") else "right"
+        )
+    flagged = []
+    for r in rows:
+        flags = str(r.get("flags") or "")
+        status = str(r.get("status") or "")
+        mark = " [yellow]![/yellow]" if flags else ""
+        if flags:
+            flagged.append((r, flags))
+        table.add_row(
+            text(r["device"]), text(r["model"]), text(r["format"]),
+            fmt(r["median_ms"]) + mark, fmt(r["p90_ms"]),
+            fmt(r["macs"] / 1e9 if r.get("macs") is not None else None),
+            fmt(r["gmacs_per_s"], 2),
+            "ok" if status == "ok" else f"[red]{text(status)}: {text(r.get('error') or '')}[/red]",
+        )  # fmt: skip
+    console.print(table)
+    if flagged:
+        from benchharness.analysis.stats import FLAG_ADVICE
+
+        console.print("[yellow]! shaky numbers: these measurements raised flags[/yellow]")
+        seen: set[str] = set()
+        for r, flags in flagged:
+            where = text(f"{r['device']} {r['model']} {r['format']}")
+            console.print(f"  {where}: {text(flags.replace(';', ', '))}")
+            seen.update(f for f in flags.split(";") if f)
+        for flag in sorted(seen):
+            console.print(f"  [bold]{flag}[/bold]: {FLAG_ADVICE.get(flag, '')}")
+
+
+@click.command("results")
+@click.argument("run_id", required=False)
+@results_dir_option
+@json_option
+def results_cmd(run_id: str | None, results_dir: Path, as_json: bool) -> None:
+    """Summary table of a run (the newest when RUN_ID is left out)."""
+    from benchharness.results.store import RunStore, list_runs
+
+    if run_id is None:
+        runs = list_runs(results_dir)
+        if not runs:
+            raise UsageError(f"no runs in {results_dir}; start one with `bench run`")
+        run_id = runs[-1]
+    store = RunStore.open(results_dir, run_id)
+    show_results(store.runs, store.run_id, as_json, store.path)

@@ -1,0 +1,587 @@
+"""The device-side runner: times one model file with ONNX Runtime, LiteRT or PyTorch.
+
+Shipped to the device with the rest of this folder (``method.py``: the stopping rules;
+``probe.py``: the environment; ``protocol.py``: the result; ``litert_profiler.py``), and run
+there with the device's python3; locally it runs the same way in a fresh subprocess. It needs
+only the standard library, numpy, and onnxruntime or LiteRT (``ai_edge_litert``, falling back to
+``tflite_runtime`` or ``tensorflow.lite``); the ``torch`` format (a ``torch.export`` program, run
+eagerly) also needs torch, imported only for that format. It must not import anything from
+``benchharness``.
+
+Timing (METHOD.md): inputs are made and bound once; the timed region is the runtime call alone,
+read with ``time.perf_counter_ns`` inside this process; the first (cold) inference and the session
+creation are recorded apart; warm-up runs until stable; measuring runs until the stopping rule is
+met. Outputs are read after timing and checked to be finite. On a CUDA GPU (torch) each warm-up and
+timed inference is read from a pair of CUDA events instead, synchronised before reading, and
+warm-up lasts at least 2 s (METHOD.md, GPU delegates).
+
+The result is one ``protocol.RunnerResult``, printed as one marked JSON line on stdout
+(``protocol.encode``), so a runtime's own chatter on stdout cannot be mistaken for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import os
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from typing import Any
+
+# siblings on the device, not a package: the runner's folder is all that is shipped
+import method
+import probe
+import protocol
+
+#: Seed of the random inputs, so every process and every device sees the same numbers.
+INPUT_SEED = 42
+#: Warm-up inferences before the profiled pass (the profiler's session is a fresh one).
+PROFILE_WARMUP_RUNS = 5
+#: Iterations of the throttle probe: ~10 ms of float work on this VM, some 30-50 ms on a phone.
+PROBE_ITERATIONS = 40
+#: Side of the probe's square matrices: its fastest iteration repeats within ~2 % from call to
+#: call here (128 varied by 15 %, over THROTTLE_RATIO's 10 %), and 256x256 floats stay in cache.
+PROBE_SIZE = 256
+#: ORT's provider that runs on the host CPU; any other first provider is an accelerator.
+ORT_CPU_PROVIDER = "CPUExecutionProvider"
+#: Nanoseconds per millisecond, as CUDA events report elapsed time in ms.
+NS_PER_MS = 1_000_000
+
+
+# ---------------------------------------------------------------- environment of the device
+
+
+def pinned_cpus() -> list[int] | None:
+    """The CPUs this process may run on when it is pinned to fewer than all (taskset)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    return allowed if len(allowed) < (os.cpu_count() or len(allowed)) else None
+
+
+def environment() -> protocol.Environment:
+    """The device as ``probe.py`` reads it, for the CPUs this process is pinned to."""
+    env = probe.read_local(pinned_cpus())
+    known = {f.name for f in dataclasses.fields(protocol.Environment)}
+    return protocol.Environment(**{k: v for k, v in env.items() if k in known})
+
+
+def throttle_probe(np: Any) -> float:
+    """Fastest ms of a fixed float workload: compared before and after a model to spot throttling.
+
+    The fastest iteration, not the median: a throttled clock slows every iteration, while a thread
+    pool still spinning after the model (ORT, XNNPACK) or a neighbour slows only some; with the
+    median, those made a cool machine read 10 % "throttled"."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((PROBE_SIZE, PROBE_SIZE)).astype(np.float32)
+    times = []
+    for _ in range(PROBE_ITERATIONS):
+        t0 = time.perf_counter_ns()
+        a = np.tanh(a @ a.T * (1.0 / PROBE_SIZE))
+        times.append(time.perf_counter_ns() - t0)
+    return min(times) / 1e6
+
+
+# ---------------------------------------------------------------- runtimes
+
+
+class OrtRunner:
+    runtime = "onnxruntime"
+
+    def __init__(self, path: str, threads: int, providers: list[str], np: Any) -> None:
+        import onnxruntime as ort
+
+        self.ort = ort
+        self.np = np
+        self.path = path
+        self.threads = threads
+        self.providers = providers or ["CPUExecutionProvider"]
+        self.version = ort.__version__
+        self.session = self._session(profile_prefix=None)
+        self.provider = self.session.get_providers()[0]
+        # a GPU/NPU provider compiles and uploads lazily: the longer warm-up of METHOD.md
+        self.accelerated = self.provider != ORT_CPU_PROVIDER
+        self.feeds = make_inputs(
+            np, [(i.name, i.shape, _ort_dtype(np, i.type)) for i in self.session.get_inputs()]
+        )
+        self.binding = self._bind(self.session)
+
+    def _session(self, profile_prefix: str | None) -> Any:
+        opts = self.ort.SessionOptions()
+        if self.threads > 0:
+            opts.intra_op_num_threads = self.threads
+        if profile_prefix:
+            opts.enable_profiling = True
+            opts.profile_file_prefix = profile_prefix
+        return self.ort.InferenceSession(self.path, sess_options=opts, providers=self.providers)
+
+    def _bind(self, session: Any) -> Any:
+        binding = session.io_binding()
+        for name, array in self.feeds:
+            binding.bind_cpu_input(name, array)
+        for out in session.get_outputs():
+            binding.bind_output(out.name, "cpu")
+        return binding
+
+    def run(self) -> None:
+        self.session.run_with_iobinding(self.binding)
+
+    def outputs(self) -> list[Any]:
+        return [self.np.asarray(o) for o in self.binding.copy_outputs_to_cpu()]
+
+    def profile(self, runs: int, workdir: str) -> protocol.Profile:
+        prefix = os.path.join(workdir, "ort_profile")
+        session = self._session(profile_prefix=prefix)
+        binding = self._bind(session)
+        for _ in range(PROFILE_WARMUP_RUNS):
+            session.run_with_iobinding(binding)
+        run_ms = []
+        for _ in range(runs):
+            t0 = time.perf_counter_ns()
+            session.run_with_iobinding(binding)
+            run_ms.append((time.perf_counter_ns() - t0) / 1e6)
+        path = session.end_profiling()
+        return protocol.Profile(
+            source=protocol.ORT_PROFILE,
+            profile_file=os.path.abspath(path),
+            warmup_runs=PROFILE_WARMUP_RUNS,
+            run_ms=run_ms,
+        )
+
+
+def _ort_dtype(np: Any, type_str: str) -> Any:
+    table = {
+        "tensor(float)": np.float32,
+        "tensor(float16)": np.float16,
+        "tensor(double)": np.float64,
+        "tensor(int64)": np.int64,
+        "tensor(int32)": np.int32,
+        "tensor(int8)": np.int8,
+        "tensor(uint8)": np.uint8,
+        "tensor(bool)": np.bool_,
+    }
+    return table.get(type_str, np.float32)
+
+
+def load_interpreter_class() -> tuple[Any, str, str]:
+    """LiteRT's interpreter, or the older packages that carry the same API."""
+    try:
+        from ai_edge_litert import interpreter as mod
+
+        return mod.Interpreter, "litert", _version("ai-edge-litert")
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime import interpreter as mod
+
+        return mod.Interpreter, "tflite_runtime", _version("tflite-runtime")
+    except ImportError:
+        pass
+    try:
+        import tensorflow as tf
+
+        return tf.lite.Interpreter, "tensorflow.lite", tf.__version__
+    except ImportError as exc:
+        raise RuntimeError(
+            "no TFLite runtime on this device: pip install ai-edge-litert (or tflite-runtime)"
+        ) from exc
+
+
+def _version(dist: str) -> str:
+    try:
+        from importlib import metadata
+
+        return metadata.version(dist)
+    except Exception:
+        return "unknown"
+
+
+class LiteRtRunner:
+    def __init__(self, path: str, threads: int, np: Any) -> None:
+        cls, self.runtime, self.version = load_interpreter_class()
+        self.np = np
+        self.path = path
+        self.threads = threads
+        kwargs: dict[str, Any] = {"model_path": path}
+        if threads > 0:
+            kwargs["num_threads"] = threads
+        self.interpreter = cls(**kwargs)
+        self.interpreter.allocate_tensors()
+        self.provider = "XNNPACK" if self.runtime == "litert" else "default"
+        self.accelerated = False
+        details = self.interpreter.get_input_details()
+        self.feeds = make_inputs(np, [(d["name"], list(d["shape"]), d["dtype"]) for d in details])
+        for detail, (_, array) in zip(details, self.feeds, strict=True):
+            self.interpreter.set_tensor(detail["index"], array)
+
+    def run(self) -> None:
+        self.interpreter.invoke()
+
+    def outputs(self) -> list[Any]:
+        return [
+            self.np.asarray(self.interpreter.get_tensor(d["index"]))
+            for d in self.interpreter.get_output_details()
+        ]
+
+    def profile(self, runs: int, workdir: str) -> protocol.Profile:
+        try:
+            import litert_profiler
+        except ImportError:
+            return protocol.Profile(error="litert_profiler.py is not next to the runner")
+        ok, why = _available(litert_profiler)
+        if not ok:
+            return protocol.Profile(error=why)
+        result: dict[str, Any] = litert_profiler.profile_ops(
+            self.path,
+            threads=self.threads if self.threads > 0 else None,
+            runs=runs,
+            warmup=PROFILE_WARMUP_RUNS,
+            input_arrays=[a for _, a in self.feeds],
+        )
+        ops = [
+            protocol.ProfiledOp(
+                op_name=str(r.get("op_name", "")),
+                op_type=str(r.get("op_type", "")),
+                op_index=int(r.get("op_index", -1)),
+                calls=r.get("calls"),
+                median_us=r.get("median_us"),
+                absorbed_op_indices=[int(i) for i in r.get("absorbed_op_indices") or []],
+            )
+            for r in result["ops"]
+        ]
+        return protocol.Profile(
+            source=protocol.LITERT_PROFILE, runs=runs, run_ms=result["run_ms"], ops=ops
+        )
+
+
+class CudaEventTimer:
+    """Times one call on the current CUDA stream with an event pair (METHOD.md: on a GPU,
+    synchronise before reading the time, or use device events).
+
+    The events are made once and reused: ``synchronize`` on the end event before reading makes
+    both complete, so re-recording them for the next call is safe. The host's clock would see
+    only the kernel launches of an asynchronous call, not the GPU work.
+    """
+
+    def __init__(self, torch: Any) -> None:
+        self.start = torch.cuda.Event(enable_timing=True)
+        self.end = torch.cuda.Event(enable_timing=True)
+
+    def time_ns(self, call: Any) -> int:
+        self.start.record()
+        call()
+        self.end.record()
+        self.end.synchronize()
+        return int(self.start.elapsed_time(self.end) * NS_PER_MS)
+
+
+class TorchRunner:
+    """PyTorch eager: the ``torch.export`` program saved with ``torch.export.save`` (a .pt2
+    archive), unlifted to a module and called under ``torch.inference_mode``; on ``cuda`` when
+    this torch sees a GPU, else on the CPU. No per-operator profile (ops rows stay empty)."""
+
+    runtime = "torch"
+
+    def __init__(self, path: str, threads: int, np: Any) -> None:
+        try:
+            import torch
+        except ImportError as exc:
+            raise RuntimeError(
+                f"the torch format needs torch on the device ({exc}): python3 -m pip install "
+                "torch (the version that exported the models: .pt2 archives are not portable "
+                "across torch versions)"
+            ) from exc
+
+        self.torch = torch
+        self.np = np
+        self.version = torch.__version__
+        if threads > 0:
+            torch.set_num_threads(threads)
+        cuda = bool(torch.cuda.is_available())
+        self.device = "cuda" if cuda else "cpu"
+        self.provider = f"cuda:{torch.cuda.get_device_name()}" if cuda else "cpu"
+        self.accelerated = cuda
+        # a file object, not the path: the host pushes artifacts as <hash>.torch, and
+        # torch.export warns about any file name that does not end in .pt2
+        with open(path, "rb") as fh:
+            program = torch.export.load(fh)
+        specs = _torch_input_specs(torch, np, program)
+        if cuda:
+            program = _to_device(program, self.device)
+        self.module = program.module()
+        arrays = make_inputs(np, [(name, shape, np_dtype) for name, shape, np_dtype, _ in specs])
+        self.inputs = [
+            torch.from_numpy(array).to(device=self.device, dtype=spec[3])
+            for (_, array), spec in zip(arrays, specs, strict=True)
+        ]
+        # held for the life of this process (it does nothing else): entering the mode per call
+        # would put its cost inside the timed region
+        self._mode = torch.inference_mode()
+        self._mode.__enter__()
+        self._timer = CudaEventTimer(torch) if cuda else None
+        # measure() times with this when set, with its own clock when None
+        self.device_timer = self._timed_on_gpu if cuda else None
+        self.last: Any = None
+
+    def _call(self) -> None:
+        self.last = self.module(*self.inputs)
+
+    def run(self) -> None:
+        self._call()
+        if self._timer is not None:
+            # the cold inference is timed with the host clock, so it must see the GPU finish
+            self.torch.cuda.synchronize()
+
+    def _timed_on_gpu(self) -> int:
+        assert self._timer is not None
+        return self._timer.time_ns(self._call)
+
+    def outputs(self) -> list[Any]:
+        if self._timer is not None:
+            self.torch.cuda.synchronize()
+        return [t.detach().cpu().numpy() for t in _tensors(self.torch, self.last)]
+
+    def profile(self, runs: int, workdir: str) -> protocol.Profile:
+        return protocol.Profile(error="no per-operator profile for the torch format")
+
+
+def _torch_input_specs(torch: Any, np: Any, program: Any) -> list[tuple[str, Any, Any, Any]]:
+    """Name, shape, numpy dtype and torch dtype of each user input, from the program's
+    placeholders (in call order)."""
+    user = set(program.graph_signature.user_inputs)
+    specs = []
+    for node in program.graph.nodes:
+        if node.op != "placeholder" or node.name not in user:
+            continue
+        val = node.meta.get("val")
+        if val is None or not hasattr(val, "shape"):
+            raise RuntimeError(f"the program's input {node.name} is not a tensor")
+        try:
+            dtype = torch.empty(0, dtype=val.dtype).numpy().dtype
+        except TypeError:  # no numpy twin (bfloat16): fed as float32, cast on the way in
+            dtype = np.float32
+        specs.append((node.name, [int(d) for d in val.shape], dtype, val.dtype))
+    return specs
+
+
+def _to_device(program: Any, device: str) -> Any:
+    """The program with weights and constants on ``device``; its own pass where torch has one
+    (it also moves tensors the graph creates), else the unlifted module's ``to``."""
+    try:
+        from torch.export.passes import move_to_device_pass
+    except ImportError:
+        return _ModuleOnDevice(program, device)
+    return move_to_device_pass(program, device)
+
+
+class _ModuleOnDevice:
+    """Older torch without ``move_to_device_pass``: ``module()`` moved with ``to``."""
+
+    def __init__(self, program: Any, device: str) -> None:
+        self.program = program
+        self.device = device
+
+    def module(self) -> Any:
+        return self.program.module().to(self.device)
+
+
+def _tensors(torch: Any, out: Any) -> list[Any]:
+    """The tensors of a model's output, however nested in tuples, lists and dicts."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (list, tuple)):
+        return [t for item in out for t in _tensors(torch, item)]
+    return []
+
+
+def _available(mod: Any) -> tuple[bool, str]:
+    if mod.available():
+        return True, ""
+    return False, str(mod.unavailable_reason() or "the LiteRT profiler is not available here")
+
+
+def make_inputs(np: Any, specs: list[tuple[str, Any, Any]]) -> list[tuple[str, Any]]:
+    rng = np.random.default_rng(INPUT_SEED)
+    feeds = []
+    for name, shape, dtype in specs:
+        dims = [int(d) if isinstance(d, (int, np.integer)) and d > 0 else 1 for d in shape]
+        if np.issubdtype(dtype, np.floating):
+            array = rng.standard_normal(dims).astype(dtype)
+        elif dtype == np.bool_:
+            array = rng.integers(0, 2, dims).astype(dtype)
+        else:
+            info = np.iinfo(dtype)
+            array = rng.integers(max(info.min, -128), min(info.max, 127) + 1, dims).astype(dtype)
+        feeds.append((name, np.ascontiguousarray(array)))
+    return feeds
+
+
+# ---------------------------------------------------------------- the measurement
+
+
+def _timed(runner: Any, clock: Any) -> Any:
+    """One inference's time in ns: the runner's device timer where it has one (CUDA events),
+    else this process's clock around the synchronous call alone."""
+    device_timer = getattr(runner, "device_timer", None)
+    if device_timer is not None:
+        return device_timer
+
+    def host_timer() -> int:
+        t0 = clock()
+        runner.run()
+        return int(clock() - t0)
+
+    return host_timer
+
+
+def measure(runner: Any, stop: Any, warm: Any) -> dict[str, Any]:
+    clock = time.perf_counter_ns
+    t0 = clock()
+    runner.run()
+    cold_ns = clock() - t0
+
+    one = _timed(runner, clock)
+    warm_ns: list[int] = []
+    start = clock()
+    while True:
+        warm_ns.append(one())
+        if warm.done(warm_ns, (clock() - start) / 1e9):
+            break
+
+    samples: list[int] = []
+    start = clock()
+    reason = None
+    while reason is None:
+        samples.append(one())
+        reason = stop.reason(samples, (clock() - start) / 1e9)
+    return {
+        "cold_ms": cold_ns / 1e6,
+        "warmup_n": len(warm_ns),
+        "warmup_s": sum(warm_ns) / 1e9,
+        "samples_ms": [s / 1e6 for s in samples],
+        "measure_s": (clock() - start) / 1e9,
+        "stop_reason": reason,
+    }
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="benchharness device-side runner")
+    p.add_argument("--model", required=True)
+    p.add_argument("--format", choices=("onnx", "tflite", "torch"), required=True)
+    p.add_argument("--threads", type=int, default=0, help="0 = the runtime's default")
+    p.add_argument("--preset", choices=("default", "quick"), default="default")
+    p.add_argument("--min-n", type=int)
+    p.add_argument("--min-s", type=float)
+    p.add_argument("--max-s", type=float)
+    p.add_argument("--warmup-min-s", type=float)
+    p.add_argument("--warmup-min-n", type=int)
+    p.add_argument("--providers", default="", help="comma-separated ONNX Runtime providers")
+    p.add_argument("--profile-runs", type=int, default=0, help="0 = no per-operator pass")
+    p.add_argument("--workdir", default=None, help="where profiles are written")
+    return p.parse_args(argv)
+
+
+def rules(args: argparse.Namespace, accelerated: bool = False) -> tuple[Any, Any]:
+    stop = method.QUICK if args.preset == "quick" else method.DEFAULT
+    changes = {
+        k: v
+        for k, v in (("min_n", args.min_n), ("min_s", args.min_s), ("max_s", args.max_s))
+        if v is not None
+    }
+    stop = dataclasses.replace(stop, max_n=protocol.MAX_SAMPLES, **changes)
+    warm = method.WARMUP_DELEGATE if accelerated else method.WARMUP_DEFAULT
+    wchanges = {
+        k: v
+        for k, v in (("min_s", args.warmup_min_s), ("min_n", args.warmup_min_n))
+        if v is not None
+    }
+    return stop, dataclasses.replace(warm, **wchanges)
+
+
+def run(args: argparse.Namespace) -> protocol.RunnerResult:
+    import numpy as np
+
+    if args.threads <= 0:
+        # an explicit count, recorded in the row, rather than each runtime's own default
+        args.threads = (
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else (os.cpu_count() or 1)
+        )
+    env_start = environment()
+    probe_before = throttle_probe(np)
+    t0 = time.perf_counter_ns()
+    if args.format == "onnx":
+        providers = [p for p in args.providers.split(",") if p]
+        runner: Any = OrtRunner(args.model, args.threads, providers, np)
+    elif args.format == "torch":
+        runner = TorchRunner(args.model, args.threads, np)
+    else:
+        runner = LiteRtRunner(args.model, args.threads, np)
+    load_ms = (time.perf_counter_ns() - t0) / 1e6
+    stop, warm = rules(args, accelerated=runner.accelerated)
+    measured = measure(runner, stop, warm)
+    outputs = runner.outputs()
+    result = protocol.RunnerResult(
+        runtime=runner.runtime,
+        runtime_version=runner.version,
+        provider=runner.provider,
+        threads=args.threads,
+        python=platform.python_version(),
+        load_ms=load_ms,
+        rule=protocol.Rule(
+            min_n=stop.min_n,
+            min_s=stop.min_s,
+            max_s=stop.max_s,
+            adaptive=stop.adaptive,
+            warmup_min_s=warm.min_s,
+        ),
+        outputs_finite=bool(all(np.isfinite(o).all() for o in outputs if o.dtype.kind == "f")),
+        output_shapes=[[int(d) for d in o.shape] for o in outputs],
+        **measured,
+    )
+    if args.profile_runs > 0:
+        # LiteRT keeps its profile in memory; only ORT needs a directory for its trace file
+        workdir = args.workdir or (
+            tempfile.mkdtemp(prefix=protocol.PROFILE_TMP_PREFIX) if args.format == "onnx" else ""
+        )
+        try:
+            result.profile = runner.profile(args.profile_runs, workdir)
+        except Exception as exc:  # a profiler failure must not lose the timing
+            result.profile = protocol.Profile(error=f"{type(exc).__name__}: {exc}")
+    # the runtime's thread pool, left alive, would spin on the cores the probe needs and read as
+    # throttling: the session goes first, as it did not exist yet for the probe before
+    del runner, outputs
+    gc.collect()
+    result.probe_before_ms = probe_before
+    result.probe_after_ms = throttle_probe(np)
+    result.env_start = env_start
+    result.env_end = environment()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        result = run(args)
+        code = 0
+    except Exception as exc:  # report every failure as a result, so the host can record why
+        result = protocol.RunnerResult(
+            ok=False,
+            error=f"{type(exc).__name__}: {exc}",
+            traceback=traceback.format_exc(limit=5),
+        )
+        code = 3
+    sys.stdout.write("\n" + protocol.encode(result) + "\n")
+    sys.stdout.flush()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

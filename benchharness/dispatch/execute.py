@@ -1,0 +1,258 @@
+"""Execute jobs on devices: one thread per device, one job at a time on each, in rounds.
+
+Every device runs in its own thread with its own transport (a lock file also keeps a second
+``bench`` process off the same device). Each artifact is measured in R fresh runner processes,
+interleaved in a random order per round (METHOD.md), and its ``runs.csv`` row is rewritten after
+every process, so an interrupted run keeps every finished process and ``--resume`` completes only
+what is missing. A job's failure (a transport error, a runner that fails or returns a malformed
+result) becomes its failed row; the device's other jobs and the other devices go on.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from benchharness.device.protocol import RunnerResult
+from benchharness.devices.profile import DeviceProfile
+from benchharness.dispatch.cooldown import DeviceCooldown, describe, read_temperature
+from benchharness.dispatch.locks import device_lock
+from benchharness.dispatch.ops import OpsOutcome
+from benchharness.dispatch.reporter import NullReporter, Reporter
+from benchharness.dispatch.resume import restore
+from benchharness.dispatch.session import DeviceSession
+from benchharness.dispatch.state import JobState, job_row, job_samples
+from benchharness.errors import CommandTimeoutError, HarnessError, RunnerError, TransportError
+from benchharness.plan.artifacts import Artifact
+from benchharness.plan.options import RunOptions, job_id
+from benchharness.results.store import RunStore
+from benchharness.runners import native
+from benchharness.runners import python as python_runner
+from benchharness.runners.python import RunnerSettings
+from benchharness.transport.base import Transport
+
+#: The per-operator pass of a job: its profile joined to cost (``dispatch.ops.collect_ops``).
+OpsHook = Callable[[DeviceSession, Artifact, RunnerResult], OpsOutcome]
+#: Seconds between joins of the device threads: short, so Ctrl-C reaches the main thread.
+JOIN_POLL_S = 0.2
+
+
+def _settings(
+    profile: DeviceProfile, artifact: Artifact, opts: RunOptions, profile_ops: bool
+) -> RunnerSettings:
+    return RunnerSettings(
+        fmt=artifact.format,
+        threads=opts.threads or profile.threads,
+        affinity=opts.affinity or profile.affinity,
+        quick=opts.quick,
+        min_n=opts.min_n,
+        min_s=opts.min_s,
+        max_s=opts.max_s,
+        warmup_min_s=opts.warmup_min_s,
+        providers=profile.providers,
+        profile_runs=opts.profile_runs if profile_ops else 0,
+    )
+
+
+def run_once(
+    session: DeviceSession, artifact: Artifact, opts: RunOptions, profile_ops: bool
+) -> RunnerResult:
+    """One runner process for one artifact; transport failures retried after reconnecting."""
+    attempts = opts.retries + 1
+    for attempt in range(attempts):
+        try:
+            settings = _settings(session.profile, artifact, opts, profile_ops)
+            # a device without python runs the format's native tool (rule: runners/native.py)
+            tool = native.native_tool(session.profile, artifact.format)
+            if tool is not None:
+                return native.run_process(session, tool, artifact, settings, opts.timeout_s)
+            session.prepare()
+            model_path = session.artifact_path(artifact)
+            workdir = session.workdir
+            if workdir:
+                session.transport.run(["mkdir", "-p", workdir], timeout=60)
+            argv = python_runner.runner_argv(
+                session.python, session.runner_dir, model_path, settings, workdir
+            )
+            result = session.transport.run(argv, timeout=opts.timeout_s)
+            return python_runner.parse_output(
+                result.stdout, result.stderr, result.returncode, device=session.profile.name
+            )
+        except CommandTimeoutError:
+            raise
+        except TransportError:
+            if attempt + 1 >= attempts:
+                raise
+            session.reconnect()
+    raise AssertionError("unreachable")
+
+
+def _states(
+    store: RunStore,
+    profile: DeviceProfile,
+    artifacts: Sequence[Artifact],
+    opts: RunOptions,
+    lock: threading.Lock,
+) -> list[JobState]:
+    """The device's jobs still to finish, partial ones refilled from the store."""
+    done = store.finished_job_ids()
+    states: list[JobState] = []
+    for a in artifacts:
+        jid = job_id(profile.name, a, opts)
+        if jid in done:
+            continue
+        state = JobState(artifact=a, job_id=jid)
+        with lock:
+            restore(store, state)
+        if a.error:
+            state.error = a.error
+        states.append(state)
+    return states
+
+
+def _one_process(
+    session: DeviceSession,
+    state: JobState,
+    opts: RunOptions,
+    ops_hook: OpsHook | None,
+    reporter: Reporter,
+) -> None:
+    """Run one process of ``state``'s job and record what came of it in ``state``."""
+    a = state.artifact
+    profile_ops = opts.profile_ops and not state.ops_rows and ops_hook is not None
+    try:
+        result = run_once(session, a, opts, profile_ops)
+        if not result.ok:
+            raise RunnerError(result.error or "the runner failed")
+        state.results.append(result)
+        if profile_ops and ops_hook is not None and result.profile is not None:
+            reporter.stage(session.profile.name, f"{a.model} {a.format} operator profile")
+            outcome = ops_hook(session, a, result)
+            state.ops_rows, state.ops_sum_ratio = outcome.rows, outcome.sum_ratio
+            state.ops_error = outcome.error
+    except HarnessError as exc:
+        state.error = f"{type(exc).__name__}: {exc}"
+
+
+def run_device(
+    store: RunStore,
+    profile: DeviceProfile,
+    artifacts: Sequence[Artifact],
+    opts: RunOptions,
+    reporter: Reporter,
+    transport_factory: Callable[[DeviceProfile], Transport],
+    ops_hook: OpsHook | None,
+    lock: threading.Lock,
+) -> None:
+    """All jobs of one device, in rounds of shuffled order; never raises for one job's failure."""
+    rng = random.Random(opts.seed)
+    states = _states(store, profile, artifacts, opts, lock)
+    wanted = opts.n_processes
+    with device_lock(profile.name):
+        reporter.stage(profile.name, "connecting")
+        session = DeviceSession(profile, store.run_id, transport_factory)
+        try:
+            # read through session.transport at call time: a reconnect replaces it
+            cooling = DeviceCooldown(
+                profile.cooldown_min_s,
+                profile.cooldown_max_s,
+                lambda: read_temperature(session.transport),
+            )
+            if cooling.enabled:
+                with lock:
+                    devices = store.meta.setdefault("devices", {})
+                    devices.setdefault(profile.name, {})["cooldown"] = cooling.meta()
+                    store.write_meta()
+            for round_no in range(wanted):
+                todo = [s for s in states if not s.error and len(s.results) <= round_no]
+                rng.shuffle(todo)
+                for state in todo:
+                    a = state.artifact
+                    cooling.before(
+                        state.job_id,
+                        lambda waited, temp, target: reporter.stage(
+                            profile.name, describe(waited, temp, target, cooling.limit_s)
+                        ),
+                    )
+                    reporter.stage(
+                        profile.name, f"{a.model} {a.format} process {round_no + 1}/{wanted}"
+                    )
+                    if not state.started_at:
+                        state.started_at = datetime.now(UTC).isoformat(timespec="seconds")
+                    t0 = time.perf_counter()
+                    _one_process(session, state, opts, ops_hook, reporter)
+                    state.wall_s += time.perf_counter() - t0
+                    row = job_row(profile, state, opts, store.run_id, wanted)
+                    row.update(cooling.columns(state.job_id))
+                    with lock:
+                        store.add_job(row, state.ops_rows, job_samples(profile, state))
+                    reporter.job_done(profile.name, row)
+            for state in states:
+                if state.error and not any(r.get("job_id") == state.job_id for r in store.runs):
+                    row = job_row(profile, state, opts, store.run_id, wanted)
+                    with lock:
+                        store.add_job(row)
+                    reporter.job_done(profile.name, row)
+        finally:
+            session.close()
+
+
+def execute(
+    store: RunStore,
+    profiles: Sequence[DeviceProfile],
+    artifacts: Sequence[Artifact],
+    opts: RunOptions,
+    *,
+    reporter: Reporter | None = None,
+    transport_factory: Callable[[DeviceProfile], Transport] | None = None,
+    ops_hook: OpsHook | None = None,
+) -> dict[str, str | None]:
+    """Run every device concurrently; returns device -> error (None when it ran to the end)."""
+    from benchharness.transport import open_transport
+
+    reporter = reporter or NullReporter()
+    factory = transport_factory or open_transport
+    lock = threading.Lock()
+    outcome: dict[str, str | None] = {}
+
+    def work(profile: DeviceProfile) -> None:
+        try:
+            run_device(store, profile, artifacts, opts, reporter, factory, ops_hook, lock)
+            outcome[profile.name] = None
+        except HarnessError as exc:
+            outcome[profile.name] = f"{type(exc).__name__}: {exc}"
+            reporter.stage(profile.name, f"failed: {exc}")
+            fail_remaining(store, profile, artifacts, opts, lock, outcome[profile.name] or "")
+
+    if len(profiles) == 1:
+        work(profiles[0])
+        return outcome
+    threads = [threading.Thread(target=work, args=(p,), name=f"device-{p.name}") for p in profiles]
+    for t in threads:
+        t.daemon = True
+        t.start()
+    for t in threads:
+        while t.is_alive():
+            t.join(JOIN_POLL_S)
+    return outcome
+
+
+def fail_remaining(
+    store: RunStore,
+    profile: DeviceProfile,
+    artifacts: Sequence[Artifact],
+    opts: RunOptions,
+    lock: threading.Lock,
+    error: str,
+) -> None:
+    """A device that could not be used at all: every job not yet finished gets a failed row."""
+    with lock:
+        have = {r.get("job_id") for r in store.runs}
+        for a in artifacts:
+            jid = job_id(profile.name, a, opts)
+            if jid not in have:
+                state = JobState(artifact=a, job_id=jid, error=error)
+                store.add_job(job_row(profile, state, opts, store.run_id, opts.n_processes))

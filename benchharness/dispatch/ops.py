@@ -1,0 +1,105 @@
+"""A job's per-operator rows: the runner's profile fetched from the device, joined to cost.
+
+The joining itself is ``parse/op_join``; this module gets the profile's data to it (an ORT trace
+file is pulled from the device and removed there) and names the job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+import statistics
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchharness.cost.graph import graph_cost_or_none
+from benchharness.device import protocol
+from benchharness.device.protocol import RunnerResult
+from benchharness.dispatch.session import DeviceSession
+from benchharness.errors import HarnessError, ParseError
+from benchharness.parse.op_join import finish_rows, litert_rows, ort_rows
+from benchharness.plan.artifacts import Artifact
+
+#: Most bytes of an ORT profile pulled back: a 50-run trace of a large model is a few MB; more
+#: is not a profile (a device pointing ``profile_file`` at /dev/zero must not fill this disk).
+MAX_PROFILE_BYTES = 256 * 1024 * 1024
+
+
+@dataclass
+class OpsOutcome:
+    """The operator rows of one job, their summed time over end-to-end, or why there are none."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    sum_ratio: float | None = None
+    error: str | None = None
+
+
+def collect_ops(session: DeviceSession, artifact: Artifact, result: RunnerResult) -> OpsOutcome:
+    """The operator rows of ``result``'s profile (never raises for a bad profile)."""
+    profile = result.profile
+    if artifact.path is None or profile is None:
+        return OpsOutcome(error="no profile")
+    if not profile.source:
+        return OpsOutcome(error=profile.error or "no profile")
+    cost = graph_cost_or_none(artifact.path, artifact.format, artifact.sha256)
+    try:
+        if profile.source == protocol.ORT_PROFILE:
+            if not profile.profile_file:
+                raise ParseError("the ORT profile names no file")
+            text = _fetch(session, profile.profile_file)
+            rows = ort_rows(text, profile.warmup_runs or 0, cost)
+        else:
+            rows = litert_rows(profile.ops, cost)
+    except (HarnessError, OSError, KeyError, ValueError) as exc:
+        return OpsOutcome(error=f"{type(exc).__name__}: {exc}")
+    base = {
+        "device": session.profile.name,
+        "model": artifact.model,
+        "format": artifact.format,
+        "precision": artifact.precision,
+        "runtime": result.runtime,
+    }
+    # native tools print no samples: their result names the end-to-end figure to compare with
+    e2e = statistics.median(result.samples_ms) if result.samples_ms else result.ops_reference_ms
+    op_sum_ms = sum(r["median_us"] or 0.0 for r in rows) / 1e3
+    ratio = op_sum_ms / e2e if e2e and e2e > 0 else None
+    return OpsOutcome(rows=finish_rows(rows, base), sum_ratio=ratio)
+
+
+def _is_ort_trace(name: str) -> bool:
+    """Whether a file is one of the traces our runners have ORT write (``ort_profile_*.json``,
+    ``ort-<hash>_*.json``): only those are removed, whatever path a device reports."""
+    return name.startswith("ort") and name.endswith(".json")
+
+
+def _fetch(session: DeviceSession, remote: str) -> str:
+    """The profile's text; pulled from the device and removed there when the device is remote."""
+    if session.local:
+        path = Path(remote)
+        try:
+            if not path.is_file():
+                raise ParseError(f"the ORT profile {remote} is not a regular file")
+            if path.stat().st_size > MAX_PROFILE_BYTES:
+                raise ParseError(
+                    f"the ORT profile {remote} holds more than {MAX_PROFILE_BYTES} bytes"
+                )
+            return path.read_text(encoding="utf-8")
+        finally:
+            if _is_ort_trace(path.name) and path.is_file():
+                path.unlink(missing_ok=True)
+            # the runner made a private temp directory when the run had no workdir
+            if path.parent.name.startswith(protocol.PROFILE_TMP_PREFIX):
+                with contextlib.suppress(OSError):
+                    path.parent.rmdir()
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "profile.json"
+        session.transport.pull(remote, local)
+        if _is_ort_trace(posixpath.basename(remote)):
+            with contextlib.suppress(HarnessError):
+                session.transport.run(["rm", "-f", remote], timeout=60)
+        text = local.read_text(encoding="utf-8")
+    if not text.strip():
+        raise ParseError(f"the ORT profile {remote} pulled from the device is empty")
+    return text

@@ -1,0 +1,253 @@
+"""ONNX Runtime's ``onnxruntime_perf_test``: its command line and a parser for its summary.
+
+The tool prints a short summary after each invocation; vendor forks rename a few lines
+(``Average inference time cost total:``, ``Total CPU usage:``) and old builds print
+``Min Latency is 0.05sec``. Lines the parser does not know are tolerated as long as some line is
+perf_test output; a repeated line (a second ``Session creation time cost``) begins the next run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from benchharness.parse.logtext import NUM, not_a_log_error, require, taskset_prefix
+
+TOOL = "onnxruntime_perf_test"
+
+#: Decimals kept when converting seconds to ms: drops binary noise (19.9047000000002).
+MS_DECIMALS = 9
+#: Error lines kept as a failed run's reason: the root cause is within the last few.
+ERROR_CONTEXT_LINES = 3
+
+#: The percentiles ``-s`` prints, as named on the line, and where they go (seconds to ms).
+_PERCENTILES = {
+    "Min": "min", "Max": "max", "P50": "p50", "P90": "p90", "P95": "p95", "P99": "p99",
+    "P999": "p999",
+}  # fmt: skip
+
+
+def build_command(
+    binary: str,
+    model: str,
+    *,
+    threads: int | None,
+    affinity: str | None,
+    runs: int,
+    profile_prefix: str | None,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """argv timing ``runs`` inferences of ``model`` on generated inputs, with percentiles.
+
+    ``-m times -r N`` fixes the count (the default mode runs for 600 s); ``-I`` generates inputs
+    so no test-data folder is needed; ``-s`` prints the latency percentiles; ``-p`` writes a JSON
+    profile named ``<prefix>_<timestamp>.json``. ``threads=None`` leaves ORT's default.
+    """
+    require(threads is None or threads >= 1, f"threads must be at least 1, not {threads}")
+    require(runs >= 1, f"runs must be at least 1, not {runs}")
+    argv = [*taskset_prefix(affinity), binary, "-m", "times", "-r", str(runs), "-I"]
+    if threads is not None:
+        argv += ["-x", str(threads)]
+    argv.append("-s")
+    if profile_prefix is not None:
+        require(bool(profile_prefix), "profile_prefix must not be empty")
+        argv += ["-p", profile_prefix]
+    argv += [*extra, model]
+    return argv
+
+
+@dataclass
+class OrtPerfRun:
+    """What one ``onnxruntime_perf_test`` invocation printed (units as in the field names)."""
+
+    line: int  # 1-based line where this run's output starts
+    provider: str | None = None  # ``using XExecutionProvider``
+    intra_op_threads: int | None = None  # ``Setting intra_op_num_threads to N``
+    provider_options: dict[str, str] = field(default_factory=dict)  # vendor ``setting K : V``
+    session_creation_s: float | None = None
+    first_inference_ms: float | None = None
+    total_inference_s: float | None = None  # sum of the timed inferences
+    requests: int | None = None
+    average_ms: float | None = None
+    total_run_s: float | None = None  # wall time of the timed loop
+    inferences_per_s: float | None = None
+    cpu_usage_pct: float | None = None
+    peak_working_set_bytes: int | None = None
+    runs: int | None = None  # the ``Runs:N`` line
+    latencies_s: dict[str, float] = field(default_factory=dict)  # min, max, p50 ... p999
+    failed: bool = False
+    error: str | None = None
+
+    @property
+    def n(self) -> int | None:
+        return self.requests if self.requests is not None else self.runs
+
+    def latency_ms(self, key: str) -> float | None:
+        """A printed latency percentile (``min``, ``p50``, ... ``p999``) in ms, if printed."""
+        value = self.latencies_s.get(key)
+        # rounded: seconds-to-ms leaves binary noise far below the printed precision
+        return round(value * 1000.0, MS_DECIMALS) if value is not None else None
+
+
+# Each line kind: regex, run field, converter; "first" lines begin a run when already set.
+_Setter = Callable[[OrtPerfRun, re.Match[str]], None]
+
+
+def _setter(attr: str, convert: Callable[[str], float | int | str]) -> _Setter:
+    def apply(run: OrtPerfRun, m: re.Match[str]) -> None:
+        setattr(run, attr, convert(m.group(1)))
+
+    return apply
+
+
+def _latency(run: OrtPerfRun, m: re.Match[str]) -> None:
+    run.latencies_s[_PERCENTILES[m.group("which")]] = float(m.group("value"))
+
+
+def _option(run: OrtPerfRun, m: re.Match[str]) -> None:
+    run.provider_options[m.group(1)] = m.group(2)
+
+
+_LINES: list[tuple[re.Pattern[str], str, _Setter]] = [
+    (re.compile(r"^using (\S+)$"), "provider", _setter("provider", str)),
+    (re.compile(r"^[Ss]etting (\S+) : (.*)$"), "", _option),
+    (
+        re.compile(r"^Setting intra_op_num_threads to (\d+)$"),
+        "intra_op_threads",
+        _setter("intra_op_threads", int),
+    ),
+    (
+        re.compile(rf"^Session creation time cost: ({NUM}) ?s$"),
+        "session_creation_s",
+        _setter("session_creation_s", float),
+    ),
+    (
+        re.compile(rf"^First inference time cost: ({NUM}) ?ms$"),
+        "first_inference_ms",
+        _setter("first_inference_ms", float),
+    ),
+    (
+        re.compile(rf"^Total (?:inference )?time cost: ({NUM}) ?s$"),
+        "total_inference_s",
+        _setter("total_inference_s", float),
+    ),
+    (
+        re.compile(r"^Total inference requests: (\d+)$"),
+        "requests",
+        _setter("requests", int),
+    ),
+    (
+        re.compile(rf"^Average (?:inference )?time cost(?: total)?: ({NUM}) ?ms$"),
+        "average_ms",
+        _setter("average_ms", float),
+    ),
+    (
+        re.compile(rf"^Total inference run time: ({NUM}) ?s$"),
+        "total_run_s",
+        _setter("total_run_s", float),
+    ),
+    (
+        re.compile(rf"^Number of inferences per second: ({NUM})$"),
+        "inferences_per_s",
+        _setter("inferences_per_s", float),
+    ),
+    (
+        re.compile(rf"^(?:Avg|Total) CPU usage: ?({NUM})(?: ?%)?$"),
+        "",  # printed twice per run (with and without a space), so it never begins a run
+        _setter("cpu_usage_pct", float),
+    ),
+    (
+        re.compile(r"^Peak working set size: ?(\d+)(?: bytes)?$"),
+        "",  # printed twice per run, like the CPU usage
+        _setter("peak_working_set_bytes", int),
+    ),
+    (re.compile(r"^Runs: ?(\d+)$"), "runs", _setter("runs", int)),
+    (
+        re.compile(
+            rf"^(?P<which>Min|Max|P50|P90|P95|P99|P999) Latency(?::| is) ?"
+            rf"(?P<value>{NUM}) ?s(?:ec)?$"
+        ),
+        "latency",
+        _latency,
+    ),
+    (re.compile(r"^Disabling intra-op thread spinning between runs$"), "", lambda r, m: None),
+]
+
+#: ORT's own log lines: ``2024-01-01 10:00:00.123 [E:onnxruntime:, file.cc:12 Fn] message``.
+_ORT_LOG_RE = re.compile(r"^\S+ \S+ \[(?P<sev>[VIWEF]):onnxruntime:[^\]]*\]\s*(?P<msg>.*)$")
+_ERRORISH_RE = re.compile(r"\b(?:error|failed|exception|terminate called|abort)", re.IGNORECASE)
+#: Lines that begin a run: setting up the session comes before everything else it prints.
+_START_KINDS = frozenset({"provider", "intra_op_threads", "session_creation_s"})
+
+
+def _has_timing(run: OrtPerfRun) -> bool:
+    return (
+        run.requests is not None
+        or run.average_ms is not None
+        or run.total_inference_s is not None
+        or bool(run.latencies_s)
+    )
+
+
+def _is_set(run: OrtPerfRun, kind: str, m: re.Match[str]) -> bool:
+    if kind == "latency":
+        return _PERCENTILES[m.group("which")] in run.latencies_s
+    return bool(kind) and getattr(run, kind) is not None
+
+
+def parse_ort_perf_test(text: str) -> list[OrtPerfRun]:
+    """Every run in a captured ``onnxruntime_perf_test`` log, in order.
+
+    A run without any timing is returned with ``failed=True`` and the last error lines as its
+    ``error``. Raises ParseError naming the first line when no line is perf_test output.
+    """
+    lines = text.splitlines()
+    runs: list[OrtPerfRun] = []
+    run: OrtPerfRun | None = None
+    errors: list[str] = []
+    recognised = False
+
+    def finish() -> None:
+        if run is None:
+            return
+        if not _has_timing(run):
+            run.failed = True
+            context = "; ".join(errors[-ERROR_CONTEXT_LINES:])
+            run.error = context or "the log ends before any timing (the tool may have crashed)"
+        runs.append(run)
+
+    for lineno, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        log = _ORT_LOG_RE.match(line)
+        if log is not None:
+            recognised = True
+            if log.group("sev") in "EF":
+                errors.append(log.group("msg"))
+                if run is None:
+                    run = OrtPerfRun(line=lineno)
+            continue
+        for pattern, kind, apply in _LINES:
+            m = pattern.match(line)
+            if m is None:
+                continue
+            recognised = True
+            begins = kind in _START_KINDS and run is not None and _has_timing(run)
+            if run is None or begins or _is_set(run, kind, m):
+                finish()
+                run = OrtPerfRun(line=lineno)
+                errors = []
+            apply(run, m)
+            break
+        else:
+            if _ERRORISH_RE.search(line) and not line.startswith("#"):
+                errors.append(line)
+    finish()
+    if not recognised:
+        raise not_a_log_error(TOOL, lines)
+    return runs
+
+
+__all__ = ["OrtPerfRun", "build_command", "parse_ort_perf_test"]

@@ -1,0 +1,192 @@
+"""A job's ``runs.csv`` and ``samples.csv`` rows, from its runner results.
+
+The one row builder: ``bench run`` (``dispatch``) and ``bench import`` (``results/importer.py``)
+both hand it typed ``RunnerResult``s, so a native tool's log gives the same row however it
+reached the harness.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from benchharness import __version__
+from benchharness.analysis.stats import Summary, ToolSummary, summarize, summarize_tool_stats
+from benchharness.device.protocol import RunnerResult, ToolStats
+from benchharness.plan.artifacts import Artifact
+
+#: A rise of the hottest thermal zone during a model beyond this is thermal throttling territory.
+THERMAL_RISE_C = 5.0
+
+
+def tool_stats(results: Sequence[RunnerResult]) -> list[ToolStats] | None:
+    """The tool statistics of a job's processes when a native tool measured them all."""
+    stats = [r.tool_stats for r in results]
+    if not stats or any(s is None for s in stats):
+        return None
+    return [s for s in stats if s is not None]
+
+
+def _thermal_rose(results: Sequence[RunnerResult]) -> bool:
+    for r in results:
+        start = r.env_start.temp_c if r.env_start else None
+        end = r.env_end.temp_c if r.env_end else None
+        if start is not None and end is not None and end - start > THERMAL_RISE_C:
+            return True
+    return False
+
+
+def summary_of(results: Sequence[RunnerResult], governor: str | None) -> Summary | ToolSummary:
+    """The statistics and flags of a job's finished processes (at least one)."""
+    first = results[0]
+    warmup_n = sum(r.warmup_n or 0 for r in results)
+    tools = tool_stats(results)
+    if tools is not None:
+        # a native tool printed aggregates, not samples: summarised as printed, nothing invented
+        return summarize_tool_stats(
+            tools,
+            warmup_n=warmup_n,
+            cold_ms=first.cold_ms,
+            governor=governor,
+            thermal_rose=_thermal_rose(results),
+        )
+    samples = [s for r in results for s in r.samples_ms]
+    proc_medians = [statistics.median(r.samples_ms) for r in results if r.samples_ms]
+    probes = [
+        r.probe_after_ms / r.probe_before_ms
+        for r in results
+        if r.probe_before_ms and r.probe_after_ms
+    ]
+    return summarize(
+        samples,
+        process_medians_ms=proc_medians if len(proc_medians) > 1 else (),
+        warmup_n=warmup_n,
+        cold_ms=first.cold_ms,
+        governor=governor,
+        throttle_ratio=max(probes) if probes else None,
+        thermal_rose=_thermal_rose(results),
+        process_sizes=[len(r.samples_ms) for r in results],
+    )
+
+
+def ops_sum_ratio(
+    ops_rows: Sequence[Mapping[str, Any]], median_ms: float | None, fallback: float | None = None
+) -> float | None:
+    """Summed per-operator medians over the row's median: against all processes, not only the
+    one the profiled pass followed, so one disturbed process does not skew it."""
+    known = [float(t) for r in ops_rows if (t := r.get("median_us")) is not None]
+    if not known or not median_ms or median_ms <= 0:
+        return fallback
+    return sum(known) / 1e3 / median_ms
+
+
+def build_row(
+    *,
+    run_id: str,
+    job_id: str,
+    device: str,
+    transport: str,
+    affinity: str,
+    artifact: Artifact,
+    results: Sequence[RunnerResult],
+    processes_wanted: int,
+    error: str | None = None,
+    ops_rows: Sequence[Mapping[str, Any]] = (),
+    ops_ratio: float | None = None,
+    started_at: str = "",
+    wall_s: float = 0.0,
+) -> dict[str, Any]:
+    """The ``runs.csv`` row of one job: identity, environment, statistics, status.
+
+    ``ops_ratio`` is the summed operator time over end-to-end when it was taken apart from the
+    processes (a resumed job, a native tool's reference figure).
+    """
+    a = artifact
+    row: dict[str, Any] = {
+        "run_id": run_id,
+        "job_id": job_id,
+        "device": device,
+        "transport": transport,
+        "format": a.format,
+        "precision": a.precision,
+        "model": a.model,
+        "source": a.source,
+        "input_shape": a.input_shape,
+        "affinity": affinity,
+        "artifact_sha256": a.sha256,
+        "artifact": str(a.path) if a.path else "",
+        "max_abs_err": a.max_abs_err,
+        "tolerance": a.tolerance,
+        "harness_version": __version__,
+        "started_at": started_at,
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "wall_s": round(wall_s, 3),
+        **{
+            k: a.cost.get(k) for k in ("macs", "flops", "params", "model_bytes", "activation_bytes")
+        },
+    }
+    if results:
+        first, last = results[0], results[-1]
+        env_s, env_e = first.env_start, last.env_end
+        row.update(
+            runtime=first.runtime,
+            runtime_version=first.runtime_version,
+            provider=first.provider,
+            threads=first.threads,
+            load_ms=first.load_ms,
+            cpu_model=env_s.cpu_model if env_s else None,
+            governor=env_s.governor if env_s else None,
+            max_freq_mhz=env_s.max_freq_mhz if env_s else None,
+            temp_start_c=env_s.temp_c if env_s else None,
+            temp_end_c=env_e.temp_c if env_e else None,
+            loadavg_start=env_s.loadavg if env_s else None,
+        )
+    if error or not results:
+        row.update(status="failed", error=error or "no runner process finished")
+        return row
+    row["stats_source"] = results[0].stats_source
+    reference = results[0].ops_reference_ms
+    if any(r.samples_ms for r in results) or tool_stats(results) is not None:
+        summary = summary_of(results, row.get("governor"))
+        row.update(summary.as_row())
+        macs = a.cost.get("macs")
+        if macs and summary.median is not None and summary.median > 0:
+            row["gmacs_per_s"] = round(macs / (summary.median / 1e3) / 1e9, 3)
+        if summary.median is not None:
+            reference = summary.median
+    # else: an operator table without timings (a capture of the profile alone), nothing to sum up
+    if tool_stats(results) is not None:
+        # a tool's operator times are set against the figure the tool names (its mean for
+        # benchmark_model's per-run averages)
+        reference = results[0].ops_reference_ms
+    row["ops_sum_ratio"] = ops_sum_ratio(ops_rows, reference, ops_ratio)
+    problems = []
+    if a.max_abs_err is not None and a.tolerance is not None and a.max_abs_err > a.tolerance:
+        problems.append(
+            f"export disagrees with PyTorch: max_abs_err {a.max_abs_err:.3g} > tolerance "
+            f"{a.tolerance:.3g}"
+        )
+    if not all(r.outputs_finite for r in results):
+        problems.append("the runtime produced non-finite outputs")
+    if len(results) < processes_wanted:
+        row.update(status="partial", error=f"{len(results)} of {processes_wanted} processes")
+    elif problems:
+        row.update(status="failed", error="; ".join(problems))
+    else:
+        row.update(status="ok", error="")
+    return row
+
+
+def sample_rows(
+    device: str, artifact: Artifact, results: Sequence[RunnerResult]
+) -> list[dict[str, Any]]:
+    """``samples.csv`` rows: every inference of every process, in order."""
+    a = artifact
+    return [
+        {"device": device, "model": a.model, "format": a.format, "precision": a.precision,
+         "process": p, "index": i, "latency_ms": ms}
+        for p, result in enumerate(results)
+        for i, ms in enumerate(result.samples_ms)
+    ]  # fmt: skip

@@ -1,0 +1,285 @@
+"""The results folder: its CSV schema, atomic writes, and loading runs back.
+
+A run folder ``results/RUN_ID/`` holds ``run.json``, ``runs.csv``, ``ops.csv`` and ``samples.csv``.
+Each CSV is rewritten whole to a temporary file and renamed over the old one after every job, so
+an interrupted run (Ctrl-C, a killed process, a full disk) leaves every finished row intact and
+never a half-written line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import secrets
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchharness.errors import ResultsError
+
+#: Bumped whenever a column changes meaning or disappears; new columns at the end do not bump it.
+SCHEMA_VERSION = 1
+
+#: Where results go unless ``--results-dir`` or ``BENCH_RESULTS_DIR`` says otherwise.
+DEFAULT_RESULTS_DIR = Path("results")
+
+RUNS_COLUMNS: tuple[str, ...] = (
+    "schema_version", "run_id", "job_id", "device", "transport", "runtime", "runtime_version",
+    "provider", "format", "precision", "model", "source", "input_shape", "threads", "affinity",
+    "status", "error", "n", "warmup_n", "processes", "load_ms", "cold_ms",
+    "median_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "p10_ms", "p90_ms", "p99_ms",
+    "iqr_ms", "mad_ms", "cv", "ci99_low_ms", "ci99_high_ms", "process_medians_ms", "flags",
+    "macs", "flops", "params", "model_bytes", "activation_bytes", "gmacs_per_s",
+    "max_abs_err", "tolerance", "ops_sum_ratio", "artifact_sha256", "artifact",
+    "cpu_model", "governor", "max_freq_mhz", "temp_start_c", "temp_end_c", "loadavg_start",
+    "harness_version", "started_at", "finished_at", "wall_s", "cooldown_s", "cooldown_temp_c",
+    "stats_source",
+)  # fmt: skip
+
+OPS_COLUMNS: tuple[str, ...] = (
+    "schema_version", "run_id", "job_id", "device", "model", "format", "precision", "runtime",
+    "op_index", "op_name", "op_type", "calls", "median_us", "share",
+    "macs", "flops", "params", "bytes", "graph_ops",
+)  # fmt: skip
+
+SAMPLES_COLUMNS: tuple[str, ...] = (
+    "schema_version", "run_id", "job_id", "device", "model", "format", "precision",
+    "process", "index", "latency_ms",
+)  # fmt: skip
+
+#: Columns holding whole numbers; every column not named here or in FLOAT_COLUMNS or
+#: LIST_COLUMNS is text.
+INT_COLUMNS = frozenset(
+    {"schema_version", "threads", "n", "warmup_n", "processes", "macs", "flops", "params",
+     "model_bytes", "activation_bytes", "op_index", "calls", "bytes", "process", "index"}
+)  # fmt: skip
+#: Columns holding real numbers.
+FLOAT_COLUMNS = frozenset(
+    {"load_ms", "cold_ms", "median_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "p10_ms",
+     "p90_ms", "p99_ms", "iqr_ms", "mad_ms", "cv", "ci99_low_ms", "ci99_high_ms",
+     "gmacs_per_s", "max_abs_err", "tolerance", "ops_sum_ratio", "max_freq_mhz",
+     "temp_start_c", "temp_end_c", "loadavg_start", "wall_s", "cooldown_s", "cooldown_temp_c",
+     "median_us", "share", "latency_ms"}
+)  # fmt: skip
+#: Columns holding a list of real numbers, written ``;``-separated.
+LIST_COLUMNS = frozenset({"process_medians_ms"})
+
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A sortable, unique run id: UTC timestamp plus a short random suffix."""
+    now = now or datetime.now(UTC)
+    return now.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value) if value == value else ""  # NaN becomes an empty cell
+    if isinstance(value, (list, tuple)):
+        return ";".join(_cell(v) for v in value)
+    return str(value)
+
+
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+#: What ``open(..., "w")`` would give a new file under this process's umask.
+_CREATE_MODE = _umask_mode()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, _CREATE_MODE)  # mkstemp makes 0600; results and reports are for sharing
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def rows_to_csv(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in columns])
+    return buf.getvalue()
+
+
+def read_csv_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV as written (text cells); [] when the file does not exist."""
+    if not path.exists():
+        return []
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            return list(csv.DictReader(fh))
+    except (OSError, csv.Error, UnicodeDecodeError) as exc:
+        raise ResultsError(f"cannot read {path}: {exc}; the file may be damaged") from exc
+
+
+def typed_value(column: str, text: str | None) -> Any:
+    """One cell as its column's type: empty is None, numbers are numbers (ValueError if not)."""
+    if text is None or text == "":
+        return [] if column in LIST_COLUMNS else None
+    if column in INT_COLUMNS:
+        try:
+            return int(text)
+        except ValueError:
+            value = float(text)  # a whole number written as 12.0 by another tool
+            if not value.is_integer():
+                raise
+            return int(value)
+    if column in FLOAT_COLUMNS:
+        return float(text)
+    if column in LIST_COLUMNS:
+        return [float(v) for v in text.split(";") if v]
+    return text
+
+
+def _as_stored(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row as it will read back from disk, so rows in memory and reloaded ones are alike."""
+    return {column: typed_value(column, _cell(value)) for column, value in row.items()}
+
+
+def read_typed_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of one of the run's CSVs with every cell as its column's type."""
+    rows = []
+    for lineno, raw in enumerate(read_csv_rows(path), start=2):
+        row: dict[str, Any] = {}
+        for column, text in raw.items():
+            if column is None:  # more cells than the header names: a damaged line
+                raise ResultsError(f"{path}, line {lineno}: more cells than columns")
+            try:
+                row[column] = typed_value(column, text)
+            except ValueError:
+                raise ResultsError(
+                    f"{path}, line {lineno}, column {column}: expected a number, got {text!r}; "
+                    "the file was edited or damaged"
+                ) from None
+        rows.append(row)
+    return rows
+
+
+@dataclass
+class RunStore:
+    """One run folder, loaded into memory and written back atomically after every change."""
+
+    path: Path
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    ops: list[dict[str, Any]] = field(default_factory=list)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @classmethod
+    def create(cls, results_dir: Path, run_id: str | None = None) -> RunStore:
+        run_id = run_id or new_run_id()
+        path = results_dir / run_id
+        if path.exists():
+            raise ResultsError(f"results folder {path} already exists; use --resume {run_id}")
+        path.mkdir(parents=True)
+        return cls(path=path)
+
+    @classmethod
+    def open(cls, results_dir: Path, run_id_or_path: str) -> RunStore:
+        """Open ``results_dir/RUN_ID`` or a results folder given by path."""
+        path = Path(run_id_or_path)
+        if not (path / "runs.csv").exists() and not (path / "run.json").exists():
+            if not RUN_ID_RE.match(run_id_or_path):
+                raise ResultsError(f"{run_id_or_path!r} is not a run id or a results folder")
+            path = results_dir / run_id_or_path
+        if not path.is_dir():
+            known = list_runs(results_dir)
+            hint = f"; known runs: {', '.join(known[-5:])}" if known else ""
+            raise ResultsError(f"no results folder {path}{hint}")
+        store = cls(path=path)
+        meta_path = path / "run.json"
+        if meta_path.exists():
+            try:
+                store.meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as exc:
+                raise ResultsError(f"cannot read {meta_path}: {exc}") from exc
+        store.runs = read_typed_rows(path / "runs.csv")
+        store.ops = read_typed_rows(path / "ops.csv")
+        store.samples = read_typed_rows(path / "samples.csv")
+        for row in store.runs:
+            version = row.get("schema_version")
+            if version is not None and version != SCHEMA_VERSION:
+                raise ResultsError(
+                    f"{path / 'runs.csv'} has schema_version {version}; this harness reads "
+                    f"{SCHEMA_VERSION}: use the bench version that wrote it"
+                )
+        return store
+
+    def write_meta(self) -> None:
+        atomic_write_text(self.path / "run.json", json.dumps(self.meta, indent=2, default=str))
+
+    def finished_job_ids(self) -> set[str]:
+        return {str(r["job_id"]) for r in self.runs if r.get("status") == "ok"}
+
+    def add_job(
+        self,
+        run_row: Mapping[str, Any],
+        ops_rows: Sequence[Mapping[str, Any]] = (),
+        sample_rows: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """Record one finished job (replacing an earlier attempt of the same job) and persist."""
+        job_id = str(run_row["job_id"])
+        common = {"schema_version": SCHEMA_VERSION, "run_id": self.run_id}
+        self.runs = [r for r in self.runs if str(r.get("job_id")) != job_id]
+        self.ops = [r for r in self.ops if str(r.get("job_id")) != job_id]
+        self.samples = [r for r in self.samples if str(r.get("job_id")) != job_id]
+        self.runs.append(_as_stored({**run_row, **common}))
+        self.ops.extend(_as_stored({**r, **common, "job_id": job_id}) for r in ops_rows)
+        self.samples.extend(_as_stored({**r, **common, "job_id": job_id}) for r in sample_rows)
+        self.flush()
+
+    def flush(self) -> None:
+        # samples first, runs last: a runs.csv row is the commit mark of its job on resume
+        atomic_write_text(self.path / "samples.csv", rows_to_csv(SAMPLES_COLUMNS, self.samples))
+        atomic_write_text(self.path / "ops.csv", rows_to_csv(OPS_COLUMNS, self.ops))
+        atomic_write_text(self.path / "runs.csv", rows_to_csv(RUNS_COLUMNS, self.runs))
+
+
+def list_runs(results_dir: Path) -> list[str]:
+    if not results_dir.is_dir():
+        return []
+    return sorted(p.name for p in results_dir.iterdir() if (p / "runs.csv").exists())
+
+
+def load_runs_frame(results_dir: Path, run_ids: Sequence[str]) -> Any:
+    """Load ``runs.csv`` of several runs into one pandas DataFrame (typed as the store is)."""
+    import pandas as pd
+
+    frames = []
+    for rid in run_ids:
+        store = RunStore.open(results_dir, rid)
+        frames.append(pd.DataFrame(store.runs, columns=list(RUNS_COLUMNS)))
+    if not frames:
+        return pd.DataFrame(columns=list(RUNS_COLUMNS))
+    frame = pd.concat(frames, ignore_index=True)
+    for col in frame.columns:
+        if col in INT_COLUMNS or col in FLOAT_COLUMNS:
+            frame[col] = pd.to_numeric(frame[col])
+    return frame
