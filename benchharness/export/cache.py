@@ -22,7 +22,7 @@ from benchharness.results.store import atomic_write_text
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[2] / "models" / "cache"
 
 #: Bump when the export code changes what it writes, so stale artifacts are not reused.
-EXPORT_CODE_VERSION = 2
+EXPORT_CODE_VERSION = 3
 
 #: Packages whose versions change exported bytes.
 EXPORTER_PACKAGES = ("torch", "torchvision", "timm", "onnx", "onnxscript", "litert-torch")

@@ -3,7 +3,11 @@
 - ``cnn_gpt``: the CNN designed for the Snapdragon 855 (only NPU/CPU-friendly operators).
 - ``dw_resnet18`` / ``dw_resnet34``: CIFAR-style ResNets whose convolutions are depthwise-separable,
   the cut that fits them under an NPU's 8 MB limit.
-- ``student_net``: the depthwise/pointwise StudentNet with a width multiplier.
+- ``student_net``: the StudentNet of the network-compression notes (ML2020 HW7, architecture
+  design): an ordinary 3x3 stem, then seven depthwise (+BN, ReLU6) / pointwise blocks with no
+  BN or activation after the pointwise, default conv biases, average-pooled into one linear layer.
+  Its parts carry the notes' names (``cnn.<block>.<layer>``, ``fc.0``), so the notes' trained
+  state dicts load into it as they are.
 """
 
 from __future__ import annotations
@@ -16,13 +20,16 @@ CNN_GPT_STAGES = (32, 64, 128, 256, 512)
 #: Blocks per stage of ResNet18 and ResNet34 (He et al., table 1).
 RESNET_LAYOUTS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
 
-#: StudentNet's base width and the per-block multipliers of our source notes.
+#: StudentNet's base width and the per-block multipliers of our source notes (block 0 = stem).
 STUDENT_BASE = 16
 STUDENT_MULTIPLIERS = (1, 2, 4, 8, 16, 16, 16, 16)
-#: Blocks (0-based) that ``width_mult`` prunes: layers 3-6 of the notes.
-STUDENT_PRUNABLE = range(2, 6)
-#: Blocks followed by a 2x2 max-pool: the first four.
+#: Indices of ``bandwidth`` that ``width_mult`` scales: the notes' ``range(3, 7)``.
+STUDENT_PRUNABLE = range(3, 7)
+#: Blocks followed by a 2x2 max-pool: the stem and blocks 1-3; 14x14 is kept from there on.
 STUDENT_POOLED = range(0, 4)
+#: Blocks whose pointwise input the notes write as ``bandwidth[i]`` rather than ``bandwidth[i-1]``;
+#: both name the same width, since multipliers 4-6 are equal and scaled alike.
+STUDENT_POINTWISE_INPUT = {5: 5, 6: 6}
 
 
 def _dw_separable(c_in: int, c_out: int, kernel: int, stride: int) -> nn.Sequential:
@@ -108,35 +115,46 @@ class DwResNet(nn.Module):
         return self.fc(self.pool(self.layers(self.stem(x))).flatten(1))
 
 
+def student_bandwidth(width_mult: float = 1.0) -> list[int]:
+    """Channels after each block, as the notes compute them: ``int(bandwidth[i] * width_mult)``."""
+    if width_mult <= 0:
+        raise ValueError(f"width_mult must be positive, got {width_mult}")
+    bandwidth = [STUDENT_BASE * m for m in STUDENT_MULTIPLIERS]
+    for i in STUDENT_PRUNABLE:
+        bandwidth[i] = int(bandwidth[i] * width_mult)
+    if min(bandwidth) < 1:
+        raise ValueError(f"width_mult {width_mult} leaves a block with no channels: {bandwidth}")
+    return bandwidth
+
+
 class StudentNet(nn.Module):
     def __init__(self, num_classes: int = 11, width_mult: float = 1.0) -> None:
         super().__init__()
-        if width_mult <= 0:
-            raise ValueError(f"width_mult must be positive, got {width_mult}")
-        widths = [
-            max(1, int(STUDENT_BASE * m * (width_mult if i in STUDENT_PRUNABLE else 1.0)))
-            for i, m in enumerate(STUDENT_MULTIPLIERS)
-        ]
-        layers: list[nn.Module] = []
-        c_in = 3
-        for i, c_out in enumerate(widths):
-            layers += [
-                nn.Conv2d(c_in, c_in, 3, 1, 1, groups=c_in, bias=False),
-                nn.BatchNorm2d(c_in),
-                nn.ReLU6(inplace=True),
-                nn.Conv2d(c_in, c_out, 1, bias=False),
-                nn.BatchNorm2d(c_out),
-                nn.ReLU6(inplace=True),
-            ]
-            if i in STUDENT_POOLED:
-                layers.append(nn.MaxPool2d(2, 2))
-            c_in = c_out
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(c_in, num_classes)
+        bw = student_bandwidth(width_mult)
+        # the notes leave the first layer whole, as MobileNet does: its input has only 3 channels
+        stem: list[nn.Module] = [nn.Conv2d(3, bw[0], 3, 1, 1), nn.BatchNorm2d(bw[0]), nn.ReLU6()]
+        blocks = [stem]
+        for i in range(1, len(bw)):
+            c = bw[i - 1]
+            pw_in = bw[STUDENT_POINTWISE_INPUT.get(i, i - 1)]
+            blocks.append(
+                [
+                    nn.Conv2d(c, c, 3, 1, 1, groups=c),
+                    nn.BatchNorm2d(c),
+                    nn.ReLU6(),
+                    # no BN/ReLU after the pointwise: the notes found pointwise + ReLU hurts
+                    nn.Conv2d(pw_in, bw[i], 1),
+                ]
+            )
+        for i in STUDENT_POOLED:
+            blocks[i].append(nn.MaxPool2d(2, 2, 0))
+        self.cnn = nn.Sequential(
+            *(nn.Sequential(*layers) for layers in blocks), nn.AdaptiveAvgPool2d((1, 1))
+        )
+        self.fc = nn.Sequential(nn.Linear(bw[-1], num_classes))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc(self.pool(self.features(x)).flatten(1))
+        return self.fc(self.cnn(x).flatten(1))
 
 
 def cnn_gpt(num_classes: int = 100) -> nn.Module:
