@@ -8,7 +8,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchharness.cost.torch_cost import count_params
-from benchharness.prepare import torch_cost
+from benchharness.plan.artifacts import torch_cost
 from benchharness.zoo import seeds, variants
 from benchharness.zoo.registry import load_zoo
 
