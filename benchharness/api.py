@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 import platform
 import socket
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -67,20 +67,10 @@ TUPLE_FIELDS = ("devices", "formats", "precisions", "resolutions", "widths")
 
 
 def _options(req: RunRequest, seed: int) -> RunOptions:
-    return RunOptions(
-        formats=req.formats,
-        threads=req.threads,
-        affinity=req.affinity,
-        quick=req.quick,
-        processes=req.processes,
-        profile_ops=req.profile_ops,
-        timeout_s=req.timeout_s or DEFAULT_JOB_TIMEOUT_S,
-        min_n=req.min_n,
-        min_s=req.min_s,
-        max_s=req.max_s,
-        warmup_min_s=req.warmup_min_s,
-        seed=seed,
-    )
+    """The measurement options of a request: every RunOptions field the request names."""
+    shared = {f.name: getattr(req, f.name) for f in fields(RunOptions) if hasattr(req, f.name)}
+    shared.update(timeout_s=req.timeout_s or DEFAULT_JOB_TIMEOUT_S, seed=seed)
+    return RunOptions(**shared)
 
 
 def _host() -> dict[str, Any]:

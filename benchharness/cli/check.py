@@ -8,15 +8,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from benchharness.cli.common import (
-    EXIT_FAILURE,
-    console,
-    json_option,
-    print_json,
-    text,
-    variant_options,
-    variants,
-)
+from benchharness.cli import common
 
 
 @click.command("check")
@@ -29,8 +21,8 @@ from benchharness.cli.common import (
 )
 @click.option("--models", required=True, help="all | a,b | module:function | .onnx | .tflite")
 @click.option("--input-shape", default=None, help="e.g. 1x3x160x160 (overrides the zoo's).")
-@variant_options
-@json_option
+@common.variant_options
+@common.json_option
 def check_cmd(devices: tuple[str, ...], models: str, input_shape: str | None, as_json: bool,
               **variant: Any) -> None:  # fmt: skip
     """Check models against a device's constraints (operators, model, activation, layer bytes)."""
@@ -39,19 +31,19 @@ def check_cmd(devices: tuple[str, ...], models: str, input_shape: str | None, as
     from benchharness.zoo.registry import parse_shape, resolve_models
     from benchharness.zoo.variants import expand_variants
 
-    opts = variants(variant)
+    opts = common.variants(variant)
     profiles = [load_profile(d) for d in devices]
     shape = parse_shape(input_shape) if input_shape else None
     refs = expand_variants(resolve_models(models, input_shape=shape),
                            resolutions=opts["resolutions"], widths=opts["widths"])  # fmt: skip
     results = []
-    with console.status("checking") as status:
+    with common.console.status("checking") as status:
         for profile in profiles:
             for ref in refs:
                 status.update(f"{profile.name}: {ref.name}")
                 results.extend(check_models(profile, [ref], opts["precisions"]))
     if as_json:
-        print_json([r.to_json() for r in results])
+        common.print_json([r.to_json() for r in results])
     else:
         table = Table(title="Constraint check (weights at the precision; peak live activations)")
         cols = ("device", "model", "precision", "fits", "weights", "peak act.", "largest layer")
@@ -60,17 +52,18 @@ def check_cmd(devices: tuple[str, ...], models: str, input_shape: str | None, as
         for r in results:
             layer = f"{r.max_layer} {fmt_bytes(r.max_layer_bytes)}" if r.max_layer else "-"
             table.add_row(
-                text(r.device), text(r.model), text(r.precision),
+                common.text(r.device), common.text(r.model), common.text(r.precision),
                 "[green]yes[/green]" if r.fits else "[red]no[/red]",
-                fmt_bytes(r.model_bytes), fmt_bytes(r.activation_peak_bytes), text(layer),
+                fmt_bytes(r.model_bytes), fmt_bytes(r.activation_peak_bytes), common.text(layer),
             )  # fmt: skip
-        console.print(table)
+        common.console.print(table)
         for r in results:
             if r.fits:
                 continue
-            console.print(f"[red]{text(r.model)}[/red] {text(f'({r.precision}) on {r.device}:')}")
+            where = common.text(f"({r.precision}) on {r.device}:")
+            common.console.print(f"[red]{common.text(r.model)}[/red] {where}")
             reasons = [v.describe() for v in r.violations] or [f"cannot check: {r.error}"]
             for reason in reasons:
-                console.print(f"  - {text(reason)}")
+                common.console.print(f"  - {common.text(reason)}")
     if not all(r.fits for r in results):
-        sys.exit(EXIT_FAILURE)
+        sys.exit(common.EXIT_FAILURE)

@@ -8,15 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from benchharness.cli.common import (
-    EXIT_FAILURE,
-    console,
-    fmt,
-    json_option,
-    print_json,
-    results_dir_option,
-    text,
-)
+from benchharness.cli import common
 
 _VERDICT_STYLE = {"slower": "red", "faster": "green", "same": "", "unreliable": "yellow"}
 
@@ -42,8 +34,8 @@ _VERDICT_STYLE = {"slower": "red", "faster": "green", "same": "", "unreliable": 
     is_flag=True,
     help="Compare results measured on different setups (device, runtime, threads...).",
 )
-@results_dir_option
-@json_option
+@common.results_dir_option
+@common.json_option
 def compare_cmd(
     run_a: str,
     run_b: str,
@@ -72,9 +64,11 @@ def compare_cmd(
     )
     failed = gate_threshold is not None and gate(result, gate_threshold)
     if as_json:
-        print_json({**result.to_dict(), "gate_threshold": gate_threshold, "gate_failed": failed})
+        common.print_json(
+            {**result.to_dict(), "gate_threshold": gate_threshold, "gate_failed": failed}
+        )
     else:
-        table = Table(title=text(f"{result.run_b} vs {result.run_a}"))
+        table = Table(title=common.text(f"{result.run_b} vs {result.run_a}"))
         for col in ("model", "format", "A ms", "B ms", "B/A [95% CI]", "p"):
             table.add_column(col, justify="left" if col in ("model", "format") else "right")
         table.add_column("verdict")
@@ -87,26 +81,31 @@ def compare_cmd(
                 p = "<1e-4"
             style = _VERDICT_STYLE.get(m.verdict, "")
             verdict = f"[{style}]{m.verdict}[/{style}]" if style else m.verdict
-            kind = text(f"{m.format}/{m.precision}")
+            kind = common.text(f"{m.format}/{m.precision}")
             table.add_row(
-                text(m.model), kind, fmt(m.median_a_ms), fmt(m.median_b_ms), text(ratio), p,
+                common.text(m.model),
+                kind,
+                common.fmt(m.median_a_ms),
+                common.fmt(m.median_b_ms),
+                common.text(ratio),
+                p,
                 verdict,
-            )  # fmt: skip
-        console.print(table)
+            )
+        common.console.print(table)
         if result.geomean_ratio is not None:
-            console.print(
+            common.console.print(
                 f"geometric mean of ratios B/A over {result.geomean_n} models: "
                 f"{result.geomean_ratio:.3f} (change called at p < 0.01 and "
                 f">= {result.threshold:.0%})"
             )
         for warning in result.warnings:
-            console.print(f"[yellow]! {text(warning)}[/yellow]")
+            common.console.print(f"[yellow]! {common.text(warning)}[/yellow]")
         notes: dict[str, list[str]] = {}
         for m in result.matches:
             for note in m.notes:
                 notes.setdefault(note, []).append(m.model)
         for note, models in notes.items():
-            console.print(text(f"  note: {note} ({', '.join(models)})"))
+            common.console.print(common.text(f"  note: {note} ({', '.join(models)})"))
     if failed:
         slow = [m.label for m in result.matches if m.significant_slowdown(gate_threshold or 0.0)]
         print(
@@ -116,4 +115,4 @@ def compare_cmd(
         )
         # sys.exit, not click's Exit: main() runs click with standalone_mode=False, which turns
         # Exit into a return value and would lose the status
-        sys.exit(EXIT_FAILURE)
+        sys.exit(common.EXIT_FAILURE)

@@ -8,18 +8,12 @@ import sys
 import click
 from rich.table import Table
 
-from benchharness.cli.common import (
-    EXIT_FAILURE,
-    console,
-    json_option,
-    print_json,
-    text,
-)
+from benchharness.cli import common
 from benchharness.errors import HarnessError, UsageError
 
 
 @click.group("devices", invoke_without_command=True)
-@json_option
+@common.json_option
 @click.pass_context
 def devices_cmd(ctx: click.Context, as_json: bool) -> None:
     """List device profiles; `check D` reaches one, `trust D` trusts its SSH host key."""
@@ -37,19 +31,23 @@ def devices_cmd(ctx: click.Context, as_json: bool) -> None:
             rows.append({"name": name, "transport": "?", "description": "", "path": str(path),
                          "error": str(exc)})  # fmt: skip
     if as_json:
-        print_json(rows)
+        common.print_json(rows)
         return
     table = Table(title="Device profiles (bench devices check NAME to reach one)")
     for col in ("name", "transport", "description"):
         table.add_column(col)
     for r in rows:
-        table.add_row(text(r["name"]), text(r["transport"]), text(r["error"] or r["description"]))
-    console.print(table)
+        table.add_row(
+            common.text(r["name"]),
+            common.text(r["transport"]),
+            common.text(r["error"] or r["description"]),
+        )
+    common.console.print(table)
 
 
 @devices_cmd.command("check")
 @click.argument("device")
-@json_option
+@common.json_option
 def devices_check_cmd(device: str, as_json: bool) -> None:
     """Reach DEVICE; show OS, CPU, clocks, temperature, free space and runtimes."""
     from benchharness.devices.check import check_device
@@ -60,9 +58,9 @@ def devices_check_cmd(device: str, as_json: bool) -> None:
     with open_transport(profile) as transport:
         report = check_device(profile, transport)
     if as_json:
-        print_json(report.to_dict())
+        common.print_json(report.to_dict())
     else:
-        table = Table(title=text(f"{profile.name} ({profile.transport})"), show_header=False)
+        table = Table(title=common.text(f"{profile.name} ({profile.transport})"), show_header=False)
         table.add_column("what")
         table.add_column("value")
         ghz = [f"{f / 1e6:.2f}" if f else "?" for f in report.max_freq_khz]
@@ -82,10 +80,10 @@ def devices_check_cmd(device: str, as_json: bool) -> None:
         ]
         for what, value in rows:
             if value is not None:
-                table.add_row(text(what), text(value))
-        console.print(table)
+                table.add_row(common.text(what), common.text(value))
+        common.console.print(table)
     if not report.reachable:
-        sys.exit(EXIT_FAILURE)  # not click's Exit: see compare_cmd
+        sys.exit(common.EXIT_FAILURE)  # not click's Exit: see compare_cmd
 
 
 @devices_cmd.command("trust")

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import click
 
-from benchharness.cli.common import (
-    results_dir_option,
-)
+from benchharness.cli import common
 
 
 @click.command("import")
@@ -24,7 +22,7 @@ from benchharness.cli.common import (
     help="ONNX Runtime profile written by the same run (perf_test -p).",
 )
 @click.option("--run-id", default=None, help="Name of the new results folder.")
-@results_dir_option
+@common.results_dir_option
 def import_cmd(
     kind: str,
     log: Path,

@@ -9,22 +9,11 @@ from typing import Any
 import click
 from rich.table import Table
 
-from benchharness.cli.common import (
-    EXIT_FAILURE,
-    console,
-    fmt,
-    formats_option,
-    json_option,
-    parse_formats,
-    print_json,
-    text,
-    variant_options,
-    variants,
-)
+from benchharness.cli import common
 
 
 @click.command("models")
-@json_option
+@common.json_option
 def models_cmd(as_json: bool) -> None:
     """List the zoo: name, source, input shape, classes, MACs and params."""
     from benchharness.export.cache import cache_dir
@@ -32,33 +21,37 @@ def models_cmd(as_json: bool) -> None:
     from benchharness.zoo.registry import load_zoo
 
     rows = []
-    with console.status("counting MACs (cached after the first time)"):
+    with common.console.status("counting MACs (cached after the first time)"):
         for spec in load_zoo().values():
             cost = torch_cost(spec, cache_dir())
             rows.append(
-                {"model": spec.name, "source": spec.source, "input_shape": spec.input_shape_str,
-                 "classes": spec.classes, "macs": cost["macs"], "params": cost["params"]}
-            )  # fmt: skip
+                {
+                    "model": spec.name,
+                    "source": spec.source,
+                    "input_shape": spec.input_shape_str,
+                    "classes": spec.classes,
+                    "macs": cost["macs"],
+                    "params": cost["params"],
+                }
+            )
     if as_json:
-        print_json(rows)
+        common.print_json(rows)
         return
     table = Table(title="The zoo (random weights; MACs in the paper convention)")
     for col in ("model", "source", "input", "classes", "GMACs", "params (M)"):
         table.add_column(col, justify="right" if col not in ("model", "source") else "left")
     for r in rows:
-        table.add_row(
-            text(r["model"]), text(r["source"]), text(r["input_shape"]), text(r["classes"]),
-            f"{r['macs'] / 1e9:.3f}", f"{r['params'] / 1e6:.3f}",
-        )  # fmt: skip
-    console.print(table)
+        names = (common.text(r[k]) for k in ("model", "source", "input_shape", "classes"))
+        table.add_row(*names, f"{r['macs'] / 1e9:.3f}", f"{r['params'] / 1e6:.3f}")
+    common.console.print(table)
 
 
 @click.command("export")
 @click.option("--models", "models", required=True, help="all, a,b, module:function")
-@formats_option
+@common.formats_option
 @click.option("--input-shape", default=None, help="e.g. 1x3x160x160 (overrides the zoo's)")
-@variant_options
-@json_option
+@common.variant_options
+@common.json_option
 def export_cmd(
     models: str, formats: str, input_shape: str | None, as_json: bool, **variant: Any
 ) -> None:
@@ -70,38 +63,51 @@ def export_cmd(
     from benchharness.zoo.variants import expand_variants
 
     shape = parse_shape(input_shape) if input_shape else None
-    opts = variants(variant)
+    opts = common.variants(variant)
     refs = [r for r in resolve_models(models, input_shape=shape) if isinstance(r, ModelSpec)]
     swept = expand_variants(refs, resolutions=opts["resolutions"], widths=opts["widths"])
     refs = [r for r in swept if isinstance(r, ModelSpec)]
     calibration = Calibration(npy=Path(opts["calibration"])) if opts["calibration"] else None
     log = cache_dir() / "export.log"
-    with console.status("exporting") as status:
+    with common.console.status("exporting") as status:
         arts = prepare_artifacts(
-            refs, parse_formats(formats), log_path=log, stage=lambda t: status.update(t),
-            precision=opts["precisions"], calibration=calibration,
-        )  # fmt: skip
+            refs,
+            common.parse_formats(formats),
+            log_path=log,
+            stage=lambda t: status.update(t),
+            precision=opts["precisions"],
+            calibration=calibration,
+        )
     rows: list[dict[str, Any]] = [
-        {"model": a.model, "format": a.format, "precision": a.precision,
-         "path": str(a.path) if a.path else None,
-         "max_abs_err": a.max_abs_err, "tolerance": a.tolerance, "error": a.error}
+        {
+            "model": a.model,
+            "format": a.format,
+            "precision": a.precision,
+            "path": str(a.path) if a.path else None,
+            "max_abs_err": a.max_abs_err,
+            "tolerance": a.tolerance,
+            "error": a.error,
+        }
         for a in arts
-    ]  # fmt: skip
+    ]
     if as_json:
-        print_json(rows)
+        common.print_json(rows)
     else:
-        table = Table(title=text(f"Exports (converter log: {log})"))
+        table = Table(title=common.text(f"Exports (converter log: {log})"))
         cols = ("model", "format", "precision", "max_abs_err", "tolerance", "status", "artifact")
         for col in cols:
             table.add_column(col)
         for r in rows:
             ok = r["error"] is None and (r["max_abs_err"] or 0) <= (r["tolerance"] or 0)
             table.add_row(
-                text(r["model"]), text(r["format"]), text(r["precision"]), fmt(r["max_abs_err"], 9),
-                fmt(r["tolerance"], 9),
-                "ok" if ok else f"[red]{text(r['error'] or 'disagrees with PyTorch')}[/red]",
-                text(r["path"] or "-"),
-            )  # fmt: skip
-        console.print(table)
+                common.text(r["model"]),
+                common.text(r["format"]),
+                common.text(r["precision"]),
+                common.fmt(r["max_abs_err"], 9),
+                common.fmt(r["tolerance"], 9),
+                "ok" if ok else f"[red]{common.text(r['error'] or 'disagrees with PyTorch')}[/red]",
+                common.text(r["path"] or "-"),
+            )
+        common.console.print(table)
     if any(r["error"] for r in rows):
-        sys.exit(EXIT_FAILURE)
+        sys.exit(common.EXIT_FAILURE)

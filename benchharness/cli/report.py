@@ -7,14 +7,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from benchharness.cli.common import (
-    console,
-    fmt,
-    json_option,
-    print_json,
-    results_dir_option,
-    text,
-)
+from benchharness.cli import common
 
 
 @click.command("report")
@@ -27,39 +20,50 @@ from benchharness.cli.common import (
     type=click.Path(dir_okay=False, path_type=Path),
     help="report.html (one self-contained file) or report.md (+ report_files/).",
 )
-@results_dir_option
-@json_option
+@common.results_dir_option
+@common.json_option
 def report_cmd(run_ids: tuple[str, ...], out: Path, results_dir: Path, as_json: bool) -> None:
     """Latency-vs-FLOPs report of one or more runs, as HTML or Markdown."""
     from benchharness.report import write_report
     from benchharness.report.analysis import headline
     from benchharness.report.tables import ratio_text
 
-    with console.status("analysing and plotting"):
+    with common.console.status("analysing and plotting"):
         result = write_report(run_ids, results_dir, out)
     rows = headline(result.analysis)
     if as_json:
-        print_json({"path": str(result.path), "images": [str(p) for p in result.images],
-                    "headline": rows, "flagged": len(result.analysis.flagged)})  # fmt: skip
+        common.print_json(
+            {
+                "path": str(result.path),
+                "images": [str(p) for p in result.images],
+                "headline": rows,
+                "flagged": len(result.analysis.flagged),
+            }
+        )
         return
     table = Table(title="Does latency follow MACs? (rank correlations)")
     for col in ("device", "runtime", "format", "n", "ρ MACs", "τ MACs", "slope", "ρ bytes"):
         table.add_column(col, justify="left" if col in ("device", "runtime", "format") else "right")
     for r in rows:
-        table.add_row(
-            text(r["device"]), text(r["runtime"]), text(r["format"]), text(r["models"]),
-            fmt(r["spearman_macs"]),
-            fmt(r["kendall_macs"]), fmt(r["slope_macs"], 2), fmt(r["spearman_bytes"]),
-        )  # fmt: skip
-    console.print(table)
+        names = (common.text(r[k]) for k in ("device", "runtime", "format", "models"))
+        digits = (
+            ("spearman_macs", 3),
+            ("kendall_macs", 3),
+            ("slope_macs", 2),
+            ("spearman_bytes", 3),
+        )
+        table.add_row(*names, *(common.fmt(r[k], d) for k, d in digits))
+    common.console.print(table)
     for r in rows:
         off = ", ".join(f"{o['model']} {ratio_text(o['ratio'])}" for o in r["furthest_off_fit"])
         if off:
-            console.print(
-                text(f"  {r['device']} {r['runtime']} ({r['format']}) off the fit: {off}")
+            common.console.print(
+                common.text(f"  {r['device']} {r['runtime']} ({r['format']}) off the fit: {off}")
             )
     if result.analysis.flagged:
-        console.print(f"[yellow]! {len(result.analysis.flagged)} flagged measurement(s), "
-                      "marked in the report[/yellow]")  # fmt: skip
+        common.console.print(
+            f"[yellow]! {len(result.analysis.flagged)} flagged measurement(s), "
+            "marked in the report[/yellow]"
+        )
     extra = f" (+ {len(result.images)} images)" if result.images else ""
-    console.print(text(f"report: {result.path}{extra}"))
+    common.console.print(common.text(f"report: {result.path}{extra}"))

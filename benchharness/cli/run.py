@@ -10,19 +10,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from benchharness.cli.common import (
-    EXIT_FAILURE,
-    console,
-    fmt,
-    formats_option,
-    json_option,
-    parse_formats,
-    print_json,
-    results_dir_option,
-    text,
-    variant_options,
-    variants,
-)
+from benchharness.cli import common
 from benchharness.errors import UsageError
 
 
@@ -38,7 +26,7 @@ from benchharness.errors import UsageError
 @click.option(
     "--models", default=None, help="all | a,b | module:function | path.onnx | path.tflite"
 )
-@formats_option
+@common.formats_option
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
@@ -66,10 +54,10 @@ from benchharness.errors import UsageError
 @click.option("--max-time", "max_s", type=float, default=None, hidden=True)
 @click.option("--warmup-time", "warmup_min_s", type=float, default=None, hidden=True)
 @click.option("--seed", type=int, default=None, help="Seed of the interleaving order.")
-@variant_options
+@common.variant_options
 @click.option("--force", is_flag=True, help="Run models that fail `bench check` on the device.")
-@results_dir_option
-@json_option
+@common.results_dir_option
+@common.json_option
 def run_cmd(**kw: Any) -> None:
     """Export, dispatch and time models on devices; write results/RUN_ID/*.csv."""
     from benchharness.api import RunRequest, run
@@ -77,7 +65,7 @@ def run_cmd(**kw: Any) -> None:
     request = RunRequest(
         devices=tuple(kw["devices"]),
         models=kw["models"],
-        formats=parse_formats(kw["formats"]),
+        formats=common.parse_formats(kw["formats"]),
         threads=kw["threads"],
         affinity=kw["affinity"],
         quick=kw["quick"],
@@ -93,22 +81,36 @@ def run_cmd(**kw: Any) -> None:
         seed=kw["seed"],
         results_dir=kw["results_dir"],
         force=kw["force"],
-        **variants(kw),
+        **common.variants(kw),
     )
     from benchharness.cli.display import RichReporter
 
-    with RichReporter(console) as reporter:
+    with RichReporter(common.console) as reporter:
         store = run(request, reporter=reporter)
     show_results(store.runs, store.run_id, kw["as_json"], store.path)
     if any(r.get("status") != "ok" for r in store.runs):
-        sys.exit(EXIT_FAILURE)
+        sys.exit(common.EXIT_FAILURE)
 
 
 def summary_rows(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     keys = (
-        "device", "model", "format", "precision", "runtime", "threads", "status", "error",
-        "n", "median_ms", "p90_ms", "cold_ms", "macs", "gmacs_per_s", "flags", "max_abs_err",
-    )  # fmt: skip
+        "device",
+        "model",
+        "format",
+        "precision",
+        "runtime",
+        "threads",
+        "status",
+        "error",
+        "n",
+        "median_ms",
+        "p90_ms",
+        "cold_ms",
+        "macs",
+        "gmacs_per_s",
+        "flags",
+        "max_abs_err",
+    )
     # rows come typed from the store, so numbers print as numbers and empty cells as null
     return [{k: r.get(k) for k in keys} for r in runs]
 
@@ -118,7 +120,7 @@ def show_results(runs: Sequence[dict[str, Any]], run_id: str, as_json: bool, pat
         summary_rows(runs), key=lambda r: (str(r["device"]), str(r["model"]), str(r["format"]))
     )
     if as_json:
-        print_json({"run_id": run_id, "path": str(path), "rows": rows})
+        common.print_json({"run_id": run_id, "path": str(path), "rows": rows})
         return
     table = Table(title=f"Run {run_id}  ({path})")
     for col in ("device", "model", "format", "median ms", "p90 ms", "GMACs", "GMAC/s", "status"):
@@ -133,30 +135,35 @@ def show_results(runs: Sequence[dict[str, Any]], run_id: str, as_json: bool, pat
         if flags:
             flagged.append((r, flags))
         table.add_row(
-            text(r["device"]), text(r["model"]), text(r["format"]),
-            fmt(r["median_ms"]) + mark, fmt(r["p90_ms"]),
-            fmt(r["macs"] / 1e9 if r.get("macs") is not None else None),
-            fmt(r["gmacs_per_s"], 2),
-            "ok" if status == "ok" else f"[red]{text(status)}: {text(r.get('error') or '')}[/red]",
-        )  # fmt: skip
-    console.print(table)
+            common.text(r["device"]),
+            common.text(r["model"]),
+            common.text(r["format"]),
+            common.fmt(r["median_ms"]) + mark,
+            common.fmt(r["p90_ms"]),
+            common.fmt(r["macs"] / 1e9 if r.get("macs") is not None else None),
+            common.fmt(r["gmacs_per_s"], 2),
+            "ok"
+            if status == "ok"
+            else f"[red]{common.text(status)}: {common.text(r.get('error') or '')}[/red]",
+        )
+    common.console.print(table)
     if flagged:
         from benchharness.analysis.stats import FLAG_ADVICE
 
-        console.print("[yellow]! shaky numbers: these measurements raised flags[/yellow]")
+        common.console.print("[yellow]! shaky numbers: these measurements raised flags[/yellow]")
         seen: set[str] = set()
         for r, flags in flagged:
-            where = text(f"{r['device']} {r['model']} {r['format']}")
-            console.print(f"  {where}: {text(flags.replace(';', ', '))}")
+            where = common.text(f"{r['device']} {r['model']} {r['format']}")
+            common.console.print(f"  {where}: {common.text(flags.replace(';', ', '))}")
             seen.update(f for f in flags.split(";") if f)
         for flag in sorted(seen):
-            console.print(f"  [bold]{flag}[/bold]: {FLAG_ADVICE.get(flag, '')}")
+            common.console.print(f"  [bold]{flag}[/bold]: {FLAG_ADVICE.get(flag, '')}")
 
 
 @click.command("results")
 @click.argument("run_id", required=False)
-@results_dir_option
-@json_option
+@common.results_dir_option
+@common.json_option
 def results_cmd(run_id: str | None, results_dir: Path, as_json: bool) -> None:
     """Summary table of a run (the newest when RUN_ID is left out)."""
     from benchharness.results.store import RunStore, list_runs

@@ -37,9 +37,6 @@ READ_TIMEOUT_S = 30.0
 #: print nothing.
 TEMPERATURE_ARGV = ("sh", "-c", probe.SCRIPT)
 
-#: Why a wait ended (the ``reason`` of a CooldownResult).
-REASONS = ("off", "reached", "max", "no-zones", "read-error")
-
 
 @dataclass(frozen=True)
 class CooldownResult:

@@ -43,17 +43,15 @@ JOIN_POLL_S = 0.2
 def _settings(
     profile: DeviceProfile, artifact: Artifact, opts: RunOptions, profile_ops: bool
 ) -> RunnerSettings:
+    """What one runner process is asked: the run's method, the profile's pinning and threads."""
+    method = {k: getattr(opts, k) for k in ("quick", "min_n", "min_s", "max_s", "warmup_min_s")}
     return RunnerSettings(
         fmt=artifact.format,
         threads=opts.threads or profile.threads,
         affinity=opts.affinity or profile.affinity,
-        quick=opts.quick,
-        min_n=opts.min_n,
-        min_s=opts.min_s,
-        max_s=opts.max_s,
-        warmup_min_s=opts.warmup_min_s,
         providers=profile.providers,
         profile_runs=opts.profile_runs if profile_ops else 0,
+        **method,
     )
 
 

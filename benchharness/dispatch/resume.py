@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from benchharness.device.protocol import Environment, RunnerResult
 from benchharness.dispatch.state import JobState
 from benchharness.results.store import RunStore
+
+#: What a restored process takes from its row (the runner result fields of the same names).
+RESTORED_COLUMNS = ("runtime", "runtime_version", "provider", "threads", "load_ms", "cold_ms")
 
 
 def restore(store: RunStore, state: JobState) -> None:
@@ -27,19 +32,10 @@ def restore(store: RunStore, state: JobState) -> None:
         temp_c=row.get("temp_start_c"),
         loadavg=row.get("loadavg_start"),
     )
+    kept: dict[str, Any] = {k: row.get(k) for k in RESTORED_COLUMNS}
     for p in sorted(by_proc):
-        state.results.append(
-            RunnerResult(
-                samples_ms=by_proc[p],
-                runtime=row.get("runtime"),
-                runtime_version=row.get("runtime_version"),
-                provider=row.get("provider"),
-                threads=row.get("threads"),
-                load_ms=row.get("load_ms"),
-                cold_ms=row.get("cold_ms"),
-                env_start=env if not state.results else None,
-            )
-        )
+        first = env if not state.results else None
+        state.results.append(RunnerResult(samples_ms=by_proc[p], env_start=first, **kept))
     state.ops_rows = [
         {k: v for k, v in r.items() if k not in ("schema_version", "run_id", "job_id")}
         for r in store.ops

@@ -48,6 +48,9 @@ PERF_TEST_WARMUP_RUNS = 1
 ERROR_TAIL_CHARS = 400
 #: benchmark_model names XNNPACK's own operators ``Delegate/<operator>:<k>``.
 DELEGATE_OP_PREFIX = "Delegate/"
+#: The latencies perf_test prints (``-s``) that a ToolStats holds: (field, perf_test's name).
+PERF_TEST_LATENCIES = (("min", "min"), ("max", "max"), ("median", "p50"), ("p90", "p90"),
+                       ("p99", "p99"))  # fmt: skip
 #: ORT's CPU provider: perf_test's default.
 ORT_CPU = "CPUExecutionProvider"
 
@@ -281,15 +284,7 @@ def perf_test_stats(run: pt.OrtPerfRun) -> ToolStats:
     mean = run.average_ms
     if mean is None and run.total_inference_s is not None:
         mean = run.total_inference_s * 1000.0 / n
-    return ToolStats(
-        n=n,
-        mean=mean,
-        min=run.latency_ms("min"),
-        max=run.latency_ms("max"),
-        median=run.latency_ms("p50"),
-        p90=run.latency_ms("p90"),
-        p99=run.latency_ms("p99"),
-    )
+    return ToolStats(n=n, mean=mean, **{f: run.latency_ms(k) for f, k in PERF_TEST_LATENCIES})
 
 
 def perf_test_result(
@@ -317,31 +312,14 @@ def perf_test_result(
     )
 
 
-def _result(
-    tool: Tool,
-    version: str,
-    stats: ToolStats,
-    *,
-    provider: str,
-    threads: int | None,
-    load_ms: float | None,
-    cold_ms: float | None,
-    warmup_n: int | None,
-    ops_reference_ms: float | None,
-    command: str | None,
-) -> RunnerResult:
+def _result(tool: Tool, version: str, stats: ToolStats, **fields: Any) -> RunnerResult:
+    """A tool's result: what it printed as its statistics, ``fields`` as the runner's."""
     return RunnerResult(
         runtime=tool.runtime,
         runtime_version=version,
-        provider=provider,
-        threads=threads,
-        load_ms=load_ms,
-        cold_ms=cold_ms,
-        warmup_n=warmup_n,
         stats_source=tool.key,
         tool_stats=stats,
-        ops_reference_ms=ops_reference_ms,
-        command=command,
+        **fields,
     )
 
 

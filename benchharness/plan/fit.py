@@ -34,8 +34,6 @@ from benchharness.zoo.registry import ArtifactRef, ModelRef, ModelSpec
 
 #: Layers named per violation in tables and messages; the JSON carries every one.
 SHOWN_LAYERS = 3
-#: Constraint kinds, in the order a report lists them.
-KINDS = ("unsupported_ops", "model_bytes", "activation_bytes", "total_bytes", "layer_bytes")
 
 
 @dataclass(frozen=True)

@@ -332,38 +332,32 @@ def tool_version(session: Session, binary: str) -> str:
     return cache.versions[binary]
 
 
-def _with_env(result: RunnerResult, inv: Invocation) -> RunnerResult:
-    result.env_start, result.env_end = inv.env_start, inv.env_end
-    return result
-
-
-def benchmark_model_result(
+def tool_result(
     tool: Tool, inv: Invocation, version: str, settings: RunnerSettings
 ) -> RunnerResult:
     """The runner result of one timing invocation (``samples_ms`` empty)."""
     out = inv.tool_output(tool)
     run = nr.single_run(out)
-    result = nr.benchmark_model_result(
-        run, version=version, threads=settings.threads, command=out.command
-    )
-    return _with_env(result, inv)
+    if tool is BENCHMARK_MODEL:
+        result = nr.benchmark_model_result(
+            run, version=version, threads=settings.threads, command=out.command
+        )
+    else:
+        result = nr.perf_test_result(
+            run, version=version, threads=settings.threads, providers=settings.providers,
+            command=out.command,
+        )  # fmt: skip
+    result.env_start, result.env_end = inv.env_start, inv.env_end
+    return result
+
+
+#: The timing invocation's result of each tool, under the names the tests and callers know.
+benchmark_model_result = perf_test_result = tool_result
 
 
 def benchmark_model_profile(tool: Tool, inv: Invocation, cost: Any = None) -> Profile:
     """The per-operator invocation's operators, aligned to ``cost``'s graph when given."""
     return nr.benchmark_model_profile(inv.tool_output(tool), cost)
-
-
-def perf_test_result(
-    tool: Tool, inv: Invocation, version: str, settings: RunnerSettings
-) -> RunnerResult:
-    out = inv.tool_output(tool)
-    run = nr.single_run(out)
-    result = nr.perf_test_result(
-        run, version=version, threads=settings.threads, providers=settings.providers,
-        command=out.command,
-    )  # fmt: skip
-    return _with_env(result, inv)
 
 
 def _perf_test_estimate(
