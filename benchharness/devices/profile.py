@@ -7,7 +7,10 @@ names the file, the field and what was expected.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,8 +41,22 @@ CONSTRAINT_LIMITS = (
 DEFAULT_SSH_PORT = 22
 #: Android's only world-writable place where executables may run.
 DEFAULT_ADB_WORKDIR = "/data/local/tmp/benchharness"
-#: A user-owned scratch place on boards and hosts reached over SSH.
-DEFAULT_SSH_WORKDIR = "/tmp/benchharness"
+#: Scratch place on boards and hosts reached over SSH: under the device user's home (the
+#: transport resolves ``~``), where no other user can create it first, as anyone can a fixed
+#: /tmp path; the XDG cache directory, since everything there can be made again.
+DEFAULT_SSH_WORKDIR = "~/.cache/benchharness"
+
+#: Profile names end up in file names, lock names and CSV cells: one safe path component.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+NAME_EXPECTED = (
+    "letters, digits, '.', '_' or '-', starting with a letter or digit, at most 64 characters"
+)
+#: What a lock key does not keep from the physical identity (it becomes '-'): anything but
+#: letters, digits and single dots.
+_SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9.]+|\.{2,}")
+#: Length of the readable part of a lock key, and of its hash part (64 bits: no collisions).
+SLUG_CHARS = 40
+KEY_HASH_CHARS = 16
 
 
 @dataclass(frozen=True)
@@ -69,6 +86,56 @@ class DeviceProfile:
     max_total_bytes: int | None = None
     supported_ops: tuple[str, ...] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # also for profiles built in code, which skip parse_profile
+        check_name(self.name, str(self.path) if self.path else "<profile>")
+
+    @property
+    def physical_id(self) -> str:
+        """The physical device this profile reaches (see physical_identity)."""
+        return physical_identity(self)
+
+    @property
+    def lock_key(self) -> str:
+        """File-name-safe key of the physical device, for machine-wide locks (see lock_key)."""
+        return lock_key(self)
+
+
+def check_name(name: object, where: str) -> None:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise DeviceProfileError(f"{where}: field 'name': expected {NAME_EXPECTED}, got {name!r}")
+
+
+def _host(host: str | None) -> str:
+    # host names are case-insensitive and may end in the root dot; addresses are left as they are
+    return (host or "").strip().rstrip(".").lower()
+
+
+def physical_identity(profile: DeviceProfile) -> str:
+    """Which physical device a profile reaches: ``ssh:HOST:PORT``, ``adb:SERIAL`` (a USB serial
+    or the HOST:PORT of a network device) or ``local:HOSTNAME``. Two profiles for one device
+    (other name, user, threads or runtimes) have the same identity; the SSH user is left out on
+    purpose: two accounts on one board still share its CPUs. A host reached under two names
+    (an address and a name) is not recognised as one: nothing is resolved here."""
+    if profile.transport == "ssh":
+        return f"ssh:{_host(profile.host)}:{profile.port}"
+    if profile.transport == "adb":
+        serial = (profile.serial or "").strip()
+        host, sep, port = serial.rpartition(":")
+        return f"adb:{_host(host)}:{port}" if sep and port.isdigit() else f"adb:{serial}"
+    return f"{profile.transport}:{socket.gethostname().lower()}"
+
+
+def lock_key(profile: DeviceProfile) -> str:
+    """A file name for the device lock, the same for every profile of one physical device on
+    this machine: a readable slug of the identity and a sha256 prefix of it, so hostile host
+    names or serials can neither escape the lock directory nor collide."""
+    identity = physical_identity(profile)
+    slug = re.sub("-{2,}", "-", _SLUG_UNSAFE.sub("-", identity))
+    slug = slug.strip("-.")[:SLUG_CHARS].strip("-.") or "device"
+    digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:KEY_HASH_CHARS]
+    return f"{slug}-{digest}"
 
 
 def search_dirs(extra: list[Path] | None = None) -> list[Path]:
@@ -158,6 +225,7 @@ def parse_profile(data: dict[str, Any], path: Path | None = None) -> DeviceProfi
     name = f.get("name", str, "a string", default_name)
     if not name:
         raise DeviceProfileError(f"{f.where}: field 'name' is missing: expected a string")
+    check_name(name, f.where)
     transport = f.required("transport", str, f"one of {', '.join(TRANSPORTS)}")
     if transport not in TRANSPORTS:
         raise f.fail("transport", f"one of {', '.join(TRANSPORTS)}")
@@ -192,9 +260,14 @@ def parse_profile(data: dict[str, Any], path: Path | None = None) -> DeviceProfi
         except ValueError:
             raise f.fail("affinity", "a hexadecimal taskset mask such as 'f0'") from None
     default_workdir = {"adb": DEFAULT_ADB_WORKDIR, "ssh": DEFAULT_SSH_WORKDIR}.get(transport)
-    workdir = f.get("workdir", str, "an absolute path", default_workdir)
-    if workdir is not None and not workdir.startswith("/"):
-        raise f.fail("workdir", "an absolute path")
+    # over SSH, ``~/...`` is the device user's home, resolved on the device by the transport
+    home_ok = transport == "ssh"
+    where_ok = "an absolute path" + (" or ~/... (the device user's home)" if home_ok else "")
+    workdir = f.get("workdir", str, where_ok, default_workdir)
+    if workdir is not None and not (
+        workdir.startswith("/") or (home_ok and (workdir == "~" or workdir.startswith("~/")))
+    ):
+        raise f.fail("workdir", where_ok)
     cooldown = f.get("cooldown", dict, "a table with min_s and max_s", {})
     cmin = cooldown.get("min_s", 0.0)
     cmax = cooldown.get("max_s", cmin)

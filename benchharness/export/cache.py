@@ -1,14 +1,18 @@
 """The artifact cache: exported models keyed by everything that changes the bytes.
 
-Key = model name, builder, builder kwargs, input shape, format, precision, the versions of the
-exporters and of this harness's export code. A hit skips export entirely; a sidecar JSON holds the
-sha256 (checked on every hit, so a damaged file is re-exported, not benchmarked) and the
-verification result.
+Key = model name, builder, builder kwargs, input shape, format, precision, the builder's own
+source (builder_fingerprint), the versions of every package that writes or shapes the bytes and
+of this harness's export code. A hit skips export entirely; a sidecar JSON holds the sha256
+(checked on every hit, so a damaged file is re-exported, not benchmarked) and the verification
+result.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
+import importlib.util
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -24,8 +28,25 @@ DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[2] / "models" / "cache"
 #: Bump when the export code changes what it writes, so stale artifacts are not reused.
 EXPORT_CODE_VERSION = 3
 
-#: Packages whose versions change exported bytes.
-EXPORTER_PACKAGES = ("torch", "torchvision", "timm", "onnx", "onnxscript", "litert-torch")
+#: Packages whose versions change exported bytes: the model libraries, the exporters and what
+#: they write through (onnx-ir under torch.onnx, litert-converter under litert-torch), and what
+#: writes or calibrates the compressed variants (onnxruntime's float16 and quantization tools,
+#: ai-edge-quantizer, and ai-edge-litert, whose interpreter runs the calibration).
+EXPORTER_PACKAGES = (
+    "torch",
+    "torchvision",
+    "timm",
+    "onnx",
+    "onnxscript",
+    "onnx-ir",
+    "litert-torch",
+    "litert-converter",
+    "onnxruntime",
+    "ai-edge-quantizer",
+    "ai-edge-litert",
+)
+#: Directory names that mark an installed package, whose version stands for its source.
+INSTALLED_DIRS = ("site-packages", "dist-packages")
 
 
 def cache_dir() -> Path:
@@ -40,6 +61,44 @@ def exporter_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[pkg] = "absent"
     return versions
+
+
+@functools.lru_cache(maxsize=1)
+def _distributions() -> dict[str, list[str]]:
+    return dict(metadata.packages_distributions())
+
+
+def builder_fingerprint(builder: str) -> str | None:
+    """What the bytes of a ``module:function`` builder's model depend on in its own code.
+
+    For a module of an installed package (torchvision, timm) its version, ``dist==version``,
+    which the key carries anyway; for anything else (a user's module, the seed architectures
+    in this repository) the sha256 of its source: of the module file, or of every ``.py`` file
+    of a package. Helpers it imports from other modules are not covered. None when the module
+    cannot be found (building will then fail and say why).
+    """
+    module_name = builder.partition(":")[0]
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or not os.path.isfile(spec.origin):
+        return None
+    origin = Path(spec.origin)
+    if any(part in INSTALLED_DIRS for part in origin.parts):
+        top = module_name.partition(".")[0]
+        for dist in _distributions().get(top, []):
+            with contextlib.suppress(metadata.PackageNotFoundError):
+                return f"{dist}=={metadata.version(dist)}"
+    files = [origin]
+    if spec.submodule_search_locations:
+        files = sorted(origin.parent.rglob("*.py"))
+    digest = hashlib.sha256()
+    for file in files:
+        if len(files) > 1:
+            digest.update(str(file.relative_to(origin.parent)).encode() + b"\0")
+        digest.update(file.read_bytes())
+    return f"sha256:{digest.hexdigest()}"
 
 
 def sha256_file(path: Path) -> str:

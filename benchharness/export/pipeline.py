@@ -39,6 +39,8 @@ def key_fields(spec: ModelSpec, fmt: str, precision: str) -> dict[str, Any]:
     return {
         "model": spec.name,
         "builder": spec.builder,
+        # an edited module:function or seed architecture must not reuse the old artifact
+        "builder_source": cache.builder_fingerprint(spec.builder),
         "kwargs": spec.kwargs,
         "classes": spec.classes,
         "input_shape": list(spec.input_shape),

@@ -17,10 +17,12 @@ and on all devices it proves the command ran to its end rather than losing its c
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import posixpath
 import re
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -28,13 +30,28 @@ from benchharness.devices.profile import DeviceProfile
 from benchharness.errors import (
     CommandTimeoutError,
     DeviceUnreachableError,
+    RunnerError,
     TransportError,
 )
 from benchharness.transport.base import (
+    DEFAULT_MAX_OUTPUT_BYTES,
+    DEFAULT_MAX_PULL_BYTES,
+    Bounds,
     CommandResult,
     Transport,
-    kill_command_line,
     quote_argv,
+)
+from benchharness.transport.files import (
+    host_write_error,
+    landing,
+    not_regular_error,
+    size_cap_error,
+)
+from benchharness.transport.pipes import Captured, capture, flood_message
+from benchharness.transport.remote_shell import (
+    new_token,
+    reap_command_line,
+    reap_left,
     remote_command_line,
     split_pid_marker,
     split_rc_marker,
@@ -44,10 +61,21 @@ from benchharness.transport.base import (
 ADB_CONTROL_TIMEOUT_S = 15.0
 #: Longest command line a legacy (``shell:``) device accepts; adb refuses longer ones.
 LEGACY_MAX_COMMAND = 4096
-#: Time per MiB allowed for push/pull on top of a fixed allowance: USB 2 moves ~30 MiB/s, Wi-Fi
-#: adb can drop below 1 MiB/s, so 2 s/MiB only trips on a transfer that has stalled.
-TRANSFER_S_PER_MIB = 2.0
-TRANSFER_BASE_S = 30.0
+#: How often a running transfer is looked at (its bound, the size of what arrived).
+TRANSFER_POLL_S = 0.1
+#: Start of the line the pull pre-check prints: what the remote path is.
+_FILE_TAG = "__BH_FILE__:"
+#: ``ls -l`` type letter -> what it is, for refusals.
+_KINDS = {
+    "d": "directory",
+    "c": "character device",
+    "b": "block device",
+    "p": "named pipe",
+    "s": "socket",
+    "l": "symbolic link to something that is not a regular file",
+}
+#: errno of a local write that adb reports as "cannot write '<path>': <strerror>".
+_HOST_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES)
 
 #: adb client messages that mean "no such device right now" (the command never reached it).
 _GONE = re.compile(
@@ -74,6 +102,9 @@ class AdbTransport(Transport):
     """Commands and files on one Android device, by adb serial (``adb devices``) or host:port."""
 
     kind = "adb"
+    # Android's /data belongs to the system user and /data/local/tmp to shell (0771): apps run
+    # under their own uids and cannot enter it, so only the work directory itself is checked.
+    check_workdir_parents = False
 
     def __init__(
         self,
@@ -82,6 +113,7 @@ class AdbTransport(Transport):
         server_port: int | None = None,
         *,
         adb_env: Mapping[str, str] | None = None,
+        bounds: Bounds | None = None,
     ) -> None:
         if not serial:
             raise TransportError("adb transport needs a serial (the profile's 'serial' field)")
@@ -89,7 +121,14 @@ class AdbTransport(Transport):
         self.adb_path = adb_path
         self.server_port = server_port
         self.adb_env = dict(adb_env or {})
+        self.bounds = bounds or Bounds()
         self._shell_v2: bool | None = None  # unknown until the device is first reached
+        #: tokens of commands whose end on the device is not confirmed (see reap)
+        self._leftovers: list[str] = []
+
+    @property
+    def where(self) -> str:
+        return self.serial
 
     @classmethod
     def from_profile(cls, profile: DeviceProfile, **opts: object) -> AdbTransport:
@@ -173,17 +212,20 @@ class AdbTransport(Transport):
         timeout: float,
         env: dict[str, str] | None = None,
         cwd: str | None = None,
+        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
     ) -> CommandResult:
         argv = [str(a) for a in argv]
-        line = remote_command_line(argv, env=env, cwd=cwd, rc_marker=True)
+        self.reap()  # nothing left over from an earlier failure may run alongside
+        token = new_token()
+        line = remote_command_line(argv, token=token, env=env, cwd=cwd, rc_marker=True)
         for attempt in (1, 2):
             if not self.shell_v2 and len(line) > LEGACY_MAX_COMMAND:
                 raise TransportError(
                     f"command line of {len(line)} bytes is too long for this device's legacy adb "
                     f"shell (limit {LEGACY_MAX_COMMAND}); push a script and run that instead"
                 )
-            out, err, adb_status = self._shell(line, timeout, argv)
-            pid, stdout = split_pid_marker(out)
+            out, err, adb_status = self._shell(line, timeout, argv, token, max_output_bytes)
+            pid, stdout = split_pid_marker(out, token)
             if pid is None:
                 # the wrapper never started: adb could not reach the device. Nothing ran, so
                 # trying once more after reconnecting cannot run the command twice.
@@ -191,9 +233,10 @@ class AdbTransport(Transport):
                     self._shell_v2 = None
                     continue
                 raise DeviceUnreachableError(self._missing_message(err or out))
-            status, stdout = split_rc_marker(stdout)
+            status, stdout = split_rc_marker(stdout, token)
             if status is None:
                 self._shell_v2 = None
+                self._orphaned(token)
                 raise TransportError(
                     f"the connection to {self.serial} was lost while running "
                     f"{quote_argv(argv)[:200]} (no exit status; adb said {err.strip()[:200]!r}); "
@@ -202,7 +245,9 @@ class AdbTransport(Transport):
             return CommandResult(tuple(argv), status, stdout, err if self.shell_v2 else "")
         raise AssertionError("unreachable")
 
-    def _shell(self, line: str, timeout: float, argv: list[str]) -> tuple[str, str, int]:
+    def _shell(
+        self, line: str, timeout: float, argv: list[str], token: str, cap: int
+    ) -> tuple[str, str, int]:
         cmd = self._adb_argv("shell", line)
         try:
             proc = subprocess.Popen(
@@ -210,8 +255,6 @@ class AdbTransport(Transport):
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                text=True,
-                errors="replace",
                 env=self._env(),
             )
         except FileNotFoundError as exc:
@@ -219,26 +262,70 @@ class AdbTransport(Transport):
                 f"the adb client {self.adb_path!r} is not installed; install Android platform "
                 "tools (apt-get install adb) or set the adb path"
             ) from exc
+        captured = Captured()
         try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired as exc:
-            # Killing the local client does not stop the command on the device: kill it there
-            # by the PID the wrapper printed (output read so far is kept by communicate()).
-            proc.kill()
-            out, _ = proc.communicate()
-            pid, _ = split_pid_marker(out)
-            if pid is not None:
-                with contextlib.suppress(TransportError, subprocess.SubprocessError):
-                    self._adb("shell", kill_command_line(pid))
+            capture(proc, captured, timeout=timeout, max_bytes=cap)
+        except BaseException:
+            # Ctrl-C: killing the local client does not stop the command on the device
+            _stop(proc)
+            self._kill(token, captured)
+            raise
+        if captured.timed_out or captured.overflowed:
+            _stop(proc)
+            self._kill(token, captured)
+        _close(proc)
+        if captured.overflowed:
+            raise RunnerError(flood_message(argv, self.serial, cap))
+        if captured.timed_out:
             raise CommandTimeoutError(
                 f"{posixpath.basename(argv[0])} on {self.serial} ran past {timeout:g} s and was "
                 "killed; raise the job timeout (--timeout) if the model is that slow"
-            ) from exc
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
+            )
+        out, err = captured.text()
         return out, err, proc.returncode
+
+    def _kill(self, token: str, captured: Captured) -> None:
+        """Kill a command on the device now, by the PID its wrapper printed and by its token; if
+        that cannot be confirmed, remember it for reap. Never raises: the error that follows is
+        the one the user needs to see."""
+        pid, _ = split_pid_marker(captured.out.decode("utf-8", "replace"), token)
+        try:
+            line = reap_command_line([token], pid)
+            left = reap_left(self._adb("shell", line, timeout=ADB_CONTROL_TIMEOUT_S).stdout)
+        except TransportError:
+            left = None
+        if left != 0:
+            self._leftovers.append(token)
+
+    def _orphaned(self, token: str) -> None:
+        """The connection dropped under a running command: remember it, and kill it at once if
+        the device is back already (else the next run() or reap() does)."""
+        self._leftovers.append(token)
+        with contextlib.suppress(TransportError):
+            self.reap()
+
+    @property
+    def leftovers(self) -> tuple[str, ...]:
+        return tuple(self._leftovers)
+
+    def reap(self) -> None:
+        if not self._leftovers:
+            return
+        tokens = list(self._leftovers)
+        if self._shell_v2 is None:
+            self.connect()
+        done = self._adb("shell", reap_command_line(tokens), timeout=ADB_CONTROL_TIMEOUT_S)
+        left = reap_left(done.stdout)
+        if left is None:
+            self._shell_v2 = None
+            raise DeviceUnreachableError(self._missing_message(done.stderr or done.stdout))
+        if left:
+            raise TransportError(
+                f"{left} process(es) of an earlier command on {self.serial} could not be killed "
+                "(kill -9 failed); check `adb shell ps -A` or reboot the phone before running "
+                "more jobs there"
+            )
+        self._leftovers = [t for t in self._leftovers if t not in tokens]
 
     # --- files -------------------------------------------------------------------------------
 
@@ -247,42 +334,150 @@ class AdbTransport(Transport):
         if not local.is_file():
             raise TransportError(f"cannot push {local}: no such local file")
         size = local.stat().st_size
-        self._transfer("push", str(local), remote, size)
-
-    def pull(self, remote: str, local: Path) -> None:
-        local = Path(local)
         try:
-            local.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise TransportError(f"cannot create {local.parent}: {exc.strerror or exc}") from exc
-        self._transfer("pull", remote, str(local), None)
-        if not local.is_file():
-            raise TransportError(f"adb pull {remote} reported success but {local} is missing")
+            self._transfer("push", str(local), remote, size, shown=remote)
+        except TransportError:
+            # leave no truncated file that looks like a good one
+            with contextlib.suppress(TransportError):
+                self._adb("shell", quote_argv(["rm", "-f", remote]))
+            raise
 
-    def _transfer(self, what: str, src: str, dst: str, size: int | None) -> None:
-        timeout = TRANSFER_BASE_S + TRANSFER_S_PER_MIB * (size or 0) / 2**20
+    def pull(
+        self, remote: str, local: Path, *, max_bytes: int | None = DEFAULT_MAX_PULL_BYTES
+    ) -> None:
+        local = Path(local)
+        size = self._remote_size(remote, local)
+        if max_bytes is not None and size > max_bytes:
+            raise size_cap_error(remote, self.serial, size, max_bytes)
+        with landing(local) as part:
+            self._transfer("pull", remote, str(part), size, shown=str(local), cap=max_bytes)
+            if not part.is_file():
+                raise TransportError(f"adb pull {remote} reported success but {local} is missing")
+
+    def _remote_size(self, remote: str, local: Path) -> int:
+        """Size of ``remote``, which must be a regular file: adb would stream a device file such
+        as /dev/zero, or a pipe, without end."""
+        script = (
+            f"p={quote_argv([remote])}; "
+            f'if [ -f "$p" ]; then echo "{_FILE_TAG}reg $(stat -L -c %s "$p" 2>/dev/null '
+            '|| wc -c < "$p")"; '
+            f'elif [ -e "$p" ] || [ -L "$p" ]; then echo "{_FILE_TAG}other $(ls -ldn "$p" '
+            '| cut -c1)"; '
+            f'else echo "{_FILE_TAG}missing"; fi'
+        )
+        result = self.run(["sh", "-c", script], timeout=self.bounds.control_s)
+        found = re.search(re.escape(_FILE_TAG) + r"(\w+) ?(\S*)", result.stdout)
+        if found is None:
+            raise TransportError(
+                f"cannot tell what {remote} on {self.serial} is: {result.stdout.strip()[-200:]!r}"
+            )
+        kind, detail = found.groups()
+        if kind == "missing":
+            raise TransportError(
+                f"adb pull {remote} -> {local} on {self.serial} failed: no such file on the device"
+            )
+        if kind != "reg":
+            raise not_regular_error(remote, self.serial, _KINDS.get(detail, "special file"))
+        try:
+            return int(detail)
+        except ValueError:
+            raise TransportError(f"cannot tell the size of {remote} on {self.serial}") from None
+
+    def _transfer(
+        self, what: str, src: str, dst: str, size: int, *, shown: str, cap: int | None = None
+    ) -> None:
+        """``adb push|pull src dst`` within the size-scaled bound; for a pull, ``dst`` is
+        watched so that a file growing past ``cap`` is stopped. ``shown`` is the path that
+        messages name (not the temporary one)."""
+        bound = self.bounds.transfer_s(size)
+        src_shown, dst_shown = src, shown
         for attempt in (1, 2):
             if self._shell_v2 is None:
                 self.connect()
-            try:
-                result = self._adb(what, src, dst, timeout=timeout)
-            except DeviceUnreachableError as exc:
-                raise TransportError(f"adb {what} {src} -> {dst} stalled: {exc}") from exc
-            if result.returncode == 0:
+            returncode, text = self._watch(what, src, dst, bound, cap)
+            if returncode == 0:
                 return
-            # adb 29 prints transfer errors on stdout, newer ones on stderr: read both
-            text = (result.stdout + result.stderr).strip()
+            if returncode is None:
+                raise TransportError(
+                    f"adb {what} {src_shown} -> {dst_shown} on {self.serial} did not finish "
+                    f"within {bound:.0f} s ({self.bounds.transfer_floor_s:g} s plus {size} bytes "
+                    f"at {self.bounds.transfer_min_rate / 1024:.0f} KiB/s): the link stalled; "
+                    "replug the cable (or check Wi-Fi) and retry"
+                )
+            if returncode == -1:
+                assert cap is not None  # the file grew past its cap while arriving
+                raise size_cap_error(src, self.serial, max(_size(Path(dst)), cap + 1), cap)
+            if what == "pull" and f"'{dst}'" in text:
+                # adb: "cannot write '<local path>': No space left on device" is THIS host
+                code = next((c for c in _HOST_ERRNOS if os.strerror(c) in text), None)
+                if code is not None:
+                    raise host_write_error(Path(shown), OSError(code, os.strerror(code)))
+                raise TransportError(f"cannot write {shown} on this host: {text.splitlines()[0]}")
             if attempt == 1 and _GONE.search(text) and "remote" not in text:
                 self._shell_v2 = None
                 continue
             advice = next((a for key, a in _TRANSFER_ADVICE if key in text), None)
-            if what == "pull":
-                with contextlib.suppress(OSError):
-                    Path(dst).unlink()
-            first = text.splitlines()[0] if text else f"exit status {result.returncode}"
+            first = text.splitlines()[0] if text else f"exit status {returncode}"
             detail = f"{advice} (adb: {first})" if advice else f"adb: {first}"
-            raise TransportError(f"adb {what} {src} -> {dst} on {self.serial} failed: {detail}")
+            raise TransportError(
+                f"adb {what} {src_shown} -> {dst_shown} on {self.serial} failed: {detail}"
+            )
+
+    def _watch(
+        self, what: str, src: str, dst: str, bound: float, cap: int | None
+    ) -> tuple[int | None, str]:
+        """Run the adb client for one transfer: ``(status, text)``, status None when it ran
+        past ``bound``, -1 when the pulled file passed ``cap``; either way the client is killed."""
+        argv = self._adb_argv(what, src, dst)
+        try:
+            # adb 29 prints transfer errors on stdout, newer ones on stderr: keep both, merged
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, env=self._env())  # fmt: skip
+        except FileNotFoundError as exc:
+            raise TransportError(
+                f"the adb client {self.adb_path!r} is not installed; install Android platform "
+                "tools (apt-get install adb) or set the adb path"
+            ) from exc
+        captured = Captured()
+        deadline = time.monotonic() + bound
+        outcome: int | None = 0
+        try:
+            while True:
+                capture(proc, captured, timeout=TRANSFER_POLL_S, max_bytes=2**20)
+                if not captured.timed_out:
+                    outcome = proc.returncode
+                    break
+                captured.timed_out = False
+                if time.monotonic() > deadline:
+                    outcome = None
+                    break
+                if cap is not None and what == "pull" and _size(Path(dst)) > cap:
+                    outcome = -1
+                    break
+        finally:
+            if proc.poll() is None:
+                _stop(proc)
+            _close(proc)
+        return outcome, captured.out.decode("utf-8", "replace").strip()
 
     def close(self) -> None:
         # adb keeps no per-transport connection: the adb server owns it, and other tools share it
         self._shell_v2 = None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.kill()
+    proc.wait()
+
+
+def _close(proc: subprocess.Popen[bytes]) -> None:
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()

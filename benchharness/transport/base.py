@@ -1,19 +1,75 @@
-"""The transport interface: run a command, push a file, pull a file, close.
+"""The transport interface: run a command, push a file, pull a file, close; and around them
+the few things a dispatcher needs to leave nothing behind and nothing exposed.
 
-Every transport (local subprocesses, SSH, adb) implements these four operations and is a context
+Every transport (local subprocesses, SSH, adb) implements these operations and is a context
 manager. Commands are given as an argv list and quoted by the transport, never by callers, so a
 model name or path with spaces or shell metacharacters cannot execute anything.
+
+Every remote call is bounded (Bounds): nothing waits on a library default of an hour or forever.
+A command's output is capped (``max_output_bytes``), a pulled file is capped (``max_bytes``) and
+must be a regular file. A command whose end could not be confirmed (Ctrl-C, a dropped
+connection) is remembered and killed on the device before anything else runs there (``reap``).
+
+What a dispatcher calls:
+
+- ``ensure_private_dir(workdir)`` once per session before deploying anything, and use the path it
+  returns (``~/...`` resolved, symlinks resolved): it creates the directory 0700 and refuses one
+  that someone else owns or may write to.
+- ``reap()`` after a retryable TransportError, before retrying on the same transport (``run``
+  does it by itself first; an explicit call also covers a dispatcher that replaces the transport:
+  reap the old one before closing it).
 """
 
 from __future__ import annotations
 
-import re
-import shlex
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+
+from benchharness.transport.remote_shell import (
+    check_private_dir,
+    private_dir_script,
+    quote_argv,
+)
+
+__all__ = [
+    "DEFAULT_MAX_OUTPUT_BYTES",
+    "DEFAULT_MAX_PULL_BYTES",
+    "Bounds",
+    "CommandResult",
+    "Transport",
+    "quote_argv",
+]
+
+#: A runner prints one result (samples and an op table: a few MiB at most); 64 MiB means a
+#: flood (a debug log left on, a runaway loop), which would otherwise fill this host's memory.
+DEFAULT_MAX_OUTPUT_BYTES = 64 * 2**20
+#: Largest file a pull accepts: op profiles of big models over many runs reach hundreds of MiB.
+DEFAULT_MAX_PULL_BYTES = 2**30
+
+#: A live device answers a channel open, an exec or SFTP request, a stat, in milliseconds; 30 s
+#: trips only on one that has stopped answering (a board swapping hard still makes it).
+CONTROL_TIMEOUT_S = 30.0
+#: Fixed allowance of every push or pull, on top of its share by size (connection set-up, fsync).
+TRANSFER_FLOOR_S = 30.0
+#: Slowest rate taken for a live transfer: USB 2 adb moves ~30 MiB/s, SFTP on a LAN more, Wi-Fi
+#: adb can drop below 1 MiB/s; 512 KiB/s only trips on a transfer that has stalled.
+TRANSFER_MIN_BYTES_PER_S = 512 * 1024
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """How long remote calls may take (tests shorten them; users keep the defaults)."""
+
+    control_s: float = CONTROL_TIMEOUT_S
+    transfer_floor_s: float = TRANSFER_FLOOR_S
+    transfer_min_rate: float = TRANSFER_MIN_BYTES_PER_S
+
+    def transfer_s(self, size: int | None) -> float:
+        """The bound of a push or pull of ``size`` bytes: the floor plus size / minimum rate."""
+        return self.transfer_floor_s + max(size or 0, 0) / self.transfer_min_rate
 
 
 @dataclass(frozen=True)
@@ -30,16 +86,17 @@ class CommandResult:
         return self.returncode == 0
 
 
-def quote_argv(argv: Sequence[str]) -> str:
-    """Join argv into one POSIX shell command line in which every word is quoted."""
-    return " ".join(shlex.quote(str(a)) for a in argv)
-
-
 class Transport(ABC):
     """A way to run commands and move files on one device."""
 
     #: Transport kind as written in device profiles and ``runs.csv`` (``local``, ``ssh``, ``adb``).
     kind: str = "base"
+    #: Bounds of remote calls; constructors take ``bounds=`` to change them.
+    bounds: Bounds = Bounds()
+    #: Whether ensure_private_dir checks the parents of the work directory too (not on Android,
+    #: whose /data belongs to the system user by design and where apps cannot reach
+    #: /data/local/tmp at all).
+    check_workdir_parents: bool = True
 
     @abstractmethod
     def run(
@@ -49,22 +106,59 @@ class Transport(ABC):
         timeout: float,
         env: dict[str, str] | None = None,
         cwd: str | None = None,
+        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
     ) -> CommandResult:
         """Run ``argv`` on the device; raise CommandTimeoutError after ``timeout`` seconds
-        (having killed the command on the device), TransportError if the device cannot be talked to.
-        A non-zero exit status is *not* an error: it is returned in the result."""
+        (having killed the command on the device), TransportError if the device cannot be talked
+        to, RunnerError (having killed it) if stdout and stderr together pass
+        ``max_output_bytes``. A non-zero exit status is *not* an error: it is returned in the
+        result."""
 
     @abstractmethod
     def push(self, local: Path, remote: str) -> None:
-        """Copy a local file to ``remote`` (a path on the device)."""
+        """Copy a local file to ``remote`` (a path on the device), within
+        ``bounds.transfer_s(size)``; a failed push leaves no partial file there."""
 
     @abstractmethod
-    def pull(self, remote: str, local: Path) -> None:
-        """Copy ``remote`` from the device into the local file ``local``."""
+    def pull(
+        self, remote: str, local: Path, *, max_bytes: int | None = DEFAULT_MAX_PULL_BYTES
+    ) -> None:
+        """Copy ``remote`` from the device into the local file ``local``, within
+        ``bounds.transfer_s(size)``. Refused with TransportError: a remote path that is not a
+        regular file, and one larger than ``max_bytes`` (None: no cap). A failed pull leaves no
+        file at ``local``, partial or not."""
 
     @abstractmethod
     def close(self) -> None:
         """Release the connection; calling it twice is harmless."""
+
+    @property
+    def leftovers(self) -> tuple[str, ...]:
+        """Tokens of commands whose end on the device is not confirmed (see reap)."""
+        return ()
+
+    def reap(self) -> None:  # noqa: B027 - a no-op is right for transports without leftovers
+        """Kill, on the device, every command of this transport whose end was not confirmed
+        (interrupted, or its connection dropped); raise TransportError if the device cannot be
+        reached to do so. ``run`` calls it first by itself; a dispatcher calls it after a
+        retryable failure, before the retry. Nothing to do for transports whose commands die
+        with this process (local)."""
+
+    def ensure_private_dir(self, path: str) -> str:
+        """Make sure the work directory ``path`` (absolute, or ``~/...`` for the device user's
+        home) exists and is private, and return its physical absolute path, to be used from then
+        on. A missing one is created with mode 0700. One owned by someone else, or writable by
+        group or others (or, where parents are checked, under a parent another user could swap
+        it in), is refused with a TransportError that says how to fix it."""
+        result = self.run(["sh", "-c", private_dir_script(path)], timeout=self.bounds.control_s)
+        return check_private_dir(
+            result.stdout, path, self.where, check_parents=self.check_workdir_parents
+        )
+
+    @property
+    def where(self) -> str:
+        """The device, as messages name it."""
+        return self.kind
 
     def __enter__(self) -> Transport:
         return self
@@ -76,88 +170,3 @@ class Transport(ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-# --- helpers shared by the remote shells (ssh, adb) ---------------------------------------------
-
-#: First line a remote wrapper prints: the PID (and process group) of the shell that runs the
-#: command, so a timed-out command can be killed on the device, not just abandoned.
-PID_MARKER = "__BH_PID__:"
-#: Last line a remote wrapper prints when asked: the command's exit status, for shells that
-#: cannot report it themselves (legacy adb) and to prove the command ran to its end.
-RC_MARKER = "__BH_RC__:"
-
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-
-
-def remote_command_line(
-    argv: Sequence[str],
-    *,
-    env: Mapping[str, str] | None = None,
-    cwd: str | None = None,
-    rc_marker: bool = False,
-) -> str:
-    """One POSIX ``sh`` command line that runs ``argv`` on a device, every word quoted.
-
-    It first prints ``PID_MARKER<pid>`` on stdout: sshd and adbd start each command in a new
-    session, so that pid is also the process group of everything the command starts, and
-    ``kill -9 -<pid>`` reaches all of it. With ``rc_marker`` the shell stays the parent (no
-    ``exec``) and prints a newline and ``RC_MARKER<status>`` as the very last output.
-    """
-    if not argv:
-        raise ValueError("empty argv")
-    parts = [f"echo {PID_MARKER}$$"]
-    steps: list[str] = []
-    if cwd is not None:
-        steps.append(f"cd {shlex.quote(cwd)}")
-    for key, value in (env or {}).items():
-        if not _ENV_NAME.match(key):
-            raise ValueError(f"environment variable name {key!r} is not a valid shell name")
-        steps.append(f"export {key}={shlex.quote(str(value))}")
-    command = quote_argv(argv)
-    if rc_marker:
-        steps.append(command)
-        parts.append(" && ".join(steps))
-        parts.append(f"printf '\\n{RC_MARKER}%d\\n' $?")
-    else:
-        steps.append("exec " + command)
-        parts.append(" && ".join(steps))
-    return "; ".join(parts)
-
-
-def split_pid_marker(stdout: str) -> tuple[int | None, str]:
-    """``(pid, rest)`` if ``stdout`` starts with the wrapper's PID line, else ``(None, stdout)``."""
-    if not stdout.startswith(PID_MARKER):
-        return None, stdout
-    line, sep, rest = stdout.partition("\n")
-    try:
-        pid = int(line[len(PID_MARKER) :].strip())
-    except ValueError:
-        return None, stdout
-    return pid, rest if sep else ""
-
-
-_RC_TAIL = re.compile(r"(\r?\n)" + re.escape(RC_MARKER) + r"(\d+)\r?\n?\Z")
-
-
-def split_rc_marker(stdout: str) -> tuple[int | None, str]:
-    """``(status, rest)`` when ``stdout`` ends with the wrapper's status line (the LAST one wins:
-    a command may itself print the marker text), else ``(None, stdout)``: the command did not
-    finish, e.g. the connection dropped. Line ends turned into CRLF by a pty are undone."""
-    match = _RC_TAIL.search(stdout)
-    if match is None:
-        return None, stdout
-    rest = stdout[: match.start()]
-    if match.group(1) == "\r\n":
-        # an old adbd ran the command on a pty, which turned every "\n" into "\r\n"
-        rest = rest.replace("\r\n", "\n")
-    return int(match.group(2)), rest
-
-
-def kill_command_line(pid: int) -> str:
-    """Kill the process group a wrapper started (and, if the shell was no group leader, the
-    shell and its direct children), quietly: the command may have ended meanwhile."""
-    return (
-        f"kill -9 -{pid} 2>/dev/null || "
-        f"{{ pkill -9 -P {pid} 2>/dev/null; kill -9 {pid} 2>/dev/null; }}; true"
-    )

@@ -2,19 +2,41 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
+import stat
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchharness.errors import CommandTimeoutError, TransportError
-from benchharness.transport.base import CommandResult, Transport
+from benchharness.errors import CommandTimeoutError, RunnerError, TransportError
+from benchharness.transport.base import (
+    DEFAULT_MAX_OUTPUT_BYTES,
+    DEFAULT_MAX_PULL_BYTES,
+    Bounds,
+    CommandResult,
+    Transport,
+)
+from benchharness.transport.files import (
+    describe_mode,
+    landing,
+    not_regular_error,
+    size_cap_error,
+)
+from benchharness.transport.pipes import Captured, capture, flood_message
 
 
 class LocalTransport(Transport):
     kind = "local"
+
+    def __init__(self, *, bounds: Bounds | None = None) -> None:
+        self.bounds = bounds or Bounds()
+
+    @property
+    def where(self) -> str:
+        return "this host"
 
     def run(
         self,
@@ -23,6 +45,7 @@ class LocalTransport(Transport):
         timeout: float,
         env: dict[str, str] | None = None,
         cwd: str | None = None,
+        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
     ) -> CommandResult:
         argv = [str(a) for a in argv]
         full_env = {**os.environ, **(env or {})}
@@ -33,26 +56,33 @@ class LocalTransport(Transport):
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                text=True,
                 env=full_env,
                 cwd=cwd,
                 start_new_session=True,
             )
         except OSError as exc:
             raise TransportError(f"cannot start {argv[0]}: {exc.strerror or exc}") from exc
+        captured = Captured()
         try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired as exc:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            raise CommandTimeoutError(
-                f"{Path(argv[0]).name} ran past {timeout:.0f} s and was killed; "
-                "raise the job timeout (--timeout) if the model is that slow"
-            ) from exc
+            capture(proc, captured, timeout=timeout, max_bytes=max_output_bytes)
+            if captured.timed_out or captured.overflowed:
+                _kill_group(proc)
         except BaseException:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            _kill_group(proc)
             raise
+        finally:
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+        name = Path(argv[0]).name
+        if captured.overflowed:
+            raise RunnerError(flood_message(argv, self.where, max_output_bytes))
+        if captured.timed_out:
+            raise CommandTimeoutError(
+                f"{name} ran past {timeout:.0f} s and was killed; "
+                "raise the job timeout (--timeout) if the model is that slow"
+            )
+        out, err = captured.text()
         return CommandResult(tuple(argv), proc.returncode, out, err)
 
     def push(self, local: Path, remote: str) -> None:
@@ -63,13 +93,40 @@ class LocalTransport(Transport):
         except OSError as exc:
             raise TransportError(f"cannot copy {local} to {remote}: {exc.strerror or exc}") from exc
 
-    def pull(self, remote: str, local: Path) -> None:
+    def pull(
+        self, remote: str, local: Path, *, max_bytes: int | None = DEFAULT_MAX_PULL_BYTES
+    ) -> None:
+        local = Path(local)
         try:
-            Path(local).parent.mkdir(parents=True, exist_ok=True)
-            if Path(local).resolve() != Path(remote).resolve():
-                shutil.copyfile(remote, local)
+            info = os.stat(remote)
         except OSError as exc:
             raise TransportError(f"cannot copy {remote} to {local}: {exc.strerror or exc}") from exc
+        if not stat.S_ISREG(info.st_mode):
+            raise not_regular_error(remote, self.where, describe_mode(info.st_mode))
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise size_cap_error(remote, self.where, info.st_size, max_bytes)
+        if local.resolve() == Path(remote).resolve():
+            return
+        with landing(local) as part:
+            try:
+                shutil.copyfile(remote, part)
+            except OSError as exc:
+                if exc.filename == remote:
+                    raise TransportError(
+                        f"cannot copy {remote} to {local}: {exc.strerror or exc}"
+                    ) from exc
+                raise
+        # a file that grew past the cap while being copied is not kept either
+        if max_bytes is not None and local.stat().st_size > max_bytes:
+            size = local.stat().st_size
+            local.unlink()
+            raise size_cap_error(remote, self.where, size, max_bytes)
 
     def close(self) -> None:
         pass
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it may have ended by itself meanwhile
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()

@@ -1,23 +1,24 @@
 """Run on a board or host over SSH (paramiko): one connection per transport, SFTP for files.
 
-Host keys are checked against a known_hosts file and never accepted silently: an unknown key
-raises HostKeyError saying how to trust it (``bench devices trust NAME``, which calls
-``trust_host``), and a changed key raises HostKeyError and refuses to go on.
+Host keys are checked against a known_hosts file read as OpenSSH reads it (known_hosts.py) and
+never accepted silently: an unknown key raises HostKeyError saying how to trust it (``bench
+devices trust NAME``, which calls ``trust_host``); a changed key, a key of another type than the
+known one, and a revoked key raise HostKeyError and refuse to go on.
+
+Every remote call has a bound: paramiko waits an hour to open a channel and forever for an exec
+or subsystem reply or an SFTP answer, so each such call runs under a watchdog that closes its
+channel when its bound (``Bounds``) passes, and the stalled call returns with an error.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import posixpath
 import select
 import socket
-import stat
 import time
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 import paramiko
 
@@ -26,93 +27,73 @@ from benchharness.errors import (
     CommandTimeoutError,
     DeviceUnreachableError,
     HostKeyError,
+    RunnerError,
     TransportError,
 )
 from benchharness.transport.base import (
+    DEFAULT_MAX_OUTPUT_BYTES,
+    Bounds,
     CommandResult,
-    Transport,
-    kill_command_line,
     quote_argv,
+)
+from benchharness.transport.known_hosts import (
+    CONNECT_TIMEOUT_S,
+    DEFAULT_KNOWN_HOSTS,
+    RefuseUnknown,
+    bad_key_error,
+    fetch_host_key,
+    known_hosts_entry,
+    load_known_hosts,
+    trust_host,
+)
+from benchharness.transport.pipes import flood_message
+from benchharness.transport.remote_shell import (
+    new_token,
+    reap_command_line,
+    reap_left,
     remote_command_line,
     split_pid_marker,
 )
+from benchharness.transport.ssh_files import SFTPFiles
+from benchharness.transport.watchdog import Watchdog
 
-#: How long to wait for the TCP connection, the SSH banner and authentication; a board on the
-#: LAN answers in well under a second, so 10 s means it is off or unreachable.
-CONNECT_TIMEOUT_S = 10.0
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "DEFAULT_KNOWN_HOSTS",
+    "SSHTransport",
+    "fetch_host_key",
+    "known_hosts_entry",
+    "trust_host",
+]
+
 #: Keepalive interval: a dead link is noticed between two jobs rather than on the next command.
 KEEPALIVE_S = 15
 #: Read size for command output; large enough that a chatty runner costs few wake-ups.
 READ_CHUNK = 65536
 #: Longest wait in one select() on the channel, so a dropped connection is noticed promptly.
 POLL_S = 0.2
-#: Time allowed for the follow-up command that kills a timed-out one.
+#: How long output may still arrive after the exit status: what the command wrote is in
+#: flight for milliseconds; longer means a background child holds its stdout open.
+EOF_GRACE_S = 2.0
+#: Time allowed for the follow-up command that kills a timed-out, flooding or interrupted one.
 KILL_TIMEOUT_S = 10.0
-#: Where OpenSSH keeps the user's known hosts when a profile names none.
-DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
-
-#: errno -> what to do about it, for file transfers.
-_TRANSFER_ADVICE = {
-    errno.ENOSPC: "no space left on the device; free space there or point the profile's "
-    "workdir at a larger file system",
-    errno.EROFS: "the file system is read-only; point the profile's workdir at a writable place",
-    errno.EACCES: "permission denied; check that the SSH user may write there (owner, mode) or "
-    "change the profile's workdir",
-    errno.ENOENT: "no such file or directory",
-}
+#: Output cap of the small bookkeeping commands (kill, reap): they print a line or two.
+CONTROL_OUTPUT_BYTES = 2**20
 
 
-def known_hosts_entry(host: str, port: int) -> str:
-    """The host name as OpenSSH and paramiko write it in known_hosts."""
-    return host if port == DEFAULT_SSH_PORT else f"[{host}]:{port}"
+class _Output:
+    """Output of one command as it arrives (kept when the command is interrupted)."""
+
+    def __init__(self) -> None:
+        self.out = bytearray()
+        self.err = bytearray()
+
+    @property
+    def size(self) -> int:
+        return len(self.out) + len(self.err)
 
 
-def _keyscan_hint(host: str, port: int, known_hosts: str, name: str | None) -> str:
-    trust = f"run `bench devices trust {name}` or " if name else ""
-    return (
-        f"{trust}`ssh-keyscan -p {port} {host} >> {known_hosts}` after checking the fingerprint "
-        "with the device's owner"
-    )
-
-
-class _RefuseUnknown(paramiko.MissingHostKeyPolicy):
-    """Unknown host key: refuse with a message that says how to trust it (or, when asked to,
-    trust it and append it to the known_hosts file)."""
-
-    def __init__(self, transport: SSHTransport) -> None:
-        self.transport = transport
-
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: Any) -> None:
-        t = self.transport
-        if t.trust_new_host:
-            _append_known_host(t.known_hosts, known_hosts_entry(t.host, t.port), key)
-            return
-        raise HostKeyError(
-            f"the host key of {t.host}:{t.port} ({key.get_name()} {_fingerprint(key)}) is not in "
-            f"{t.known_hosts}; to trust it, " + _keyscan_hint(t.host, t.port, t.known_hosts, t.name)
-        )
-
-
-def _fingerprint(key: Any) -> str:
-    return str(key.fingerprint) if hasattr(key, "fingerprint") else key.get_base64()[:16]
-
-
-def _append_known_host(path: str, entry: str, key: Any) -> None:
-    # Appending one line keeps the user's other entries, comments and hashed names untouched
-    # (paramiko's HostKeys.save would rewrite the whole file).
-    file = Path(path)
-    try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        text = file.read_text(encoding="utf-8") if file.exists() else ""
-        with file.open("a", encoding="utf-8") as fh:
-            if text and not text.endswith("\n"):
-                fh.write("\n")
-            fh.write(f"{entry} {key.get_name()} {key.get_base64()}\n")
-    except OSError as exc:
-        raise HostKeyError(f"cannot add the host key to {path}: {exc.strerror or exc}") from exc
-
-
-class SSHTransport(Transport):
+class SSHTransport(SFTPFiles):
     """Commands and files on a device reached over SSH.
 
     Give a profile, or the connection fields explicitly (explicit values win over the profile's).
@@ -133,6 +114,7 @@ class SSHTransport(Transport):
         known_hosts: str | None = None,
         trust_new_host: bool = False,
         connect_timeout: float = CONNECT_TIMEOUT_S,
+        bounds: Bounds | None = None,
     ) -> None:
         self.name = profile.name if profile else None
         resolved_host = host or (profile.host if profile else None)
@@ -147,8 +129,11 @@ class SSHTransport(Transport):
         )
         self.trust_new_host = trust_new_host
         self.connect_timeout = connect_timeout
+        self.bounds = bounds or Bounds()
         self._client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
+        #: tokens of commands whose end on the device is not confirmed (see reap)
+        self._leftovers: list[str] = []
 
     # --- connection --------------------------------------------------------------------------
 
@@ -160,13 +145,13 @@ class SSHTransport(Transport):
     def connect(self) -> None:
         """Open the connection now (otherwise the first command does)."""
         self._drop()
+        known = load_known_hosts(self.known_hosts)
         client = paramiko.SSHClient()
-        if Path(self.known_hosts).exists():
-            try:
-                client.load_host_keys(self.known_hosts)
-            except (OSError, paramiko.SSHException) as exc:
-                raise HostKeyError(f"cannot read known_hosts {self.known_hosts}: {exc}") from exc
-        client.set_missing_host_key_policy(_RefuseUnknown(self))
+        known.install(client)
+        policy = RefuseUnknown(
+            known, self.host, self.port, trust_new=self.trust_new_host, name=self.name
+        )
+        client.set_missing_host_key_policy(policy)
         try:
             client.connect(
                 self.host,
@@ -176,6 +161,7 @@ class SSHTransport(Transport):
                 timeout=self.connect_timeout,
                 banner_timeout=self.connect_timeout,
                 auth_timeout=self.connect_timeout,
+                channel_timeout=self.bounds.control_s,
                 # a key named in the profile is the only key tried; the agent still helps
                 look_for_keys=self.key_file is None,
                 allow_agent=True,
@@ -185,15 +171,7 @@ class SSHTransport(Transport):
             raise
         except paramiko.BadHostKeyException as exc:
             client.close()
-            raise HostKeyError(
-                f"the host key of {self.host}:{self.port} CHANGED: {self.known_hosts} has "
-                f"{exc.expected_key.get_name()} {_fingerprint(exc.expected_key)}, the device "
-                f"offered {exc.key.get_name()} {_fingerprint(exc.key)}. Refusing to connect: this "
-                "is either a reinstalled device or someone in the middle. If the device was "
-                f"reinstalled, remove the old line (`ssh-keygen -R "
-                f"'{known_hosts_entry(self.host, self.port)}' -f {self.known_hosts}`) and trust "
-                "the new key"
-            ) from exc
+            raise bad_key_error(known, self.host, self.port, exc) from exc
         except paramiko.AuthenticationException as exc:
             client.close()
             key = f"key {self.key_file}" if self.key_file else "the SSH agent or ~/.ssh keys"
@@ -205,6 +183,9 @@ class SSHTransport(Transport):
         except (paramiko.SSHException, OSError, EOFError) as exc:
             client.close()
             raise DeviceUnreachableError(self._unreachable_message(exc)) from exc
+        except Exception as exc:  # paramiko raises bare Exception for odd known_hosts key types
+            client.close()
+            raise TransportError(f"cannot connect to {self.where}: {exc}") from exc
         transport = client.get_transport()
         if transport is not None:
             transport.set_keepalive(KEEPALIVE_S)
@@ -259,12 +240,29 @@ class SSHTransport(Transport):
                 transport = client.get_transport()
                 if transport is None:
                     raise paramiko.SSHException("no transport")
-                return transport.open_session(timeout=self.connect_timeout)
+                return transport.open_session(timeout=self.bounds.control_s)
             except (paramiko.SSHException, OSError, EOFError) as exc:
                 self._drop()
                 if attempt == 2:
                     raise DeviceUnreachableError(self._unreachable_message(exc)) from exc
         raise AssertionError("unreachable")
+
+    def _exec(self, channel: paramiko.Channel, line: str) -> None:
+        """Send the exec request; a server that does not answer it within the control bound
+        gets its connection dropped (it is wedged) and a TransportError."""
+        with Watchdog(self.bounds.control_s, channel.close) as dog:
+            try:
+                channel.exec_command(line)
+            except (paramiko.SSHException, OSError, EOFError):
+                if not dog.fired:
+                    raise
+        if dog.fired:
+            self._drop()
+            raise TransportError(
+                f"{self.where} did not answer within {self.bounds.control_s:g} s when asked to "
+                "run a command (exec request); its sshd is stuck (overloaded, out of memory?). "
+                "The connection was dropped; check the device and retry"
+            )
 
     # --- commands ----------------------------------------------------------------------------
 
@@ -275,31 +273,48 @@ class SSHTransport(Transport):
         timeout: float,
         env: dict[str, str] | None = None,
         cwd: str | None = None,
+        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
     ) -> CommandResult:
         argv = [str(a) for a in argv]
-        line = remote_command_line(argv, env=env, cwd=cwd)
+        self.reap()  # nothing left over from an earlier failure may run alongside
+        token = new_token()
+        line = remote_command_line(argv, token=token, env=env, cwd=cwd)
         channel = self._open_channel()
+        output = _Output()
         try:
-            channel.exec_command(line)
-            out, err, status, timed_out = self._collect(channel, timeout)
+            self._exec(channel, line)
+            status, timed_out, flooded = self._collect(channel, output, timeout, max_output_bytes)
+        except TransportError:
+            self._leftovers.append(token)  # the exec may have started before the server stuck
+            raise
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self._drop()
+            self._orphaned(token)
             raise TransportError(
                 f"the SSH connection to {self.where} broke while running "
                 f"{quote_argv(argv)[:200]}: {exc}; check the device and run the job again"
             ) from exc
+        except BaseException:
+            # Ctrl-C: closing the channel signals nothing to a command without a PTY, so kill it
+            channel.close()
+            self._kill(token, split_pid_marker(output.out.decode("utf-8", "replace"), token)[0])
+            raise
         finally:
             channel.close()
-        pid, stdout = split_pid_marker(out.decode("utf-8", "replace"))
-        stderr = err.decode("utf-8", "replace")
+        pid, stdout = split_pid_marker(output.out.decode("utf-8", "replace"), token)
+        stderr = output.err.decode("utf-8", "replace")
+        if flooded:
+            self._kill(token, pid)
+            raise RunnerError(flood_message(argv, self.where, max_output_bytes))
         if timed_out:
-            self._kill(pid)
+            self._kill(token, pid)
             raise CommandTimeoutError(
                 f"{posixpath.basename(argv[0])} on {self.where} ran past {timeout:g} s and was "
                 "killed; raise the job timeout (--timeout) if the model is that slow"
             )
         if status is None:
             self._drop()
+            self._orphaned(token)
             raise TransportError(
                 f"the SSH connection to {self.where} closed before {quote_argv(argv)[:200]} "
                 "finished (no exit status); check the device (reboot, out of memory?) and retry"
@@ -307,231 +322,102 @@ class SSHTransport(Transport):
         return CommandResult(tuple(argv), status, stdout, stderr)
 
     def _collect(
-        self, channel: paramiko.Channel, timeout: float
-    ) -> tuple[bytes, bytes, int | None, bool]:
-        out: list[bytes] = []
-        err: list[bytes] = []
+        self, channel: paramiko.Channel, output: _Output, timeout: float, cap: int
+    ) -> tuple[int | None, bool, bool]:
+        """``(status, timed_out, flooded)``; status None: the connection went away."""
         deadline = time.monotonic() + timeout
+        exited_at: float | None = None
         while True:
             got = False
             while channel.recv_ready():
-                out.append(channel.recv(READ_CHUNK))
+                output.out += channel.recv(READ_CHUNK)
                 got = True
             while channel.recv_stderr_ready():
-                err.append(channel.recv_stderr(READ_CHUNK))
+                output.err += channel.recv_stderr(READ_CHUNK)
                 got = True
+            if output.size > cap:
+                return None, False, True
             if channel.exit_status_ready():
-                if got:
-                    continue
-                break
+                # sshd may send the exit status before the last of the output: wait for the
+                # end of the output too, but not for a background child that keeps it open
+                exited_at = exited_at or time.monotonic()
+                ended = channel.eof_received or channel.closed
+                if not got and (ended or time.monotonic() - exited_at > EOF_GRACE_S):
+                    break
+                if not got:
+                    select.select([channel], [], [], POLL_S)
+                continue
             if not got and (channel.closed or not self._alive()):
-                # connection gone without an exit status
-                return b"".join(out), b"".join(err), None, False
+                return None, False, False  # connection gone without an exit status
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return b"".join(out), b"".join(err), None, True
+                return None, True, False
             if not got:
                 select.select([channel], [], [], min(remaining, POLL_S))
         # the exit status arrives after the output; drain anything still buffered
         while channel.recv_ready():
-            out.append(channel.recv(READ_CHUNK))
+            output.out += channel.recv(READ_CHUNK)
         while channel.recv_stderr_ready():
-            err.append(channel.recv_stderr(READ_CHUNK))
+            output.err += channel.recv_stderr(READ_CHUNK)
+        if output.size > cap:
+            return None, False, True
         status = channel.recv_exit_status()
         if status == -1 and not self._alive():
             # the channel closed because the connection died, not because the command ended
-            return b"".join(out), b"".join(err), None, False
+            return None, False, False
         # -1 with a live connection: killed by a signal (paramiko drops the signal's number)
-        return b"".join(out), b"".join(err), status, False
+        return status, False, False
 
-    def _kill(self, pid: int | None) -> None:
-        """Kill a timed-out command's process group on the device. Without a PTY, closing the
-        channel sends no signal at all, so the command would otherwise run on."""
-        if pid is None:
-            return
+    def _control(self, line: str, timeout: float) -> str:
+        """Run a small bookkeeping script (no reap first, output capped); its stdout."""
+        channel = self._open_channel()
+        output = _Output()
         try:
-            channel = self._open_channel()
-            try:
-                channel.exec_command(kill_command_line(pid))
-                self._collect(channel, KILL_TIMEOUT_S)
-            finally:
-                channel.close()
-        except TransportError:
-            pass  # the timeout error that follows is the one the user needs to see
-
-    # --- files -------------------------------------------------------------------------------
-
-    def _sftp_client(self) -> paramiko.SFTPClient:
-        if self._sftp is None or not self._alive():
-            for attempt in (1, 2):
-                client = self._ensure()
-                try:
-                    self._sftp = client.open_sftp()
-                    break
-                except (paramiko.SSHException, OSError, EOFError) as exc:
-                    self._drop()
-                    if attempt == 2:
-                        raise DeviceUnreachableError(
-                            f"cannot open SFTP on {self.where}: {exc}; check that the device's "
-                            "sshd_config has a 'Subsystem sftp' line"
-                        ) from exc
-        assert self._sftp is not None
-        return self._sftp
-
-    def _makedirs(self, sftp: paramiko.SFTPClient, directory: str) -> None:
-        if directory in ("", "/", "."):
-            return
-        try:
-            if stat.S_ISDIR(sftp.stat(directory).st_mode or 0):
-                return
-        except OSError:
-            pass
-        self._makedirs(sftp, posixpath.dirname(directory))
-        with contextlib.suppress(OSError):  # an error shows up when the file is written
-            sftp.mkdir(directory)
-
-    def push(self, local: Path, remote: str) -> None:
-        local = Path(local)
-        if not local.is_file():
-            raise TransportError(f"cannot push {local}: no such local file")
-        sftp = self._sftp_client()
-        try:
-            self._makedirs(sftp, posixpath.dirname(remote))
-            sftp.put(str(local), remote)
-        except (OSError, paramiko.SSHException, EOFError) as exc:
-            with contextlib.suppress(Exception):
-                sftp.remove(remote)  # leave no truncated file that looks like a good one
-            size = local.stat().st_size
-            raise self._transfer_error("push", str(local), remote, exc, size) from exc
-
-    def pull(self, remote: str, local: Path) -> None:
-        local = Path(local)
-        sftp = self._sftp_client()
-        try:
-            local.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise TransportError(f"cannot create {local.parent}: {exc.strerror or exc}") from exc
-        try:
-            sftp.get(remote, str(local))
-        except (OSError, paramiko.SSHException, EOFError) as exc:
-            with contextlib.suppress(OSError):
-                local.unlink()
-            if isinstance(exc, OSError) and exc.filename == str(local):
-                # paramiko opens the local file itself; this one is on our side
-                raise TransportError(f"cannot write {local}: {exc.strerror or exc}") from exc
-            raise self._transfer_error("pull", remote, str(local), exc, None) from exc
-
-    def _transfer_error(
-        self, what: str, src: str, dst: str, exc: BaseException, size: int | None
-    ) -> TransportError:
-        remote = dst if what == "push" else src
-        code = exc.errno if isinstance(exc, OSError) else None
-        if isinstance(exc, (paramiko.SSHException, EOFError)) or not self._alive():
+            self._exec(channel, line)
+            status, _, _ = self._collect(channel, output, timeout, CONTROL_OUTPUT_BYTES)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
             self._drop()
-            return TransportError(
-                f"SSH connection to {self.where} broke during {what} of {src}: {exc}; "
-                "check the device and retry"
-            )
-        if code is None and what == "push":
-            # SFTP v3 reports ENOSPC and EROFS only as a generic "Failure": ask the device why.
-            code = self._diagnose_write(posixpath.dirname(remote) or "/", size)
-        advice = _TRANSFER_ADVICE.get(code or -1, str(exc))
-        if code == errno.ENOENT and what == "pull":
-            advice = "no such file on the device"
-        elif code == errno.ENOENT:
-            advice = "the directory could not be created (check the profile's workdir)"
-        return TransportError(f"{what} {src} -> {dst} on {self.where} failed: {advice}")
+            raise TransportError(f"the SSH connection to {self.where} broke: {exc}") from exc
+        finally:
+            channel.close()
+        if status is None:
+            raise TransportError(f"{self.where} did not finish a bookkeeping command")
+        return output.out.decode("utf-8", "replace")
 
-    def _diagnose_write(self, directory: str, size: int | None) -> int | None:
-        """errno that best explains a failed upload into ``directory``, found on the device."""
-        probe = posixpath.join(directory, ".benchharness-probe")
-        script = (
-            f"d={quote_argv([directory])}; p={quote_argv([probe])}; "
-            '[ -d "$d" ] || { echo ENOENT; exit 0; }; '
-            'msg=$( (: > "$p") 2>&1 ); rm -f "$p" 2>/dev/null; '
-            'case "$msg" in *Read-only*) echo EROFS;; *ermission*) echo EACCES;; '
-            '*"No space"*) echo ENOSPC;; *) df -Pk "$d" | tail -n 1;; esac'
-        )
+    def _kill(self, token: str, pid: int | None) -> None:
+        """Kill a command on the device now (its process group and everything carrying its
+        token); if that cannot be confirmed, remember it for reap. Never raises: the error that
+        follows is the one the user needs to see."""
         try:
-            result = self.run(["sh", "-c", script], timeout=KILL_TIMEOUT_S)
+            left = reap_left(self._control(reap_command_line([token], pid), KILL_TIMEOUT_S))
         except TransportError:
-            return None
-        text = result.stdout.strip()
-        if text in ("ENOENT", "EROFS", "EACCES", "ENOSPC"):
-            return int(getattr(errno, text))
-        fields = text.split()
-        if len(fields) >= 4 and fields[3].isdigit():
-            free = int(fields[3]) * 1024
-            if size is None or free < size + 4096:
-                return errno.ENOSPC
-        return None
+            left = None
+        if left != 0:
+            self._leftovers.append(token)
+
+    def _orphaned(self, token: str) -> None:
+        """The connection dropped under a running command: remember it, and kill it at once if
+        the device can be reached again (else the next run() or reap() does)."""
+        self._leftovers.append(token)
+        with contextlib.suppress(TransportError):
+            self.reap()
+
+    @property
+    def leftovers(self) -> tuple[str, ...]:
+        return tuple(self._leftovers)
+
+    def reap(self) -> None:
+        if not self._leftovers:
+            return
+        tokens = list(self._leftovers)
+        left = reap_left(self._control(reap_command_line(tokens), KILL_TIMEOUT_S))
+        if left != 0:
+            raise TransportError(
+                f"{left if left is not None else 'some'} process(es) of an earlier command on "
+                f"{self.where} could not be killed (kill -9 failed); log in and check `ps`, or "
+                "reboot the device, before running more jobs there"
+            )
+        self._leftovers = [t for t in self._leftovers if t not in tokens]
 
     def close(self) -> None:
         self._drop()
-
-
-def fetch_host_key(
-    host: str, port: int = DEFAULT_SSH_PORT, timeout: float = CONNECT_TIMEOUT_S
-) -> Any:
-    """The host key a server offers (what ``ssh-keyscan`` prints), without authenticating."""
-    try:
-        sock = socket.create_connection((host, port), timeout=timeout)
-    except OSError as exc:
-        raise DeviceUnreachableError(
-            f"cannot connect to {host}:{port} to fetch its host key: {exc.strerror or exc}; "
-            "is the device on and sshd running?"
-        ) from exc
-    transport = paramiko.Transport(sock)
-    try:
-        transport.banner_timeout = timeout
-        transport.start_client(timeout=timeout)
-        return transport.get_remote_server_key()
-    except (paramiko.SSHException, OSError, EOFError) as exc:
-        raise DeviceUnreachableError(
-            f"{host}:{port} did not complete an SSH handshake: {exc}"
-        ) from exc
-    finally:
-        transport.close()
-
-
-def trust_host(
-    profile: DeviceProfile | None = None,
-    *,
-    host: str | None = None,
-    port: int | None = None,
-    known_hosts: str | None = None,
-) -> str:
-    """Fetch the device's host key and append it to the known_hosts file (trust on first use).
-
-    Returns ``"<type> <fingerprint>"`` so the caller can show it for checking. A key already
-    there is left alone; a *different* key for the same host raises HostKeyError (changed key)
-    instead of being added next to it.
-    """
-    host = host or (profile.host if profile else None)
-    if not host:
-        raise TransportError("trust_host needs a host (the profile's 'host' field)")
-    port = port or (profile.port if profile else DEFAULT_SSH_PORT)
-    path = os.path.expanduser(
-        known_hosts or (profile.known_hosts if profile else None) or DEFAULT_KNOWN_HOSTS
-    )
-    key = fetch_host_key(host, port)
-    entry = known_hosts_entry(host, port)
-    described = f"{key.get_name()} {_fingerprint(key)}"
-    if Path(path).exists():
-        try:
-            known = paramiko.HostKeys(path)
-        except (OSError, paramiko.SSHException) as exc:
-            raise HostKeyError(f"cannot read known_hosts {path}: {exc}") from exc
-        existing = known.lookup(entry)
-        if existing is not None:
-            old = existing.get(key.get_name())
-            if old is not None and old == key:
-                return described
-            if old is not None or existing:
-                raise HostKeyError(
-                    f"{path} already has a DIFFERENT host key for {entry}; the device's key "
-                    f"changed (now {described}). Not adding it: remove the old line with "
-                    f"`ssh-keygen -R '{entry}' -f {path}` if the device was reinstalled"
-                )
-    _append_known_host(path, entry, key)
-    return described

@@ -13,6 +13,10 @@ paths. Commands run with this host's ``/bin/sh`` in the sandbox (adbd runs them 
 sandbox keeps stray relative paths away from the host). Like an unrooted phone, sync may read any
 path but write only under ``/data/local/tmp`` (anything else fails with "Permission denied").
 
+``rc_text`` is printed on stdout before every shell command, as by a device whose shell rc file
+prints something; ``stall_recv_after`` makes file reads (``adb pull``) stop sending after that many
+bytes and hang, like a stalled USB link, until ``stop()``.
+
 ``legacy=True`` advertises no features, so the client falls back to ``shell:`` with merged
 stdout/stderr and no exit status; otherwise the device advertises ``shell_v2``. ``stop()`` makes
 the device vanish (listener and connections closed; commands already running go on, as they
@@ -70,6 +74,8 @@ class EmulatedDevice:
         legacy: bool = False,
         port: int | None = None,
         model: str = "BenchEmu",
+        rc_text: bytes = b"",
+        stall_recv_after: int | None = None,
     ) -> None:
         self.sandbox = Path(sandbox).resolve()
         self.sandbox.mkdir(parents=True, exist_ok=True)
@@ -79,6 +85,10 @@ class EmulatedDevice:
         self._conns: set[_Connection] = set()
         self._lock = threading.Lock()
         self.port = port or 0
+        self.rc_text = rc_text
+        self.stall_recv_after = stall_recv_after
+        #: set by stop(): releases transfers stalled by ``stall_recv_after``
+        self.stopped = threading.Event()
         #: every service a host opened, for tests that check what the client asked for
         self.services: list[str] = []
 
@@ -97,6 +107,7 @@ class EmulatedDevice:
     # --- life cycle --------------------------------------------------------------------------
 
     def start(self) -> None:
+        self.stopped.clear()
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((self.host, self.port))
@@ -106,6 +117,7 @@ class EmulatedDevice:
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
     def stop(self) -> None:
+        self.stopped.set()
         listener, self._listener = self._listener, None
         if listener is not None:
             with contextlib.suppress(OSError):
@@ -342,6 +354,9 @@ def _shell_legacy(stream: _Stream, command: str) -> None:
     proc.stdin.close()  # the legacy protocol has no end-of-input; stdin is never used here
 
     def run() -> None:
+        if device.rc_text:
+            with contextlib.suppress(_Closed):
+                stream.write(device.rc_text)
         pump = _pump(proc.stdout, stream.write, device)
         pump.join()
         proc.wait()
@@ -384,6 +399,9 @@ def _shell_v2(stream: _Stream, command: str) -> None:
     stream.on_data = on_data
 
     def run() -> None:
+        if device.rc_text:
+            with contextlib.suppress(_Closed):
+                packet(SHELL_STDOUT)(device.rc_text)
         pumps = [
             _pump(proc.stdout, packet(SHELL_STDOUT), device),
             _pump(proc.stderr, packet(SHELL_STDERR), device),
@@ -463,7 +481,7 @@ def _sync(stream: _Stream, _arg: str) -> None:
                 elif cmd == b"LIST":
                     _list(stream, host_path(arg))
                 elif cmd == b"RECV":
-                    _recv(stream, host_path(arg), fail)
+                    _recv(stream, host_path(arg), fail, device)
                 elif cmd == b"SEND":
                     _send(stream, device, arg, request, take, fail)
                 else:
@@ -488,15 +506,20 @@ def _list(stream: _Stream, path: Path) -> None:
     stream.write(b"DONE" + b"\0" * 16)
 
 
-def _recv(stream: _Stream, path: Path, fail: Callable[[str], None]) -> None:
+def _recv(stream: _Stream, path: Path, fail: Callable[[str], None], device: EmulatedDevice) -> None:
     try:
         fh = path.open("rb")
     except OSError as exc:
         fail(f"open failed: {exc.strerror}")
         return
+    sent = 0
     with fh:
         while chunk := fh.read(SYNC_DATA_MAX):
+            if device.stall_recv_after is not None and sent >= device.stall_recv_after:
+                device.stopped.wait()  # the link stalls; nothing more arrives
+                raise _Closed
             stream.write(b"DATA" + struct.pack("<I", len(chunk)) + chunk)
+            sent += len(chunk)
     stream.write(b"DONE" + struct.pack("<I", 0))
 
 

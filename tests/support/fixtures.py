@@ -47,13 +47,16 @@ def sshd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHServer]
 
 
 @pytest.fixture
-def sshd_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], SSHServer]]:
-    """Fresh sshd servers for tests that kill, restart or re-key them."""
+def sshd_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., SSHServer]]:
+    """Fresh sshd servers for tests that kill, restart or re-key them; ``make(**options)`` passes
+    ``options`` to SSHServer (``host_key_type``, ``sftp_server``, ``set_env``)."""
     require_sshd()
     servers: list[SSHServer] = []
 
-    def make() -> SSHServer:
-        server = SSHServer(tmp_path_factory.mktemp("sshd"))
+    def make(**options: object) -> SSHServer:
+        server = SSHServer(tmp_path_factory.mktemp("sshd"), **options)  # type: ignore[arg-type]
         servers.append(server)
         server.start()
         return server
@@ -102,11 +105,18 @@ def adb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdbServer]:
 def adb_device_factory(
     adb_server: AdbServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[..., EmulatedDevice]]:
-    """``make(legacy=False)``: a started emulated phone that the private adb server lists."""
+    """``make(legacy=False, **options)``: a started emulated phone that the private adb server
+    lists; ``options`` go to EmulatedDevice (``rc_text``, ``stall_recv_after``)."""
     devices: list[EmulatedDevice] = []
 
-    def make(*, legacy: bool = False, sandbox: Path | None = None) -> EmulatedDevice:
-        device = EmulatedDevice(sandbox or tmp_path_factory.mktemp("phone"), legacy=legacy)
+    def make(
+        *, legacy: bool = False, sandbox: Path | None = None, **options: object
+    ) -> EmulatedDevice:
+        device = EmulatedDevice(
+            sandbox or tmp_path_factory.mktemp("phone"),
+            legacy=legacy,
+            **options,  # type: ignore[arg-type]
+        )
         device.start()
         devices.append(device)
         connected = adb_server.adb("connect", device.serial)

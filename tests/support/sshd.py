@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -49,33 +50,62 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _keygen(path: Path) -> None:
+#: sshd's own SFTP server program, run as a separate process (internal-sftp runs inside sshd).
+SFTP_SERVER = "/usr/lib/openssh/sftp-server"
+
+
+def _keygen(path: Path, kind: str = "ed25519") -> None:
     for p in (path, path.with_suffix(".pub")):
         p.unlink(missing_ok=True)
     subprocess.run(
-        [SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", "benchharness-test", "-f", str(path)],
+        [SSH_KEYGEN, "-q", "-t", kind, "-N", "", "-C", "benchharness-test", "-f", str(path)],
         check=True,
         stdin=subprocess.DEVNULL,
     )
 
 
 class SSHServer:
-    """One throwaway sshd. Use as a context manager, or call start()/stop()."""
+    """One throwaway sshd. Use as a context manager, or call start()/stop().
+
+    Sessions get their own home directory, ``self.home`` (sshd's ``SetEnv HOME``), so the
+    login shell reads the fixture's rc files, not the real user's: this host's own ~/.bashrc
+    (pyenv and the like) would slow every command and share its lock files with other tests.
+
+    ``host_key_type`` picks the one host key it serves (``ed25519`` or ``rsa``);
+    ``sftp_server`` is the ``Subsystem sftp`` program (a separate process when it is
+    ``SFTP_SERVER``, which a test can stop); ``bashrc`` is written to the sessions'
+    ``~/.bashrc`` (Debian's bash reads it for commands run by sshd, so an rc file that prints
+    makes the login shell print before every command); ``set_env`` adds to ``SetEnv``.
+    """
 
     host = "127.0.0.1"
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        port: int | None = None,
+        *,
+        host_key_type: str = "ed25519",
+        sftp_server: str = "internal-sftp",
+        set_env: dict[str, str] | None = None,
+        bashrc: str = "",
+    ) -> None:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.home = self.dir / "home"
+        self.home.mkdir(mode=0o700, exist_ok=True)
+        (self.home / ".bashrc").write_text(bashrc)
+        env = {"HOME": str(self.home), **(set_env or {})}
         self.port = port or free_port()
         self.user = getpass.getuser()
-        self.host_key = self.dir / "host_ed25519"
+        self.host_key_type = host_key_type
+        self.host_key = self.dir / f"host_{host_key_type}"
         self.client_key = self.dir / "client_ed25519"
         self.known_hosts = self.dir / "known_hosts"
         self.config = self.dir / "sshd_config"
         self.log = self.dir / "sshd.log"
         self.proc: subprocess.Popen[bytes] | None = None
-        _keygen(self.host_key)
+        _keygen(self.host_key, host_key_type)
         _keygen(self.client_key)
         (self.dir / "authorized_keys").write_text(self.client_key.with_suffix(".pub").read_text())
         self.write_known_hosts()
@@ -92,7 +122,8 @@ class SSHServer:
                     "KbdInteractiveAuthentication no",
                     "PermitRootLogin prohibit-password",
                     "UseDNS no",
-                    "Subsystem sftp internal-sftp",
+                    f"Subsystem sftp {sftp_server}",
+                    " ".join(["SetEnv", *(f'"{k}={v}"' for k, v in env.items())]),
                     "",
                 ]
             )
@@ -110,7 +141,7 @@ class SSHServer:
 
     def rotate_host_key(self) -> None:
         """A new host key, served after the next restart(); known_hosts keeps the old one."""
-        _keygen(self.host_key)
+        _keygen(self.host_key, self.host_key_type)
 
     def profile(self, *, known_hosts: Path | None = None, **fields: object) -> DeviceProfile:
         """A device profile that reaches this server."""
@@ -171,6 +202,27 @@ class SSHServer:
         self.kill()
         self.start()
 
+    def processes(self, comm: str) -> list[int]:
+        """PIDs below the listener whose command name is ``comm`` (``sshd``: the per-connection
+        session processes; ``sftp-server``: the SFTP servers of open SFTP sessions)."""
+        if self.proc is None:
+            return []
+        return [pid for pid in _descendants(self.proc.pid) if _comm(pid) == comm]
+
+    def drop_connections(self, *, listener_too: bool = False) -> None:
+        """Kill the sshd processes that carry the open connections (and the listener with
+        ``listener_too``), but not the commands they started: the network dropped, the board is
+        still up and its commands run on, orphaned, as they do on a real board."""
+        sessions = self.processes("sshd")
+        if listener_too and self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            self.proc = None
+        for pid in sessions:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
     stop = kill
 
     def __enter__(self) -> SSHServer:
@@ -209,6 +261,13 @@ def _descendants(root: int) -> list[int]:
     return out[::-1]
 
 
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def pid_alive(pid: int) -> bool:
     """True if ``pid`` exists and is not a zombie."""
     try:
@@ -216,3 +275,91 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+class SilentSSHServer:
+    """An SSH server (paramiko's server side) that authenticates any client key and opens
+    channels, but never answers an ``exec`` or ``subsystem`` request: a board whose sshd is
+    wedged after login. The real sshd cannot be made to do that on purpose."""
+
+    host = "127.0.0.1"
+
+    def __init__(self, directory: Path) -> None:
+        import paramiko
+
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        key_file = self.dir / "silent_host_ed25519"
+        _keygen(key_file)
+        self.host_key = paramiko.Ed25519Key.from_private_key_file(str(key_file))
+        self.client_key = self.dir / "client_ed25519"
+        _keygen(self.client_key)
+        self.known_hosts = self.dir / "known_hosts"
+        self._listener = socket.socket()
+        self._listener.bind((self.host, 0))
+        self._listener.listen(8)
+        self.port = int(self._listener.getsockname()[1])
+        self.known_hosts.write_text(
+            f"[{self.host}]:{self.port} {self.host_key.get_name()} {self.host_key.get_base64()}\n"
+        )
+        self._released = threading.Event()
+        self._transports: list[paramiko.Transport] = []
+        #: requests that arrived and were left unanswered ("exec", "subsystem")
+        self.requests: list[str] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def profile(self) -> DeviceProfile:
+        return DeviceProfile(
+            name="silent-sshd",
+            transport="ssh",
+            host=self.host,
+            port=self.port,
+            user=getpass.getuser(),
+            key_file=str(self.client_key),
+            known_hosts=str(self.known_hosts),
+            workdir=str(self.dir / "work"),
+        )
+
+    def _accept(self) -> None:
+        import paramiko
+
+        server = self
+
+        class Interface(paramiko.ServerInterface):
+            def get_allowed_auths(self, username: str) -> str:
+                return "publickey"
+
+            def check_auth_publickey(self, username: str, key: object) -> int:
+                return paramiko.AUTH_SUCCESSFUL
+
+            def check_channel_request(self, kind: str, chanid: int) -> int:
+                return paramiko.OPEN_SUCCEEDED
+
+            def check_channel_exec_request(self, channel: object, command: bytes) -> bool:
+                server.requests.append("exec")
+                server._released.wait()  # never answered while the test runs
+                return False
+
+            def check_channel_subsystem_request(self, channel: object, name: str) -> bool:
+                server.requests.append("subsystem")
+                server._released.wait()
+                return False
+
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                return
+            transport = paramiko.Transport(sock)
+            transport.add_server_key(self.host_key)
+            self._transports.append(transport)
+            with contextlib.suppress(Exception):
+                transport.start_server(server=Interface())
+
+    def close(self) -> None:
+        self._released.set()
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        for transport in self._transports:
+            with contextlib.suppress(Exception):
+                transport.close()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -112,3 +114,42 @@ def sleeper_argv(pid_dir: str) -> list[str]:
 
 def read_pids(local_dir: Path) -> list[int]:
     return [int((local_dir / f"{n}.pid").read_text()) for n in ("parent", "child")]
+
+
+def finishes_within(limit_s: float, call: Callable[[], object]) -> object:
+    """Run ``call`` in a thread and return what it returned or raised; fail the test if it is
+    still running after ``limit_s`` (a call without a bound would otherwise hang the suite)."""
+    outcome: list[object] = []
+
+    def target() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:  # handed to the test to assert on
+            outcome.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(limit_s)
+    if thread.is_alive():
+        pytest.fail(f"still running after {limit_s:g} s: the call has no bound")
+    return outcome[0]
+
+
+def wait_for_pids(local_dir: Path, limit_s: float = 20.0) -> list[int]:
+    """The sleeper's PIDs once it has written both files."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            return read_pids(local_dir)
+        except (OSError, ValueError):
+            time.sleep(0.05)
+    pytest.fail(f"the sleeper never wrote its PIDs into {local_dir}")
+
+
+def flood_argv(pid_dir: str) -> list[str]:
+    """A command that would print without end (``yes``), its PID in ``pid_dir/flood.pid``."""
+    return ["sh", "-c", f'echo $$ > "{pid_dir}/flood.pid"; exec yes']
+
+
+def all_dead(pids: list[int]) -> bool:
+    return all(wait_dead(pid) for pid in pids)
