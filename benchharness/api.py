@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
+import math
 import platform
 import socket
 from dataclasses import asdict, dataclass, fields
@@ -85,9 +87,20 @@ def _host() -> dict[str, Any]:
 def run(
     req: RunRequest, *, reporter: Reporter | None = None, ops_hook: OpsHook | None = None
 ) -> RunStore:
-    reporter = reporter or NullReporter()
+    with contextlib.ExitStack() as held:
+        return _run(req, reporter or NullReporter(), ops_hook, held)
+
+
+def _run(
+    req: RunRequest, reporter: Reporter, ops_hook: OpsHook | None, held: contextlib.ExitStack
+) -> RunStore:
+    if req.timeout_s is not None and not (math.isfinite(req.timeout_s) and req.timeout_s > 0):
+        raise UsageError(f"--timeout {req.timeout_s}: give a number of seconds above 0")
     if req.resume:
-        store = RunStore.open(req.results_dir, req.resume)
+        store = RunStore.at(req.results_dir, req.resume)
+        # held before reading: a second writer of this run must not load rows it then overwrites
+        held.enter_context(store.writing())
+        store.load()
         asked = store.meta.get("request") or {}
         if not asked:
             raise UsageError(f"run {req.resume} has no request in run.json and cannot be resumed")
@@ -115,6 +128,7 @@ def run(
         require_fit(profiles, refs, req.precisions)
     if store is None:
         store = RunStore.create(req.results_dir)
+        held.enter_context(store.writing())
         store.meta = {
             "run_id": store.run_id,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,12 @@ from rich.table import Table
 
 from benchharness.cli import common
 from benchharness.errors import UsageError
+
+
+def _positive_seconds(value: float | None) -> float | None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(f"{value} is not a number of seconds above 0")
+    return value
 
 
 @click.command("run")
@@ -47,7 +54,12 @@ from benchharness.errors import UsageError
     "--resume", "resume", default=None, metavar="RUN_ID", help="Finish an interrupted run."
 )
 @click.option(
-    "--timeout", "timeout_s", type=float, default=None, help="Seconds per runner process."
+    "--timeout",
+    "timeout_s",
+    type=float,
+    default=None,
+    callback=lambda ctx, param, value: _positive_seconds(value),
+    help="Seconds per runner process.",
 )
 @click.option("--min-time", "min_s", type=float, default=None, hidden=True)
 @click.option("--min-runs", "min_n", type=int, default=None, hidden=True)

@@ -82,7 +82,7 @@ def run_once(
         except CommandTimeoutError:
             raise
         except TransportError:
-            if attempt + 1 >= attempts:
+            if attempt + 1 >= attempts or session.aborted:
                 raise
             session.reconnect()
     raise AssertionError("unreachable")
@@ -117,8 +117,10 @@ def _one_process(
     opts: RunOptions,
     ops_hook: OpsHook | None,
     reporter: Reporter,
+    stop: threading.Event,
 ) -> None:
-    """Run one process of ``state``'s job and record what came of it in ``state``."""
+    """Run one process of ``state``'s job and record what came of it in ``state``; a process
+    cut short by Ctrl-C (``stop``) records nothing: the job is not failed, only unfinished."""
     a = state.artifact
     profile_ops = opts.profile_ops and not state.ops_rows and ops_hook is not None
     try:
@@ -132,6 +134,8 @@ def _one_process(
             state.ops_rows, state.ops_sum_ratio = outcome.rows, outcome.sum_ratio
             state.ops_error = outcome.error
     except HarnessError as exc:
+        if stop.is_set():
+            raise KeyboardInterrupt from exc
         state.error = f"{type(exc).__name__}: {exc}"
 
 
@@ -144,14 +148,23 @@ def run_device(
     transport_factory: Callable[[DeviceProfile], Transport],
     ops_hook: OpsHook | None,
     lock: threading.Lock,
+    stop: threading.Event | None = None,
+    sessions: dict[str, DeviceSession] | None = None,
 ) -> None:
-    """All jobs of one device, in rounds of shuffled order; never raises for one job's failure."""
+    """All jobs of one device, in rounds of shuffled order; never raises for one job's failure.
+
+    ``stop`` set (Ctrl-C in a run of several devices) ends it before the next process;
+    ``sessions`` lets the caller reach the device's session meanwhile (to abort it).
+    """
     rng = random.Random(opts.seed)
     states = _states(store, profile, artifacts, opts, lock)
     wanted = opts.n_processes
-    with device_lock(profile.name):
+    stop = stop or threading.Event()
+    with device_lock(profile):
         reporter.stage(profile.name, "connecting")
         session = DeviceSession(profile, store.run_id, transport_factory)
+        if sessions is not None:
+            sessions[profile.name] = session
         try:
             # read through session.transport at call time: a reconnect replaces it
             cooling = DeviceCooldown(
@@ -168,6 +181,8 @@ def run_device(
                 todo = [s for s in states if not s.error and len(s.results) <= round_no]
                 rng.shuffle(todo)
                 for state in todo:
+                    if stop.is_set():
+                        raise KeyboardInterrupt
                     a = state.artifact
                     cooling.before(
                         state.job_id,
@@ -181,18 +196,20 @@ def run_device(
                     if not state.started_at:
                         state.started_at = datetime.now(UTC).isoformat(timespec="seconds")
                     t0 = time.perf_counter()
-                    _one_process(session, state, opts, ops_hook, reporter)
+                    _one_process(session, state, opts, ops_hook, reporter, stop)
                     state.wall_s += time.perf_counter() - t0
                     row = job_row(profile, state, opts, store.run_id, wanted)
                     row.update(cooling.columns(state.job_id))
                     with lock:
                         store.add_job(row, state.ops_rows, job_samples(profile, state))
                     reporter.job_done(profile.name, row)
+            # a job with no row yet: one that failed before any process, or one whose processes
+            # were all restored (killed after its samples were written, before its row)
             for state in states:
-                if state.error and not any(r.get("job_id") == state.job_id for r in store.runs):
+                if not any(r.get("job_id") == state.job_id for r in store.runs):
                     row = job_row(profile, state, opts, store.run_id, wanted)
                     with lock:
-                        store.add_job(row)
+                        store.add_job(row, state.ops_rows, job_samples(profile, state))
                     reporter.job_done(profile.name, row)
         finally:
             session.close()
@@ -215,26 +232,43 @@ def execute(
     factory = transport_factory or open_transport
     lock = threading.Lock()
     outcome: dict[str, str | None] = {}
+    stop = threading.Event()
+    sessions: dict[str, DeviceSession] = {}
 
     def work(profile: DeviceProfile) -> None:
         try:
-            run_device(store, profile, artifacts, opts, reporter, factory, ops_hook, lock)
+            run_device(
+                store, profile, artifacts, opts, reporter, factory, ops_hook, lock, stop, sessions
+            )
             outcome[profile.name] = None
         except HarnessError as exc:
             outcome[profile.name] = f"{type(exc).__name__}: {exc}"
             reporter.stage(profile.name, f"failed: {exc}")
             fail_remaining(store, profile, artifacts, opts, lock, outcome[profile.name] or "")
+        except KeyboardInterrupt:
+            outcome[profile.name] = "interrupted"
 
     if len(profiles) == 1:
         work(profiles[0])
+        if outcome.get(profiles[0].name) == "interrupted":
+            raise KeyboardInterrupt
         return outcome
+    # not daemons: on Ctrl-C each device thread must still clean its device up (kill the runner
+    # there, remove the run's folder) before this process exits
     threads = [threading.Thread(target=work, args=(p,), name=f"device-{p.name}") for p in profiles]
     for t in threads:
-        t.daemon = True
         t.start()
-    for t in threads:
-        while t.is_alive():
-            t.join(JOIN_POLL_S)
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(JOIN_POLL_S)
+    except KeyboardInterrupt:
+        stop.set()
+        for session in list(sessions.values()):
+            session.abort()
+        for t in threads:
+            t.join()
+        raise
     return outcome
 
 

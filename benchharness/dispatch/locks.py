@@ -1,46 +1,74 @@
-"""Device locks: one ``bench`` process at a time on a device, across this host."""
+"""Device locks: one ``bench`` process at a time on a physical device, machine-wide.
+
+The lock is keyed on the device itself (``DeviceProfile.lock_key``: ssh host and port, adb
+serial, or this host), not on the profile's name, so two profiles for one board, or two users
+of this machine, never run on it at once. The folder is shared by every user (sticky and
+world-writable, like /tmp) unless BENCH_LOCK_DIR names another.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+from benchharness.devices.profile import DeviceProfile
 from benchharness.errors import DeviceLockError
 
-#: Where device locks live unless BENCH_LOCK_DIR says otherwise.
-DEFAULT_LOCK_DIR = Path.home() / ".cache" / "benchharness" / "locks"
+#: One folder for the whole machine, so every user's bench sees every lock.
+DEFAULT_LOCK_DIR = Path("/tmp/benchharness-locks")
+#: Sticky and world-writable: anyone may add a lock, only its owner may remove it.
+SHARED_DIR_MODE = 0o1777
+#: Lock files are readable and writable by all, so another user's process can take a free lock.
+LOCK_FILE_MODE = 0o666
 
 
 def lock_dir() -> Path:
     return Path(os.environ.get("BENCH_LOCK_DIR", DEFAULT_LOCK_DIR))
 
 
+def _shared_dir(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        info = directory.stat()
+        ours = info.st_uid == os.getuid()
+        if directory == DEFAULT_LOCK_DIR and ours and stat.S_IMODE(info.st_mode) != SHARED_DIR_MODE:
+            directory.chmod(SHARED_DIR_MODE)
+    except OSError as exc:
+        raise DeviceLockError(
+            f"cannot use the lock folder {directory}: {exc.strerror or exc}; set BENCH_LOCK_DIR "
+            "to a folder every bench user can write"
+        ) from exc
+
+
 @contextlib.contextmanager
-def device_lock(name: str) -> Iterator[None]:
-    """Hold the device for this process; another process gets a clear DeviceLockError."""
+def device_lock(profile: DeviceProfile) -> Iterator[None]:
+    """Hold the physical device for this process; another process gets a clear DeviceLockError."""
     directory = lock_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{name}.lock"
-    fh = path.open("a+")
+    _shared_dir(directory)
+    path = directory / f"{profile.lock_key}.lock"
+    try:
+        old = os.umask(0)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, LOCK_FILE_MODE)
+        finally:
+            os.umask(old)
+    except OSError as exc:
+        raise DeviceLockError(f"cannot open the device lock {path}: {exc.strerror or exc}") from exc
     try:
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
+            holder = os.pread(fd, 512, 0).decode(errors="replace").strip() or "another process"
             raise DeviceLockError(
-                f"device {name} is busy: {holder} is running on it; wait for it to finish "
-                f"(or remove {path} if that process is gone)"
+                f"device {profile.name} ({profile.physical_id}) is busy: {holder} is running on "
+                f"it; wait for it to finish (or remove {path} if that process is gone)"
             ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"bench pid {os.getpid()}")
-        fh.flush()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"bench pid {os.getpid()} as {profile.name}".encode(), 0)
         yield
     finally:
-        with contextlib.suppress(OSError):
-            fcntl.flock(fh, fcntl.LOCK_UN)
-        fh.close()
+        os.close(fd)

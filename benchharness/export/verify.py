@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchharness.errors import ModelFileError
+from benchharness.errors import HarnessError, ModelFileError, VerificationError
 
 #: A floor only for all-zero outputs: random-weight models can have logits near 1e-10, and any
 #: larger absolute allowance would let an export that outputs zeros pass.
@@ -99,9 +99,24 @@ def _from_output(y: np.ndarray, detail: dict) -> np.ndarray:
     return y
 
 
+#: The runtime each format is verified with, as messages name it.
+RUNTIMES = {"onnx": "onnxruntime", "tflite": "LiteRT", "torch": "torch"}
+
+
 def max_abs_error(path: Path, fmt: str, x: np.ndarray, reference: np.ndarray) -> float:
+    """The largest absolute difference from PyTorch's output; VerificationError when the
+    artifact loads but its runtime fails to run it (that model fails, the run goes on)."""
     runners = {"onnx": run_onnx, "tflite": run_tflite, "torch": run_torch}
-    out = runners[fmt](path, x)
+    try:
+        out = runners[fmt](path, x)
+    except HarnessError:
+        raise
+    except Exception as exc:  # each runtime raises its own types for a model it cannot run
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise VerificationError(
+            f"the exported {fmt} model loads but fails to run in {RUNTIMES[fmt]} "
+            f"({type(exc).__name__}: {first}); it is not benchmarked"
+        ) from exc
     if out.shape != reference.shape:
         out = out.reshape(reference.shape)
     return float(np.max(np.abs(out.astype(np.float64) - reference.astype(np.float64))))

@@ -8,14 +8,18 @@ never a half-written line.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
+import fcntl
 import io
 import json
 import os
 import re
 import secrets
+import socket
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,7 +74,33 @@ FLOAT_COLUMNS = frozenset(
 #: Columns holding a list of real numbers, written ``;``-separated.
 LIST_COLUMNS = frozenset({"process_medians_ms"})
 
-RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+#: A run id names a folder here and a work directory on every device (removed with ``rm -rf``
+#: when the run ends): a letter or digit first, so ``.``, ``..`` and ``-rf`` never pass.
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+#: Held by the process writing a run (``RunStore.writing``).
+LOCK_FILE = ".writer.lock"
+#: Leading characters that make a spreadsheet evaluate a cell (OWASP's CSV injection list).
+FORMULA_CHARS = ("=", "+", "-", "@", "\t", "\r")
+#: The prefix that makes such a cell plain text in every spreadsheet; taken off on reading.
+TEXT_QUOTE = "'"
+#: errno -> what to do, for writes into a results folder.
+_WRITE_ADVICE = {
+    errno.ENOSPC: "no space left on this host; free space or pass --results-dir on a larger disk",
+    errno.EDQUOT: "disk quota exceeded; free space or pass --results-dir elsewhere",
+    errno.EROFS: "the file system is read-only; pass --results-dir somewhere writable",
+    errno.EACCES: "permission denied; fix the folder's owner or mode, or pass --results-dir",
+    errno.EPERM: "permission denied; fix the folder's owner or mode, or pass --results-dir",
+}
+
+
+def validate_run_id(run_id: str) -> str:
+    """``run_id`` if it is a valid run id, else ResultsError saying what one looks like."""
+    if not RUN_ID_RE.match(run_id) or "\n" in run_id:
+        raise ResultsError(
+            f"{run_id!r} is not a valid run id: letters, digits, '.', '_' and '-' only, a letter "
+            "or digit first, at most 128 (e.g. 20261201-120000-ab12)"
+        )
+    return run_id
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -86,7 +116,25 @@ def _cell(value: Any) -> str:
         return repr(value) if value == value else ""  # NaN becomes an empty cell
     if isinstance(value, (list, tuple)):
         return ";".join(_cell(v) for v in value)
-    return str(value)
+    text = str(value)
+    if isinstance(value, str) and _needs_quote(text):
+        return TEXT_QUOTE + text
+    return text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _needs_quote(text: str) -> bool:
+    """Whether a text cell would run as a formula in a spreadsheet (a number would not)."""
+    if text.startswith(TEXT_QUOTE):
+        return text[1:].startswith(FORMULA_CHARS)  # keeps the round trip exact
+    return text.startswith(FORMULA_CHARS) and not _is_number(text)
 
 
 def _umask_mode() -> int:
@@ -100,24 +148,45 @@ _CREATE_MODE = _umask_mode()
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half.
+
+    The folder is synced after the rename, so the new name survives a power cut too. An OSError
+    (a full disk, a read-only or foreign folder) is a ResultsError that says what to do; the old
+    file stays as it was.
+    """
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.fchmod(fd, _CREATE_MODE)  # mkstemp makes 0600; results and reports are for sharing
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        tmp = None
+        _sync_dir(path.parent)
+    except OSError as exc:
+        advice = _WRITE_ADVICE.get(exc.errno or 0, exc.strerror or str(exc))
+        raise ResultsError(f"cannot write {path}: {advice}") from exc
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _sync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def rows_to_csv(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    # CRLF, as RFC 4180 has it: the csv module quotes a cell only for the characters of the line
+    # terminator, so with "\n" alone a device's "\r" in an error message would split the row
+    writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(columns)
     for row in rows:
         writer.writerow([_cell(row.get(c)) for c in columns])
@@ -151,6 +220,8 @@ def typed_value(column: str, text: str | None) -> Any:
         return float(text)
     if column in LIST_COLUMNS:
         return [float(v) for v in text.split(";") if v]
+    if text.startswith(TEXT_QUOTE) and text[1:].startswith(FORMULA_CHARS):
+        return text[1:]  # the quote _cell put before a formula-looking text
     return text
 
 
@@ -188,32 +259,52 @@ class RunStore:
     samples: list[dict[str, Any]] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # the folder's name is the run id every device's work directory is named after
+        validate_run_id(self.path.name)
+
     @property
     def run_id(self) -> str:
         return self.path.name
 
     @classmethod
     def create(cls, results_dir: Path, run_id: str | None = None) -> RunStore:
-        run_id = run_id or new_run_id()
+        run_id = validate_run_id(run_id) if run_id is not None else new_run_id()
         path = results_dir / run_id
         if path.exists():
             raise ResultsError(f"results folder {path} already exists; use --resume {run_id}")
-        path.mkdir(parents=True)
+        try:
+            path.mkdir(parents=True)
+        except OSError as exc:
+            advice = _WRITE_ADVICE.get(exc.errno or 0, exc.strerror or str(exc))
+            raise ResultsError(f"cannot create {path}: {advice}") from exc
         return cls(path=path)
 
     @classmethod
     def open(cls, results_dir: Path, run_id_or_path: str) -> RunStore:
-        """Open ``results_dir/RUN_ID`` or a results folder given by path."""
+        """Open ``results_dir/RUN_ID`` or a results folder given by path (its real name, which
+        must be a valid run id, is the run id: ``.`` inside a run folder is that run)."""
+        store = cls.at(results_dir, run_id_or_path)
+        store.load()
+        return store
+
+    @classmethod
+    def at(cls, results_dir: Path, run_id_or_path: str) -> RunStore:
+        """The run folder, not yet loaded (to take ``writing()`` before reading it)."""
         path = Path(run_id_or_path)
-        if not (path / "runs.csv").exists() and not (path / "run.json").exists():
-            if not RUN_ID_RE.match(run_id_or_path):
-                raise ResultsError(f"{run_id_or_path!r} is not a run id or a results folder")
-            path = results_dir / run_id_or_path
+        if (path / "runs.csv").exists() or (path / "run.json").exists():
+            path = path.resolve()
+        else:
+            path = results_dir / validate_run_id(run_id_or_path)
         if not path.is_dir():
             known = list_runs(results_dir)
             hint = f"; known runs: {', '.join(known[-5:])}" if known else ""
             raise ResultsError(f"no results folder {path}{hint}")
-        store = cls(path=path)
+        return cls(path=path)
+
+    def load(self) -> None:
+        """Read run.json and the CSVs (typed) from the folder."""
+        path, store = self.path, self
         meta_path = path / "run.json"
         if meta_path.exists():
             try:
@@ -230,7 +321,30 @@ class RunStore:
                     f"{path / 'runs.csv'} has schema_version {version}; this harness reads "
                     f"{SCHEMA_VERSION}: use the bench version that wrote it"
                 )
-        return store
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the run for writing: a second ``bench`` process (two ``--resume`` of one run)
+        is refused at once, before it loads rows that the first is still adding to."""
+        lock = self.path / LOCK_FILE
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ResultsError(f"cannot lock {self.path}: {exc.strerror or exc}") from exc
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 512, 0).decode(errors="replace").strip() or "another process"
+                raise ResultsError(
+                    f"run {self.run_id} is being written by {holder}; wait for it to finish "
+                    "(bench results shows it meanwhile), then resume it if it stopped early"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"bench pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
     def write_meta(self) -> None:
         atomic_write_text(self.path / "run.json", json.dumps(self.meta, indent=2, default=str))

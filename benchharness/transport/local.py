@@ -8,6 +8,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,6 +34,9 @@ class LocalTransport(Transport):
 
     def __init__(self, *, bounds: Bounds | None = None) -> None:
         self.bounds = bounds or Bounds()
+        # commands now running, so close() from another thread (Ctrl-C) can kill them
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
 
     @property
     def where(self) -> str:
@@ -62,6 +66,8 @@ class LocalTransport(Transport):
             )
         except OSError as exc:
             raise TransportError(f"cannot start {argv[0]}: {exc.strerror or exc}") from exc
+        with self._lock:
+            self._running.add(proc)
         captured = Captured()
         try:
             capture(proc, captured, timeout=timeout, max_bytes=max_output_bytes)
@@ -71,6 +77,8 @@ class LocalTransport(Transport):
             _kill_group(proc)
             raise
         finally:
+            with self._lock:
+                self._running.discard(proc)
             for pipe in (proc.stdout, proc.stderr):
                 if pipe is not None:
                     pipe.close()
@@ -123,7 +131,11 @@ class LocalTransport(Transport):
             raise size_cap_error(remote, self.where, size, max_bytes)
 
     def close(self) -> None:
-        pass
+        """Kill whatever this transport is still running (their process groups)."""
+        with self._lock:
+            running = list(self._running)
+        for proc in running:
+            _kill_group(proc)
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

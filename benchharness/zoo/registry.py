@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,10 +79,12 @@ class ArtifactRef:
 
     path: Path
     format: str
+    #: the name in rows when the stem alone would not tell it from another file of the run
+    label: str | None = None
 
     @property
     def name(self) -> str:
-        return self.path.stem
+        return self.label or self.path.stem
 
 
 ModelRef = ModelSpec | ArtifactRef
@@ -91,12 +94,34 @@ def _fmt_kwargs(kwargs: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
 
 
+#: (mtime_ns, size) of each builder module's file when it was last (re)loaded.
+_LOADED: dict[str, tuple[int, int]] = {}
+
+
+def _fresh(module: Any) -> Any:
+    """``module``, reloaded if its file changed since it was loaded: a long-lived process (the
+    pytest plugin) must build what the export cache key, which hashes the file, says it built."""
+    path = getattr(module, "__file__", None)
+    if not path:
+        return module
+    try:
+        info = os.stat(path)
+    except OSError:
+        return module
+    stamp = (info.st_mtime_ns, info.st_size)
+    known = _LOADED.setdefault(module.__name__, stamp)
+    if known != stamp:
+        module = importlib.reload(module)
+        _LOADED[module.__name__] = stamp
+    return module
+
+
 def _import_builder(target: str) -> Any:
     module_name, _, attr = target.partition(":")
     if not module_name or not attr:
         raise UnknownModelError(f"{target!r} is not of the form module:function")
     try:
-        module = importlib.import_module(module_name)
+        module = _fresh(importlib.import_module(module_name))
     except ImportError as exc:
         raise UnknownModelError(
             f"cannot import {module_name!r} for {target!r}: {exc}; is it on PYTHONPATH?"
@@ -190,8 +215,41 @@ def resolve_models(
     seen: set[str] = set()
     unique = []
     for r in refs:
-        key = r.name if isinstance(r, ModelSpec) else str(r.path)
+        key = (
+            r.builder
+            if isinstance(r, ModelSpec) and r.source == "user"
+            else (r.name if isinstance(r, ModelSpec) else str(r.path))
+        )
         if key not in seen:
             seen.add(key)
             unique.append(r)
-    return unique
+    return _distinct_names(unique)
+
+
+def _distinct_names(refs: list[ModelRef]) -> list[ModelRef]:
+    """Rename models whose names collide (two ``net.onnx`` in different folders, two modules'
+    ``build``): each row and job must say which model it measured."""
+    counts: dict[str, int] = {}
+    for r in refs:
+        counts[r.name] = counts.get(r.name, 0) + 1
+    out: list[ModelRef] = []
+    for r in refs:
+        if counts[r.name] < 2:
+            out.append(r)
+        elif isinstance(r, ArtifactRef):
+            out.append(replace(r, label=_path_label(r, [x for x in refs if x.name == r.name])))
+        else:
+            out.append(replace(r, name=r.builder))
+    return out
+
+
+def _path_label(ref: ArtifactRef, clash: list[ModelRef]) -> str:
+    """The fewest trailing folders of ``ref``'s path that tell it from the others of ``clash``."""
+    paths = [x.path for x in clash if isinstance(x, ArtifactRef)]
+    parts = ref.path.with_suffix("").parts
+    for depth in range(2, len(parts) + 1):
+        label = "/".join(parts[-depth:])
+        others = ["/".join(p.with_suffix("").parts[-depth:]) for p in paths if p != ref.path]
+        if label not in others:
+            return label
+    return str(ref.path)
