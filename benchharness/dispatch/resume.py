@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from benchharness.device.protocol import Environment, RunnerResult
 from benchharness.dispatch.state import JobState
+from benchharness.results.memory import memory_from_row
 from benchharness.results.store import RunStore
 
 
@@ -38,6 +39,8 @@ def restore(store: RunStore, state: JobState) -> None:
                 load_ms=row.get("load_ms"),
                 cold_ms=row.get("cold_ms"),
                 env_start=env if not state.results else None,
+                # the row keeps the largest figures of the processes: carried by the first
+                memory=memory_from_row(row) if not state.results else None,
             )
         )
     state.ops_rows = [
