@@ -360,7 +360,8 @@ _MEMORY_RE = re.compile(
 )
 _PEAK_RE = re.compile(rf"^Overall peak memory footprint \(MB\) via periodic monitoring: ({NUM})$")
 _MEMORY_STATUS_RE = re.compile(r"^Memory status at the end of exec?ution:$")
-_MEMORY_STATUS_ITEM_RE = re.compile(r"^- (\w+)\s*:\s*(.*)$")
+# ``- VmRSS : N MB``, then ``+ RssAnnon : N MB`` and ``+ RssFile + RssShmem : N MB`` (its parts)
+_MEMORY_STATUS_ITEM_RE = re.compile(r"^[-+] (\w[\w +]*?)\s*:\s*(.*)$")
 _FAILED_RE = re.compile(r"^Benchmarking failed\.?$")
 _REPLACING_RE = re.compile(
     r"^Replacing (\d+) (?:out of (\d+) )?node\(s\) with delegate \(([^)]+)\) node, "
