@@ -155,7 +155,6 @@ def runtime_tensor_bytes(runner: Any) -> int | None:
     return int(value) if value is not None else None
 
 
-
 def mapped_ranges(path: str, maps_path: str = MAPS_PATH) -> list[tuple[int, int]]:
     """Address ranges where the file at ``path`` is mapped into this process."""
     target = os.path.realpath(path)
@@ -185,7 +184,9 @@ def union_bytes(spans: list[tuple[int, int]]) -> int:
     return total
 
 
-def litert_tensor_bytes(interpreter: Any, model_path: str, maps_path: str = MAPS_PATH) -> int | None:
+def litert_tensor_bytes(
+    interpreter: Any, model_path: str, maps_path: str = MAPS_PATH
+) -> int | None:
     """Bytes of the tensor buffers a LiteRT/TFLite ``Interpreter`` allocated for this model.
 
     Every tensor the interpreter gives a buffer, except constants read in place from the

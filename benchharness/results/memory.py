@@ -50,7 +50,9 @@ def _source(memories: Sequence[Memory]) -> str | None:
 def memory_columns(results: Sequence[RunnerResult], cost: Mapping[str, Any]) -> dict[str, Any]:
     """The memory columns of a job's row from its processes and its artifact's cost."""
     row: dict[str, Any] = dict.fromkeys(MEMORY_COLUMNS)
-    row["mem_estimate_bytes"] = estimate_bytes(cost.get("model_bytes"), cost.get("activation_bytes"))
+    row["mem_estimate_bytes"] = estimate_bytes(
+        cost.get("model_bytes"), cost.get("activation_bytes")
+    )
     memories = [r.memory for r in results if r.memory is not None and r.memory.source]
     if not memories:
         return row
