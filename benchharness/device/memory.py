@@ -15,7 +15,14 @@ What is read (METHOD.md "Memory"), from ``/proc/self/status`` on Linux and Andro
   at init it is still exact, otherwise the peak is given as the larger of the resident sizes at
   init and after the last inference, a lower bound. ``MemoryProbe.reset`` says which it was.
 
-Each reading is one small file read (tens of microseconds); ``read_ms`` adds them up.
+Part of what the runtime adds is its own code, paged in from its shared libraries as the session
+is built and the kernels first run: file-backed memory a device keeps in flash, not in the RAM a
+model budget is about. ``code_bytes`` is that part: the growth of ``RssFile`` from the imported
+runtime to the last inference, less the model file's own mapped pages (``/proc/self/smaps``).
+
+Each reading is one small file read (a fraction of a millisecond), the last one also reads
+``smaps`` (tens of milliseconds in a large process), all after the last timed inference or
+before the first; ``read_ms`` adds them up.
 """
 
 from __future__ import annotations
@@ -27,29 +34,52 @@ from typing import Any
 STATUS_PATH = "/proc/self/status"
 CLEAR_REFS_PATH = "/proc/self/clear_refs"
 MAPS_PATH = "/proc/self/maps"
+SMAPS_PATH = "/proc/self/smaps"
 #: The ``clear_refs`` value that resets the peak resident size to the current one (proc(5)).
 RESET_PEAK = "5"
 #: ``/proc/self/status`` gives sizes in kB (KiB).
 KIB = 1024
 
 
-def read_status(path: str = STATUS_PATH) -> tuple[int, int] | None:
-    """(VmRSS, VmHWM) of this process in bytes; None where the file or a field is missing."""
+def status_fields(path: str = STATUS_PATH) -> dict[str, int]:
+    """The kB sizes of ``/proc/self/status`` (VmRSS, VmHWM, RssFile, ...) in bytes; {} if none."""
     try:
         with open(path, encoding="ascii", errors="replace") as fh:
             text = fh.read()
     except OSError:
-        return None
+        return {}
     found: dict[str, int] = {}
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            parts = value.split()
-            if parts and parts[0].isdigit():
-                found[key] = int(parts[0]) * KIB
+        parts = value.split()
+        if len(parts) == 2 and parts[1] == "kB" and parts[0].isdigit():
+            found[key] = int(parts[0]) * KIB
+    return found
+
+
+def read_status(path: str = STATUS_PATH) -> tuple[int, int] | None:
+    """(VmRSS, VmHWM) of this process in bytes; None where the file or a field is missing."""
+    found = status_fields(path)
     if "VmRSS" not in found or "VmHWM" not in found:
         return None
     return found["VmRSS"], found["VmHWM"]
+
+
+def mapped_rss(path: str, smaps_path: str = SMAPS_PATH) -> int | None:
+    """Resident bytes of the mappings of the file at ``path``; None if smaps cannot be read."""
+    target = os.path.realpath(path)
+    total, inside = 0, False
+    try:
+        with open(smaps_path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                head = line.split(None, 5)
+                if head and "-" in head[0] and not head[0].endswith(":"):
+                    inside = len(head) == 6 and head[5].strip() == target
+                elif inside and line.startswith("Rss:"):
+                    total += int(line.split()[1]) * KIB
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
 
 
 def reset_peak(path: str = CLEAR_REFS_PATH) -> bool:
@@ -78,24 +108,41 @@ class MemoryProbe:
         status_path: str = STATUS_PATH,
         clear_refs_path: str = CLEAR_REFS_PATH,
         clock: Any = time.perf_counter_ns,
+        model_path: str | None = None,
+        smaps_path: str = SMAPS_PATH,
     ) -> None:
         self.status_path = status_path
         self.clear_refs_path = clear_refs_path
         self.clock = clock
+        self.model_path = model_path
+        self.smaps_path = smaps_path
         self.read_ns = 0
         self.reset: bool | None = None
         self.readings: dict[str, tuple[int, int] | None] = {}
+        #: file-backed resident bytes other than the model file's, at "loaded" and "end"
+        self.file_rss: dict[str, int | None] = {}
         self._read("before")
 
-    def _read(self, name: str) -> tuple[int, int] | None:
+    def _read(self, name: str, files: bool = False, model: bool = False) -> tuple[int, int] | None:
         t0 = self.clock()
-        value = read_status(self.status_path)
+        found = status_fields(self.status_path)
+        value = (found["VmRSS"], found["VmHWM"]) if "VmRSS" in found and "VmHWM" in found else None
         self.readings[name] = value
+        if files:
+            # smaps is read once, at the end: the model is not mapped before the session exists,
+            # and "loaded" is taken inside the session's load time, where a long read would show
+            mapped = (
+                mapped_rss(self.model_path, self.smaps_path) if model and self.model_path else 0
+            )
+            rss_file = found.get("RssFile")
+            self.file_rss[name] = (
+                rss_file - mapped if rss_file is not None and mapped is not None else None
+            )
         self.read_ns += self.clock() - t0
         return value
 
     def loaded(self) -> None:
-        self._read("loaded")
+        self._read("loaded", files=True)
 
     def init(self) -> None:
         self._read("init")
@@ -104,7 +151,12 @@ class MemoryProbe:
         self.read_ns += self.clock() - t0
 
     def end(self) -> None:
-        self._read("end")
+        self._read("end", files=True, model=True)
+
+    def code_bytes(self) -> int | None:
+        """The runtime's code paged in between its import and the last inference."""
+        start, end = self.file_rss.get("loaded"), self.file_rss.get("end")
+        return None if start is None or end is None else max(0, end - start)
 
     @property
     def available(self) -> bool:
@@ -135,6 +187,7 @@ class MemoryProbe:
             "runtime_load_bytes": max(0, loaded[0] - before[0]),
             "init_bytes": max(0, init[0] - loaded[0]),
             "peak_bytes": max(0, peak - loaded[0]),
+            "code_bytes": self.code_bytes(),
             "read_ms": read_ms,
         }
 

@@ -146,7 +146,9 @@ class Memory:
     ``peak_bytes`` is that and ``baseline_bytes`` is None. ``baseline_bytes``: resident before
     the runtime loaded; ``runtime_load_bytes``: what importing the runtime's library added;
     ``tensor_bytes``: the runtime's own figure of its tensor buffers where it has one (LiteRT's
-    interpreter). ``source`` None: not read, ``error`` says why.
+    interpreter); ``code_bytes``: the part of ``peak_bytes`` that is the runtime's own code paged
+    in from its libraries (file-backed, not the model's data). ``source`` None: not read,
+    ``error`` says why.
     """
 
     source: str | None = None
@@ -156,6 +158,7 @@ class Memory:
     init_bytes: int | None = None
     peak_bytes: int | None = None
     tensor_bytes: int | None = None
+    code_bytes: int | None = None
     #: time the readings took, all outside the timed region
     read_ms: float | None = None
 
@@ -333,7 +336,7 @@ _MEMORY = record(
     Memory,
     {"source": _opt_text, "error": _opt_text, "baseline_bytes": _opt_count,
      "runtime_load_bytes": _opt_count, "init_bytes": _opt_count, "peak_bytes": _opt_count,
-     "tensor_bytes": _opt_count, "read_ms": _opt_dur},
+     "tensor_bytes": _opt_count, "code_bytes": _opt_count, "read_ms": _opt_dur},
 )  # fmt: skip
 _RESULT = record(
     RunnerResult,

@@ -535,7 +535,7 @@ def run(args: argparse.Namespace) -> protocol.RunnerResult:
         )
     env_start = environment()
     probe_before = throttle_probe(np)
-    mem = None if args.no_memory else memory.MemoryProbe()
+    mem = None if args.no_memory else memory.MemoryProbe(model_path=args.model)
     loaded = mem.loaded if mem is not None else None
     t0 = time.perf_counter_ns()
     if args.format == "onnx":

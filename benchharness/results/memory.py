@@ -4,7 +4,8 @@
 process with its runtime loaded, or above a native tool's start; perf_test: its whole process),
 the largest over the job's processes: a budget has to hold the worst one. ``mem_source`` says
 how they were read; ``mem_estimate_bytes`` is the artifact's weights plus its peak live
-activations (``model_bytes + activation_bytes``), the figure ``bench check`` works from.
+activations (``model_bytes + activation_bytes``), the figure ``bench check`` works from;
+``mem_code_bytes`` the part of the peak that is the runtime's code paged in (``device/memory.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from benchharness.device.protocol import Memory, RunnerResult
 #: The row's memory columns, in ``runs.csv`` order.
 MEMORY_COLUMNS: tuple[str, ...] = (
     "mem_source", "mem_init_bytes", "mem_peak_bytes", "mem_estimate_bytes", "mem_baseline_bytes",
-    "mem_runtime_load_bytes", "mem_tensor_bytes",
+    "mem_runtime_load_bytes", "mem_tensor_bytes", "mem_code_bytes",
 )  # fmt: skip
 #: Those holding whole numbers of bytes.
 MEMORY_INT_COLUMNS = frozenset(MEMORY_COLUMNS) - {"mem_source"}
@@ -64,6 +65,7 @@ def memory_columns(results: Sequence[RunnerResult], cost: Mapping[str, Any]) -> 
         mem_baseline_bytes=memories[0].baseline_bytes,
         mem_runtime_load_bytes=_largest([m.runtime_load_bytes for m in memories]),
         mem_tensor_bytes=_largest([m.tensor_bytes for m in memories]),
+        mem_code_bytes=_largest([m.code_bytes for m in memories]),
     )
     return row
 
@@ -79,4 +81,5 @@ def memory_from_row(row: Mapping[str, Any]) -> Memory | None:
         baseline_bytes=row.get("mem_baseline_bytes"),
         runtime_load_bytes=row.get("mem_runtime_load_bytes"),
         tensor_bytes=row.get("mem_tensor_bytes"),
+        code_bytes=row.get("mem_code_bytes"),
     )

@@ -62,7 +62,10 @@ def test_peak_rises_by_at_least_the_tensor_the_model_holds(
     if kind == "intermediate":
         # made by the first inference, not at init: the peak over the inferences holds it
         assert big.init_bytes is not None and big.peak_bytes - big.init_bytes >= tensor
+    assert big.code_bytes is not None  # the runtime's code paged in on the way
     if fmt == "tflite":
+        # the model file is mapped: its pages (the constant's 16 MiB) are data, not code
+        assert big.code_bytes < tensor
         assert big.tensor_bytes is not None
         if kind == "intermediate":  # TILE runs on TFLite's kernel: the tensor is the arena's
             assert big.tensor_bytes >= tensor
@@ -116,6 +119,7 @@ def test_refused_reset_with_a_peak_the_inferences_raised(tmp_path: Path) -> None
     assert probe.fields() == {
         "baseline_bytes": 30720 * 1024, "runtime_load_bytes": 20480 * 1024,
         "init_bytes": 10240 * 1024, "peak_bytes": (92160 - 51200) * 1024,
+        "code_bytes": None,  # the stand-in status has no RssFile
         "read_ms": probe.read_ns / 1e6,
     }  # fmt: skip
 
@@ -134,6 +138,27 @@ def test_allowed_reset_reads_the_inferences_mark(tmp_path: Path) -> None:
     probe = _probe(tmp_path, readings, clear_refs=clear_refs)
     assert probe.reset is True and clear_refs.read_text() == memory.RESET_PEAK
     assert probe.fields()["peak_bytes"] == (66560 - 51200) * 1024
+
+
+def test_code_bytes_leave_out_the_model_files_pages(tmp_path: Path) -> None:
+    status, smaps = tmp_path / "status", tmp_path / "smaps"
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"")
+    status.write_text("VmHWM:\t 1000 kB\nVmRSS:\t 1000 kB\nRssFile:\t  400 kB\n")
+    probe = memory.MemoryProbe(str(status), str(tmp_path), model_path=str(model),
+                               smaps_path=str(smaps))  # fmt: skip
+    probe.loaded()
+    probe.init()
+    # 900 kB more file-backed memory, 600 kB of it the model's mapping, in two parts
+    status.write_text("VmHWM:\t 3000 kB\nVmRSS:\t 2900 kB\nRssFile:\t 1300 kB\n")
+    smaps.write_text(
+        f"7f00-7f10 r--s 00000000 fe:00 12 {model}\nSize: 64 kB\nRss:  400 kB\n"
+        "7f20-7f30 r-xp 00000000 fe:00 13 /usr/lib/libfoo.so\nRss:  300 kB\n"
+        f"7f40-7f50 r--s 00010000 fe:00 12 {model}\nRss:  200 kB\nVmFlags: rd sh\n"
+        "7f60-7f70 rw-p 00000000 00:00 0\nRss:  50 kB\n"
+    )
+    probe.end()
+    assert probe.fields()["code_bytes"] == (900 - 600) * 1024
 
 
 def test_no_status_file_is_an_error_not_a_guess(tmp_path: Path) -> None:
