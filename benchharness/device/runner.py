@@ -16,9 +16,10 @@ timed inference is read from a pair of CUDA events instead, synchronised before 
 warm-up lasts at least 2 s (METHOD.md, GPU delegates).
 
 Memory (METHOD.md "Memory", ``memory.py``): the process's resident size before the runtime's module
-is imported, once it is (the ``loaded`` hook each runtime calls right after its import, inside
-``load_ms`` as before), once the session exists with its inputs bound, and the high-water mark
-over the inferences; every reading is taken outside the timed loop. ``--no-memory`` skips them.
+is imported, once it is (the ``loaded`` hook each runtime calls right after its import; its own
+time is taken out of ``load_ms``), once the session exists with its inputs bound, and the
+high-water mark over the inferences; every reading is outside the timed loop. ``--no-memory``
+skips them.
 
 The result is one ``protocol.RunnerResult``, printed as one marked JSON line on stdout
 (``protocol.encode``), so a runtime's own chatter on stdout cannot be mistaken for it.
@@ -545,7 +546,7 @@ def run(args: argparse.Namespace) -> protocol.RunnerResult:
         runner = TorchRunner(args.model, args.threads, np, loaded)
     else:
         runner = LiteRtRunner(args.model, args.threads, np, loaded)
-    load_ms = (time.perf_counter_ns() - t0) / 1e6
+    load_ms = (time.perf_counter_ns() - t0 - (mem.loaded_ns if mem else 0)) / 1e6
     tensor_bytes = None
     if mem is not None:
         tensor_bytes = memory.runtime_tensor_bytes(runner)

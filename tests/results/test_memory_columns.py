@@ -118,9 +118,28 @@ def test_row_without_measured_memory_keeps_the_estimate() -> None:
 def test_resume_carries_the_rows_memory(tmp_path: Path) -> None:
     store = RunStore.create(tmp_path, "r")
     row = _row([_result(2600, 900)])
-    store.add_job(row, sample_rows=[{"process": 0, "index": i, "latency_ms": 1.0} for i in range(3)])
+    store.add_job(
+        row, sample_rows=[{"process": 0, "index": i, "latency_ms": 1.0} for i in range(3)]
+    )
     state = JobState(artifact=_artifact(), job_id="j")
     restore(RunStore.open(tmp_path, "r"), state)
     assert state.results[0].memory == memory_from_row(store.runs[0])
     again = _row(state.results)
     assert {c: again[c] for c in MEMORY_COLUMNS} == {c: row[c] for c in MEMORY_COLUMNS}
+
+
+def test_bench_import_rows_carry_the_tools_memory(tmp_path: Path) -> None:
+    """The same path as dispatch: a captured log's memory lines land in the row."""
+    from benchharness.results.importer import import_log
+    from tests.runners.fixtures import FIXTURES
+
+    bm = import_log("benchmark-model", FIXTURES / "benchmark_model/tflite_benchmark_model_2.txt",
+                    device="mi11", model="yolo", results_dir=tmp_path, run_id="bm")  # fmt: skip
+    pt = import_log("ort-perf-test", FIXTURES / "onnxruntime_perf_test/onnxruntime_perf_test_3.txt",
+                    device="k1", model="m", results_dir=tmp_path, run_id="pt")  # fmt: skip
+    (b,) = RunStore.open(tmp_path, bm.run_id).runs
+    (p,) = RunStore.open(tmp_path, pt.run_id).runs
+    # "Peak memory footprint (MB): init=4.92969 overall=138.809"
+    assert (b["mem_source"], b["mem_init_bytes"]) == ("benchmark_model", round(4.92969 * 2**20))
+    assert b["mem_peak_bytes"] == round(138.809 * 2**20)
+    assert (p["mem_source"], p["mem_peak_bytes"]) == ("onnxruntime_perf_test", 91336704)
