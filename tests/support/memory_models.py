@@ -79,7 +79,14 @@ def tflite_model(path: Path, n: int, kind: str) -> Path:
     else:
         second = buffer(np.array([1, n], dtype=np.int32))
         second_tensor = tensor("multiples", [2], i32, 2)
-    buffers = [buffer(), buffer(), second, buffer(), buffer(np.array([1], dtype=np.int32)), buffer()]
+    buffers = [
+        buffer(),
+        buffer(),
+        second,
+        buffer(),
+        buffer(np.array([1], dtype=np.int32)),
+        buffer(),
+    ]
     tensors = [
         tensor("x", [1, 1], f32, 1),
         second_tensor,
