@@ -95,7 +95,7 @@ def reset_peak(path: str = CLEAR_REFS_PATH) -> bool:
 class MemoryProbe:
     """The readings of one runner process, in the order the runner takes them.
 
-    ``before()`` is called at construction; then ``loaded()`` once the runtime's module is
+    The ``before`` reading is taken at construction; then ``loaded()`` once the runtime's module is
     imported, ``init()`` once the session exists and its inputs are bound (this resets the peak
     where allowed), ``end()`` after the last timed inference. ``fields()`` gives the
     ``protocol.Memory`` figures: the baseline (absolute), what importing the runtime added, and
