@@ -27,6 +27,10 @@ Both sides of every comparison time the *same* inferences, one pair per inferenc
   This checks the timer and the call boundary, not the ``Interpreter.invoke`` wrapper, which no
   profiler sees; ``invoke ms`` (the ``Invoke`` event alone) is shown beside it.
 
+``--memory-probe`` answers another question with the same models: does the runner's memory probe
+(issue 15) change the timing? It runs ``memory_overhead.py`` (fresh processes with the probe and
+with ``--no-memory`` in turns; see there).
+
 ``bench ms`` is the runner's ``measure()`` on an ordinary (unprofiled) runner, the path ``bench
 run`` takes, for context: it is not paired, so it is not part of PASS/FAIL, but a ``bench ms``
 far from ``runtime ms`` says the profiler itself changed the timing.
@@ -195,6 +199,11 @@ def summarise(model: str, fmt: str, pairs: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--memory-probe" in argv:
+        import memory_overhead
+
+        return int(memory_overhead.main([a for a in argv if a != "--memory-probe"]))
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--models", default=common.DEFAULT_MODELS, help="zoo names, module:fn, files")
     p.add_argument("--formats", default="onnx,tflite")

@@ -46,6 +46,10 @@ def test_whole_zoo_runs_ok_in_both_formats(tmp_path: Path) -> None:
         assert float(row["max_abs_err"]) <= float(row["tolerance"])
         assert int(row["macs"]) > 0 and int(row["params"]) > 0
         assert row["runtime"] == ("onnxruntime" if fmt == "onnx" else "litert")
+        # measured memory beside the estimate (issue 15): read in every process, peak over init
+        assert row["mem_source"] in ("vmhwm", "rss-delta"), (model, fmt)
+        assert row["mem_peak_bytes"] >= row["mem_init_bytes"] > 0, (model, fmt)
+        assert row["mem_estimate_bytes"] == row["model_bytes"] + row["activation_bytes"]
         ops = [o for o in store.ops if o["job_id"] == row["job_id"]]
         assert ops, f"no operator rows for {model} {fmt}"
         op_macs = sum(float(o["macs"] or 0) for o in ops)

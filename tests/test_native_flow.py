@@ -96,6 +96,11 @@ def test_bench_run_with_only_native_tools_over_adb(
     assert tfl["runtime_version"].startswith("sha256:")
     assert tfl["runtime_version"].endswith(f"{DEVICE_TMP}/benchmark_model")
     assert tfl["cpu_model"], "the environment probe read nothing on the device"
+    # "Memory footprint delta from the start of the tool (MB): init=6.36328 overall=109.832"
+    assert tfl["mem_source"] == "benchmark_model"
+    assert tfl["mem_init_bytes"] == round(6.36328 * 2**20)
+    assert tfl["mem_peak_bytes"] == round(109.832 * 2**20)
+    assert tfl["mem_estimate_bytes"] == tfl["model_bytes"] + tfl["activation_bytes"]
 
     onx = rows["onnx"]
     assert (
@@ -104,6 +109,9 @@ def test_bench_run_with_only_native_tools_over_adb(
     assert onx["median_ms"] == pytest.approx(19.9047) and onx["n"] == 100
     assert onx["p90_ms"] == pytest.approx(20.0251) and onx["mean_ms"] == pytest.approx(19.918)
     assert onx["load_ms"] == pytest.approx(50.8382) and onx["warmup_n"] == 1
+    # "Peak working set size: 109531136 bytes": the whole process, no baseline printed
+    assert onx["mem_source"] == "onnxruntime_perf_test" and onx["mem_peak_bytes"] == 109531136
+    assert onx["mem_baseline_bytes"] is None and onx["mem_init_bytes"] is None
 
     assert store.samples == [], "a native tool prints no samples; none may be invented"
     # ops.csv from the op-profiling pass (benchmark_model) and the pulled -p profile (perf_test)
@@ -122,8 +130,10 @@ def test_bench_run_with_only_native_tools_over_adb(
     assert hashlib.sha256(graph.read_bytes()).hexdigest() == tfl["artifact_sha256"]
     assert timing["cpus"] == [0], "taskset 1 was not applied"
     assert timing["argv"][1:] == ["--num_threads=1", "--num_runs=64", "--warmup_runs=10",
-                                  "--min_secs=5", "--max_secs=120", "--warmup_min_secs=1"]  # fmt: skip
+                                  "--min_secs=5", "--report_peak_memory_footprint=true",
+                                  "--max_secs=120", "--warmup_min_secs=1"]  # fmt: skip
     assert "--enable_op_profiling=true" in profiling["argv"]
+    assert "--report_peak_memory_footprint=true" not in profiling["argv"]
     pilot, timed, profiled = calls(device.sandbox / "onnxruntime_perf_test")
     assert pilot["argv"][:4] == ["-m", "times", "-r", "10"]
     # -r covers 5 s at the pilot's 19.9047 ms per inference

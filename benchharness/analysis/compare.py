@@ -356,6 +356,13 @@ def _pair_rows(
     return pairs, only_a, only_b
 
 
+def pair_rows(
+    runs_a: Sequence[Mapping[str, Any]], runs_b: Sequence[Mapping[str, Any]]
+) -> tuple[list[tuple[Mapping[str, Any], Mapping[str, Any]]], list[str], list[str]]:
+    """The pairing every comparison shares (latency here, memory in ``memory_compare``)."""
+    return _pair_rows(runs_a, runs_b)
+
+
 def _compare_pair(
     ra: Mapping[str, Any],
     rb: Mapping[str, Any],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -19,13 +20,31 @@ from benchharness.cli import common
     required=True,
     help="Profile name or path to a .toml; repeat for several devices.",
 )
-@click.option("--models", required=True, help="all | a,b | module:function | .onnx | .tflite")
+@click.option("--models", default=None, help="all | a,b | module:function | .onnx | .tflite")
 @click.option("--input-shape", default=None, help="e.g. 1x3x160x160 (overrides the zoo's).")
+@click.option(
+    "--run",
+    "run_id",
+    default=None,
+    help="Judge this run's measured peak memory (and its estimates) instead; --models filters.",
+)
+@common.results_dir_option
 @common.variant_options
 @common.json_option
-def check_cmd(devices: tuple[str, ...], models: str, input_shape: str | None, as_json: bool,
+def check_cmd(devices: tuple[str, ...], models: str | None, input_shape: str | None,
+              run_id: str | None, results_dir: Path, as_json: bool,
               **variant: Any) -> None:  # fmt: skip
-    """Check models against a device's constraints (operators, model, activation, layer bytes)."""
+    """Check models against a device's constraints (operators, model, activation, layer bytes),
+    or with --run, what a run measured against its memory budget."""
+    if run_id is not None:
+        from benchharness.cli.check_run import check_run_cmd
+
+        check_run_cmd(devices, run_id, models, results_dir, as_json)
+        return
+    if models is None:
+        from benchharness.errors import UsageError
+
+        raise UsageError("bench check needs --models (what to check) or --run RUN_ID")
     from benchharness.devices.profile import load_profile
     from benchharness.plan.fit import check_models, fmt_bytes
     from benchharness.zoo.registry import parse_shape, resolve_models

@@ -19,9 +19,10 @@ _VERDICT_STYLE = {"slower": "red", "faster": "green", "same": "", "unreliable": 
 @click.option(
     "--fail-on",
     "fail_on",
-    default=None,
-    metavar="median:PCT",
-    help="Exit 1 on a significant slowdown beyond PCT, e.g. median:5%.",
+    multiple=True,
+    metavar="median:PCT|peak_mem:PCT",
+    help="Exit 1 on a significant slowdown beyond PCT (median:5%), or on a peak memory grown "
+    "beyond PCT (peak_mem:10%); repeat for both.",
 )
 @click.option(
     "--threshold",
@@ -39,7 +40,7 @@ _VERDICT_STYLE = {"slower": "red", "faster": "green", "same": "", "unreliable": 
 def compare_cmd(
     run_a: str,
     run_b: str,
-    fail_on: str | None,
+    fail_on: tuple[str, ...],
     threshold: str | None,
     allow_mismatch: bool,
     results_dir: Path,
@@ -53,8 +54,10 @@ def compare_cmd(
         parse_fail_on,
         parse_threshold,
     )
+    from benchharness.cli.compare_memory import memory_section, split_fail_on
 
-    gate_threshold = parse_fail_on(fail_on) if fail_on else None
+    latency_spec, memory_threshold = split_fail_on(fail_on)
+    gate_threshold = parse_fail_on(latency_spec) if latency_spec else None
     result = compare_run_ids(
         results_dir,
         run_a,
@@ -63,10 +66,12 @@ def compare_cmd(
         allow_mismatch=allow_mismatch,
     )
     failed = gate_threshold is not None and gate(result, gate_threshold)
+    memory = memory_section(results_dir, run_a, run_b, result.threshold, memory_threshold)
     if as_json:
         common.print_json(
-            {**result.to_dict(), "gate_threshold": gate_threshold, "gate_failed": failed}
-        )
+            {**result.to_dict(), "gate_threshold": gate_threshold, "gate_failed": failed,
+             **memory.to_dict()}
+        )  # fmt: skip
     else:
         table = Table(title=common.text(f"{result.run_b} vs {result.run_a}"))
         for col in ("model", "format", "A ms", "B ms", "B/A [95% CI]", "p"):
@@ -106,13 +111,16 @@ def compare_cmd(
                 notes.setdefault(note, []).append(m.model)
         for note, models in notes.items():
             common.console.print(common.text(f"  note: {note} ({', '.join(models)})"))
+        memory.print()
+    memory_failed = memory.report_gate()
     if failed:
         slow = [m.label for m in result.matches if m.significant_slowdown(gate_threshold or 0.0)]
         print(
-            f"GateFailed: significant slowdown beyond {fail_on} in {', '.join(slow)}; "
+            f"GateFailed: significant slowdown beyond {latency_spec} in {', '.join(slow)}; "
             "investigate before merging, or rerun both on a quiet machine if unexpected",
             file=sys.stderr,
         )
+    if failed or memory_failed:
         # sys.exit, not click's Exit: main() runs click with standalone_mode=False, which turns
         # Exit into a return value and would lose the status
         sys.exit(common.EXIT_FAILURE)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Bumped whenever a field changes meaning or type; a runner of another version is refused.
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 #: Prefix of the result line, so a runtime's own chatter on stdout cannot be mistaken for it.
 RESULT_MARKER = "BENCHHARNESS_RESULT "
 #: The prefix the runner gives its own temp directory, so the host can remove it after reading.
@@ -32,6 +32,14 @@ DEFAULT_PROFILE_RUNS = 50
 ORT_PROFILE = "ort-profiler"
 LITERT_PROFILE = "litert-profiler"
 BENCHMARK_MODEL_PROFILE = "benchmark_model"
+#: ``Memory.source``: how the peak was read. The python runner's ``VmHWM`` after resetting it at
+#: init (exact), or without the reset (``rss-delta``: a lower bound unless the inferences raised
+#: the life's mark); a native tool's own printed figures.
+MEM_VMHWM = "vmhwm"
+MEM_RSS_DELTA = "rss-delta"
+MEM_BENCHMARK_MODEL = "benchmark_model"
+MEM_PERF_TEST = "onnxruntime_perf_test"
+MEM_SOURCES = (MEM_VMHWM, MEM_RSS_DELTA, MEM_BENCHMARK_MODEL, MEM_PERF_TEST)
 #: Most samples one process may return: the measuring cap of a 10 us model is far fewer after
 #: the adaptive stop, and a million floats is ~20 MB of JSON; more is a runner gone wrong.
 MAX_SAMPLES = 1_000_000
@@ -128,6 +136,34 @@ class Profile:
 
 
 @dataclass
+class Memory:
+    """Resident memory of the process that timed the model, in bytes (``device/memory.py``).
+
+    ``init_bytes`` / ``peak_bytes``: resident memory added by the time the session exists, and
+    the high-water mark over the inferences, both above the process with its runtime loaded (the
+    python runner) or above the tool's start (``benchmark_model``, its "delta from the start of
+    the tool"); ``onnxruntime_perf_test`` prints only its whole process's peak, so there
+    ``peak_bytes`` is that and ``baseline_bytes`` is None. ``baseline_bytes``: resident before
+    the runtime loaded; ``runtime_load_bytes``: what importing the runtime's library added;
+    ``tensor_bytes``: the runtime's own figure of its tensor buffers where it has one (LiteRT's
+    interpreter); ``code_bytes``: the part of ``peak_bytes`` that is the runtime's own code paged
+    in from its libraries (file-backed, not the model's data). ``source`` None: not read,
+    ``error`` says why.
+    """
+
+    source: str | None = None
+    error: str | None = None
+    baseline_bytes: int | None = None
+    runtime_load_bytes: int | None = None
+    init_bytes: int | None = None
+    peak_bytes: int | None = None
+    tensor_bytes: int | None = None
+    code_bytes: int | None = None
+    #: time the readings took, all outside the timed region
+    read_ms: float | None = None
+
+
+@dataclass
 class RunnerResult:
     """One runner process of one model: how it ran, its samples or the tool's statistics."""
 
@@ -161,6 +197,7 @@ class RunnerResult:
     #: the end-to-end figure a native tool's operator times are set against
     ops_reference_ms: float | None = None
     command: str | None = None
+    memory: Memory | None = None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), allow_nan=False)
@@ -295,6 +332,12 @@ _PROFILE = record(
      "warmup_runs": _opt_count, "runs": _opt_count, "run_ms": listing(duration),
      "ops": listing(_OP)},
 )  # fmt: skip
+_MEMORY = record(
+    Memory,
+    {"source": _opt_text, "error": _opt_text, "baseline_bytes": _opt_count,
+     "runtime_load_bytes": _opt_count, "init_bytes": _opt_count, "peak_bytes": _opt_count,
+     "tensor_bytes": _opt_count, "code_bytes": _opt_count, "read_ms": _opt_dur},
+)  # fmt: skip
 _RESULT = record(
     RunnerResult,
     {"protocol": integer, "ok": flag, "error": _opt_text, "traceback": _opt_text,
@@ -307,7 +350,7 @@ _RESULT = record(
      "probe_before_ms": _opt_dur, "probe_after_ms": _opt_dur,
      "env_start": optional(_ENVIRONMENT), "env_end": optional(_ENVIRONMENT),
      "stats_source": text, "tool_stats": optional(_TOOL_STATS),
-     "ops_reference_ms": _opt_dur, "command": _opt_text},
+     "ops_reference_ms": _opt_dur, "command": _opt_text, "memory": optional(_MEMORY)},
 )  # fmt: skip
 
 

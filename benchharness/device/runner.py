@@ -15,6 +15,12 @@ met. Outputs are read after timing and checked to be finite. On a CUDA GPU (torc
 timed inference is read from a pair of CUDA events instead, synchronised before reading, and
 warm-up lasts at least 2 s (METHOD.md, GPU delegates).
 
+Memory (METHOD.md "Memory", ``memory.py``): the process's resident size before the runtime's module
+is imported, once it is (the ``loaded`` hook each runtime calls right after its import; its own
+time is taken out of ``load_ms``), once the session exists with its inputs bound, and the
+high-water mark over the inferences; every reading is outside the timed loop. ``--no-memory``
+skips them.
+
 The result is one ``protocol.RunnerResult``, printed as one marked JSON line on stdout
 (``protocol.encode``), so a runtime's own chatter on stdout cannot be mistaken for it.
 """
@@ -33,6 +39,7 @@ import traceback
 from typing import Any
 
 # siblings on the device, not a package: the runner's folder is all that is shipped
+import memory
 import method
 import probe
 import protocol
@@ -92,9 +99,13 @@ def throttle_probe(np: Any) -> float:
 class OrtRunner:
     runtime = "onnxruntime"
 
-    def __init__(self, path: str, threads: int, providers: list[str], np: Any) -> None:
+    def __init__(
+        self, path: str, threads: int, providers: list[str], np: Any, loaded: Any = None
+    ) -> None:
         import onnxruntime as ort
 
+        if loaded is not None:
+            loaded()
         self.ort = ort
         self.np = np
         self.path = path
@@ -201,8 +212,10 @@ def _version(dist: str) -> str:
 
 
 class LiteRtRunner:
-    def __init__(self, path: str, threads: int, np: Any) -> None:
+    def __init__(self, path: str, threads: int, np: Any, loaded: Any = None) -> None:
         cls, self.runtime, self.version = load_interpreter_class()
+        if loaded is not None:
+            loaded()
         self.np = np
         self.path = path
         self.threads = threads
@@ -220,6 +233,10 @@ class LiteRtRunner:
 
     def run(self) -> None:
         self.interpreter.invoke()
+
+    def tensor_bytes(self) -> int | None:
+        """The interpreter's own tensor buffers (``memory.litert_tensor_bytes``)."""
+        return memory.litert_tensor_bytes(self.interpreter, self.path)
 
     def outputs(self) -> list[Any]:
         return [
@@ -286,7 +303,7 @@ class TorchRunner:
 
     runtime = "torch"
 
-    def __init__(self, path: str, threads: int, np: Any) -> None:
+    def __init__(self, path: str, threads: int, np: Any, loaded: Any = None) -> None:
         try:
             import torch
         except ImportError as exc:
@@ -296,6 +313,8 @@ class TorchRunner:
                 "across torch versions)"
             ) from exc
 
+        if loaded is not None:
+            loaded()
         self.torch = torch
         self.np = np
         self.version = torch.__version__
@@ -484,6 +503,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--providers", default="", help="comma-separated ONNX Runtime providers")
     p.add_argument("--profile-runs", type=int, default=0, help="0 = no per-operator pass")
     p.add_argument("--workdir", default=None, help="where profiles are written")
+    p.add_argument("--no-memory", action="store_true", help="do not read resident memory")
     return p.parse_args(argv)
 
 
@@ -516,17 +536,25 @@ def run(args: argparse.Namespace) -> protocol.RunnerResult:
         )
     env_start = environment()
     probe_before = throttle_probe(np)
+    mem = None if args.no_memory else memory.MemoryProbe(model_path=args.model)
+    loaded = mem.loaded if mem is not None else None
     t0 = time.perf_counter_ns()
     if args.format == "onnx":
         providers = [p for p in args.providers.split(",") if p]
-        runner: Any = OrtRunner(args.model, args.threads, providers, np)
+        runner: Any = OrtRunner(args.model, args.threads, providers, np, loaded)
     elif args.format == "torch":
-        runner = TorchRunner(args.model, args.threads, np)
+        runner = TorchRunner(args.model, args.threads, np, loaded)
     else:
-        runner = LiteRtRunner(args.model, args.threads, np)
-    load_ms = (time.perf_counter_ns() - t0) / 1e6
+        runner = LiteRtRunner(args.model, args.threads, np, loaded)
+    load_ms = (time.perf_counter_ns() - t0 - (mem.loaded_ns if mem else 0)) / 1e6
+    tensor_bytes = None
+    if mem is not None:
+        tensor_bytes = memory.runtime_tensor_bytes(runner)
+        mem.init()  # resets the high-water mark: from here it is the inferences'
     stop, warm = rules(args, accelerated=runner.accelerated)
     measured = measure(runner, stop, warm)
+    if mem is not None:
+        mem.end()
     outputs = runner.outputs()
     result = protocol.RunnerResult(
         runtime=runner.runtime,
@@ -544,6 +572,7 @@ def run(args: argparse.Namespace) -> protocol.RunnerResult:
         ),
         outputs_finite=bool(all(np.isfinite(o).all() for o in outputs if o.dtype.kind == "f")),
         output_shapes=[[int(d) for d in o.shape] for o in outputs],
+        memory=_memory_result(mem, tensor_bytes) if mem is not None else None,
         **measured,
     )
     if args.profile_runs > 0:
@@ -564,6 +593,14 @@ def run(args: argparse.Namespace) -> protocol.RunnerResult:
     result.env_start = env_start
     result.env_end = environment()
     return result
+
+
+def _memory_result(mem: Any, tensor_bytes: int | None) -> protocol.Memory:
+    fields = mem.fields()
+    if "error" in fields:
+        return protocol.Memory(**fields)
+    source = protocol.MEM_VMHWM if mem.reset else protocol.MEM_RSS_DELTA
+    return protocol.Memory(source=source, tensor_bytes=tensor_bytes, **fields)
 
 
 def main(argv: list[str] | None = None) -> int:

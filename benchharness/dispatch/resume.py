@@ -6,6 +6,7 @@ from typing import Any
 
 from benchharness.device.protocol import Environment, RunnerResult
 from benchharness.dispatch.state import JobState
+from benchharness.results.memory import memory_from_row
 from benchharness.results.store import RunStore
 
 #: What a restored process takes from its row (the runner result fields of the same names).
@@ -34,8 +35,16 @@ def restore(store: RunStore, state: JobState) -> None:
     )
     kept: dict[str, Any] = {k: row.get(k) for k in RESTORED_COLUMNS}
     for p in sorted(by_proc):
-        first = env if not state.results else None
-        state.results.append(RunnerResult(samples_ms=by_proc[p], env_start=first, **kept))
+        first = not state.results
+        state.results.append(
+            RunnerResult(
+                samples_ms=by_proc[p],
+                env_start=env if first else None,
+                # the row keeps the largest figures of the processes: carried by the first
+                memory=memory_from_row(row) if first else None,
+                **kept,
+            )
+        )
     state.ops_rows = [
         {k: v for k, v in r.items() if k not in ("schema_version", "run_id", "job_id")}
         for r in store.ops

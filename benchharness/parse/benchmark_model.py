@@ -46,11 +46,14 @@ def build_command(
     warmup_runs: int,
     min_secs: float,
     op_profiling: bool,
+    report_peak_memory: bool = False,
     extra: Sequence[str] = (),
 ) -> list[str]:
     """argv running ``benchmark_model`` on ``graph``, pinned with taskset when ``affinity`` is set.
 
-    ``threads=None`` leaves the tool's default (-1: the runtime decides).
+    ``threads=None`` leaves the tool's default (-1: the runtime decides). ``report_peak_memory``
+    asks for the process's peak (a sampler thread reading ``getrusage`` every 50 ms); builds
+    without the flag warn about it and run on.
     """
     require(threads is None or threads >= 1, f"threads must be at least 1, not {threads}")
     require(num_runs >= 1, f"num_runs must be at least 1, not {num_runs}")
@@ -66,6 +69,8 @@ def build_command(
     ]
     if op_profiling:
         argv.append("--enable_op_profiling=true")
+    if report_peak_memory:
+        argv.append("--report_peak_memory_footprint=true")
     argv += list(extra)
     return argv
 
@@ -355,7 +360,8 @@ _MEMORY_RE = re.compile(
 )
 _PEAK_RE = re.compile(rf"^Overall peak memory footprint \(MB\) via periodic monitoring: ({NUM})$")
 _MEMORY_STATUS_RE = re.compile(r"^Memory status at the end of exec?ution:$")
-_MEMORY_STATUS_ITEM_RE = re.compile(r"^- (\w+)\s*:\s*(.*)$")
+# ``- VmRSS : N MB``, then ``+ RssAnnon : N MB`` and ``+ RssFile + RssShmem : N MB`` (its parts)
+_MEMORY_STATUS_ITEM_RE = re.compile(r"^[-+] (\w[\w +]*?)\s*:\s*(.*)$")
 _FAILED_RE = re.compile(r"^Benchmarking failed\.?$")
 _REPLACING_RE = re.compile(
     r"^Replacing (\d+) (?:out of (\d+) )?node\(s\) with delegate \(([^)]+)\) node, "

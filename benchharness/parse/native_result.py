@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchharness.device import protocol
 from benchharness.device.litert_profiler import absorbed_nodes, align_xnnpack_ops
-from benchharness.device.protocol import Profile, ProfiledOp, RunnerResult, ToolStats
+from benchharness.device.protocol import Memory, Profile, ProfiledOp, RunnerResult, ToolStats
 from benchharness.errors import ParseError, RunnerError
 from benchharness.parse import benchmark_model as bm
 from benchharness.parse import ort_perf_test as pt
@@ -53,6 +53,9 @@ PERF_TEST_LATENCIES = (("min", "min"), ("max", "max"), ("median", "p50"), ("p90"
                        ("p99", "p99"))  # fmt: skip
 #: ORT's CPU provider: perf_test's default.
 ORT_CPU = "CPUExecutionProvider"
+
+#: benchmark_model's "MB" are its kB figures over 1024 (``mem_footprint_kb / 1024.0``): MiB.
+MIB = 1 << 20
 
 #: Decimals kept after a unit conversion: drops binary noise (19.9047000000002), far below
 #: the precision any tool prints.
@@ -127,6 +130,40 @@ def single_run(out: ToolOutput) -> Any:
 # ------------------------------------------------------------------------------- benchmark_model
 
 
+def _mib(value: float | None) -> int | None:
+    return round(value * MIB) if value is not None else None
+
+
+def benchmark_model_memory(run: bm.BenchmarkModelRun) -> Memory | None:
+    """What benchmark_model printed of memory, in bytes; None where it printed nothing.
+
+    ``init=``/``overall=`` (either wording) and LiteRT's ``Init footprint``/``Overall footprint``
+    are the rise of the process's max RSS from the tool's start to the end of init and to the
+    end of the runs: init and peak above the tool's start. ``Overall peak memory footprint ...
+    via periodic monitoring`` (``--report_peak_memory_footprint``; LiteRT's ``Peak memory``) is
+    the whole process's peak: less the overall rise, it gives the start, the baseline.
+    """
+    init_mb = overall_mb = None
+    if run.memory is not None:
+        init_mb, overall_mb = run.memory.init_mb, run.memory.overall_mb
+    elif run.litert is not None:
+        init_mb, overall_mb = run.litert.init_footprint_mb, run.litert.overall_footprint_mb
+    absolute_mb = run.peak_memory_mb
+    if absolute_mb is None and run.litert is not None:
+        absolute_mb = run.litert.peak_memory_mb
+    if init_mb is None and overall_mb is None and absolute_mb is None:
+        return None
+    peak, absolute = _mib(overall_mb), _mib(absolute_mb)
+    baseline = absolute - peak if absolute is not None and peak is not None else None
+    return Memory(
+        source=protocol.MEM_BENCHMARK_MODEL,
+        init_bytes=_mib(init_mb),
+        # only the whole process's peak printed: that is the peak, as perf_test's
+        peak_bytes=peak if peak is not None else absolute,
+        baseline_bytes=baseline if baseline is not None and baseline >= 0 else None,
+    )
+
+
 def benchmark_model_stats(run: bm.BenchmarkModelRun) -> ToolStats:
     """The regular runs' statistics as printed (µs -> ms), or ParseError if no count was."""
     stats = run.regular.resolved() if run.regular is not None else None
@@ -185,6 +222,7 @@ def benchmark_model_result(
         # op rows are averages per run: set against the mean
         ops_reference_ms=stats.mean,
         command=command,
+        memory=benchmark_model_memory(run),
     )
 
 
@@ -275,6 +313,13 @@ def align_benchmark_model_ops(
 # ------------------------------------------------------------------------------- perf_test
 
 
+def perf_test_memory(run: pt.OrtPerfRun) -> Memory | None:
+    """``Peak working set size``: the whole process's max RSS (``getrusage``), in bytes."""
+    if run.peak_working_set_bytes is None:
+        return None
+    return Memory(source=protocol.MEM_PERF_TEST, peak_bytes=run.peak_working_set_bytes)
+
+
 def perf_test_stats(run: pt.OrtPerfRun) -> ToolStats:
     n = run.n
     if n is None or n < 1:
@@ -309,6 +354,7 @@ def perf_test_result(
         # the profile's op medians are set against the timed median
         ops_reference_ms=stats.median if stats.median is not None else stats.mean,
         command=command,
+        memory=perf_test_memory(run),
     )
 
 

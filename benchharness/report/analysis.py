@@ -18,13 +18,16 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import stats as sps
 
 from benchharness.errors import ResultsError
 from benchharness.results.store import RunStore
+
+if TYPE_CHECKING:
+    from benchharness.report.memory import MemoryPoint
 
 #: Fewer points than this make any rank correlation meaningless (two points always agree).
 MIN_POINTS_CORRELATION = 3
@@ -232,6 +235,8 @@ class Analysis:
     flagged: list[Flagged]
     failed: list[Failed]
     notes: list[str]
+    #: measured peak memory against the estimate (``report/memory.py``)
+    memory: list[MemoryPoint] = field(default_factory=list)
 
     def series_for(self, key: SeriesKey) -> Series | None:
         return next((s for s in self.series if s.key == key), None)
@@ -435,7 +440,10 @@ def analyze(stores: Sequence[RunStore]) -> Analysis:
     ]
     breakdowns.sort(key=lambda b: (b.key.device, b.key.runtime, b.key.format, b.model))
     flagged = [Flagged(s.key, p) for s in series for p in s.points if p.flags]
+    from benchharness.report.memory import memory_points  # it builds on this module's tables
+
     return Analysis(
+        memory=memory_points([(store.run_id, store.runs) for store in stores]),
         runs=runs,
         series=series,
         op_breakdowns=breakdowns,

@@ -14,6 +14,7 @@ from pathlib import Path
 from benchharness import __version__
 from benchharness.report import tables as T
 from benchharness.report.analysis import Analysis
+from benchharness.report.memory import memory_summary, memory_table
 from benchharness.report.plots import Plot, all_plots
 from benchharness.results.store import atomic_write_text
 
@@ -148,7 +149,7 @@ def render_html(analysis: Analysis, plots: Sequence[Plot], title: str = "") -> s
         f"<h1>{escape(title)}</h1>",
         '<nav><a href="#headline">Headline</a><a href="#plots">Plots</a>'
         '<a href="#tables">Tables</a><a href="#ops">Operator types</a>'
-        '<a href="#devices">Devices</a><a href="#flagged">Flagged</a>'
+        '<a href="#devices">Devices</a><a href="#memory">Memory</a><a href="#flagged">Flagged</a>'
         '<a href="#method">Method &amp; environment</a></nav>',
         '<section id="headline"><h2>Headline</h2>',
         "<p>Rank correlations of median latency with MACs (and with memory traffic) per device "
@@ -195,6 +196,20 @@ def render_html(analysis: Analysis, plots: Sequence[Plot], title: str = "") -> s
         parts.extend(table_html(T.cross_table(c)) for c in analysis.cross_device)
     else:
         parts.append("<p>One device (or no models in common): no cross-device comparison.</p>")
+    parts.append("</section>")
+    parts.append('<section id="memory"><h2>Memory</h2>')
+    if analysis.memory:
+        parts.append(
+            "<p>Measured peak resident memory of the processes that timed each model, against "
+            "the static estimate (weights + peak live activations) and the device's budget. "
+            "Above 1: the runtime holds more than the estimate (arena, packed weights, its own "
+            "buffers); below: it reuses memory in place.</p>"
+        )
+        parts.extend(f"<p>{escape(line)}</p>" for line in memory_summary(analysis.memory))
+        parts.append(table_html(memory_table(analysis.memory)))
+    else:
+        parts.append("<p>No measured memory in these runs (rows before schema 2, or tools "
+                     "that print none).</p>")  # fmt: skip
     parts.append("</section>")
     parts.append('<section id="flagged"><h2>Flagged measurements</h2>')
     if analysis.flagged:

@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from benchharness.report import tables as T
 from benchharness.report.analysis import Analysis
+from benchharness.report.memory import memory_summary, memory_table
 from benchharness.report.plots import Plot, all_plots
 from benchharness.results.store import atomic_write_text
 
@@ -89,6 +90,12 @@ def render_markdown(analysis: Analysis, plots: Sequence[Plot], image_dir: str) -
         parts += [table_md(T.cross_table(c)) for c in analysis.cross_device]
     else:
         parts.append("One device (or no models in common): no cross-device comparison.\n")
+    parts += ["## Memory", ""]
+    if analysis.memory:
+        parts += [f"- {md_escape(line)}" for line in memory_summary(analysis.memory)] + [""]
+        parts.append(table_md(memory_table(analysis.memory)))
+    else:
+        parts.append("No measured memory in these runs.\n")
     parts += ["## Flagged measurements", ""]
     if analysis.flagged:
         parts.append(table_md(T.flagged_table(analysis)))

@@ -361,4 +361,9 @@ def all_plots(analysis: Analysis) -> list[Plot]:
     cross = cross_device_chart(analysis.cross_device)
     if cross:
         plots.append(cross)
+    from benchharness.report.memory_plot import memory_plot  # it draws with this module's parts
+
+    memory = memory_plot(analysis.memory)
+    if memory:
+        plots.append(memory)
     return plots

@@ -16,6 +16,7 @@ from benchharness import __version__
 from benchharness.analysis.stats import Summary, ToolSummary, summarize, summarize_tool_stats
 from benchharness.device.protocol import RunnerResult, ToolStats
 from benchharness.plan.artifacts import Artifact
+from benchharness.results.memory import memory_columns
 
 #: A rise of the hottest thermal zone during a model beyond this is thermal throttling territory.
 THERMAL_RISE_C = 5.0
@@ -126,6 +127,7 @@ def build_row(
         **{
             k: a.cost.get(k) for k in ("macs", "flops", "params", "model_bytes", "activation_bytes")
         },
+        **memory_columns(results, a.cost),
     }
     if results:
         first, last = results[0], results[-1]

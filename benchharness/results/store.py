@@ -26,9 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from benchharness.errors import ResultsError
+from benchharness.results.memory import MEMORY_COLUMNS, MEMORY_INT_COLUMNS, estimate_bytes
 
-#: Bumped whenever a column changes meaning or disappears; new columns at the end do not bump it.
-SCHEMA_VERSION = 1
+#: Bumped whenever a column changes meaning or disappears, or a version's readers need to know
+#: that its columns exist (2: measured memory, ``results/memory.py``); older folders are migrated
+#: on load (``MIGRATIONS``), never rewritten unless a resumed run writes them again.
+SCHEMA_VERSION = 2
 
 #: Where results go unless ``--results-dir`` or ``BENCH_RESULTS_DIR`` says otherwise.
 DEFAULT_RESULTS_DIR = Path("results")
@@ -43,7 +46,7 @@ RUNS_COLUMNS: tuple[str, ...] = (
     "max_abs_err", "tolerance", "ops_sum_ratio", "artifact_sha256", "artifact",
     "cpu_model", "governor", "max_freq_mhz", "temp_start_c", "temp_end_c", "loadavg_start",
     "harness_version", "started_at", "finished_at", "wall_s", "cooldown_s", "cooldown_temp_c",
-    "stats_source",
+    "stats_source", *MEMORY_COLUMNS,
 )  # fmt: skip
 
 OPS_COLUMNS: tuple[str, ...] = (
@@ -61,7 +64,8 @@ SAMPLES_COLUMNS: tuple[str, ...] = (
 #: LIST_COLUMNS is text.
 INT_COLUMNS = frozenset(
     {"schema_version", "threads", "n", "warmup_n", "processes", "macs", "flops", "params",
-     "model_bytes", "activation_bytes", "op_index", "calls", "bytes", "process", "index"}
+     "model_bytes", "activation_bytes", "op_index", "calls", "bytes", "process", "index",
+     *MEMORY_INT_COLUMNS}
 )  # fmt: skip
 #: Columns holding real numbers.
 FLOAT_COLUMNS = frozenset(
@@ -101,6 +105,39 @@ def validate_run_id(run_id: str) -> str:
             "or digit first, at most 128 (e.g. 20261201-120000-ab12)"
         )
     return run_id
+
+
+def _runs_v1_to_v2(row: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 had no memory columns: nothing was measured, the estimate is its own columns."""
+    row = {**dict.fromkeys(MEMORY_COLUMNS), **row}
+    row["mem_estimate_bytes"] = estimate_bytes(row.get("model_bytes"), row.get("activation_bytes"))
+    return row
+
+
+#: ``runs.csv`` row migrations, by the version they upgrade from (ops and samples kept their
+#: columns, so only their version number moves).
+MIGRATIONS = {1: _runs_v1_to_v2}
+
+
+def migrate_rows(path: Path, rows: list[dict[str, Any]], *, runs: bool) -> list[dict[str, Any]]:
+    """Rows of an older schema brought to ``SCHEMA_VERSION``; ResultsError for a newer one."""
+    out = []
+    for row in rows:
+        version = row.get("schema_version")
+        if version is not None and version > SCHEMA_VERSION:
+            raise ResultsError(
+                f"{path} has schema_version {version}; this harness reads up to "
+                f"{SCHEMA_VERSION}: use the bench version that wrote it"
+            )
+        while version is not None and version < SCHEMA_VERSION:
+            step = MIGRATIONS.get(version)
+            if step is None:
+                raise ResultsError(f"{path} has schema_version {version}, which no migration reads")
+            row = step(row) if runs else dict(row)
+            version += 1
+            row["schema_version"] = version
+        out.append(row)
+    return out
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -311,16 +348,10 @@ class RunStore:
                 store.meta = json.loads(meta_path.read_text(encoding="utf-8"))
             except (OSError, json.JSONDecodeError) as exc:
                 raise ResultsError(f"cannot read {meta_path}: {exc}") from exc
-        store.runs = read_typed_rows(path / "runs.csv")
-        store.ops = read_typed_rows(path / "ops.csv")
-        store.samples = read_typed_rows(path / "samples.csv")
-        for row in store.runs:
-            version = row.get("schema_version")
-            if version is not None and version != SCHEMA_VERSION:
-                raise ResultsError(
-                    f"{path / 'runs.csv'} has schema_version {version}; this harness reads "
-                    f"{SCHEMA_VERSION}: use the bench version that wrote it"
-                )
+        store.runs = migrate_rows(path / "runs.csv", read_typed_rows(path / "runs.csv"), runs=True)
+        for name in ("ops", "samples"):
+            file = path / f"{name}.csv"
+            setattr(store, name, migrate_rows(file, read_typed_rows(file), runs=False))
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:

@@ -68,6 +68,9 @@ if TYPE_CHECKING:
     from benchharness.devices.profile import DeviceProfile
 
 
+#: Ask benchmark_model for its peak memory on the timing invocation: its sampler thread wakes every
+#: 50 ms for one ``getrusage``, microseconds a second, far below process-to-process noise.
+REPORT_PEAK_MEMORY = True
 #: Inferences of perf_test's pilot: enough to estimate one inference, cheap next to min_s.
 PILOT_RUNS = 10
 #: Hex digits of the binary's sha256 kept as its version: unique enough, short to read.
@@ -186,6 +189,8 @@ def benchmark_model_argv(
         warmup_runs=warm.min_n,
         min_secs=min_secs,
         op_profiling=op_profiling,
+        # the per-operator invocation's memory is never read: no sampler there
+        report_peak_memory=REPORT_PEAK_MEMORY and not op_profiling,
         extra=[f"--max_secs={stop.max_s:g}", f"--warmup_min_secs={warm.min_s:g}"],
     )
 

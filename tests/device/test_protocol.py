@@ -12,6 +12,7 @@ import pytest
 
 from benchharness.device import protocol
 from benchharness.device.protocol import (
+    PROTOCOL_VERSION,
     RESULT_MARKER,
     Environment,
     Profile,
@@ -94,8 +95,11 @@ def test_too_many_samples_are_refused_before_any_statistics() -> None:
 
 
 def test_a_runner_of_another_version_is_refused_with_the_fix() -> None:
-    with pytest.raises(ProtocolError, match=r"protocol 1, this host 2.*another benchharness"):
-        decode(line({**good(), "protocol": 1}))
+    older = PROTOCOL_VERSION - 1
+    with pytest.raises(
+        ProtocolError, match=rf"protocol {older}, this host {PROTOCOL_VERSION}.*another benchharness"
+    ):
+        decode(line({**good(), "protocol": older}))
     old = {k: v for k, v in good().items() if k != "protocol"}
     with pytest.raises(ProtocolError, match="protocol None"):
         decode(line(old))

@@ -114,7 +114,7 @@ def test_benchmark_model_quick_maps_to_the_tools_own_stopping_flags() -> None:
     assert argv == [
         "taskset", "f0", "/data/local/tmp/bm", "--graph=/data/local/tmp/m.tflite",
         "--num_threads=4", f"--num_runs={QUICK.min_n}", "--warmup_runs=10", "--min_secs=5",
-        "--max_secs=120", "--warmup_min_secs=1",
+        "--report_peak_memory_footprint=true", "--max_secs=120", "--warmup_min_secs=1",
     ]  # fmt: skip
 
 
@@ -134,6 +134,7 @@ def test_benchmark_model_profiling_pass_runs_profile_runs_with_the_profiler() ->
     argv = benchmark_model_argv("bm", "m.tflite", settings, op_profiling=True)
     assert "--enable_op_profiling=true" in argv
     assert "--num_runs=50" in argv and "--min_secs=0" in argv
+    assert "--report_peak_memory_footprint=true" not in argv  # its memory is never read
 
 
 def test_perf_test_runs_cover_min_n_and_min_s_within_the_cap() -> None:

@@ -57,7 +57,7 @@ def bad(reason):
 def benchmark_model(args):
     ints = {"num_threads": 1, "num_runs": 1, "warmup_runs": 0}
     floats = {"min_secs", "max_secs", "warmup_min_secs"}
-    bools = {"enable_op_profiling", "use_xnnpack"}
+    bools = {"enable_op_profiling", "use_xnnpack", "report_peak_memory_footprint"}
     flags = {}
     for arg in args:
         m = re.fullmatch(r"--([a-z_]+)=(.*)", arg)
