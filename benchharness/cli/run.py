@@ -19,6 +19,7 @@ from benchharness.cli.common import (
     parse_formats,
     print_json,
     results_dir_option,
+    scheduler_option,
     text,
     variant_options,
     variants,
@@ -68,6 +69,7 @@ from benchharness.errors import UsageError
 @click.option("--seed", type=int, default=None, help="Seed of the interleaving order.")
 @variant_options
 @click.option("--force", is_flag=True, help="Run models that fail `bench check` on the device.")
+@scheduler_option("Run on a device farm: its Dask scheduler (see `bench worker`).")
 @results_dir_option
 @json_option
 def run_cmd(**kw: Any) -> None:
@@ -93,6 +95,7 @@ def run_cmd(**kw: Any) -> None:
         seed=kw["seed"],
         results_dir=kw["results_dir"],
         force=kw["force"],
+        scheduler=kw["scheduler"],
         **variants(kw),
     )
     from benchharness.cli.display import RichReporter
