@@ -94,6 +94,7 @@ class Lane:
     queue: list[FarmJob] = field(default_factory=list)
     in_flight: int = 0
     error: str | None = None
+    #: epoch seconds of the lane's first send and last result (the workers' clocks are epoch too)
     first_submit: float | None = None
     last_result: float | None = None
     busy_s: float = 0.0
@@ -146,6 +147,7 @@ class Coordinator:
         self.live: dict[str, dict[str, float]] = farm.live_addresses()
         self.last_watch = time.monotonic()
         self.used_workers: set[str] = set()
+        self.unwritten: dict[str, tuple[Lane, FarmJob]] = {}
         self.meta: dict[str, Any] = store.meta.setdefault("farm", {})
         self.lanes = [self._lane(p) for p in profiles]
 
@@ -211,6 +213,8 @@ class Coordinator:
             while True:
                 for lane in self.lanes:
                     self._fill(lane)
+                # rows after sending: a device never waits for this disk
+                self._flush_rows()
                 if not self.flying:
                     break
                 try:
@@ -228,6 +232,7 @@ class Coordinator:
                 f" --scheduler {self.farm.address}`"
             ) from None
         finally:
+            self._flush_rows()
             self._cancel_all()
         self._finish()
         self._close_runs()
@@ -264,7 +269,7 @@ class Coordinator:
         )  # fmt: skip
         job.future = future
         lane.in_flight += 1
-        lane.first_submit = lane.first_submit or time.monotonic()
+        lane.first_submit = lane.first_submit or time.time()
         self.flying[future.key] = (lane, job)
         where = f" on {job.device}" if job.device and job.device != lane.target else ""
         self.reporter.stage(
@@ -279,7 +284,7 @@ class Coordinator:
         lane, job = entry
         lane.in_flight -= 1
         job.future = None
-        lane.last_result = time.monotonic()
+        lane.last_result = time.time()
         if future.status == "cancelled":
             raise self.farm.lost("the scheduler cancelled the work in flight")
         if future.status not in ("finished", "error"):
@@ -329,8 +334,9 @@ class Coordinator:
             return
         if outcome.device_gone:
             reason = outcome.error or f"{outcome.device} vanished from {outcome.host}"
+            # at once, not at the next look: no job may be sent to it meanwhile
+            self.farm.mark_gone(outcome.worker, outcome.device, reason)
             if job.device is None:
-                self.farm.mark_gone(outcome.worker, outcome.device, reason)
                 self._reroute(lane, job, reason, retry=True)
             self._device_lost(outcome.worker, outcome.device, reason.removeprefix("FarmError: "))
             return
@@ -338,7 +344,8 @@ class Coordinator:
             self._bind(job, outcome.device, outcome.worker, outcome.host, outcome.profile)
         lane.busy_s += outcome.wall_s
         lane.processes += 1
-        lane.spans.append((outcome.device, outcome.worker, outcome.t_start, outcome.t_end))
+        if outcome.t_start:  # a runner process started (not a session that failed before)
+            lane.spans.append((outcome.device, outcome.worker, outcome.t_start, outcome.t_end))
         if outcome.error:
             state.error = outcome.error
         elif outcome.result is not None:
@@ -355,6 +362,15 @@ class Coordinator:
         self._write(lane, job)
 
     def _write(self, lane: Lane, job: FarmJob) -> None:
+        """The job's row as it stands, written once the next processes are on their way."""
+        self.unwritten[job.state.job_id] = (lane, job)
+
+    def _flush_rows(self) -> None:
+        while self.unwritten:
+            _, (lane, job) = self.unwritten.popitem()
+            self._write_now(lane, job)
+
+    def _write_now(self, lane: Lane, job: FarmJob) -> None:
         profile = replace(job.profile or lane.profile, name=lane.target)
         row = job_row(profile, job.state, self.opts, self.store.run_id, self.wanted)
         row.update(job.cooldown)
@@ -457,6 +473,7 @@ class Coordinator:
                     if not job.state.error:
                         job.state.error = "FarmError: no worker ran it"
                     self._write(lane, job)
+        self._flush_rows()
         self.meta["dispatch"] = {lane.target: dispatch_figures(lane) for lane in self.lanes}
         self.store.write_meta()
 
@@ -476,8 +493,9 @@ class Coordinator:
 
 def dispatch_figures(lane: Lane) -> dict[str, Any]:
     """What the farm cost a lane: processes, seconds measuring, seconds from the first send to
-    the last result, and the idle gaps on each device between one process and the next (the
-    per-process dispatch overhead the device sees)."""
+    the last result, the idle gaps on each device between one process and the next (the
+    per-process dispatch overhead the device sees), and how long the first process took to
+    start and the last result to come back (across hosts these two include clock offsets)."""
     gaps: list[float] = []
     by_device: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for device, worker, start, end in lane.spans:
@@ -490,7 +508,13 @@ def dispatch_figures(lane: Lane) -> dict[str, Any]:
         "busy_s": round(lane.busy_s, 3),
         "span_s": round((lane.last_result or 0.0) - (lane.first_submit or 0.0), 3),
         "gap_ms": [round(g * 1e3, 3) for g in gaps],
+        "first_start_ms": _ms(min((s[2] for s in lane.spans), default=None), lane.first_submit),
+        "last_return_ms": _ms(lane.last_result, max((s[3] for s in lane.spans), default=None)),
     }
+
+
+def _ms(later: float | None, earlier: float | None) -> float | None:
+    return round((later - earlier) * 1e3, 3) if later is not None and earlier is not None else None
 
 
 def execute(

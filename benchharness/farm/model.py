@@ -93,8 +93,8 @@ class ProcessOutcome:
     cooldown_meta: dict[str, float | None] | None = None
     wall_s: float = 0.0
     started_at: str = ""
-    #: wall-clock (epoch) seconds the device was taken for the task and the task ended: the gaps
-    #: between one process's end and the next one's start on a device are the dispatch overhead
+    #: epoch seconds the runner process started and ended on the device: the gap between one
+    #: process's end and the next one's start is the dispatch overhead the device sees
     t_start: float = 0.0
     t_end: float = 0.0
     #: the device vanished from its worker, which has withdrawn it from the farm

@@ -147,11 +147,6 @@ class FarmPlugin(WorkerPlugin):
     # --- one runner process --------------------------------------------------------------------
 
     def run(self, task: ProcessTask) -> ProcessOutcome:
-        outcome = self._run(task)
-        outcome.t_end = time.time()
-        return outcome
-
-    def _run(self, task: ProcessTask) -> ProcessOutcome:
         address = self.worker.address if self.worker is not None else ""
         slot = self.slots.get(task.device) if task.device else self.pick(task.route)
         if slot is None:
@@ -164,7 +159,7 @@ class FarmPlugin(WorkerPlugin):
         with slot.lock:
             outcome = ProcessOutcome(
                 job_id=task.job_id, device=slot.name, host=self.host, worker=address,
-                profile=slot.profile, t_start=time.time(),
+                profile=slot.profile,
             )  # fmt: skip
             if slot.gone:
                 outcome.error, outcome.device_gone = f"FarmError: {slot.gone}", True
@@ -206,7 +201,7 @@ class FarmPlugin(WorkerPlugin):
             if cooling.enabled:
                 outcome.cooldown_meta = cooling.meta()
             outcome.cooldown = cooling.columns(task.job_id)
-            t0 = time.perf_counter()
+            t0, outcome.t_start = time.perf_counter(), time.time()
             result = run_once(session, artifact, task.opts, task.profile_ops)
             if not result.ok:
                 raise RunnerError(result.error or "the runner failed")
@@ -224,6 +219,7 @@ class FarmPlugin(WorkerPlugin):
         except HarnessError as exc:
             outcome.error = f"{type(exc).__name__}: {exc}"
         outcome.wall_s = time.perf_counter() - t0
+        outcome.t_end = outcome.t_start + outcome.wall_s if outcome.t_start else time.time()
 
     @staticmethod
     def _ops(
