@@ -53,13 +53,8 @@ def results_dir_option(func: Any) -> Any:
 
 def scheduler_option(help_text: str, required: bool = False) -> Any:
     """--scheduler of the farm commands (no environment variable: a farm is always asked for)."""
-    return click.option(
-        "--scheduler",
-        default=None,
-        required=required,
-        metavar="tcp://HOST:8786",
-        help=help_text,
-    )
+    # no explicit default: click 8.3 takes default=None as a given value, even when required
+    return click.option("--scheduler", required=required, metavar="tcp://HOST:8786", help=help_text)
 
 
 def json_option(func: Any) -> Any:

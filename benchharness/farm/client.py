@@ -77,8 +77,10 @@ class Farm:
             raise self.lost(str(exc)) from None
         return {a: dict(w.get("resources") or {}) for a, w in info.get("workers", {}).items()}
 
-    def refresh(self) -> dict[str, WorkerInfo]:
-        """Ask every worker what it holds (plain Dask workers are left out)."""
+    def refresh(self, *, strict: bool = True) -> dict[str, WorkerInfo]:
+        """Ask every worker what it holds (plain Dask workers are left out). A worker of
+        another benchharness version is an error when ``strict`` (at the start of a run), and
+        is left out mid-run, so one stray worker joining cannot stop a run."""
         try:
             answers = self.client.run(describe_worker, on_error="return")
         except (OSError, TimeoutError) as exc:
@@ -88,12 +90,19 @@ class Farm:
             if not isinstance(info, WorkerInfo):
                 continue
             if info.harness_version != __version__ or info.protocol_version != PROTOCOL_VERSION:
+                if not strict:
+                    continue
                 raise FarmError(
                     f"the worker on {info.host} ({address}) runs benchharness "
                     f"{info.harness_version} (protocol {info.protocol_version}); this coordinator "
                     f"runs {__version__} (protocol {PROTOCOL_VERSION}): install the same version"
                 )
             workers[address] = info
+        # a device once seen gone stays gone for this run, whatever its worker says now
+        for address, old in self.workers.items():
+            new = workers.get(address)
+            for d in new.devices if new else []:
+                d.gone = d.gone or next((o.gone for o in old.devices if o.name == d.name), None)
         self.workers = workers
         return workers
 

@@ -385,8 +385,6 @@ class Coordinator:
         self.last_watch = time.monotonic()
         live = self.farm.live_addresses()
         before, self.live = self.live, live
-        if set(live) - set(self.farm.workers):
-            self.farm.refresh()  # a worker joined: it may serve a lane or stand in for one
         for address in set(before) - set(live):
             info = self.farm.workers.get(address)
             host = info.host if info else address
@@ -409,6 +407,10 @@ class Coordinator:
                     why = f"{d.name} was withdrawn by its worker on {info.host}"
                     self.farm.mark_gone(address, d.name, why)
                     self._device_lost(address, d.name, why)
+        if set(live) - set(self.farm.workers):
+            # a worker joined: it may serve a lane or stand in for one (what it lacks of the
+            # artifacts it is sent when a process finds its cache without them)
+            self.farm.refresh(strict=False)
 
     def _device_lost(self, worker: str, device: str, reason: str) -> None:
         """Every unfinished job bound to that device, or routed to a name nobody serves now,

@@ -240,6 +240,9 @@ def test_a_worker_killed_mid_job_leaves_every_row_once(fresh_lab: Lab) -> None:
     thread, box = in_thread(lambda: run(lab.request("host-a", "phone", processes=2,
                                                     profile_ops=False)))  # fmt: skip
     wait_until(lambda: all(lab.gates[n].started() > 0 for n in ("host-a", "phone")), "both held")
+    state = {r["device"]: r["state"] for r in farm_listing(lab)}
+    assert state["host-a"].startswith("busy: tiny_cnn ") and "process 1" in state["host-a"]
+    assert state["phone"].startswith("busy: ") and state["board"] == "idle"
     lab.workers["a"].kill()  # kill -9 while host-a and the phone each run a job
     for name in ("host-a", "phone"):  # the orphaned runners end with their host
         for pid in (int(p.read_text()) for p in lab.gates[name].dir.glob("started.*")):
