@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from benchharness.cli.common import scheduler_option
+from benchharness.errors import UsageError
 
 
 @click.command("worker")
@@ -18,14 +19,16 @@ from benchharness.cli.common import scheduler_option
 )
 @click.option("--host", default=None, help="Interface to listen on (default: Dask's choice).")
 @click.option(
-    "--port", type=click.IntRange(0, 65535), default=None, help="Port (default: any free one)."
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="First port: device i listens on PORT+i (default: any free ones).",
 )
 @click.option("--name", default=None, help="Worker name shown by the scheduler.")
 @click.option(
-    "--contact-address",
+    "--contact-host",
     default=None,
-    metavar="tcp://HOST:PORT",
-    help="Address the scheduler should use for this worker (NAT, containers).",
+    help="Name or address the scheduler should use for this host (NAT, containers); needs --port.",
 )
 @click.option("--no-check", is_flag=True, help="Do not reach every device before joining.")
 def worker_cmd(
@@ -34,7 +37,7 @@ def worker_cmd(
     host: str | None,
     port: int | None,
     name: str | None,
-    contact_address: str | None,
+    contact_host: str | None,
     no_check: bool,
 ) -> None:
     """Check DEVICEs, then serve them to the farm until Ctrl-C (one job at a time each)."""
@@ -42,5 +45,7 @@ def worker_cmd(
     from benchharness.farm.serve import WorkerOptions, serve
 
     profiles = [load_profile(d) for d in devices]
-    options = WorkerOptions(host=host, port=port, name=name, contact_address=contact_address)
+    if contact_host and port is None:
+        raise UsageError("--contact-host needs --port: the scheduler must know each device's port")
+    options = WorkerOptions(host=host, port=port, name=name, contact_host=contact_host)
     serve(scheduler, profiles, options, click.echo, check=not no_check)

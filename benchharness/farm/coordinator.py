@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from distributed import Future, wait
+from distributed import Future
 
 from benchharness.devices.profile import DeviceProfile
 from benchharness.dispatch.execute import OpsHook
@@ -487,9 +487,11 @@ class Coordinator:
             )
             for w in sorted(self.used_workers & set(self.live))
         ]
-        with contextlib.suppress(Exception):  # a worker gone by now keeps nothing of the run
-            wait(futures, timeout=CLOSE_TIMEOUT_S)
+        deadline = time.monotonic() + CLOSE_TIMEOUT_S
         for future in futures:
+            # (distributed.wait would look for a default client; this one is not the default)
+            with contextlib.suppress(Exception):  # a worker gone by now keeps nothing of the run
+                future.result(timeout=max(0.1, deadline - time.monotonic()))
             future.release()
 
 
@@ -508,7 +510,7 @@ def dispatch_figures(lane: Lane) -> dict[str, Any]:
     return {
         "processes": lane.processes,
         "busy_s": round(lane.busy_s, 3),
-        "span_s": round((lane.last_result or 0.0) - (lane.first_submit or 0.0), 3),
+        "span_s": round(max(0.0, (_ms(lane.last_result, lane.first_submit) or 0.0) / 1e3), 3),
         "gap_ms": [round(g * 1e3, 3) for g in gaps],
         "first_start_ms": _ms(min((s[2] for s in lane.spans), default=None), lane.first_submit),
         "last_return_ms": _ms(lane.last_result, max((s[3] for s in lane.spans), default=None)),

@@ -37,8 +37,8 @@ class WorkerOptions:
     host: str | None = None
     port: int | None = None
     name: str | None = None
-    #: the address others should use when ``host`` is not reachable as such (NAT, containers)
-    contact_address: str | None = None
+    #: the host name others should use when ``host`` is not reachable as such (NAT, containers)
+    contact_host: str | None = None
 
 
 def check_devices(profiles: Sequence[DeviceProfile], say: Say) -> dict[str, str]:
@@ -123,6 +123,8 @@ async def _serve_device(
     from distributed import Worker
 
     names = ", ".join("/".join(names_of(s.profile)) for s in plugin.slots.values())
+    port = options.port + index if options.port else None
+    contact = f"tcp://{options.contact_host}:{port}" if options.contact_host else None
     first = True
     while not stop.is_set():
         worker = Worker(
@@ -132,8 +134,8 @@ async def _serve_device(
             plugins=(plugin,),
             name=f"{options.name}/{names}" if options.name else None,
             host=options.host,
-            port=options.port + index if options.port else None,
-            contact_address=options.contact_address,
+            port=port,
+            contact_address=contact,
             death_timeout=CONNECT_TIMEOUT_S,
             memory_limit=0,  # it holds no data to spill: never pause a device's worker
             nanny=None,
