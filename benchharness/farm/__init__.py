@@ -5,6 +5,6 @@ resource (its profile name, and its optional ``class``), so the scheduler places
 process on the host that holds its device, one at a time. ``bench run --scheduler`` is the
 coordinator: it sends every process there and writes the rows on its own disk as they arrive.
 
-Only ``--scheduler`` and ``bench worker`` import this package's Dask modules (``worker``,
-``client``, ``coordinator``, ``artifacts``' transfer); ``model`` is plain data.
+Only ``--scheduler`` and ``bench worker`` import the modules that import Dask (``worker``,
+``serve``, ``client``, ``coordinator``); ``model`` and ``artifacts`` are plain Python.
 """

@@ -333,12 +333,13 @@ class Coordinator:
                 lane.queue.insert(0, job)
             return
         if outcome.device_gone:
-            reason = outcome.error or f"{outcome.device} vanished from {outcome.host}"
+            said = outcome.error or f"{outcome.device} vanished from {outcome.host}"
+            reason = said.removeprefix("FarmError: ")
             # at once, not at the next look: no job may be sent to it meanwhile
             self.farm.mark_gone(outcome.worker, outcome.device, reason)
             if job.device is None:
                 self._reroute(lane, job, reason, retry=True)
-            self._device_lost(outcome.worker, outcome.device, reason.removeprefix("FarmError: "))
+            self._device_lost(outcome.worker, outcome.device, reason)
             return
         if job.device is None and outcome.profile is not None:
             self._bind(job, outcome.device, outcome.worker, outcome.host, outcome.profile)
