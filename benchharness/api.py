@@ -10,7 +10,7 @@ import socket
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchharness import __version__
 from benchharness.devices.profile import DeviceProfile, load_profile
@@ -26,6 +26,9 @@ from benchharness.plan.options import DEFAULT_JOB_TIMEOUT_S, RunOptions
 from benchharness.results.store import RunStore
 from benchharness.zoo.registry import parse_shape, resolve_models
 from benchharness.zoo.variants import expand_variants
+
+if TYPE_CHECKING:
+    from benchharness.farm.client import Farm
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class RunRequest:
     widths: tuple[float, ...] = ()
     # run models that fail `bench check` on a constrained device anyway
     force: bool = False
+    # a Dask scheduler (tcp://HOST:8786): run on the farm's `bench worker`s (farm/)
+    scheduler: str | None = None
 
 
 #: Fields of a request that --resume takes from the interrupted run, so it finishes the same run.
@@ -88,12 +93,13 @@ def run(
     req: RunRequest, *, reporter: Reporter | None = None, ops_hook: OpsHook | None = None
 ) -> RunStore:
     with contextlib.ExitStack() as held:
-        return _run(req, reporter or NullReporter(), ops_hook, held)
+        return _start(req, reporter or NullReporter(), ops_hook, held)
 
 
-def _run(
+def _start(
     req: RunRequest, reporter: Reporter, ops_hook: OpsHook | None, held: contextlib.ExitStack
 ) -> RunStore:
+    """Validate the request, take the run (resumed: before reading it), reach the farm."""
     if req.timeout_s is not None and not (math.isfinite(req.timeout_s) and req.timeout_s > 0):
         raise UsageError(f"--timeout {req.timeout_s}: give a number of seconds above 0")
     if req.resume:
@@ -108,6 +114,8 @@ def _run(
         merged["devices"] = tuple(merged.get("devices") or ("local",))
         merged["formats"] = tuple(merged.get("formats") or ("onnx", "tflite"))
         merged.update({k: tuple(v) for k in TUPLE_FIELDS if (v := merged.get(k)) is not None})
+        # a farm run resumes on its farm unless another scheduler is named
+        merged["scheduler"] = req.scheduler or asked.get("scheduler")
         req = RunRequest(**{**asdict(req), **merged, "resume": req.resume})
         seed = int(store.meta.get("seed", 0))
     else:
@@ -116,7 +124,36 @@ def _run(
         store = None
         seed = req.seed if req.seed is not None else int(datetime.now(UTC).timestamp())
     assert req.models is not None
-    profiles: list[DeviceProfile] = [load_profile(d) for d in req.devices]
+    farm = _farm(req.scheduler) if req.scheduler else None
+    try:
+        return _run(req, store, seed, reporter, ops_hook, farm, held)
+    finally:
+        if farm is not None:
+            farm.close()
+
+
+def _farm(scheduler: str) -> Farm:
+    # imported here: without --scheduler nothing imports Dask
+    from benchharness.farm.client import Farm
+
+    return Farm.connect(scheduler)
+
+
+def _run(
+    req: RunRequest,
+    store: RunStore | None,
+    seed: int,
+    reporter: Reporter,
+    ops_hook: OpsHook | None,
+    farm: Farm | None,
+    held: contextlib.ExitStack,
+) -> RunStore:
+    assert req.models is not None
+    # on a farm the profiles are the workers' (this machine need not have them); no worker
+    # serving a device fails here, before anything is exported
+    profiles: list[DeviceProfile] = (
+        farm.profiles(req.devices) if farm else [load_profile(d) for d in req.devices]
+    )
     names = [p.name for p in profiles]
     if len(set(names)) != len(names):
         raise UsageError(f"a device is named twice: {', '.join(names)}")
@@ -159,7 +196,14 @@ def _run(
     )
     if ops_hook is None and opts.profile_ops:
         ops_hook = collect_ops
-    outcome = execute(store, profiles, artifacts, opts, reporter=reporter, ops_hook=ops_hook)
+    if farm is not None:
+        from benchharness.farm.coordinator import execute as execute_on_farm
+
+        outcome = execute_on_farm(
+            farm, store, profiles, artifacts, opts, reporter=reporter, ops_hook=ops_hook
+        )
+    else:
+        outcome = execute(store, profiles, artifacts, opts, reporter=reporter, ops_hook=ops_hook)
     store.meta.setdefault("outcome", {}).update(outcome)
     store.meta["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     store.write_meta()

@@ -74,3 +74,11 @@ class ResultsError(HarnessError):
 
 class ConstraintError(HarnessError):
     """A model does not fit a device's constraints (operators, model or activation bytes)."""
+
+
+class FarmError(HarnessError):
+    """The device farm cannot do what was asked: no scheduler, or no worker serves a device."""
+
+
+class SchedulerLostError(FarmError):
+    """The coordinator lost its Dask scheduler mid-run; what finished is kept for --resume."""

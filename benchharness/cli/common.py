@@ -51,6 +51,12 @@ def results_dir_option(func: Any) -> Any:
     )(func)
 
 
+def scheduler_option(help_text: str, required: bool = False) -> Any:
+    """--scheduler of the farm commands (no environment variable: a farm is always asked for)."""
+    # no explicit default: click 8.3 takes default=None as a given value, even when required
+    return click.option("--scheduler", required=required, metavar="tcp://HOST:8786", help=help_text)
+
+
 def json_option(func: Any) -> Any:
     return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")(
         func

@@ -13,11 +13,17 @@ from benchharness.errors import HarnessError, UsageError
 
 
 @click.group("devices", invoke_without_command=True)
+@common.scheduler_option(
+    "List the farm of this Dask scheduler instead: who holds what, busy or idle."
+)
 @common.json_option
 @click.pass_context
-def devices_cmd(ctx: click.Context, as_json: bool) -> None:
+def devices_cmd(ctx: click.Context, scheduler: str | None, as_json: bool) -> None:
     """List device profiles; `check D` reaches one, `trust D` trusts its SSH host key."""
     if ctx.invoked_subcommand is not None:
+        return
+    if scheduler:
+        show_farm(scheduler, as_json)
         return
     from benchharness.devices.profile import available_profiles, load_profile
 
@@ -43,6 +49,33 @@ def devices_cmd(ctx: click.Context, as_json: bool) -> None:
             common.text(r["error"] or r["description"]),
         )
     common.console.print(table)
+
+
+def show_farm(scheduler: str, as_json: bool) -> None:
+    from benchharness.farm.client import Farm
+
+    farm = Farm.connect(scheduler)
+    try:
+        rows = farm.listing()
+    finally:
+        farm.close()
+    if as_json:
+        common.print_json(rows)
+        return
+    hosts = len({r["host"] for r in rows})
+    table = Table(
+        title=common.text(f"Farm of {farm.address}: {len(rows)} device(s) on {hosts} host(s)")
+    )
+    for col in ("host", "worker", "device", "class", "transport", "state"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*(common.text(r[c] or "") for c in ("host", "worker", "device", "class",
+                                                  "transport", "state")))  # fmt: skip
+    common.console.print(table)
+    if not rows:
+        common.console.print(
+            "no devices: start `bench worker --scheduler ADDRESS --device D` on a host"
+        )
 
 
 @devices_cmd.command("check")

@@ -68,6 +68,7 @@ def _positive_seconds(value: float | None) -> float | None:
 @click.option("--seed", type=int, default=None, help="Seed of the interleaving order.")
 @common.variant_options
 @click.option("--force", is_flag=True, help="Run models that fail `bench check` on the device.")
+@common.scheduler_option("Run on a device farm: its Dask scheduler (see `bench worker`).")
 @common.results_dir_option
 @common.json_option
 def run_cmd(**kw: Any) -> None:
@@ -93,6 +94,7 @@ def run_cmd(**kw: Any) -> None:
         seed=kw["seed"],
         results_dir=kw["results_dir"],
         force=kw["force"],
+        scheduler=kw["scheduler"],
         **common.variants(kw),
     )
     from benchharness.cli.display import RichReporter

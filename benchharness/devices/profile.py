@@ -37,6 +37,8 @@ CONSTRAINT_LIMITS = (
     "max_total_bytes",
 )
 
+#: A device class names a farm resource (Dask), so it is kept to plain names.
+DEVICE_CLASS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 #: Default SSH port.
 DEFAULT_SSH_PORT = 22
 #: Android's only world-writable place where executables may run.
@@ -86,6 +88,8 @@ class DeviceProfile:
     max_total_bytes: int | None = None
     supported_ops: tuple[str, ...] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: ``class``: identical devices on different farm hosts share it and stand in for each other
+    device_class: str | None = None
 
     def __post_init__(self) -> None:
         # also for profiles built in code, which skip parse_profile
@@ -304,6 +308,9 @@ def parse_profile(data: dict[str, Any], path: Path | None = None) -> DeviceProfi
     user = f.get("user", str, "a user name")
     key_file = f.get("key_file", str, "a path to a private key")
     known_hosts = f.get("known_hosts", str, "a path to a known_hosts file")
+    device_class = f.get("class", str, "a device class name such as 'pixel4'")
+    if device_class is not None and not DEVICE_CLASS_RE.match(device_class):
+        raise f.fail("class", "a name of letters, digits, '.', '_' or '-'")
     extra = {k: v for k, v in data.items() if k not in f.used}
     unknown = sorted(set(extra) - {"notes"})
     if unknown:
@@ -334,6 +341,7 @@ def parse_profile(data: dict[str, Any], path: Path | None = None) -> DeviceProfi
         max_total_bytes=limits["max_total_bytes"],
         supported_ops=tuple(ops) if ops is not None else None,
         extra=extra,
+        device_class=device_class,
     )
 
 

@@ -46,7 +46,7 @@ RUNS_COLUMNS: tuple[str, ...] = (
     "max_abs_err", "tolerance", "ops_sum_ratio", "artifact_sha256", "artifact",
     "cpu_model", "governor", "max_freq_mhz", "temp_start_c", "temp_end_c", "loadavg_start",
     "harness_version", "started_at", "finished_at", "wall_s", "cooldown_s", "cooldown_temp_c",
-    "stats_source", *MEMORY_COLUMNS,
+    "stats_source", *MEMORY_COLUMNS, "worker_host", "worker_device",
 )  # fmt: skip
 
 OPS_COLUMNS: tuple[str, ...] = (

@@ -1,0 +1,166 @@
+"""``bench worker``: check this host's devices, take their locks, and serve them to a scheduler.
+
+The process runs one plain Dask worker per device (no nanny: a worker killed is a host gone,
+never a silent restart that would repeat a process), each with one thread for the device and
+one for artifact transfers; ``--port P`` gives device i port P + i. When the scheduler goes
+away the workers reconnect, so a restarted scheduler gets its farm back; Ctrl-C or SIGTERM
+ends them, closing every device session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from benchharness.devices.check import check_device
+from benchharness.devices.profile import DeviceProfile
+from benchharness.dispatch.locks import device_lock
+from benchharness.errors import FarmError, UsageError
+from benchharness.farm.model import names_of, scheduler_address
+from benchharness.farm.worker import FarmPlugin
+
+#: Seconds to reach the scheduler at start before giving up with a clear error.
+CONNECT_TIMEOUT_S = 30.0
+#: Seconds between attempts to reach a scheduler that went away.
+RECONNECT_S = 2.0
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How the worker listens: which interface and port the scheduler and peers reach it on."""
+
+    host: str | None = None
+    port: int | None = None
+    name: str | None = None
+    #: the host name others should use when ``host`` is not reachable as such (NAT, containers)
+    contact_host: str | None = None
+
+
+def check_devices(profiles: Sequence[DeviceProfile], say: Say) -> dict[str, str]:
+    """Reach every device as ``bench devices check`` does; a summary line per device.
+    A device that cannot be reached stops the worker before it joins (FarmError)."""
+    from benchharness.transport import open_transport
+
+    names = [p.name for p in profiles]
+    if len(set(names)) != len(names):
+        raise UsageError(f"a device is named twice: {', '.join(names)}")
+    summaries: dict[str, str] = {}
+    for profile in profiles:
+        with open_transport(profile) as transport:
+            report = check_device(profile, transport)
+        if not report.reachable:
+            raise FarmError(
+                f"device {profile.name} is not reachable: {report.error}; fix it (see "
+                f"`bench devices check {profile.name}`) or leave it out of --device"
+            )
+        missing = [n for n, rt in report.runtimes.items() if not rt.present]
+        summary = ", ".join(str(v) for v in (report.os, report.cpu_model) if v)
+        summaries[profile.name] = summary
+        say(f"{profile.name}: reachable ({summary or profile.transport})")
+        for name in missing:
+            say(f"{profile.name}: warning: runtime {name}: {report.runtimes[name].detail}")
+    return summaries
+
+
+def serve(
+    scheduler: str,
+    profiles: Sequence[DeviceProfile],
+    options: WorkerOptions,
+    say: Say,
+    *,
+    check: bool = True,
+) -> None:
+    """Hold the devices and serve them until interrupted: one Dask worker per device."""
+    summaries = check_devices(profiles, say) if check else {}
+    plugins = [FarmPlugin([p], summaries) for p in profiles]
+    with contextlib.ExitStack() as locks:
+        for p in profiles:
+            locks.enter_context(device_lock(p))
+        try:
+            asyncio.run(_serve(scheduler_address(scheduler), plugins, options, say))
+        finally:
+            for plugin in plugins:
+                plugin.close_all()
+
+
+async def _serve(
+    scheduler: str, plugins: Sequence[FarmPlugin], options: WorkerOptions, say: Say
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    serving = [
+        asyncio.ensure_future(_serve_device(scheduler, plugin, i, options, say, stop))
+        for i, plugin in enumerate(plugins)
+    ]
+    try:
+        await asyncio.gather(*serving)
+    finally:
+        stop.set()  # one device that cannot join ends them all
+        await asyncio.gather(*serving, return_exceptions=True)
+
+
+async def _serve_device(
+    scheduler: str,
+    plugin: FarmPlugin,
+    index: int,
+    options: WorkerOptions,
+    say: Say,
+    stop: asyncio.Event,
+) -> None:
+    """One device's Dask worker, joined again whenever its scheduler comes back.
+
+    A worker per device, not one for all: a Dask worker starts its resource-bound tasks in
+    priority order and waits while the first cannot get its resource, so a process queued
+    for a busy device would hold up every other device of a shared worker.
+    """
+    from distributed import Worker
+
+    names = ", ".join("/".join(names_of(s.profile)) for s in plugin.slots.values())
+    port = options.port + index if options.port else None
+    contact = f"tcp://{options.contact_host}:{port}" if options.contact_host else None
+    first = True
+    while not stop.is_set():
+        worker = Worker(
+            scheduler,
+            nthreads=2,  # the device's processes, one at a time, and artifact transfers
+            resources=plugin.resources(),
+            plugins=(plugin,),
+            name=f"{options.name}/{names}" if options.name else None,
+            host=options.host,
+            port=port,
+            contact_address=contact,
+            death_timeout=CONNECT_TIMEOUT_S,
+            memory_limit=0,  # it holds no data to spill: never pause a device's worker
+            nanny=None,
+        )
+        try:
+            await worker
+        except (TimeoutError, OSError, RuntimeError) as exc:
+            if first:
+                raise FarmError(
+                    f"cannot reach the scheduler at {scheduler} within {CONNECT_TIMEOUT_S:.0f} s "
+                    f"({exc}); is `dask scheduler` running there, and its port open to this host?"
+                ) from None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), RECONNECT_S)
+            continue
+        say(f"serving {names} at {worker.address} for the scheduler at {scheduler}")
+        first = False
+        finished = asyncio.ensure_future(worker.finished())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({finished, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            finished.cancel()
+            await worker.close(reason="bench-worker-stopped")
+            break
+        stopped.cancel()
+        say(f"{names}: lost the scheduler at {scheduler}; reconnecting")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), RECONNECT_S)
