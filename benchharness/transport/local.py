@@ -29,6 +29,13 @@ from benchharness.transport.files import (
 from benchharness.transport.pipes import Captured, capture, flood_message
 
 
+#: util-linux's setpriv sets the child's parent-death signal before it runs the command (a
+#: preexec_fn doing the same is unsafe in a process with threads); absent, nothing is prefixed.
+DIE_WITH_PARENT: tuple[str, ...] = (
+    ("setpriv", "--pdeathsig", "KILL", "--") if shutil.which("setpriv") else ()
+)
+
+
 class LocalTransport(Transport):
     kind = "local"
 
@@ -53,10 +60,15 @@ class LocalTransport(Transport):
     ) -> CommandResult:
         argv = [str(a) for a in argv]
         full_env = {**os.environ, **(env or {})}
+        if DIE_WITH_PARENT and shutil.which(argv[0], path=full_env.get("PATH")) is None:
+            # setpriv would report a missing program as its own exit status 127
+            raise TransportError(f"cannot start {argv[0]}: not found, or not executable")
         try:
-            # own process group, so a timeout kills the runner and anything it started
+            # own process group, so a timeout kills the runner and anything it started; and it
+            # dies with the thread that waits for it, so a bench killed by signal 9 leaves no
+            # runner beside the next one
             proc = subprocess.Popen(
-                argv,
+                [*DIE_WITH_PARENT, *argv] if DIE_WITH_PARENT else argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

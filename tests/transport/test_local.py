@@ -69,3 +69,41 @@ def test_push_to_read_only_workdir(local: LocalTransport, tmp_path: Path,
     src.write_bytes(b"x")
     with pytest.raises(TransportError, match="Read-only"):
         local.push(src, str(ro / "m.bin"))
+
+
+def test_a_runner_dies_with_a_bench_process_killed_by_signal_9(tmp_path: Path) -> None:
+    """kill -9 of bench leaves no runner of ours running on this host (it would run beside the
+    next one): the child is started to die with the thread that waits for it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    marker = tmp_path / "started"
+    code = (
+        "import threading\n"
+        "from benchharness.transport.local import LocalTransport\n"
+        "t = LocalTransport()\n"
+        f"cmd = ['sh', '-c', 'echo $$ > {marker}; exec sleep 300']\n"
+        "th = threading.Thread(target=lambda: t.run(cmd, timeout=600))\n"
+        "th.start(); th.join()\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (marker.exists() and marker.read_text().strip()):
+        time.sleep(0.05)
+    child = int(marker.read_text())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(child):
+        time.sleep(0.05)
+    assert not _alive(child), "the runner outlived the bench process that started it"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return False
