@@ -28,7 +28,6 @@ from benchharness.transport.files import (
 )
 from benchharness.transport.pipes import Captured, capture, flood_message
 
-
 #: util-linux's setpriv sets the child's parent-death signal before it runs the command (a
 #: preexec_fn doing the same is unsafe in a process with threads); absent, nothing is prefixed.
 DIE_WITH_PARENT: tuple[str, ...] = (

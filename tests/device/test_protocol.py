@@ -97,7 +97,8 @@ def test_too_many_samples_are_refused_before_any_statistics() -> None:
 def test_a_runner_of_another_version_is_refused_with_the_fix() -> None:
     older = PROTOCOL_VERSION - 1
     with pytest.raises(
-        ProtocolError, match=rf"protocol {older}, this host {PROTOCOL_VERSION}.*another benchharness"
+        ProtocolError,
+        match=rf"protocol {older}, this host {PROTOCOL_VERSION}.*another benchharness",
     ):
         decode(line({**good(), "protocol": older}))
     old = {k: v for k, v in good().items() if k != "protocol"}
