@@ -1,7 +1,10 @@
 """Real per-operator times from the LiteRT runtime's own profiler, through ctypes.
 
 Self-contained on purpose (stdlib, numpy, ctypes and ``ai_edge_litert`` only; nothing from
-``benchharness``): it is shipped to devices next to the device-side runner.
+``benchharness``): it is shipped to devices next to the device-side runner. It is long (~1100
+lines) for the same reason: the ctypes structures and signatures of the C API, the session that
+uses them and the alignment of XNNPACK's operators to TFLite nodes travel as one file, which the
+host also imports for that alignment.
 
 Route
 -----

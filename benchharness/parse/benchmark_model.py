@@ -8,6 +8,10 @@ benchmark_model line. Inside a profile table, a row it cannot read is an error, 
 
 Several runs in one log are split where a line belongs to an earlier stage than what the current
 run already printed (parameters after results, a second ``Inference timings`` line, ...).
+
+One module of ~900 lines on purpose: it is one grammar (the line patterns, the result types they
+fill and the state machine that reads them in order); split, each part would need the others'
+private patterns.
 """
 
 from __future__ import annotations
