@@ -15,6 +15,7 @@ from typing import Any, TypeAlias
 import numpy as np
 from scipy import stats as sps
 
+from benchharness.analysis.intervals import PROCESS_CONFIDENCE, Interval, median_interval
 from benchharness.device.method import (
     DEFAULT,
     QUICK,
@@ -54,6 +55,8 @@ P90_MIN_N = 64
 P99_MIN_N = 662
 #: The confidence of the reported CI of the median (METHOD.md: 99 %).
 CI_CONFIDENCE = 0.99
+#: The second level reported (``ci95_*``): compare's and the repeatability goal's.
+CI95_CONFIDENCE = PROCESS_CONFIDENCE
 
 #: IQR/median at which the spread is wide enough to hide a 5 % change (METHOD.md).
 HIGH_IQR_REL = 0.10
@@ -153,6 +156,10 @@ class Summary:
     flags: list[str] = field(default_factory=list)
     warmup_n: int | None = None
     cold_ms: float | None = None
+    ci95_low: float | None = None
+    ci95_high: float | None = None
+    #: what the intervals are (``analysis/intervals``): across processes, or one process's samples
+    ci_method: str = ""
 
     def as_row(self) -> dict[str, Any]:
         """The ``runs.csv`` columns this summary fills (``None`` becomes an empty cell)."""
@@ -168,8 +175,10 @@ def _summary_row(summary: Summary | ToolSummary) -> dict[str, Any]:
             ("max_ms", "max"), ("p10_ms", "p10"), ("p90_ms", "p90"), ("p99_ms", "p99"),
             ("iqr_ms", "iqr"), ("mad_ms", "mad"), ("cv", "cv"), ("ci99_low_ms", "ci99_low"),
             ("ci99_high_ms", "ci99_high"), ("n", "n"), ("processes", "processes"),
+            ("ci95_low_ms", "ci95_low"), ("ci95_high_ms", "ci95_high"),
         )
     }  # fmt: skip
+    row["ci_method"] = summary.ci_method
     row["process_medians_ms"] = ";".join(f"{m:.6g}" for m in summary.process_medians)
     row["flags"] = ";".join(summary.flags)
     # only when known, so a caller's own value is not overwritten with an empty cell
@@ -296,6 +305,16 @@ def flags_for(
     return [f for f in FLAGS if f in flags]
 
 
+def _interval(
+    sorted_arr: np.ndarray, process_medians: Sequence[float], median: float, confidence: float
+) -> Interval:
+    """The row's interval of its median (``analysis/intervals``): across processes when there
+    are several, else the order statistics of the samples."""
+    found = median_interval(sorted_arr, process_medians, median, confidence)  # type: ignore[arg-type]
+    assert found is not None  # samples exist: the order-statistic interval always does
+    return found
+
+
 def summarize(
     samples_ms: Samples,
     *,
@@ -309,6 +328,8 @@ def summarize(
 ) -> Summary:
     """Summarise the samples of one measurement (all processes pooled, in measurement order).
 
+    The intervals of the median (``ci99_*``, ``ci95_*``) are across ``process_medians_ms`` when
+    there are two or more (``analysis/intervals``), else the order statistics of the samples.
     Percentiles interpolate linearly between order statistics (numpy's default, the same rule as
     ``method.quantile`` on devices). p90/p99 stay None below the MLPerf minimum sample counts.
     MAD is the raw median absolute deviation (not scaled by 1.4826).
@@ -322,8 +343,9 @@ def summarize(
     p10, q25, q75, p90, p99 = (
         float(v) for v in np.quantile(sorted_arr, [0.10, 0.25, 0.75, 0.90, 0.99])
     )
-    lo, hi = median_ci_stdlib(sorted_arr, CI_CONFIDENCE)  # type: ignore[arg-type]
     process_medians = [float(m) for m in process_medians_ms]
+    ci99 = _interval(sorted_arr, process_medians, med, CI_CONFIDENCE)
+    ci95 = _interval(sorted_arr, process_medians, med, CI95_CONFIDENCE)
     return Summary(
         n=n,
         median=med,
@@ -337,8 +359,11 @@ def summarize(
         iqr=q75 - q25,
         mad=float(np.median(np.abs(arr - med))),
         cv=std / mean if std is not None and mean > 0 else None,
-        ci99_low=lo,
-        ci99_high=hi,
+        ci99_low=ci99.low,
+        ci99_high=ci99.high,
+        ci95_low=ci95.low,
+        ci95_high=ci95.high,
+        ci_method=ci99.method,
         processes=max(1, len(process_medians)),
         process_medians=process_medians,
         flags=flags_for(
@@ -361,8 +386,11 @@ def summarize(
 class ToolSummary:
     """The ``runs.csv`` statistics that a tool's printed aggregates determine, and no more.
 
-    Columns that need the samples themselves (p10, IQR, MAD, the CI of the median) stay empty,
-    and so do the flags that need them (HIGH_IQR, VERY_HIGH_IQR, DRIFT, PROCESS_VARIANCE).
+    Columns that need the samples themselves (p10, IQR, MAD) stay empty, and so do the flags
+    that need them (HIGH_IQR, VERY_HIGH_IQR, DRIFT, PROCESS_VARIANCE). With several invocations
+    the intervals of the median are across them (the t-interval of ``analysis/intervals`` on each
+    invocation's median, or its mean where the tool prints no median), and ``ci_method`` says
+    which; one invocation has none.
     """
 
     n: int
@@ -379,9 +407,15 @@ class ToolSummary:
     flags: list[str] = field(default_factory=list)
     warmup_n: int | None = None
     cold_ms: float | None = None
+    ci99_low: float | None = None
+    ci99_high: float | None = None
+    ci95_low: float | None = None
+    ci95_high: float | None = None
+    ci_method: str = ""
 
     def as_row(self) -> dict[str, Any]:
-        """The ``runs.csv`` columns; what needs samples (p10, IQR, MAD, CI) stays empty."""
+        """The ``runs.csv`` columns; what needs samples (p10, IQR, MAD) stays empty, and so does
+        the interval of one invocation (the tool prints nothing it could come from)."""
         return _summary_row(self)
 
 
@@ -439,6 +473,7 @@ def summarize_tool_stats(
         median = float(np.median(medians)) if all_medians else None
         p90 = p99 = None  # percentiles of separate runs cannot be pooled
     cv = std / mean if std is not None and mean else None
+    ci = _tool_intervals(parts, median if median is not None else mean)
     flags: set[str] = set()
     if cv is not None and cv >= HIGH_CV:
         flags.add("HIGH_CV")
@@ -468,4 +503,25 @@ def summarize_tool_stats(
         flags=[f for f in FLAGS if f in flags],
         warmup_n=warmup_n,
         cold_ms=cold_ms,
+        **ci,
     )
+
+
+def _tool_intervals(parts: Sequence[ToolStats], centre: float | None) -> dict[str, Any]:
+    """``ci99_*``, ``ci95_*`` and ``ci_method`` of a tool's invocations: across them, on their
+    medians when every invocation printed one, else on their means; nothing for one."""
+    medians = [p.median for p in parts]
+    means = [p.mean for p in parts]
+    if all(m is not None for m in medians):
+        values, what = [float(m) for m in medians if m is not None], "tool medians"
+    elif all(m is not None for m in means):
+        values, what = [float(m) for m in means if m is not None], "tool means"
+    else:
+        return {}
+    found: dict[str, Any] = {}
+    for level, key in ((CI_CONFIDENCE, "ci99"), (CI95_CONFIDENCE, "ci95")):
+        interval = median_interval([], values, centre, level, what=what)
+        if interval is not None:
+            found.update({f"{key}_low": interval.low, f"{key}_high": interval.high,
+                          "ci_method": interval.method})  # fmt: skip
+    return found

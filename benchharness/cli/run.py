@@ -51,7 +51,22 @@ from benchharness.errors import UsageError
     "--processes",
     type=click.IntRange(min=1),
     default=None,
-    help="Fresh runner processes per model (default 3, 1 with --quick).",
+    help="Exactly this many fresh runner processes per model (default: 5 up to --max-processes, "
+    "until the 95 %% interval of the median is within --target-ci; 1 with --quick).",
+)
+@click.option(
+    "--max-processes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Most runner processes a model gets (default 10).",
+)
+@click.option(
+    "--target-ci",
+    "target_ci",
+    default=None,
+    metavar="PCT",
+    help="Stop a model's processes once its 95 %% interval is within PCT of the median "
+    "(default 2%%).",
 )
 @click.option("--input-shape", default=None, help="e.g. 1x3x160x160 (overrides the zoo's).")
 @click.option("--no-ops", is_flag=True, help="Skip the per-operator profiling pass.")
@@ -72,6 +87,7 @@ from benchharness.errors import UsageError
 @json_option
 def run_cmd(**kw: Any) -> None:
     """Export, dispatch and time models on devices; write results/RUN_ID/*.csv."""
+    from benchharness.analysis.compare import parse_threshold
     from benchharness.api import RunRequest, run
 
     request = RunRequest(
@@ -93,6 +109,8 @@ def run_cmd(**kw: Any) -> None:
         seed=kw["seed"],
         results_dir=kw["results_dir"],
         force=kw["force"],
+        max_processes=kw["max_processes"],
+        process_ci_rel=parse_threshold(kw["target_ci"]) if kw["target_ci"] else None,
         **variants(kw),
     )
     from benchharness.cli.display import RichReporter
@@ -108,6 +126,7 @@ def summary_rows(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     keys = (
         "device", "model", "format", "precision", "runtime", "threads", "status", "error",
         "n", "median_ms", "p90_ms", "cold_ms", "macs", "gmacs_per_s", "flags", "max_abs_err",
+        "processes", "ci95_low_ms", "ci95_high_ms", "process_stop",
     )  # fmt: skip
     # rows come typed from the store, so numbers print as numbers and empty cells as null
     return [{k: r.get(k) for k in keys} for r in runs]
@@ -121,7 +140,9 @@ def show_results(runs: Sequence[dict[str, Any]], run_id: str, as_json: bool, pat
         print_json({"run_id": run_id, "path": str(path), "rows": rows})
         return
     table = Table(title=f"Run {run_id}  ({path})")
-    for col in ("device", "model", "format", "median ms", "p90 ms", "GMACs", "GMAC/s", "status"):
+    columns = ("device", "model", "format", "median ms", "±95%", "procs", "p90 ms", "GMACs",
+               "GMAC/s", "status")  # fmt: skip
+    for col in columns:
         table.add_column(
             col, justify="left" if col in ("device", "model", "format", "status") else "right"
         )
@@ -134,7 +155,7 @@ def show_results(runs: Sequence[dict[str, Any]], run_id: str, as_json: bool, pat
             flagged.append((r, flags))
         table.add_row(
             text(r["device"]), text(r["model"]), text(r["format"]),
-            fmt(r["median_ms"]) + mark, fmt(r["p90_ms"]),
+            fmt(r["median_ms"]) + mark, _half_width(r), fmt(r.get("processes")), fmt(r["p90_ms"]),
             fmt(r["macs"] / 1e9 if r.get("macs") is not None else None),
             fmt(r["gmacs_per_s"], 2),
             "ok" if status == "ok" else f"[red]{text(status)}: {text(r.get('error') or '')}[/red]",
@@ -151,6 +172,14 @@ def show_results(runs: Sequence[dict[str, Any]], run_id: str, as_json: bool, pat
             seen.update(f for f in flags.split(";") if f)
         for flag in sorted(seen):
             console.print(f"  [bold]{flag}[/bold]: {FLAG_ADVICE.get(flag, '')}")
+
+
+def _half_width(row: dict[str, Any]) -> str:
+    """The 95 % interval as the larger of its two sides, relative to the median."""
+    med, lo, hi = row.get("median_ms"), row.get("ci95_low_ms"), row.get("ci95_high_ms")
+    if not med or lo is None or hi is None:
+        return ""
+    return f"{max(med - lo, hi - med) / med:.1%}"
 
 
 @click.command("results")

@@ -41,11 +41,13 @@ import protocol
 INPUT_SEED = 42
 #: Warm-up inferences before the profiled pass (the profiler's session is a fresh one).
 PROFILE_WARMUP_RUNS = 5
-#: Iterations of the throttle probe: ~10 ms of float work on this VM, some 30-50 ms on a phone.
+#: Iterations of the throttle probe: a few ms of float work on this VM, some 10-30 ms on a phone.
 PROBE_ITERATIONS = 40
-#: Side of the probe's square matrices: its fastest iteration repeats within ~2 % from call to
-#: call here (128 varied by 15 %, over THROTTLE_RATIO's 10 %), and 256x256 floats stay in cache.
+#: Side of the probe's square array: 256x256 float32 (256 KB) stays in cache, so the probe reads
+#: the core's clock, not memory bandwidth that a neighbour shares.
 PROBE_SIZE = 256
+#: Passes over the array per iteration: ~0.3 ms here, long next to the clock's own cost.
+PROBE_PASSES = 10
 #: ORT's provider that runs on the host CPU; any other first provider is an accelerator.
 ORT_CPU_PROVIDER = "CPUExecutionProvider"
 #: Nanoseconds per millisecond, as CUDA events report elapsed time in ms.
@@ -70,19 +72,41 @@ def environment() -> protocol.Environment:
     return protocol.Environment(**{k: v for k, v in env.items() if k in known})
 
 
+def probe_clock() -> Any:
+    """This thread's CPU time in ns where the platform has it, else the monotonic clock.
+
+    CPU time grows only while the thread runs: a neighbour's time slice or a hypervisor's steal
+    time (a shared VM) adds nothing to it, a slower clock adds to every iteration."""
+    clock = getattr(time, "thread_time_ns", None)
+    if clock is not None:
+        try:
+            clock()
+            return clock
+        except OSError:  # declared but not supported by this platform's C library
+            pass
+    return time.perf_counter_ns
+
+
 def throttle_probe(np: Any) -> float:
     """Fastest ms of a fixed float workload: compared before and after a model to spot throttling.
 
-    The fastest iteration, not the median: a throttled clock slows every iteration, while a thread
-    pool still spinning after the model (ORT, XNNPACK) or a neighbour slows only some; with the
-    median, those made a cool machine read 10 % "throttled"."""
+    Element-wise numpy work runs on this one thread (a BLAS product, the first form, spread over
+    every core and waited for the slowest, so any neighbour on any core slowed it), timed in this
+    thread's CPU time, and the fastest iteration kept: a throttled clock slows every iteration,
+    while contention and steal time leave CPU time alone. On this project's shared VM, whose
+    neighbours made the wall-clock probe read 10 % "throttled" on every row, it repeats within a
+    few per cent."""
+    clock = probe_clock()
     rng = np.random.default_rng(0)
     a = rng.standard_normal((PROBE_SIZE, PROBE_SIZE)).astype(np.float32)
+    out = np.empty_like(a)
     times = []
     for _ in range(PROBE_ITERATIONS):
-        t0 = time.perf_counter_ns()
-        a = np.tanh(a @ a.T * (1.0 / PROBE_SIZE))
-        times.append(time.perf_counter_ns() - t0)
+        t0 = clock()
+        for _ in range(PROBE_PASSES):
+            np.multiply(a, 0.5, out=out)
+            np.tanh(out, out=out)
+        times.append(clock() - t0)
     return min(times) / 1e6
 
 
@@ -145,12 +169,27 @@ class OrtRunner:
             session.run_with_iobinding(binding)
             run_ms.append((time.perf_counter_ns() - t0) / 1e6)
         path = session.end_profiling()
+        del binding, session
         return protocol.Profile(
             source=protocol.ORT_PROFILE,
             profile_file=os.path.abspath(path),
             warmup_runs=PROFILE_WARMUP_RUNS,
             run_ms=run_ms,
+            node_cost_us=self._node_cost(workdir),
         )
+
+    def _node_cost(self, workdir: str) -> float | None:
+        """The profiler's cost per recorded node on this device (``ort_calibrate``); None when
+        the calibration cannot run here, so the host leaves the operator times raw."""
+        try:
+            import ort_calibrate
+
+            return ort_calibrate.node_cost_us(
+                self.ort, self.np, self.threads, self.providers, workdir
+            )
+        except Exception as exc:  # the operator times are still worth having uncorrected
+            sys.stderr.write(f"profiler calibration failed: {type(exc).__name__}: {exc}\n")
+            return None
 
 
 def _ort_dtype(np: Any, type_str: str) -> Any:

@@ -22,7 +22,7 @@ from benchharness.errors import UsageError
 ROW_KEYS = {
     "median_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "p10_ms", "p90_ms", "p99_ms",
     "iqr_ms", "mad_ms", "cv", "ci99_low_ms", "ci99_high_ms", "n", "processes",
-    "process_medians_ms", "flags",
+    "process_medians_ms", "flags", "ci95_low_ms", "ci95_high_ms", "ci_method",
 }  # fmt: skip
 
 
