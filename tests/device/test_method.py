@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import math
 import sys
-import time
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -109,11 +108,11 @@ def test_normal_approximation_is_within_one_rank_of_exact(n: int) -> None:
     assert abs(approx[0] - exact) <= 1
 
 
-def test_median_ci_is_fast_for_a_million_samples() -> None:
-    start = time.perf_counter()
+def test_median_ci_of_a_million_samples() -> None:
+    # its cost is O(sqrt n) by construction (EXACT_WINDOW_SD); a time bound would test the machine
     for n in (NORMAL_APPROX_MIN_N - 1, 1_000_000):
-        assert median_ci_indices(n, 0.99) is not None
-    assert time.perf_counter() - start < 0.5
+        found = median_ci_indices(n, 0.99)
+        assert found is not None and found[0] < n // 2 < found[1]
 
 
 def test_warmup_stable() -> None:
