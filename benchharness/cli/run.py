@@ -87,7 +87,6 @@ from benchharness.errors import UsageError
 @json_option
 def run_cmd(**kw: Any) -> None:
     """Export, dispatch and time models on devices; write results/RUN_ID/*.csv."""
-    from benchharness.analysis.compare import parse_threshold
     from benchharness.api import RunRequest, run
 
     request = RunRequest(
@@ -110,7 +109,7 @@ def run_cmd(**kw: Any) -> None:
         results_dir=kw["results_dir"],
         force=kw["force"],
         max_processes=kw["max_processes"],
-        process_ci_rel=parse_threshold(kw["target_ci"]) if kw["target_ci"] else None,
+        process_ci_rel=_target(kw["target_ci"]),
         **variants(kw),
     )
     from benchharness.cli.display import RichReporter
@@ -120,6 +119,18 @@ def run_cmd(**kw: Any) -> None:
     show_results(store.runs, store.run_id, kw["as_json"], store.path)
     if any(r.get("status") != "ok" for r in store.runs):
         sys.exit(EXIT_FAILURE)
+
+
+def _target(text: str | None) -> float | None:
+    """``--target-ci``: a positive percentage of the median."""
+    from benchharness.analysis.compare import parse_threshold
+
+    if not text:
+        return None
+    value = parse_threshold(text)
+    if value <= 0:
+        raise UsageError(f"--target-ci {text!r} must be above 0, e.g. 2%")
+    return value
 
 
 def summary_rows(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -140,9 +151,7 @@ def show_results(runs: Sequence[dict[str, Any]], run_id: str, as_json: bool, pat
         print_json({"run_id": run_id, "path": str(path), "rows": rows})
         return
     table = Table(title=f"Run {run_id}  ({path})")
-    columns = ("device", "model", "format", "median ms", "±95%", "procs", "p90 ms", "GMACs",
-               "GMAC/s", "status")  # fmt: skip
-    for col in columns:
+    for col in ("device", "model", "format", "median ms", "p90 ms", "GMACs", "GMAC/s", "status"):
         table.add_column(
             col, justify="left" if col in ("device", "model", "format", "status") else "right"
         )
@@ -155,7 +164,7 @@ def show_results(runs: Sequence[dict[str, Any]], run_id: str, as_json: bool, pat
             flagged.append((r, flags))
         table.add_row(
             text(r["device"]), text(r["model"]), text(r["format"]),
-            fmt(r["median_ms"]) + mark, _half_width(r), fmt(r.get("processes")), fmt(r["p90_ms"]),
+            fmt(r["median_ms"]) + mark, fmt(r["p90_ms"]),
             fmt(r["macs"] / 1e9 if r.get("macs") is not None else None),
             fmt(r["gmacs_per_s"], 2),
             "ok" if status == "ok" else f"[red]{text(status)}: {text(r.get('error') or '')}[/red]",
@@ -172,14 +181,6 @@ def show_results(runs: Sequence[dict[str, Any]], run_id: str, as_json: bool, pat
             seen.update(f for f in flags.split(";") if f)
         for flag in sorted(seen):
             console.print(f"  [bold]{flag}[/bold]: {FLAG_ADVICE.get(flag, '')}")
-
-
-def _half_width(row: dict[str, Any]) -> str:
-    """The 95 % interval as the larger of its two sides, relative to the median."""
-    med, lo, hi = row.get("median_ms"), row.get("ci95_low_ms"), row.get("ci95_high_ms")
-    if not med or lo is None or hi is None:
-        return ""
-    return f"{max(med - lo, hi - med) / med:.1%}"
 
 
 @click.command("results")
