@@ -21,6 +21,7 @@ library only; Python 3.8 at runtime.
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import statistics
@@ -122,15 +123,17 @@ def kernel_sums_us(events: list[dict[str, Any]], skip_runs: int) -> list[float]:
         (e for e in events if e.get("name") == "model_run" and "dur" in e),
         key=lambda e: float(e["ts"]),
     )[skip_runs:]
-    sums = []
-    kernels = [
-        e
+    kernels = sorted(
+        (float(e["ts"]), float(e["dur"]))
         for e in events
         if e.get("cat") == "Node" and str(e.get("name", "")).endswith(KERNEL_SUFFIX)
-    ]
+    )
+    starts = [ts for ts, _ in kernels]
+    sums = []
     for run in runs:
         start, end = float(run["ts"]), float(run["ts"]) + float(run["dur"])
-        sums.append(sum(float(k["dur"]) for k in kernels if start <= float(k["ts"]) <= end))
+        lo, hi = bisect.bisect_left(starts, start), bisect.bisect_right(starts, end)
+        sums.append(sum(dur for _, dur in kernels[lo:hi]))
     return sums
 
 

@@ -47,3 +47,18 @@ def test_calibration_runs_here_and_gives_a_cost(tmp_path) -> None:  # type: igno
     cost = oc.node_cost_us(ort, np, 1, ["CPUExecutionProvider"], str(tmp_path))
     assert cost >= 0.0
     assert list(tmp_path.iterdir()) == []  # its profiles are removed after reading
+
+
+def test_calibration_imports_only_the_standard_library() -> None:
+    import ast
+    import sys
+    from pathlib import Path
+
+    tree = ast.parse(Path(oc.__file__).read_text(encoding="utf-8"))
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    } | {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert imported <= set(sys.stdlib_module_names), imported - set(sys.stdlib_module_names)
