@@ -6,6 +6,10 @@ what it says; a non-negative cost): how large the cost is depends on the machine
 
 from __future__ import annotations
 
+import ast
+import sys
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -14,7 +18,7 @@ import pytest
 from benchharness.device import ort_calibrate as oc
 
 
-def test_chain_model_is_valid_onnx_that_adds_one_per_node(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_chain_model_is_valid_onnx_that_adds_one_per_node() -> None:
     data = oc.chain_model(7)
     model = onnx.load_from_string(data)
     onnx.checker.check_model(model, full_check=True)
@@ -43,17 +47,13 @@ def test_kernel_sums_per_run_skip_the_warmup_and_ignore_fences() -> None:
     assert oc.kernel_sums_us(events, 1) == [5.0, 5.0]
 
 
-def test_calibration_runs_here_and_gives_a_cost(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_calibration_runs_here_and_gives_a_cost(tmp_path: Path) -> None:
     cost = oc.node_cost_us(ort, np, 1, ["CPUExecutionProvider"], str(tmp_path))
     assert cost >= 0.0
     assert list(tmp_path.iterdir()) == []  # its profiles are removed after reading
 
 
 def test_calibration_imports_only_the_standard_library() -> None:
-    import ast
-    import sys
-    from pathlib import Path
-
     tree = ast.parse(Path(oc.__file__).read_text(encoding="utf-8"))
     imported = {
         alias.name.split(".")[0]
