@@ -2,7 +2,7 @@
 
 ``THROTTLED`` fires when the probe after a model reads more than 10 % slower than before it (the
 median over the model's processes). A probe whose calls differ by that much on a cool machine
-makes the flag meaningless. This script calls the runner's probe (``device/runner.py``:
+makes the flag meaningless. This script calls the runner's probe (``device/throttle.py``:
 element-wise work on one thread, timed in this thread's CPU time, fastest of 40 iterations)
 ``--calls`` times, and the first form of it (a 256x256 BLAS product over every core, timed by
 the wall clock) as many times, and prints each one's spread (max/min - 1) and the share of
@@ -19,7 +19,6 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import itertools
 import multiprocessing
 import sys
@@ -30,7 +29,7 @@ import common
 import numpy as np
 
 from benchharness.analysis.stats import THROTTLE_RATIO
-from benchharness.runners import python as python_runner
+from benchharness.device import throttle
 
 #: Calls of each probe: enough pairs to see a 1-in-20 false flag.
 DEFAULT_CALLS = 30
@@ -46,17 +45,6 @@ def first_form() -> float:
         a = np.tanh(a @ a.T * (1.0 / 256))
         times.append(time.perf_counter_ns() - t0)
     return min(times) / 1e6
-
-
-def _runner() -> Any:
-    sys.path.insert(0, str(python_runner.RUNNER_DIR))
-    spec = importlib.util.spec_from_file_location(
-        "bh_probe_bench", python_runner.RUNNER_DIR / python_runner.RUNNER_SCRIPT
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _busy(stop: Any) -> None:
@@ -80,13 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--load", type=int, default=0, help="busy processes to run meanwhile")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    runner = _runner()
     stop = multiprocessing.Event()
     busy = [multiprocessing.Process(target=_busy, args=(stop,)) for _ in range(args.load)]
     for proc in busy:
         proc.start()
     try:
-        current = summary([runner.throttle_probe(np) for _ in range(args.calls)])
+        current = summary([throttle.throttle_probe(np) for _ in range(args.calls)])
         first = summary([first_form() for _ in range(args.calls)])
     finally:
         stop.set()

@@ -1,7 +1,8 @@
 """The device-side runner: times one model file with ONNX Runtime, LiteRT or PyTorch.
 
 Shipped to the device with the rest of this folder (``method.py``: the stopping rules;
-``probe.py``: the environment; ``protocol.py``: the result; ``litert_profiler.py``), and run
+``probe.py``: the environment; ``throttle.py``: the throttle probe; ``protocol.py``: the result;
+``litert_profiler.py``; ``ort_calibrate.py``), and run
 there with the device's python3; locally it runs the same way in a fresh subprocess. It needs
 only the standard library, numpy, and onnxruntime or LiteRT (``ai_edge_litert``, falling back to
 ``tflite_runtime`` or ``tensorflow.lite``); the ``torch`` format (a ``torch.export`` program, run
@@ -36,18 +37,12 @@ from typing import Any
 import method
 import probe
 import protocol
+import throttle
 
 #: Seed of the random inputs, so every process and every device sees the same numbers.
 INPUT_SEED = 42
 #: Warm-up inferences before the profiled pass (the profiler's session is a fresh one).
 PROFILE_WARMUP_RUNS = 5
-#: Iterations of the throttle probe: a few ms of float work on this VM, some 10-30 ms on a phone.
-PROBE_ITERATIONS = 40
-#: Side of the probe's square array: 256x256 float32 (256 KB) stays in cache, so the probe reads
-#: the core's clock, not memory bandwidth that a neighbour shares.
-PROBE_SIZE = 256
-#: Passes over the array per iteration: ~0.3 ms here, long next to the clock's own cost.
-PROBE_PASSES = 10
 #: ORT's provider that runs on the host CPU; any other first provider is an accelerator.
 ORT_CPU_PROVIDER = "CPUExecutionProvider"
 #: Nanoseconds per millisecond, as CUDA events report elapsed time in ms.
@@ -70,44 +65,6 @@ def environment() -> protocol.Environment:
     env = probe.read_local(pinned_cpus())
     known = {f.name for f in dataclasses.fields(protocol.Environment)}
     return protocol.Environment(**{k: v for k, v in env.items() if k in known})
-
-
-def probe_clock() -> Any:
-    """This thread's CPU time in ns where the platform has it, else the monotonic clock.
-
-    CPU time grows only while the thread runs: a neighbour's time slice or a hypervisor's steal
-    time (a shared VM) adds nothing to it, a slower clock adds to every iteration."""
-    clock = getattr(time, "thread_time_ns", None)
-    if clock is not None:
-        try:
-            clock()
-            return clock
-        except OSError:  # declared but not supported by this platform's C library
-            pass
-    return time.perf_counter_ns
-
-
-def throttle_probe(np: Any) -> float:
-    """Fastest ms of a fixed float workload: compared before and after a model to spot throttling.
-
-    Element-wise numpy work runs on this one thread (a BLAS product, the first form, spread over
-    every core and waited for the slowest, so any neighbour on any core slowed it), timed in this
-    thread's CPU time, and the fastest iteration kept: a throttled clock slows every iteration,
-    while contention and steal time leave CPU time alone. On this project's shared VM, whose
-    neighbours made the wall-clock probe read 10 % "throttled" on every row, it repeats within a
-    few per cent."""
-    clock = probe_clock()
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((PROBE_SIZE, PROBE_SIZE)).astype(np.float32)
-    out = np.empty_like(a)
-    times = []
-    for _ in range(PROBE_ITERATIONS):
-        t0 = clock()
-        for _ in range(PROBE_PASSES):
-            np.multiply(a, 0.5, out=out)
-            np.tanh(out, out=out)
-        times.append(clock() - t0)
-    return min(times) / 1e6
 
 
 # ---------------------------------------------------------------- runtimes
@@ -554,7 +511,7 @@ def run(args: argparse.Namespace) -> protocol.RunnerResult:
             else (os.cpu_count() or 1)
         )
     env_start = environment()
-    probe_before = throttle_probe(np)
+    probe_before = throttle.throttle_probe(np)
     t0 = time.perf_counter_ns()
     if args.format == "onnx":
         providers = [p for p in args.providers.split(",") if p]
@@ -599,7 +556,7 @@ def run(args: argparse.Namespace) -> protocol.RunnerResult:
     del runner, outputs
     gc.collect()
     result.probe_before_ms = probe_before
-    result.probe_after_ms = throttle_probe(np)
+    result.probe_after_ms = throttle.throttle_probe(np)
     result.env_start = env_start
     result.env_end = environment()
     return result

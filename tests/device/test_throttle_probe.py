@@ -4,39 +4,22 @@ make it read slower. Structure only; its spread on a real machine is ``benchmark
 
 from __future__ import annotations
 
-import importlib.util
+import ast
 import sys
 import threading
 import time
-from types import ModuleType
+from pathlib import Path
 
 import numpy as np
-import pytest
 
-from benchharness.runners import python as python_runner
+from benchharness.device import throttle
 
 #: Wall time the probe's clock is watched across while its thread does nothing.
 IDLE_S = 0.2
 
 
-@pytest.fixture(scope="module")
-def remote() -> ModuleType:
-    """runner.py imported as the device imports it: a script beside method.py, not a package."""
-    sys.path.insert(0, str(python_runner.RUNNER_DIR))
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "bh_probe_under_test", python_runner.RUNNER_DIR / python_runner.RUNNER_SCRIPT
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(python_runner.RUNNER_DIR))
-    return module
-
-
-def test_probe_clock_does_not_count_time_off_the_cpu(remote: ModuleType) -> None:
-    clock = remote.probe_clock()
+def test_probe_clock_does_not_count_time_off_the_cpu() -> None:
+    clock = throttle.probe_clock()
     assert clock is time.thread_time_ns  # Linux has per-thread CPU time
     t0 = clock()
     time.sleep(IDLE_S)
@@ -47,6 +30,15 @@ def test_probe_clock_does_not_count_time_off_the_cpu(remote: ModuleType) -> None
     assert clock() - t0 < IDLE_S * 1e9 / 4
 
 
-def test_probe_returns_its_fastest_iteration_in_ms(remote: ModuleType) -> None:
-    ms = remote.throttle_probe(np)
+def test_probe_returns_its_fastest_iteration_in_ms() -> None:
+    ms = throttle.throttle_probe(np)
     assert isinstance(ms, float) and ms > 0
+
+
+def test_probe_imports_only_the_standard_library() -> None:
+    tree = ast.parse(Path(throttle.__file__).read_text(encoding="utf-8"))
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+                for a in n.names}  # fmt: skip
+    imported |= {(n.module or "").split(".")[0] for n in ast.walk(tree)
+                 if isinstance(n, ast.ImportFrom)}  # fmt: skip
+    assert imported <= set(sys.stdlib_module_names), imported - set(sys.stdlib_module_names)
