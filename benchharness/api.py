@@ -61,13 +61,17 @@ class RunRequest:
     force: bool = False
     # a Dask scheduler (tcp://HOST:8786): run on the farm's `bench worker`s (farm/)
     scheduler: str | None = None
+    # the process rule's cap and interval target (analysis/intervals.ProcessRule)
+    max_processes: int | None = None
+    process_ci_rel: float | None = None
 
 
 #: Fields of a request that --resume takes from the interrupted run, so it finishes the same run.
 RESUMED_FIELDS = (
     "devices", "models", "formats", "threads", "affinity", "quick", "processes", "input_shape",
     "profile_ops", "timeout_s", "min_n", "min_s", "max_s", "warmup_min_s", "seed",
-    "precisions", "calibration", "resolutions", "widths", "force",
+    "precisions", "calibration", "resolutions", "widths", "force", "max_processes",
+    "process_ci_rel",
 )  # fmt: skip
 #: Request fields stored as JSON lists that the request holds as tuples.
 TUPLE_FIELDS = ("devices", "formats", "precisions", "resolutions", "widths")
@@ -179,8 +183,16 @@ def _run(
         }  # fmt: skip
         store.write_meta()
     opts = _options(req, seed)
+    rule = opts.process_rule
     store.meta["method"] = {
         "processes": opts.n_processes,
+        "process_rule": {
+            "min": rule.min_processes,
+            "max": rule.max_processes,
+            "ci_rel": rule.ci_rel,
+            "confidence": rule.confidence,
+            "adaptive": rule.adaptive,
+        },
         "preset": "quick" if opts.quick else "default",
         "profile_ops": opts.profile_ops,
         "timeout_s": opts.timeout_s,

@@ -15,9 +15,18 @@ presented under A's input shape, as the same model after a code change would be;
 ``--b-threads`` the differing thread count is allowed (``allow_mismatch``). Prints the verdicts,
 ratios of medians with their 95 % CIs and the Mann-Whitney p-values.
 
+Issue 14's goals: ``--models mobilenet_v2,mobilenet_v3_large --b-width 1.05`` calls all four
+pairs ``slower`` with p < 0.01 and the same configuration ``same``; ``--models mobilenet_v2
+--b-threads 1 --threads 2`` calls 1 thread against 2 ``slower``. ``--before`` measures with the
+method the issue started from (3 processes of >= 10 s).
+
 Run from the repository root on a quiet machine::
 
-    .venv/bin/python benchmarks/sensitivity.py                          # 3 runs, ~10-15 min
+    .venv/bin/python benchmarks/sensitivity.py --models mobilenet_v2,mobilenet_v3_large \
+        --b-width 1.05                                                  # 3 runs, ~5 min
+    .venv/bin/python benchmarks/sensitivity.py --models mobilenet_v2 --b-threads 1 \
+        --threads 2                                                     # 3 runs, ~3 min
+    .venv/bin/python benchmarks/sensitivity.py                          # 3 runs, ~5 min
     .venv/bin/python benchmarks/sensitivity.py --fast --formats onnx \\
         --models tests.support.tiny:tiny_cnn                            # smoke, ~30 s
 """
@@ -116,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         help="slow B by a width multiplier, e.g. 1.05 (+6 %% MACs on mobilenet_v2)",
     )
     p.add_argument("--threshold", default=None, help="compare's threshold (default 5%%)")
+    p.add_argument("--before", action="store_true", help="the method before issue 14")
     p.add_argument("--fast", action="store_true", help="tiny settings: smoke-test this script")
     p.add_argument(
         "--results-dir", type=Path, default=Path(os.environ.get("BENCH_RESULTS_DIR", "results"))
@@ -124,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     threshold = parse_threshold(args.threshold) if args.threshold else DEFAULT_THRESHOLD
     request = common.run_request(args, quick=args.quick)
+    request = common.before_request(request, args.before)
     request = common.fast_request(request, args.fast)
     print("run A ...", file=sys.stderr)
     a = common.bench_run(request)

@@ -13,10 +13,11 @@ pytest_plugins = ["tests.support.fixtures"]
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Exports go to a per-session cache (or $BENCH_CACHE_DIR when a developer sets one, to
-    reuse exports between sessions); locks never touch the user's real lock folder."""
+    """Exports use the user's artifact cache (``$BENCH_CACHE_DIR``, else the XDG cache
+    directory), so a fresh clone and every later session reuse them: its key covers everything
+    that changes the bytes, the builders' own source included, and exports of one key are
+    locked against each other. Locks never touch the user's real lock folder."""
     saved = {k: os.environ.get(k) for k in ("BENCH_CACHE_DIR", "BENCH_LOCK_DIR")}
-    os.environ.setdefault("BENCH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     os.environ["BENCH_LOCK_DIR"] = str(tmp_path_factory.mktemp("locks"))
     yield
     for key, value in saved.items():

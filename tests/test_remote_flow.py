@@ -63,6 +63,12 @@ def test_run_over_ssh_with_the_python_runner(sshd_server: SSHServer, tmp_path: P
     assert all(r["status"] == "ok" and r["transport"] == "ssh" for r in rows.values())
     assert rows["onnx"]["runtime"] == "onnxruntime"
     assert any(o["format"] == "onnx" for o in store.ops), "the ORT profile was not pulled back"
+    # the profiler's per-node cost was calibrated on the device and taken off every ORT operator
+    assert rows["onnx"]["ops_node_cost_us"] is not None and rows["onnx"]["ops_node_cost_us"] >= 0
+    onnx_ops = [o for o in store.ops if o["format"] == "onnx" and o["median_us"] is not None]
+    assert all(o["median_raw_us"] >= o["median_us"] for o in onnx_ops)
+    tflite_ops = [o for o in store.ops if o["format"] == "tflite" and o["median_us"] is not None]
+    assert all(o["median_raw_us"] == o["median_us"] for o in tflite_ops)
     # the run's own work directory is cleaned up; artifacts stay for the next run
     work = tmp_path / "board-work"
     assert not (work / store.run_id).exists()

@@ -1,7 +1,9 @@
 """Compare two runs (METHOD.md "Comparing two runs").
 
 Rows of ``runs.csv`` are matched by (model, format, precision, input_shape); each match gets the
-ratio of medians B/A with a bootstrap 95 % CI, a two-sided Mann-Whitney U p-value and a verdict.
+ratio of medians B/A with a 95 % CI and a two-sided p-value, both from Welch's t on the log
+process medians (the processes are the independent units; with one process a side, a bootstrap CI
+and a Mann-Whitney test on the raw samples, noted as optimistic), and a verdict.
 Only results measured on the same setup (the device fingerprint) are compared unless the caller
 allows a mismatch. ``gate`` turns a comparison into the CI pass/fail of ``--fail-on``.
 """
@@ -33,10 +35,6 @@ BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 20240601
 #: Confidence of the ratio's bootstrap interval (METHOD.md: 95 %).
 BOOTSTRAP_CONFIDENCE = 0.95
-#: Below 5 processes per side a two-sided exact Mann-Whitney test on process medians cannot
-#: reach p < 0.01 (5 vs 5 gives at best 2/252 = 0.008), so raw samples are tested instead.
-MWU_MIN_PROCESSES = 5
-
 #: Flags that make a result too shaky to call a change on: a spread of the bulk of the samples
 #: (IQR), a trend, heat, or processes that disagree. Not EXTREME or HIGH_CV: they are about the
 #: tails (a few percent of outliers, the mean and std they pull), which the median and the rank
@@ -98,7 +96,7 @@ class Match:
     ci_low: float | None
     ci_high: float | None
     p_value: float | None
-    test: str  # "processes", "samples" or "none": what the Mann-Whitney test ran on
+    test: str  # "processes-welch", "samples" or "none": what the test ran on
     verdict: str
     flags_a: list[str] = field(default_factory=list)
     flags_b: list[str] = field(default_factory=list)
@@ -272,37 +270,24 @@ def _ratio_ci(
     return float(lo), float(hi)
 
 
-def _welch_log_p(pm_a: Sequence[float], pm_b: Sequence[float]) -> float | None:
-    """Two-sided Welch t-test p on log process medians (a ratio is a difference of logs)."""
+def welch_log(
+    pm_a: Sequence[float], pm_b: Sequence[float], confidence: float = BOOTSTRAP_CONFIDENCE
+) -> tuple[float, float]:
+    """Welch's t on log process medians: the two-sided p of "B and A have the same level", and
+    the half-width (log units) of the ``confidence`` interval of log(B/A).
+
+    The same statistic as a row's interval (``analysis/intervals``): processes are the
+    independent units, and a ratio is a difference of logs. With 5 against 5 processes it reaches
+    p < 0.01 where a rank test could not (its best is 2/252 = 0.008, complete separation)."""
     la, lb = np.log(np.asarray(pm_a, dtype=float)), np.log(np.asarray(pm_b, dtype=float))
-    if np.ptp(la) == 0 and np.ptp(lb) == 0:
-        return 0.0 if la[0] != lb[0] else 1.0  # no spread at all: the t statistic is undefined
-    return float(sps.ttest_ind(lb, la, equal_var=False).pvalue)
-
-
-def _process_level_medians(
-    processes: Sequence[np.ndarray], rng: np.random.Generator, draws: int
-) -> np.ndarray:
-    """``draws`` bootstrap medians of a result measured in several processes, resampled at both
-    levels: processes with replacement, then samples within each chosen process. Resampling the
-    pooled samples alone treats a few percent of process-to-process difference (memory layout,
-    core placement) as if it could not happen, and gives a CI that excludes 1 for two runs of
-    the same configuration."""
-    within = np.stack([_bootstrap_medians(np.sort(x), rng, draws) for x in processes])
-    pick = rng.integers(0, len(processes), size=(len(processes), draws))
-    return np.asarray(np.median(within[pick, np.arange(draws)], axis=0))
-
-
-def _process_ratio_ci(
-    a: Sequence[np.ndarray], b: Sequence[np.ndarray], rng: np.random.Generator
-) -> tuple[float | None, float | None]:
-    ma = _process_level_medians(a, rng, BOOTSTRAP_RESAMPLES)
-    mb = _process_level_medians(b, rng, BOOTSTRAP_RESAMPLES)
-    if np.any(ma <= 0):
-        return None, None
-    tail = (1.0 - BOOTSTRAP_CONFIDENCE) / 2.0 * 100.0
-    lo, hi = np.percentile(mb / ma, [tail, 100.0 - tail])
-    return float(lo), float(hi)
+    va, vb = la.var(ddof=1) / la.size, lb.var(ddof=1) / lb.size
+    se = math.sqrt(va + vb)
+    diff = float(lb.mean() - la.mean())
+    if se == 0:  # no spread at all: the t statistic is undefined
+        return (0.0 if diff != 0 else 1.0), 0.0
+    df = (va + vb) ** 2 / (va**2 / (la.size - 1) + vb**2 / (lb.size - 1))
+    p = float(2.0 * sps.t.sf(abs(diff) / se, df))
+    return p, float(sps.t.ppf(0.5 + confidence / 2.0, df)) * se
 
 
 def _fingerprint_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -391,34 +376,29 @@ def _compare_pair(
         ratio = med_b / med_a
     else:
         notes.append("no usable median on one side")
-    procs_a = [np.asarray(v, dtype=float) for v in samples_a.values() if v]
-    procs_b = [np.asarray(v, dtype=float) for v in samples_b.values() if v]
-    by_process = len(procs_a) >= 2 and len(procs_b) >= 2
-    if ratio is not None and by_process:
-        ci_low, ci_high = _process_ratio_ci(procs_a, procs_b, rng)
-    elif ratio is not None and pooled_a.size and pooled_b.size:
-        ci_low, ci_high = _ratio_ci(pooled_a, pooled_b, rng)
-    elif ratio is not None:
-        notes.append("no raw samples on one side: no CI and no test")
-
     p_value: float | None = None
     test = "none"
-    if len(pm_a) >= MWU_MIN_PROCESSES and len(pm_b) >= MWU_MIN_PROCESSES:
-        p_value = float(sps.mannwhitneyu(pm_b, pm_a, alternative="two-sided").pvalue)
-        test = "processes"
-    elif len(pm_a) >= 2 and len(pm_b) >= 2 and min(pm_a + pm_b) > 0:
-        p_value = _welch_log_p(pm_a, pm_b)
+    if len(pm_a) >= 2 and len(pm_b) >= 2 and min(pm_a + pm_b) > 0:
+        p_value, half = welch_log(pm_a, pm_b)
         test = "processes-welch"
-        notes.append(
-            f"fewer than {MWU_MIN_PROCESSES} processes: Welch's t-test on log process medians "
-            "(a rank test on so few cannot reach p < 0.01)"
-        )
+        notes.append("Welch's t-test on log process medians (processes are what repeats)")
+        if ratio is not None:
+            ci_low, ci_high = ratio * math.exp(-half), ratio * math.exp(half)
+            if pooled_a.size and pooled_b.size:
+                # never narrower than the samples alone allow (processes that agree by chance)
+                lo, hi = _ratio_ci(pooled_a, pooled_b, rng)
+                ci_low = min(ci_low, lo) if lo is not None else ci_low
+                ci_high = max(ci_high, hi) if hi is not None else ci_high
     elif pooled_a.size and pooled_b.size:
+        if ratio is not None:
+            ci_low, ci_high = _ratio_ci(pooled_a, pooled_b, rng)
         p_value = float(sps.mannwhitneyu(pooled_b, pooled_a, alternative="two-sided").pvalue)
         test = "samples"
         notes.append(
             "one process: tested raw samples, which are autocorrelated, so p is optimistic"
         )
+    elif ratio is not None:
+        notes.append("no raw samples on one side: no CI and no test")
 
     flags_a, flags_b = _split(ra.get("flags")), _split(rb.get("flags"))
     shaky = sorted((set(flags_a) | set(flags_b)) & UNRELIABLE_FLAGS)
@@ -442,7 +422,7 @@ def _compare_pair(
         verdict = "unreliable"
         notes.append(
             f"moved {ratio - 1.0:+.1%} but p = {p_value:.2g} >= {ALPHA}: measure more processes "
-            "(--processes 5 or more) to decide"
+            "(--processes 10, or a tighter --target-ci) to decide"
         )
     else:
         verdict = "same"

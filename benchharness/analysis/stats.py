@@ -15,6 +15,7 @@ from typing import Any, TypeAlias
 import numpy as np
 from scipy import stats as sps
 
+from benchharness.analysis.intervals import PROCESS_CONFIDENCE, Interval, median_interval
 from benchharness.device.method import (
     DEFAULT,
     QUICK,
@@ -54,6 +55,8 @@ P90_MIN_N = 64
 P99_MIN_N = 662
 #: The confidence of the reported CI of the median (METHOD.md: 99 %).
 CI_CONFIDENCE = 0.99
+#: The second level reported (``ci95_*``): compare's and the repeatability goal's.
+CI95_CONFIDENCE = PROCESS_CONFIDENCE
 
 #: IQR/median at which the spread is wide enough to hide a 5 % change (METHOD.md).
 HIGH_IQR_REL = 0.10
@@ -81,10 +84,12 @@ THROTTLE_RATIO = 1.10
 LOCKED_GOVERNOR = "performance"
 #: Significance of the process-variance test; strict because it runs on every result.
 PROCESS_VARIANCE_ALPHA = 0.01
-#: Process medians spread by less than this (of the median) are normal (memory layout, core
-#: placement: 2-5 % between processes on this project's VM, quiet) and cannot make a change of
-#: `bench compare`'s 5 % threshold; no flag below it even when significant.
-PROCESS_VARIANCE_MIN_SPREAD = 0.05
+#: Process medians whose spread (sd of their logs) is below this are normal (memory layout, core
+#: placement: 1-3 % between processes on this project's VM, quiet); no flag below it even when
+#: significant. At 3 % even the process rule's cap of 10 cannot bring the 95 % interval within
+#: its 2 % target (t(9) x 3 % / sqrt(10) = 2.1 %). An sd, not the range, because the range of
+#: 5-10 processes grows with their number while their spread does not.
+PROCESS_VARIANCE_MIN_SD = 0.03
 #: Width, in standard deviations of the median's rank, of the quantile difference that estimates
 #: the standard error of a median (a Siddiqui-Bloch-Gastwirth style sparsity estimate).
 PROCESS_SE_Z = 2.0
@@ -153,6 +158,10 @@ class Summary:
     flags: list[str] = field(default_factory=list)
     warmup_n: int | None = None
     cold_ms: float | None = None
+    ci95_low: float | None = None
+    ci95_high: float | None = None
+    #: what the intervals are (``analysis/intervals``): across processes, or one process's samples
+    ci_method: str = ""
 
     def as_row(self) -> dict[str, Any]:
         """The ``runs.csv`` columns this summary fills (``None`` becomes an empty cell)."""
@@ -168,8 +177,10 @@ def _summary_row(summary: Summary | ToolSummary) -> dict[str, Any]:
             ("max_ms", "max"), ("p10_ms", "p10"), ("p90_ms", "p90"), ("p99_ms", "p99"),
             ("iqr_ms", "iqr"), ("mad_ms", "mad"), ("cv", "cv"), ("ci99_low_ms", "ci99_low"),
             ("ci99_high_ms", "ci99_high"), ("n", "n"), ("processes", "processes"),
+            ("ci95_low_ms", "ci95_low"), ("ci95_high_ms", "ci95_high"),
         )
     }  # fmt: skip
+    row["ci_method"] = summary.ci_method
     row["process_medians_ms"] = ";".join(f"{m:.6g}" for m in summary.process_medians)
     row["flags"] = ";".join(summary.flags)
     # only when known, so a caller's own value is not overwritten with an empty cell
@@ -204,7 +215,7 @@ def process_variance_p(samples_ms: Samples, process_medians_ms: Samples) -> floa
     ~ N(n_p/2, n_p/4); ``Q`` is the pooled quantile function), and
     ``sum((M_i - mean M)^2) / se^2`` is ~ chi-square with R - 1 degrees of freedom. Samples within
     a process are autocorrelated, which makes ``se`` optimistic and the test eager; the flag
-    therefore also needs a practical spread (``PROCESS_VARIANCE_MIN_SPREAD``).
+    therefore also needs a practical spread (``PROCESS_VARIANCE_MIN_SD``).
     """
     medians = np.asarray(process_medians_ms, dtype=float)
     r = medians.size
@@ -229,13 +240,25 @@ def _governor_unlocked(governor: str | None) -> bool:
     return bool(names) and any(g != LOCKED_GOVERNOR for g in names)
 
 
-def _drifted(arr: np.ndarray) -> bool:
-    """Median of the last quarter vs the first moved by more than DRIFT_REL."""
-    if arr.size < DRIFT_MIN_N:
+def _drifted(parts: Sequence[np.ndarray]) -> bool:
+    """The last quarters of the processes against their first quarters, pooled over processes:
+    the medians moved by more than DRIFT_REL.
+
+    Pooled, not any one process: a trend inside the processes (heat, a warm-up that had not
+    settled) shows in most of them, while the quarter medians of a single short process (a
+    dozen samples of fifty) move by a few per cent on noise alone, and with ten processes one of
+    them would flag nearly every noisy row."""
+    firsts, lasts = [], []
+    for arr in parts:
+        if arr.size < DRIFT_MIN_N:
+            continue
+        quarter = arr.size // 4
+        firsts.append(arr[:quarter])
+        lasts.append(arr[-quarter:])
+    if not firsts:
         return False
-    quarter = arr.size // 4
-    first = float(np.median(arr[:quarter]))
-    last = float(np.median(arr[-quarter:]))
+    first = float(np.median(np.concatenate(firsts)))
+    last = float(np.median(np.concatenate(lasts)))
     return first > 0 and abs(last - first) > DRIFT_REL * first
 
 
@@ -251,9 +274,9 @@ def flags_for(
     """Every condition of METHOD.md's flag list that holds, in ``FLAGS`` order.
 
     ``samples_ms`` must be in measurement order (process after process) for DRIFT to mean drift.
-    ``process_sizes`` (samples per process, in that order) makes DRIFT a trend inside a process:
-    across processes the first and last quarters are different processes, whose difference is
-    PROCESS_VARIANCE's business, not a drift.
+    ``process_sizes`` (samples per process, in that order) makes DRIFT a trend inside the
+    processes (their quarters pooled, ``_drifted``): across processes the first and last
+    quarters are different processes, whose difference is PROCESS_VARIANCE's business.
     ``governor`` is the cpufreq governor (several cores may be joined by ``;``); None or "" when
     it cannot be read, which raises no flag.
     """
@@ -281,7 +304,7 @@ def flags_for(
         parts = np.split(arr, np.cumsum(process_sizes)[:-1])
     else:
         parts = [arr]
-    if any(_drifted(part) for part in parts):
+    if _drifted(parts):
         flags.add("DRIFT")
     if thermal_rose or (throttle_ratio is not None and throttle_ratio > THROTTLE_RATIO):
         flags.add("THROTTLED")
@@ -289,11 +312,21 @@ def flags_for(
         flags.add("CLOCKS_UNLOCKED")
     if len(process_medians_ms) >= 2 and med > 0:
         pm = np.asarray(process_medians_ms, dtype=float)
-        spread = float(pm.max() - pm.min()) / med
+        spread = float(np.log(pm).std(ddof=1)) if np.all(pm > 0) else 0.0
         p = process_variance_p(arr, pm)
-        if p is not None and p < PROCESS_VARIANCE_ALPHA and spread >= PROCESS_VARIANCE_MIN_SPREAD:
+        if p is not None and p < PROCESS_VARIANCE_ALPHA and spread >= PROCESS_VARIANCE_MIN_SD:
             flags.add("PROCESS_VARIANCE")
     return [f for f in FLAGS if f in flags]
+
+
+def _interval(
+    sorted_arr: np.ndarray, process_medians: Sequence[float], median: float, confidence: float
+) -> Interval:
+    """The row's interval of its median (``analysis/intervals``): across processes when there
+    are several, else the order statistics of the samples."""
+    found = median_interval(sorted_arr, process_medians, median, confidence)  # type: ignore[arg-type]
+    assert found is not None  # samples exist: the order-statistic interval always does
+    return found
 
 
 def summarize(
@@ -309,6 +342,8 @@ def summarize(
 ) -> Summary:
     """Summarise the samples of one measurement (all processes pooled, in measurement order).
 
+    The intervals of the median (``ci99_*``, ``ci95_*``) are across ``process_medians_ms`` when
+    there are two or more (``analysis/intervals``), else the order statistics of the samples.
     Percentiles interpolate linearly between order statistics (numpy's default, the same rule as
     ``method.quantile`` on devices). p90/p99 stay None below the MLPerf minimum sample counts.
     MAD is the raw median absolute deviation (not scaled by 1.4826).
@@ -322,8 +357,9 @@ def summarize(
     p10, q25, q75, p90, p99 = (
         float(v) for v in np.quantile(sorted_arr, [0.10, 0.25, 0.75, 0.90, 0.99])
     )
-    lo, hi = median_ci_stdlib(sorted_arr, CI_CONFIDENCE)  # type: ignore[arg-type]
     process_medians = [float(m) for m in process_medians_ms]
+    ci99 = _interval(sorted_arr, process_medians, med, CI_CONFIDENCE)
+    ci95 = _interval(sorted_arr, process_medians, med, CI95_CONFIDENCE)
     return Summary(
         n=n,
         median=med,
@@ -337,8 +373,11 @@ def summarize(
         iqr=q75 - q25,
         mad=float(np.median(np.abs(arr - med))),
         cv=std / mean if std is not None and mean > 0 else None,
-        ci99_low=lo,
-        ci99_high=hi,
+        ci99_low=ci99.low,
+        ci99_high=ci99.high,
+        ci95_low=ci95.low,
+        ci95_high=ci95.high,
+        ci_method=ci99.method,
         processes=max(1, len(process_medians)),
         process_medians=process_medians,
         flags=flags_for(
@@ -361,8 +400,11 @@ def summarize(
 class ToolSummary:
     """The ``runs.csv`` statistics that a tool's printed aggregates determine, and no more.
 
-    Columns that need the samples themselves (p10, IQR, MAD, the CI of the median) stay empty,
-    and so do the flags that need them (HIGH_IQR, VERY_HIGH_IQR, DRIFT, PROCESS_VARIANCE).
+    Columns that need the samples themselves (p10, IQR, MAD) stay empty, and so do the flags
+    that need them (HIGH_IQR, VERY_HIGH_IQR, DRIFT, PROCESS_VARIANCE). With several invocations
+    the intervals of the median are across them (the t-interval of ``analysis/intervals`` on each
+    invocation's median, or its mean where the tool prints no median), and ``ci_method`` says
+    which; one invocation has none.
     """
 
     n: int
@@ -379,9 +421,15 @@ class ToolSummary:
     flags: list[str] = field(default_factory=list)
     warmup_n: int | None = None
     cold_ms: float | None = None
+    ci99_low: float | None = None
+    ci99_high: float | None = None
+    ci95_low: float | None = None
+    ci95_high: float | None = None
+    ci_method: str = ""
 
     def as_row(self) -> dict[str, Any]:
-        """The ``runs.csv`` columns; what needs samples (p10, IQR, MAD, CI) stays empty."""
+        """The ``runs.csv`` columns; what needs samples (p10, IQR, MAD) stays empty, and so does
+        the interval of one invocation (the tool prints nothing it could come from)."""
         return _summary_row(self)
 
 
@@ -439,6 +487,7 @@ def summarize_tool_stats(
         median = float(np.median(medians)) if all_medians else None
         p90 = p99 = None  # percentiles of separate runs cannot be pooled
     cv = std / mean if std is not None and mean else None
+    ci = _tool_intervals(parts, median if median is not None else mean)
     flags: set[str] = set()
     if cv is not None and cv >= HIGH_CV:
         flags.add("HIGH_CV")
@@ -468,4 +517,25 @@ def summarize_tool_stats(
         flags=[f for f in FLAGS if f in flags],
         warmup_n=warmup_n,
         cold_ms=cold_ms,
+        **ci,
     )
+
+
+def _tool_intervals(parts: Sequence[ToolStats], centre: float | None) -> dict[str, Any]:
+    """``ci99_*``, ``ci95_*`` and ``ci_method`` of a tool's invocations: across them, on their
+    medians when every invocation printed one, else on their means; nothing for one."""
+    medians = [p.median for p in parts]
+    means = [p.mean for p in parts]
+    if all(m is not None for m in medians):
+        values, what = [float(m) for m in medians if m is not None], "tool medians"
+    elif all(m is not None for m in means):
+        values, what = [float(m) for m in means if m is not None], "tool means"
+    else:
+        return {}
+    found: dict[str, Any] = {}
+    for level, key in ((CI_CONFIDENCE, "ci99"), (CI95_CONFIDENCE, "ci95")):
+        interval = median_interval([], values, centre, level, what=what)
+        if interval is not None:
+            found.update({f"{key}_low": interval.low, f"{key}_high": interval.high,
+                          "ci_method": interval.method})  # fmt: skip
+    return found

@@ -46,7 +46,22 @@ def _positive_seconds(value: float | None) -> float | None:
     "--processes",
     type=click.IntRange(min=1),
     default=None,
-    help="Fresh runner processes per model (default 3, 1 with --quick).",
+    help="Exactly this many fresh runner processes per model (default: 5 up to --max-processes, "
+    "until the 95 %% interval of the median is within --target-ci; 1 with --quick).",
+)
+@click.option(
+    "--max-processes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Most runner processes a model gets (default 10).",
+)
+@click.option(
+    "--target-ci",
+    "target_ci",
+    default=None,
+    metavar="PCT",
+    help="Stop a model's processes once its 95 %% interval is within PCT of the median "
+    "(default 2%%).",
 )
 @click.option("--input-shape", default=None, help="e.g. 1x3x160x160 (overrides the zoo's).")
 @click.option("--no-ops", is_flag=True, help="Skip the per-operator profiling pass.")
@@ -95,6 +110,8 @@ def run_cmd(**kw: Any) -> None:
         results_dir=kw["results_dir"],
         force=kw["force"],
         scheduler=kw["scheduler"],
+        max_processes=kw["max_processes"],
+        process_ci_rel=_target(kw["target_ci"]),
         **common.variants(kw),
     )
     from benchharness.cli.display import RichReporter
@@ -106,25 +123,24 @@ def run_cmd(**kw: Any) -> None:
         sys.exit(common.EXIT_FAILURE)
 
 
+def _target(text: str | None) -> float | None:
+    """``--target-ci``: a positive percentage of the median."""
+    from benchharness.analysis.compare import parse_threshold
+
+    if not text:
+        return None
+    value = parse_threshold(text)
+    if value <= 0:
+        raise UsageError(f"--target-ci {text!r} must be above 0, e.g. 2%")
+    return value
+
+
 def summary_rows(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     keys = (
-        "device",
-        "model",
-        "format",
-        "precision",
-        "runtime",
-        "threads",
-        "status",
-        "error",
-        "n",
-        "median_ms",
-        "p90_ms",
-        "cold_ms",
-        "macs",
-        "gmacs_per_s",
-        "flags",
-        "max_abs_err",
-    )
+        "device", "model", "format", "precision", "runtime", "threads", "status", "error",
+        "n", "median_ms", "p90_ms", "cold_ms", "macs", "gmacs_per_s", "flags", "max_abs_err",
+        "processes", "ci95_low_ms", "ci95_high_ms", "process_stop",
+    )  # fmt: skip
     # rows come typed from the store, so numbers print as numbers and empty cells as null
     return [{k: r.get(k) for k in keys} for r in runs]
 

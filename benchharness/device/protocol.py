@@ -133,6 +133,9 @@ class Profile:
     runs: int | None = None
     run_ms: list[float] = field(default_factory=list)
     ops: list[ProfiledOp] = field(default_factory=list)
+    #: what the profiler adds to each recorded node's time, calibrated on the device (ORT: a
+    #: chain of cheap nodes timed with and without the profiler); subtracted per call on the host
+    node_cost_us: float | None = None
 
 
 @dataclass
@@ -330,7 +333,7 @@ _PROFILE = record(
     Profile,
     {"source": _opt_text, "error": _opt_text, "profile_file": _opt_text,
      "warmup_runs": _opt_count, "runs": _opt_count, "run_ms": listing(duration),
-     "ops": listing(_OP)},
+     "ops": listing(_OP), "node_cost_us": _opt_dur},
 )  # fmt: skip
 _MEMORY = record(
     Memory,

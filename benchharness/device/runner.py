@@ -1,7 +1,8 @@
 """The device-side runner: times one model file with ONNX Runtime, LiteRT or PyTorch.
 
 Shipped to the device with the rest of this folder (``method.py``: the stopping rules;
-``probe.py``: the environment; ``protocol.py``: the result; ``litert_profiler.py``), and run
+``probe.py``: the environment; ``throttle.py``: the throttle probe; ``protocol.py``: the result;
+``litert_profiler.py``; ``ort_calibrate.py``), and run
 there with the device's python3; locally it runs the same way in a fresh subprocess. It needs
 only the standard library, numpy, and onnxruntime or LiteRT (``ai_edge_litert``, falling back to
 ``tflite_runtime`` or ``tensorflow.lite``); the ``torch`` format (a ``torch.export`` program, run
@@ -43,16 +44,12 @@ import memory
 import method
 import probe
 import protocol
+import throttle
 
 #: Seed of the random inputs, so every process and every device sees the same numbers.
 INPUT_SEED = 42
 #: Warm-up inferences before the profiled pass (the profiler's session is a fresh one).
 PROFILE_WARMUP_RUNS = 5
-#: Iterations of the throttle probe: ~10 ms of float work on this VM, some 30-50 ms on a phone.
-PROBE_ITERATIONS = 40
-#: Side of the probe's square matrices: its fastest iteration repeats within ~2 % from call to
-#: call here (128 varied by 15 %, over THROTTLE_RATIO's 10 %), and 256x256 floats stay in cache.
-PROBE_SIZE = 256
 #: ORT's provider that runs on the host CPU; any other first provider is an accelerator.
 ORT_CPU_PROVIDER = "CPUExecutionProvider"
 #: Nanoseconds per millisecond, as CUDA events report elapsed time in ms.
@@ -75,22 +72,6 @@ def environment() -> protocol.Environment:
     env = probe.read_local(pinned_cpus())
     known = {f.name for f in dataclasses.fields(protocol.Environment)}
     return protocol.Environment(**{k: v for k, v in env.items() if k in known})
-
-
-def throttle_probe(np: Any) -> float:
-    """Fastest ms of a fixed float workload: compared before and after a model to spot throttling.
-
-    The fastest iteration, not the median: a throttled clock slows every iteration, while a thread
-    pool still spinning after the model (ORT, XNNPACK) or a neighbour slows only some; with the
-    median, those made a cool machine read 10 % "throttled"."""
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((PROBE_SIZE, PROBE_SIZE)).astype(np.float32)
-    times = []
-    for _ in range(PROBE_ITERATIONS):
-        t0 = time.perf_counter_ns()
-        a = np.tanh(a @ a.T * (1.0 / PROBE_SIZE))
-        times.append(time.perf_counter_ns() - t0)
-    return min(times) / 1e6
 
 
 # ---------------------------------------------------------------- runtimes
@@ -156,12 +137,27 @@ class OrtRunner:
             session.run_with_iobinding(binding)
             run_ms.append((time.perf_counter_ns() - t0) / 1e6)
         path = session.end_profiling()
+        del binding, session
         return protocol.Profile(
             source=protocol.ORT_PROFILE,
             profile_file=os.path.abspath(path),
             warmup_runs=PROFILE_WARMUP_RUNS,
             run_ms=run_ms,
+            node_cost_us=self._node_cost(workdir),
         )
+
+    def _node_cost(self, workdir: str) -> float | None:
+        """The profiler's cost per recorded node on this device (``ort_calibrate``); None when
+        the calibration cannot run here, so the host leaves the operator times raw."""
+        try:
+            import ort_calibrate
+
+            return ort_calibrate.node_cost_us(
+                self.ort, self.np, self.threads, self.providers, workdir
+            )
+        except Exception as exc:  # the operator times are still worth having uncorrected
+            sys.stderr.write(f"profiler calibration failed: {type(exc).__name__}: {exc}\n")
+            return None
 
 
 def _ort_dtype(np: Any, type_str: str) -> Any:
@@ -535,7 +531,7 @@ def run(args: argparse.Namespace) -> protocol.RunnerResult:
             else (os.cpu_count() or 1)
         )
     env_start = environment()
-    probe_before = throttle_probe(np)
+    probe_before = throttle.throttle_probe(np)
     mem = None if args.no_memory else memory.MemoryProbe(model_path=args.model)
     loaded = mem.loaded if mem is not None else None
     t0 = time.perf_counter_ns()
@@ -589,7 +585,7 @@ def run(args: argparse.Namespace) -> protocol.RunnerResult:
     del runner, outputs
     gc.collect()
     result.probe_before_ms = probe_before
-    result.probe_after_ms = throttle_probe(np)
+    result.probe_after_ms = throttle.throttle_probe(np)
     result.env_start = env_start
     result.env_end = environment()
     return result

@@ -28,6 +28,7 @@ from benchharness.dispatch.state import JobState, job_row, job_samples
 from benchharness.errors import CommandTimeoutError, HarnessError, RunnerError, TransportError
 from benchharness.plan.artifacts import Artifact
 from benchharness.plan.options import RunOptions, job_id
+from benchharness.results.rows import process_values
 from benchharness.results.store import RunStore
 from benchharness.runners import native
 from benchharness.runners import python as python_runner
@@ -153,12 +154,25 @@ def run_device(
 ) -> None:
     """All jobs of one device, in rounds of shuffled order; never raises for one job's failure.
 
+    Each round runs one process of every job still measuring, in a fresh random order; after
+    each process the job's process rule (``opts.process_rule``) decides whether it needs more
+    (its interval across processes is not yet within the target and the cap is not reached). A
+    job that stopped drops out of later rounds, so quiet models finish early and noisy ones get
+    processes; its row says why it stopped (``process_stop``) and stays ``partial`` until then.
+
     ``stop`` set (Ctrl-C in a run of several devices) ends it before the next process;
     ``sessions`` lets the caller reach the device's session meanwhile (to abort it).
     """
     rng = random.Random(opts.seed)
     states = _states(store, profile, artifacts, opts, lock)
-    wanted = opts.n_processes
+    rule = opts.process_rule
+    # job id -> why it needs no more processes (a resumed job may need none)
+    stops = {
+        s.job_id: why
+        for s in states
+        if s.results and not s.error and (why := rule.reason(process_values(s.results)))
+    }
+    written: set[str] = set()
     stop = stop or threading.Event()
     with device_lock(profile):
         reporter.stage(profile.name, "connecting")
@@ -177,8 +191,12 @@ def run_device(
                     devices = store.meta.setdefault("devices", {})
                     devices.setdefault(profile.name, {})["cooldown"] = cooling.meta()
                     store.write_meta()
-            for round_no in range(wanted):
-                todo = [s for s in states if not s.error and len(s.results) <= round_no]
+            for round_no in range(rule.max_processes):
+                measuring = [s for s in states if not s.error and s.job_id not in stops]
+                if not measuring:
+                    break
+                # a resumed job skips the rounds its restored processes already stand for
+                todo = [s for s in measuring if len(s.results) <= round_no]
                 rng.shuffle(todo)
                 for state in todo:
                     if stop.is_set():
@@ -191,23 +209,34 @@ def run_device(
                         ),
                     )
                     reporter.stage(
-                        profile.name, f"{a.model} {a.format} process {round_no + 1}/{wanted}"
+                        profile.name,
+                        f"{a.model} {a.format} process {round_no + 1}/{rule.describe()}",
                     )
                     if not state.started_at:
                         state.started_at = datetime.now(UTC).isoformat(timespec="seconds")
                     t0 = time.perf_counter()
                     _one_process(session, state, opts, ops_hook, reporter, stop)
                     state.wall_s += time.perf_counter() - t0
+                    why = rule.reason(process_values(state.results))
+                    if why and not state.error:
+                        stops[state.job_id] = why
+                    wanted = rule.wanted(len(state.results), bool(why))
                     row = job_row(profile, state, opts, store.run_id, wanted)
                     row.update(cooling.columns(state.job_id))
+                    row["process_stop"] = stops.get(state.job_id, "")
                     with lock:
                         store.add_job(row, state.ops_rows, job_samples(profile, state))
+                    written.add(state.job_id)
                     reporter.job_done(profile.name, row)
-            # a job with no row yet: one that failed before any process, or one whose processes
-            # were all restored (killed after its samples were written, before its row)
             for state in states:
-                if not any(r.get("job_id") == state.job_id for r in store.runs):
-                    row = job_row(profile, state, opts, store.run_id, wanted)
+                if state.job_id in written:
+                    continue
+                if state.error and any(r.get("job_id") == state.job_id for r in store.runs):
+                    continue
+                if state.error or state.job_id in stops:
+                    # failed before any process, or resumed with every process it needed
+                    row = job_row(profile, state, opts, store.run_id, len(state.results))
+                    row["process_stop"] = stops.get(state.job_id, "")
                     with lock:
                         store.add_job(row, state.ops_rows, job_samples(profile, state))
                     reporter.job_done(profile.name, row)

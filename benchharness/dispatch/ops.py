@@ -49,7 +49,7 @@ def collect_ops(session: DeviceSession, artifact: Artifact, result: RunnerResult
             if not profile.profile_file:
                 raise ParseError("the ORT profile names no file")
             text = _fetch(session, profile.profile_file)
-            rows = ort_rows(text, profile.warmup_runs or 0, cost)
+            rows = ort_rows(text, profile.warmup_runs or 0, cost, profile.node_cost_us)
         else:
             rows = litert_rows(profile.ops, cost)
     except (HarnessError, OSError, KeyError, ValueError) as exc:

@@ -1,20 +1,27 @@
 """The artifact cache: exported models keyed by everything that changes the bytes.
 
 Key = model name, builder, builder kwargs, input shape, format, precision, the builder's own
-source (builder_fingerprint), the versions of every package that writes or shapes the bytes and
-of this harness's export code. A hit skips export entirely; a sidecar JSON holds the sha256
-(checked on every hit, so a damaged file is re-exported, not benchmarked) and the verification
-result.
+source (builder_fingerprint), the versions of every package that writes or shapes the bytes, and
+this harness's export code (its version and the source of the modules that write artifacts). A
+hit skips export entirely; a sidecar JSON holds the sha256 (checked on every hit, so a damaged
+file is re-exported, not benchmarked) and the verification result.
+
+The cache is per user (the XDG cache directory, ``~/.cache/benchharness/exports``), so every
+checkout and the test suite share exports; ``BENCH_CACHE_DIR`` moves it. Exports of one key are
+serialised by a lock file beside the artifact, so two processes sharing the cache never write the
+same file at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import hashlib
 import importlib.util
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -22,8 +29,8 @@ from typing import Any
 
 from benchharness.results.store import atomic_write_text
 
-#: Where artifacts go unless ``--cache-dir`` or ``BENCH_CACHE_DIR`` says otherwise (git-ignored).
-DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[2] / "models" / "cache"
+#: The cache's folder under the user's cache directory (XDG Base Directory specification).
+CACHE_SUBDIR = Path("benchharness") / "exports"
 
 #: Bump when the export code changes what it writes, so stale artifacts are not reused.
 EXPORT_CODE_VERSION = 3
@@ -47,10 +54,47 @@ EXPORTER_PACKAGES = (
 )
 #: Directory names that mark an installed package, whose version stands for its source.
 INSTALLED_DIRS = ("site-packages", "dist-packages")
+#: The export modules whose code decides the bytes written: their source is in the key, so an
+#: edit re-exports without anyone remembering to bump EXPORT_CODE_VERSION.
+EXPORT_SOURCES = ("convert.py", "quantize.py")
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/benchharness/exports``, or ``~/.cache/benchharness/exports``."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    # the specification: a relative path is invalid and is ignored
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / CACHE_SUBDIR
+
+
+#: Where artifacts go unless ``BENCH_CACHE_DIR`` says otherwise (as this process started).
+DEFAULT_CACHE_DIR = default_cache_dir()
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("BENCH_CACHE_DIR", DEFAULT_CACHE_DIR))
+    return Path(os.environ.get("BENCH_CACHE_DIR") or default_cache_dir())
+
+
+@functools.cache
+def export_code_digest() -> str:
+    """sha256 of the export modules that write artifacts (EXPORT_SOURCES)."""
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for name in EXPORT_SOURCES:
+        digest.update((here / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def key_lock(path: Path) -> Iterator[None]:
+    """Hold the export lock of the artifact at ``path`` (an flock on ``<path>.lock``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(path.suffix + ".lock"), "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def exporter_versions() -> dict[str, str]:
@@ -129,7 +173,12 @@ class CacheEntry:
 
 
 def cache_key(fields: dict[str, Any]) -> str:
-    payload = {**fields, "exporters": exporter_versions(), "code": EXPORT_CODE_VERSION}
+    payload = {
+        **fields,
+        "exporters": exporter_versions(),
+        "code": EXPORT_CODE_VERSION,
+        "code_sha": export_code_digest(),
+    }
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 

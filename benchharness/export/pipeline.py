@@ -131,12 +131,16 @@ def _cached_or_export(
     hit = cache.lookup(path)
     if hit is not None:
         return hit
-    base = None
-    if precision != "fp32" and fmt in QUANTIZABLE_FORMATS and precision in PRECISIONS:
-        base = _cached_or_export(ref, fmt, "fp32", root, log_path, None)
-    return _export_one(
-        ref, fmt, precision, path, fields, log_path, base=base, calibration=calibration
-    )
+    with cache.key_lock(path):
+        hit = cache.lookup(path)  # another process may have exported it while we waited
+        if hit is not None:
+            return hit
+        base = None
+        if precision != "fp32" and fmt in QUANTIZABLE_FORMATS and precision in PRECISIONS:
+            base = _cached_or_export(ref, fmt, "fp32", root, log_path, None)
+        return _export_one(
+            ref, fmt, precision, path, fields, log_path, base=base, calibration=calibration
+        )
 
 
 def _export_one(

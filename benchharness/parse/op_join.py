@@ -6,9 +6,13 @@ runner's ``litert_profiler`` gives per-operator medians with the TFLite node ind
 operator (XNNPACK's operators aligned to the nodes they came from); they are joined to the TFLite
 graph's cost by node index, and nodes that XNNPACK folded into a neighbour (a PAD into the next
 convolution) add their cost to that neighbour. The native tools: perf_test's ``-p`` profile goes
-the ORT way; ``benchmark_model``'s operator table is aligned to the TFLite graph the same way
-(``parse/native_result``) and joined like LiteRT's rows (its times are per-run averages, the only
-figure the tool prints).
+the ORT way (uncorrected: no calibration runs beside the tool); ``benchmark_model``'s operator
+table is aligned to the TFLite graph the same way (``parse/native_result``) and joined like
+LiteRT's rows (its times are per-run averages, the only figure the tool prints).
+
+ORT's profiler adds a fixed cost to every node it records; the python runner calibrates it on
+the device (``device/ort_calibrate``) and ``median_us`` is corrected by it, the profile's own
+figure kept in ``median_raw_us``.
 
 Every graph operator's cost lands in exactly one row (``graph_ops`` names them), so the MACs summed
 over ``ops.csv`` equal the graph's MACs; a LiteRT graph operator that got no time of its own gets a
@@ -107,8 +111,25 @@ def _match_ort(
     return groups
 
 
-def ort_rows(text: str, warmup_runs: int, cost: GraphCost | None) -> list[dict[str, Any]]:
-    """Rows of an ORT JSON profile (its first ``warmup_runs`` runs left out) joined to cost."""
+def corrected_us(
+    raw_us: float | None, calls: int | None, node_cost_us: float | None
+) -> float | None:
+    """An ORT operator's per-run time without the profiler's cost per recorded call.
+
+    ``node_cost_us`` comes from the device's calibration (``device/ort_calibrate``); a node
+    faster than that cost is taken as free rather than negative. None leaves the time raw."""
+    if raw_us is None or not node_cost_us:
+        return raw_us
+    return max(0.0, raw_us - (calls if calls is not None else 1) * node_cost_us)
+
+
+def ort_rows(
+    text: str, warmup_runs: int, cost: GraphCost | None, node_cost_us: float | None = None
+) -> list[dict[str, Any]]:
+    """Rows of an ORT JSON profile (its first ``warmup_runs`` runs left out) joined to cost.
+
+    ``median_us`` is corrected by ``node_cost_us`` per call (``corrected_us``); the profile's own
+    figure stays in ``median_raw_us``."""
     events = ort_profile.load_profile_events(text)
     skip = warmup_runs
     try:
@@ -119,7 +140,9 @@ def ort_rows(text: str, warmup_runs: int, cost: GraphCost | None) -> list[dict[s
     rows: list[dict[str, Any]] = []
     for t, group in zip(times, groups, strict=True):
         row: dict[str, Any] = {"op_name": t.op_name, "op_type": t.op_type, "calls": t.calls,
-                               "median_us": t.per_run_us, **dict.fromkeys(COST_FIELDS)}  # fmt: skip
+                               "median_us": corrected_us(t.per_run_us, t.calls, node_cost_us),
+                               "median_raw_us": t.per_run_us,
+                               **dict.fromkeys(COST_FIELDS)}  # fmt: skip
         for op in group:
             _add_cost(row, op)
         if group:
@@ -142,6 +165,7 @@ def litert_rows(ops: Sequence[ProfiledOp], cost: GraphCost | None) -> list[dict[
             "op_type": p.op_type,
             "calls": p.calls,
             "median_us": p.median_us,
+            "median_raw_us": p.median_us,  # LiteRT's events hold no fixed per-node cost to take off
             **_cost_of(op),
         }
         if op is not None:

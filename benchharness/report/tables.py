@@ -139,6 +139,12 @@ def model_table(s: Series) -> Table:
             f"Fit: log10(ms) = {s.fit.intercept:.3f} + {s.fit.slope:.3f}·log10(MACs), "
             f"R² = {s.fit.r2:.3f}, n = {s.fit.n}. 'vs fit' is measured / predicted."
         )
+    ci_note = (
+        "99% CI: of the median across runner processes (Student's t on log process medians), "
+        "so a rerun's median lies in it about 95 % of the time; one process (--quick): its "
+        "samples alone."
+    )
+    table.note = f"{table.note} {ci_note}" if table.note else ci_note
     for p in s.points:
         table.rows.append(point_row(p, s))
     return table

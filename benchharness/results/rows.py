@@ -39,6 +39,34 @@ def _thermal_rose(results: Sequence[RunnerResult]) -> bool:
     return False
 
 
+def process_values(results: Sequence[RunnerResult]) -> list[float]:
+    """One figure per finished process, the unit the interval and the process rule work on: the
+    median of its samples, or a native tool's printed median (its mean where it prints none)."""
+    values: list[float] = []
+    for r in results:
+        if r.samples_ms:
+            values.append(statistics.median(r.samples_ms))
+        elif r.tool_stats is not None:
+            figure = r.tool_stats.median if r.tool_stats.median is not None else r.tool_stats.mean
+            if figure is not None:
+                values.append(figure)
+    return values
+
+
+def throttle_ratio(results: Sequence[RunnerResult]) -> float | None:
+    """The median over processes of the throttle probe's after/before ratio.
+
+    The median, not the largest: a throttled device slows the probe in most processes of a
+    model, while one disturbed probe among ten processes is a neighbour, and the largest of ten
+    ratios would make that neighbour a flag."""
+    ratios = [
+        r.probe_after_ms / r.probe_before_ms
+        for r in results
+        if r.probe_before_ms and r.probe_after_ms
+    ]
+    return statistics.median(ratios) if ratios else None
+
+
 def summary_of(results: Sequence[RunnerResult], governor: str | None) -> Summary | ToolSummary:
     """The statistics and flags of a job's finished processes (at least one)."""
     first = results[0]
@@ -55,18 +83,13 @@ def summary_of(results: Sequence[RunnerResult], governor: str | None) -> Summary
         )
     samples = [s for r in results for s in r.samples_ms]
     proc_medians = [statistics.median(r.samples_ms) for r in results if r.samples_ms]
-    probes = [
-        r.probe_after_ms / r.probe_before_ms
-        for r in results
-        if r.probe_before_ms and r.probe_after_ms
-    ]
     return summarize(
         samples,
         process_medians_ms=proc_medians if len(proc_medians) > 1 else (),
         warmup_n=warmup_n,
         cold_ms=first.cold_ms,
         governor=governor,
-        throttle_ratio=max(probes) if probes else None,
+        throttle_ratio=throttle_ratio(results),
         thermal_rose=_thermal_rose(results),
         process_sizes=[len(r.samples_ms) for r in results],
     )
@@ -149,6 +172,9 @@ def build_row(
         row.update(status="failed", error=error or "no runner process finished")
         return row
     row["stats_source"] = results[0].stats_source
+    row["throttle_ratio"] = throttle_ratio(results)
+    node_costs = [r.profile.node_cost_us for r in results if r.profile is not None]
+    row["ops_node_cost_us"] = next((c for c in node_costs if c is not None), None)
     reference = results[0].ops_reference_ms
     if any(r.samples_ms for r in results) or tool_stats(results) is not None:
         summary = summary_of(results, row.get("governor"))

@@ -46,13 +46,14 @@ RUNS_COLUMNS: tuple[str, ...] = (
     "max_abs_err", "tolerance", "ops_sum_ratio", "artifact_sha256", "artifact",
     "cpu_model", "governor", "max_freq_mhz", "temp_start_c", "temp_end_c", "loadavg_start",
     "harness_version", "started_at", "finished_at", "wall_s", "cooldown_s", "cooldown_temp_c",
-    "stats_source", *MEMORY_COLUMNS, "worker_host", "worker_device",
+    "stats_source", *MEMORY_COLUMNS, "worker_host", "worker_device", "ci95_low_ms",
+    "ci95_high_ms", "ci_method", "process_stop", "throttle_ratio", "ops_node_cost_us",
 )  # fmt: skip
 
 OPS_COLUMNS: tuple[str, ...] = (
     "schema_version", "run_id", "job_id", "device", "model", "format", "precision", "runtime",
     "op_index", "op_name", "op_type", "calls", "median_us", "share",
-    "macs", "flops", "params", "bytes", "graph_ops",
+    "macs", "flops", "params", "bytes", "graph_ops", "median_raw_us",
 )  # fmt: skip
 
 SAMPLES_COLUMNS: tuple[str, ...] = (
@@ -73,7 +74,8 @@ FLOAT_COLUMNS = frozenset(
      "p90_ms", "p99_ms", "iqr_ms", "mad_ms", "cv", "ci99_low_ms", "ci99_high_ms",
      "gmacs_per_s", "max_abs_err", "tolerance", "ops_sum_ratio", "max_freq_mhz",
      "temp_start_c", "temp_end_c", "loadavg_start", "wall_s", "cooldown_s", "cooldown_temp_c",
-     "median_us", "share", "latency_ms"}
+     "median_us", "share", "latency_ms", "ci95_low_ms", "ci95_high_ms", "throttle_ratio",
+     "ops_node_cost_us", "median_raw_us"}
 )  # fmt: skip
 #: Columns holding a list of real numbers, written ``;``-separated.
 LIST_COLUMNS = frozenset({"process_medians_ms"})

@@ -197,13 +197,27 @@ def test_mismatched_fingerprint_is_refused_unless_allowed() -> None:
     assert any("different setup:" in w for w in result.warnings)
 
 
-def test_five_processes_test_process_medians() -> None:
-    a = measure("m", seed=1, processes=5, n=200)
-    b = measure("m", seed=2, processes=5, n=200, scale=1.10)
+def test_five_processes_reach_p_below_what_a_rank_test_can() -> None:
+    # 5 processes a side, each ~2 % off: a 10 % slowdown. A rank test's best p is 2/252 = 0.008.
+    a = measure("m", seed=1, processes=5, n=200, process_sigma=0.02)
+    b = measure("m", seed=2, processes=5, n=200, process_sigma=0.02, scale=1.10)
     (m,) = compare_one(a, b).matches
-    assert m.test == "processes" and m.processes_a == 5
-    assert m.p_value == pytest.approx(2 / 252)  # exact test, complete separation
+    assert m.test == "processes-welch" and m.processes_a == 5
+    assert m.p_value is not None and m.p_value < 2 / 252
     assert m.verdict == "slower"
+    # the CI is the same t statistic: it excludes 1 exactly when p < 0.05
+    assert m.ci_low is not None and m.ci_low > 1.0
+
+
+def test_welch_interval_and_p_agree() -> None:
+    pm_a = [10.0, 10.3, 9.8, 10.1, 10.2]
+    pm_b = [10.4, 10.9, 10.2, 10.6, 10.5]
+    p, half = compare.welch_log(pm_a, pm_b, confidence=1 - 0.02)
+    diff = float(np.mean(np.log(pm_b)) - np.mean(np.log(pm_a)))
+    # at confidence 1 - p the interval's edge touches 0 in log units
+    _, half_edge = compare.welch_log(pm_a, pm_b, confidence=1 - p)
+    assert half_edge == pytest.approx(abs(diff), rel=1e-6)
+    assert (p < 0.02) == (half < abs(diff))
 
 
 def test_geometric_mean_and_unmatched_models() -> None:
@@ -248,13 +262,14 @@ def test_without_samples_there_is_no_test() -> None:
     result = compare_runs([a_row], [], [b_row], [])
     (m,) = result.matches
     assert m.ratio == pytest.approx(1.2, abs=0.02)
-    # the rows' process medians still allow a test; the CI needs the samples
+    # the rows' process medians still allow the test, and its interval
     assert m.test == "processes-welch" and m.p_value is not None and m.p_value < 0.01
-    assert m.ci_low is None and m.verdict == "slower"
-    assert any("no raw samples" in n for n in m.notes)
+    assert m.ci_low is not None and m.ci_high is not None
+    assert 1.0 < m.ci_low < m.ratio < m.ci_high and m.verdict == "slower"
     a_row["process_medians_ms"] = b_row["process_medians_ms"] = ""
     (m,) = compare_runs([a_row], [], [b_row], []).matches
     assert m.p_value is None and m.verdict == "unreliable"
+    assert any("no raw samples" in n for n in m.notes)
 
 
 def test_bootstrap_matches_naive_resampling() -> None:

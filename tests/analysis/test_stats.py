@@ -22,7 +22,7 @@ from benchharness.errors import UsageError
 ROW_KEYS = {
     "median_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "p10_ms", "p90_ms", "p99_ms",
     "iqr_ms", "mad_ms", "cv", "ci99_low_ms", "ci99_high_ms", "n", "processes",
-    "process_medians_ms", "flags",
+    "process_medians_ms", "flags", "ci95_low_ms", "ci95_high_ms", "ci_method",
 }  # fmt: skip
 
 
@@ -184,7 +184,16 @@ def test_process_variance_ignores_tiny_but_significant_differences() -> None:
     pooled, medians = _processes([0.0, 0.01], 20000, 2, sigma=0.01)
     p = process_variance_p(pooled, medians)
     assert p is not None and p < stats.PROCESS_VARIANCE_ALPHA  # real, 1 % apart
-    assert "PROCESS_VARIANCE" not in flags_for(pooled, medians)  # but below the 2 % floor
+    assert "PROCESS_VARIANCE" not in flags_for(pooled, medians)  # but below the 3 % floor
+
+
+def test_process_variance_reads_the_spread_not_the_range_of_many_processes() -> None:
+    # ten processes 2 % apart (sd): their range reaches 6 %, yet they are this VM's normal
+    rng = np.random.default_rng(4)
+    shifts = [float(v) for v in rng.normal(0.0, 0.02, 10)]
+    pooled, medians = _processes(shifts, 300, 3, sigma=0.02)
+    assert max(medians) / min(medians) - 1 > 0.05
+    assert "PROCESS_VARIANCE" not in flags_for(pooled, medians)
 
 
 def test_process_variance_needs_two_processes() -> None:
@@ -203,3 +212,14 @@ def test_host_reuses_the_device_method() -> None:
 
     assert stats.median_ci_stdlib is method.median_ci_stdlib
     assert stats.DEFAULT is method.DEFAULT and stats.QUICK is method.QUICK
+
+
+def test_drift_is_a_trend_of_the_processes_not_one_noisy_quarter() -> None:
+    # ten short noisy processes (60 samples, 8 % spread): single quarters move by a few per
+    # cent on noise alone; their pooled quarters do not
+    rng = np.random.default_rng(12)
+    parts = [rng.lognormal(math.log(5.0), 0.08, 60) for _ in range(10)]
+    assert "DRIFT" not in flags_for(np.concatenate(parts), process_sizes=[60] * 10)
+    # every process ramping by 10 %: a trend, whatever the noise
+    ramps = [p * np.linspace(1.0, 1.1, 60) for p in parts]
+    assert "DRIFT" in flags_for(np.concatenate(ramps), process_sizes=[60] * 10)

@@ -174,3 +174,21 @@ def test_models_lists_the_zoo_with_macs() -> None:
     assert rows["resnet18"]["params"] == 11689512
     assert rows["dw_resnet18"]["input_shape"] == "1x3x32x32"
     assert rows["ghostnet_100"]["source"] == "timm"
+
+
+def test_process_rule_options_reach_the_run(results_dir: Path) -> None:
+    proc = bench("run", "--models", TINY, "--input-shape", "1x3x32x32", "--formats", "onnx",
+                 "--min-time", "0.1", "--min-runs", "20", "--warmup-time", "0.1", "--no-ops",
+                 "--max-processes", "2", "--target-ci", "50%", "--results-dir",
+                 str(results_dir), "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(proc.stdout[proc.stdout.index("{") :])["rows"]
+    # the cap of two is below the minimum of five, so it is the minimum too
+    assert row["processes"] == 2 and row["process_stop"] in ("ci", "max_processes")
+    assert row["ci95_low_ms"] < row["median_ms"] < row["ci95_high_ms"]
+    rule = RunStore.open(results_dir, json.loads(proc.stdout[proc.stdout.index("{") :])["run_id"])
+    assert rule.meta["method"]["process_rule"] == {
+        "min": 2, "max": 2, "ci_rel": 0.5, "confidence": 0.95, "adaptive": True,
+    }  # fmt: skip
+    bad = bench("run", "--models", TINY, "--target-ci", "0%", "--results-dir", str(results_dir))
+    assert_clean_failure(bad, "UsageError")

@@ -40,3 +40,29 @@ def test_drift_is_read_inside_each_process() -> None:
     profile = DeviceProfile(name="local", transport="local")
     row = build_row(profile, _state([1.0, 1.06, 1.12], [1000.0]), RunOptions(), "r", 3)
     assert "DRIFT" not in row["flags"]  # three steady processes at different levels
+
+
+def _probed(ratios: list[float]) -> JobState:
+    state = _state([1.0] * len(ratios), [1000.0])
+    for result, ratio in zip(state.results, ratios, strict=True):
+        result.probe_before_ms, result.probe_after_ms = 0.25, 0.25 * ratio
+    return state
+
+
+def test_throttled_needs_most_processes_slowed_not_one() -> None:
+    profile = DeviceProfile(name="local", transport="local")
+    # one disturbed probe among five processes is a neighbour, not a throttled clock
+    row = build_row(profile, _probed([1.0, 1.02, 1.3, 0.99, 1.01]), RunOptions(), "r", 5)
+    assert "THROTTLED" not in row["flags"] and row["throttle_ratio"] == pytest.approx(1.01)
+    row = build_row(profile, _probed([1.15, 1.2, 1.3, 0.99, 1.12]), RunOptions(), "r", 5)
+    assert "THROTTLED" in row["flags"] and row["throttle_ratio"] == pytest.approx(1.15)
+
+
+def test_rows_carry_the_interval_across_processes() -> None:
+    profile = DeviceProfile(name="local", transport="local")
+    row = build_row(profile, _state([1.0, 1.04, 0.97, 1.02, 0.99], [1000.0]), RunOptions(), "r", 5)
+    assert row["ci95_low_ms"] < row["median_ms"] < row["ci95_high_ms"]
+    assert row["ci99_low_ms"] < row["ci95_low_ms"]
+    assert row["ci_method"].startswith("t over 5 process medians")
+    # 100 identical samples a process: the pooled order statistics alone would be a point
+    assert row["ci95_high_ms"] - row["ci95_low_ms"] > 0.02

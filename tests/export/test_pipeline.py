@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +99,60 @@ def test_tolerance_scales_with_output_magnitude() -> None:
 def test_spec_replace_keeps_kwargs(tiny_spec: ModelSpec) -> None:
     other = dataclasses.replace(tiny_spec, kwargs={"num_classes": 3})
     assert other.kwargs == {"num_classes": 3}
+
+
+def test_default_cache_is_the_users_xdg_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("BENCH_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache.cache_dir() == tmp_path / "xdg" / "benchharness" / "exports"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/is/invalid")  # the spec: ignore it
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache.cache_dir() == tmp_path / "home" / ".cache" / "benchharness" / "exports"
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "mine"))
+    assert cache.cache_dir() == tmp_path / "mine"
+
+
+def test_cache_key_follows_the_builders_own_source(
+    tiny_spec: ModelSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = tmp_path / "bh_key_builder.py"
+    module.write_text("def build():\n    return 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = dataclasses.replace(tiny_spec, builder="bh_key_builder:build")
+    first = cache.cache_key(pipeline.key_fields(spec, "onnx", "fp32"))
+    module.write_text("def build():\n    return 2  # another model, same name and shape\n")
+    assert cache.cache_key(pipeline.key_fields(spec, "onnx", "fp32")) != first
+    # a package's builders are covered by its version, which is in the key already
+    assert str(cache.builder_fingerprint("torchvision.models:resnet18")).startswith("torchvision==")
+    assert str(cache.builder_fingerprint("tests.support.tiny:tiny_cnn")).startswith("sha256:")
+
+
+def test_one_key_is_exported_once_when_two_exports_race(
+    tiny_spec: ModelSpec, tiny_artifacts: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[Path] = []
+
+    def slow_copy(model: object, example: object, out: Path) -> None:
+        calls.append(out)
+        time.sleep(0.3)  # makes the two exports overlap; the assertion holds either way
+        shutil.copyfile(tiny_artifacts["onnx"].path, out)
+
+    monkeypatch.setattr(convert, "to_onnx", slow_copy)
+    outcomes: list[pipeline.ExportOutcome] = []
+    threads = [
+        threading.Thread(
+            target=lambda: outcomes.extend(
+                pipeline.export_model(tiny_spec, ["onnx"], root=tmp_path)
+            )
+        )
+        for _ in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert [o.entry is not None for o in outcomes] == [True, True]
+    assert sorted(o.entry.cached for o in outcomes if o.entry) == [False, True]

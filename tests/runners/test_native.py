@@ -120,7 +120,8 @@ def test_benchmark_model_quick_maps_to_the_tools_own_stopping_flags() -> None:
 
 def test_benchmark_model_default_and_overrides() -> None:
     argv = benchmark_model_argv("bm", "m.tflite", RunnerSettings(fmt="tflite"))
-    assert f"--num_runs={DEFAULT.min_n}" in argv and "--min_secs=10" in argv
+    assert f"--num_runs={DEFAULT.min_n}" in argv and "--min_secs=0.5" in argv
+    assert "--max_secs=10" in argv  # several short invocations, as the python runner's processes
     assert not any(a.startswith("--num_threads") for a in argv)  # the tool's default
     custom = RunnerSettings(fmt="tflite", min_n=20, min_s=0.5, max_s=30, warmup_min_s=0.1)
     argv = benchmark_model_argv("bm", "m.tflite", custom)
@@ -141,7 +142,8 @@ def test_perf_test_runs_cover_min_n_and_min_s_within_the_cap() -> None:
     assert perf_test_runs(QUICK, None) == QUICK.min_n  # no estimate: the count alone
     assert perf_test_runs(QUICK, 19.9047) == math.ceil(5000 / 19.9047)  # 252 >= 64
     assert perf_test_runs(QUICK, 1000.0) == QUICK.min_n  # 64 inferences take longer than 5 s
-    assert perf_test_runs(DEFAULT, 5000.0) == 24  # 120 s cap: 24 of the 100 wanted
+    assert perf_test_runs(DEFAULT, 500.0) == 20  # 10 s cap: 20 of the 50 wanted
+    assert perf_test_runs(DEFAULT, 2.0) == 250  # 0.5 s of 2 ms inferences
 
 
 def test_perf_test_argv_passes_the_execution_provider() -> None:
@@ -267,7 +269,15 @@ def test_pooled_count_mean_std_min_max_are_exact() -> None:
     assert summary.process_medians == pytest.approx(medians)
     row = summary.as_row()
     # what aggregates cannot give stays empty rather than estimated
-    assert row["p90_ms"] is None and row["iqr_ms"] is None and row["ci99_low_ms"] is None
+    assert row["p90_ms"] is None and row["iqr_ms"] is None
+    # the interval is across the invocations, on their medians, and the row says so
+    assert row["ci99_low_ms"] < row["ci95_low_ms"] < summary.median < row["ci95_high_ms"]
+    assert row["ci95_high_ms"] < row["ci99_high_ms"]
+    assert row["ci_method"] == "t over 3 tool medians (log)"
+    means_only = [ToolStats(n=p.n, mean=p.mean) for p in _parts(samples, 3)]
+    assert summarize_tool_stats(means_only).ci_method == "t over 3 tool means (log)"
+    one = summarize_tool_stats(_parts(samples, 1))
+    assert one.ci99_low is None and one.ci_method == ""  # one invocation: nothing to say
 
 
 def test_one_process_keeps_the_tools_own_percentiles_past_the_minimum_counts() -> None:
