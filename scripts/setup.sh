@@ -14,6 +14,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   # torch and torchvision first and pinned: pip takes them from this machine's disk (see README)
   .venv/bin/python -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
-  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  .venv/bin/python -m pip install --quiet -e ".[dev,pte]"
   echo "$want" > "$stamp"
 fi

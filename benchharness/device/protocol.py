@@ -32,6 +32,8 @@ DEFAULT_PROFILE_RUNS = 50
 ORT_PROFILE = "ort-profiler"
 LITERT_PROFILE = "litert-profiler"
 BENCHMARK_MODEL_PROFILE = "benchmark_model"
+#: An ExecuTorch ETDump file on the device (the python runner's pte pass, ``executor_runner``).
+ETDUMP_PROFILE = "etdump"
 #: Most samples one process may return: the measuring cap of a 10 us model is far fewer after
 #: the adaptive stop, and a million floats is ~20 MB of JSON; more is a runner gone wrong.
 MAX_SAMPLES = 1_000_000

@@ -26,15 +26,18 @@ EXPORT_CODE_VERSION = 3
 
 #: Packages whose versions change exported bytes.
 EXPORTER_PACKAGES = ("torch", "torchvision", "timm", "onnx", "onnxscript", "litert-torch")
+#: Packages that change one format's bytes only: they go into that format's keys alone, so
+#: installing or upgrading them leaves the other formats' cached artifacts valid.
+FORMAT_PACKAGES: dict[str, tuple[str, ...]] = {"pte": ("executorch",)}
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("BENCH_CACHE_DIR", DEFAULT_CACHE_DIR))
 
 
-def exporter_versions() -> dict[str, str]:
+def exporter_versions(packages: tuple[str, ...] = EXPORTER_PACKAGES) -> dict[str, str]:
     versions = {}
-    for pkg in EXPORTER_PACKAGES:
+    for pkg in packages:
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -71,6 +74,9 @@ class CacheEntry:
 
 def cache_key(fields: dict[str, Any]) -> str:
     payload = {**fields, "exporters": exporter_versions(), "code": EXPORT_CODE_VERSION}
+    own = FORMAT_PACKAGES.get(str(fields.get("format")))
+    if own:
+        payload["format_exporters"] = exporter_versions(own)
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
