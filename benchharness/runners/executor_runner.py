@@ -67,7 +67,10 @@ def provider_of(artifact: Any) -> str:
         return ""
 
 
-def _argv(binary: str, model: str, settings: RunnerSettings, executions: int, etdump: str | None):
+def argv_for(
+    binary: str, model: str, settings: RunnerSettings, executions: int, etdump: str | None
+) -> list[str]:
+    """The command line of one invocation (``etdump``: the ETDump pass)."""
     return er.build_command(
         binary, model, threads=settings.threads, affinity=settings.affinity,
         executions=executions, etdump_path=etdump,
@@ -80,7 +83,7 @@ def _estimate(
 ) -> float | None:  # fmt: skip
     cache = _ESTIMATES.setdefault(session, {})
     if key not in cache:
-        inv = invoke(session, _argv(binary, model, settings, PILOT_EXECUTIONS, None), timeout,
+        inv = invoke(session, argv_for(binary, model, settings, PILOT_EXECUTIONS, None), timeout,
                      settings.affinity)  # fmt: skip
         run = nr.single_run(inv.tool_output(tool))
         warm = run.iterations_ms[1:]
@@ -109,7 +112,7 @@ def profile(
     """The ETDump invocation; its file stays on the device for ``dispatch/etdump_ops``."""
     path = _etdump_path(session, artifact)
     executions = PROFILE_WARMUP_RUNS + settings.profile_runs
-    inv = invoke(session, _argv(binary, model, settings, executions, path), timeout,
+    inv = invoke(session, argv_for(binary, model, settings, executions, path), timeout,
                  settings.affinity)  # fmt: skip
     try:
         run = nr.single_run(inv.tool_output(tool))
@@ -135,7 +138,7 @@ def run_process(
     key = f"{artifact.sha256}|{settings.threads}|{settings.affinity}"
     estimate = _estimate(session, tool, binary, model, settings, timeout, key)
     executions = timed_executions(stop, warm, estimate)
-    inv = invoke(session, _argv(binary, model, settings, executions, None), timeout,
+    inv = invoke(session, argv_for(binary, model, settings, executions, None), timeout,
                  settings.affinity)  # fmt: skip
     out = inv.tool_output(tool)
     result = er.executor_runner_result(
