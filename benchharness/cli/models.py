@@ -53,6 +53,10 @@ def models_cmd(as_json: bool) -> None:
     console.print(table)
 
 
+#: Portable operators named in the export table; the JSON has them all.
+EXPORT_OPS_SHOWN = 4
+
+
 @click.command("export")
 @click.option("--models", "models", required=True, help="all, a,b, module:function")
 @formats_option
@@ -84,14 +88,16 @@ def export_cmd(
     rows: list[dict[str, Any]] = [
         {"model": a.model, "format": a.format, "precision": a.precision,
          "path": str(a.path) if a.path else None,
-         "max_abs_err": a.max_abs_err, "tolerance": a.tolerance, "error": a.error}
+         "max_abs_err": a.max_abs_err, "tolerance": a.tolerance, "error": a.error,
+         **lowering(a.path, a.format)}
         for a in arts
     ]  # fmt: skip
     if as_json:
         print_json(rows)
     else:
         table = Table(title=text(f"Exports (converter log: {log})"))
-        cols = ("model", "format", "precision", "max_abs_err", "tolerance", "status", "artifact")
+        cols = ("model", "format", "precision", "max_abs_err", "tolerance", "status", "artifact",
+                "backend")  # fmt: skip
         for col in cols:
             table.add_column(col)
         for r in rows:
@@ -100,8 +106,27 @@ def export_cmd(
                 text(r["model"]), text(r["format"]), text(r["precision"]), fmt(r["max_abs_err"], 9),
                 fmt(r["tolerance"], 9),
                 "ok" if ok else f"[red]{text(r['error'] or 'disagrees with PyTorch')}[/red]",
-                text(r["path"] or "-"),
+                text(r["path"] or "-"), text(backend_text(r)),
             )  # fmt: skip
         console.print(table)
     if any(r["error"] for r in rows):
         sys.exit(EXIT_FAILURE)
+
+
+def lowering(path: Path | None, fmt: str) -> dict[str, Any]:
+    """Who runs an ExecuTorch program's work, and the operators left on its own kernels."""
+    if fmt != "pte" or path is None:
+        return {}
+    from benchharness.device.pte_file import PteFormatError, summarize_file
+
+    try:
+        summary = summarize_file(str(path))
+    except (OSError, PteFormatError):
+        return {}
+    return {"backend": summary.provider, "portable_ops": summary.portable_operators}
+
+
+def backend_text(row: dict[str, Any]) -> str:
+    ops = row.get("portable_ops") or []
+    shown = ", ".join(ops[:EXPORT_OPS_SHOWN]) + (", ..." if len(ops) > EXPORT_OPS_SHOWN else "")
+    return f"{row.get('backend') or '-'}" + (f" (portable: {shown})" if ops else "")
