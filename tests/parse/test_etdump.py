@@ -6,8 +6,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from benchharness.cost.pte_cost import EdgeOp
-from benchharness.parse.etdump import align_events
+from benchharness.parse.etdump import OUTSIDE_OPS, align_events
 
 
 def op(index: int, op_type: str, handle: int) -> EdgeOp:
@@ -65,6 +67,17 @@ def test_xnnpack_operators_align_to_their_partitions_nodes_and_absorb_fused_ones
     assert prof.execute_ms == 0.2 and prof.runs == 3
 
 
+def test_a_delegate_calls_time_outside_its_operators_is_a_row_without_cost() -> None:
+    prof = align_events(CALL1, GRAPH, warmup_runs=1)
+    first, second = [o for o in prof.ops if o.op_type == OUTSIDE_OPS]
+    # per run: 20-1-10, 40-2-30, 30-3-20 us -> median 8; then 60-50-4 = 6 us every run
+    assert first.median_us == pytest.approx(8.0) and second.median_us == pytest.approx(6.0)
+    assert first.op_index == -1 and first.op_name == "XnnpackBackend call outside operators"
+    # with them the rows add up to the calls: 2 + 20 + 8, the cumsum's 7, then 50 + 4 + 6
+    total = sum(o.median_us or 0.0 for o in prof.ops)
+    assert total == pytest.approx(97.0)
+
+
 def test_an_operator_on_executorchs_own_kernels_is_named_by_its_kernel_and_handle() -> None:
     prof = align_events(CALL1, GRAPH, warmup_runs=1)
     (row,) = [o for o in prof.ops if o.op_index == 3]
@@ -84,5 +97,6 @@ def test_a_partition_without_operator_events_is_one_row_with_all_its_nodes() -> 
 
 def test_too_few_runs_to_leave_the_warmup_out_keeps_what_there_is() -> None:
     events = [xnn("Add (ND) #1", [0.004]), event("DELEGATE_CALL", [0.01], debug_handles=[6])]
-    (row,) = align_events(events, GRAPH, warmup_runs=5).ops
+    row, outside = align_events(events, GRAPH, warmup_runs=5).ops
     assert row.median_us == 4.0 and row.op_index == 5
+    assert outside.median_us == 6.0
