@@ -83,7 +83,8 @@ DATA_MOVEMENT_OPS = frozenset(
      "slice_copy", "select_copy", "squeeze_copy", "unsqueeze_copy", "clone", "_unsafe_view",
      "constant_pad_nd", "pixel_shuffle", "pixel_unshuffle", "alias_copy", "transpose_copy",
      "t_copy", "flip", "index_select", "_to_dim_order_copy", "full", "full_like", "zeros",
-     "ones", "upsample_nearest2d", "unbind_copy", "stack", "repeat", "roll", "channel_shuffle"],
+     "ones", "upsample_nearest2d", "unbind_copy", "stack", "repeat", "roll", "channel_shuffle",
+     "dim_order_ops._to_dim_order_copy", "dim_order_ops._clone_dim_order"],
 )  # fmt: skip
 #: Matrix products: op type -> position of the ``A`` operand (its last dimension is K).
 MATMUL_A_ARG = {"mm": 0, "bmm": 0, "matmul": 0, "addmm": 1, "baddbmm": 1}

@@ -109,6 +109,8 @@ TFLITE_KIND: dict[str, str] = {
     "quantized_decomposed.dequantize_per_tensor": "DEQUANTIZE",
     "quantized_decomposed.dequantize_per_channel": "DEQUANTIZE",
     "aten._to_copy": "CAST",
+    "dim_order_ops._to_dim_order_copy": "RESHAPE",
+    "dim_order_ops._clone_dim_order": "RESHAPE",
     "aten._native_batch_norm_legit_no_training": "BATCH_NORM",
 }
 #: Kinds XNNPACK fuses into the operator *before* them: output activations, and batch norm,
