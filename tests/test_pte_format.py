@@ -45,6 +45,7 @@ def test_bench_run_local_formats_pte_gives_a_row_and_operator_rows(results_dir: 
     )  # fmt: skip
     assert row["runtime_version"] == metadata.version("executorch") and row["threads"] == 1
     assert row["artifact"].endswith(".pte") and row["median_ms"] > 0 and row["n"] >= 20
+    assert row["cold_ms"] > 0 and row["load_ms"] > 0 and row["warmup_n"] > 0
     assert row["macs"] > 0 and row["params"] > 0 and row["flops"] > 0 and row["model_bytes"] > 0
     assert row["max_abs_err"] <= row["tolerance"]
     ops = store.ops

@@ -1,13 +1,11 @@
 """The device-side runner's pte format: an ExecuTorch program timed and profiled for real on this
-host's CPU, through the runner as a device runs it and through its ExecuTorch class."""
+host's CPU through its ExecuTorch class, imported as a device imports it (the whole runner process
+is tests/test_pte_format.py's)."""
 
 from __future__ import annotations
 
 import importlib.util
-import shutil
-import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 
@@ -16,7 +14,6 @@ import pytest
 
 from benchharness.cost.graph import graph_cost
 from benchharness.cost.pte_cost import edge_ops, edge_program, load_etrecord
-from benchharness.device import protocol
 from benchharness.export import pipeline, pte
 from benchharness.export.cache import CacheEntry
 from benchharness.parse.etdump import read_etdump
@@ -66,34 +63,6 @@ def device() -> ModuleType:
     finally:
         sys.path.remove(str(RUNNER_DIR))
     return module
-
-
-def test_runner_times_a_pte_and_names_runtime_version_backend_and_threads(
-    tiny: CacheEntry, tmp_path: Path
-) -> None:
-    # the host pushes artifacts as <hash>.pte
-    model = tmp_path / f"{tiny.sha256[:16]}.pte"
-    shutil.copy(tiny.path, model)
-    argv = [
-        str(RUNNER_DIR / "runner.py"), "--model", str(model), "--format", "pte",
-        "--threads", "1", "--preset", "quick", "--min-n", "30", "--min-s", "0.2",
-        "--max-s", "5", "--warmup-min-s", "0.1", "--profile-runs", str(PROFILE_RUNS),
-        "--workdir", str(tmp_path),
-    ]  # fmt: skip
-    proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=300)
-    result = python_runner.parse_output(proc.stdout, proc.stderr, proc.returncode)
-    assert proc.returncode == 0 and result.ok, result.error
-    assert result.runtime == "executorch"
-    assert result.runtime_version == metadata.version("executorch")
-    assert (result.provider, result.threads) == ("XNNPACK", 1)
-    assert len(result.samples_ms) >= 30 and all(s > 0 for s in result.samples_ms)
-    assert result.cold_ms is not None and result.load_ms is not None and result.load_ms > 0
-    assert result.outputs_finite and result.output_shapes == [[1, 10]]
-    profile = result.profile
-    assert profile is not None and profile.source == protocol.ETDUMP_PROFILE, profile
-    assert profile.profile_file is not None and Path(profile.profile_file).is_file()
-    assert Path(profile.profile_file).parent == tmp_path
-    assert (profile.runs, len(profile.run_ms)) == (PROFILE_RUNS, PROFILE_RUNS)
 
 
 def test_threads_are_set_and_read_back_from_executorchs_pool(
