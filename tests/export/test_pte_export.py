@@ -141,3 +141,17 @@ def test_a_damaged_program_is_a_model_file_error(pte_entry: CacheEntry, tmp_path
         pte_file.summarize_file(str(bad))
     with pytest.raises(pte_file.PteFormatError, match="identifier"):
         pte_file.summarize(b"not a program at all")
+
+
+def test_a_pte_file_is_benchmarked_as_it_is(pte_entry: CacheEntry, tmp_path: Path) -> None:
+    from benchharness.plan.artifacts import prepare_artifacts
+    from benchharness.zoo.registry import resolve_models
+
+    (art,) = prepare_artifacts(resolve_models(str(pte_entry.path)), ["pte"])
+    assert (art.format, art.precision, art.error) == ("pte", "as-is", None)
+    # its ETRecord is beside it: the graph's cost comes along
+    assert art.cost["macs"] > 0 and art.cost["model_bytes"] == pte_entry.path.stat().st_size
+    bad = tmp_path / "bad.pte"
+    bad.write_bytes(b"\x00" * 64)
+    with pytest.raises(ModelFileError, match="not an ExecuTorch program"):
+        prepare_artifacts(resolve_models(str(bad)), ["pte"])
