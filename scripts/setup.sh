@@ -14,7 +14,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   # torch and torchvision first and pinned: pip takes them from this machine's disk (see README)
   .venv/bin/python -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
-  # farm: Dask distributed for `bench worker` / `--scheduler` (and their tests)
-  .venv/bin/python -m pip install --quiet -e ".[dev,farm]"
+  # farm: Dask distributed for `bench worker` / `--scheduler`; pte: ExecuTorch (and their tests)
+  .venv/bin/python -m pip install --quiet -e ".[dev,farm,pte]"
   echo "$want" > "$stamp"
 fi

@@ -10,7 +10,7 @@ from benchharness.cli import common
 
 
 @click.command("import")
-@click.argument("kind", type=click.Choice(["benchmark-model", "ort-perf-test"]))
+@click.argument("kind", type=click.Choice(["benchmark-model", "ort-perf-test", "executor-runner"]))
 @click.argument("log", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--device", required=True, help="Name of the device the log was captured on.")
 @click.option("--model", required=True, help="Name of the model the log measured.")
@@ -33,7 +33,8 @@ def import_cmd(
     run_id: str | None,
     results_dir: Path,
 ) -> None:
-    """Import a log captured by hand with benchmark_model or onnxruntime_perf_test."""
+    """Import a log captured by hand with benchmark_model, onnxruntime_perf_test or
+    ExecuTorch's executor_runner."""
     from benchharness.results.importer import import_log, summary_line
 
     store = import_log(

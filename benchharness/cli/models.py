@@ -46,6 +46,10 @@ def models_cmd(as_json: bool) -> None:
     common.console.print(table)
 
 
+#: Portable operators named in the export table; the JSON has them all.
+EXPORT_OPS_SHOWN = 4
+
+
 @click.command("export")
 @click.option("--models", "models", required=True, help="all, a,b, module:function")
 @common.formats_option
@@ -87,6 +91,7 @@ def export_cmd(
             "max_abs_err": a.max_abs_err,
             "tolerance": a.tolerance,
             "error": a.error,
+            **lowering(a.path, a.format),
         }
         for a in arts
     ]
@@ -94,7 +99,8 @@ def export_cmd(
         common.print_json(rows)
     else:
         table = Table(title=common.text(f"Exports (converter log: {log})"))
-        cols = ("model", "format", "precision", "max_abs_err", "tolerance", "status", "artifact")
+        cols = ("model", "format", "precision", "max_abs_err", "tolerance", "status", "artifact",
+                "backend")  # fmt: skip
         for col in cols:
             table.add_column(col)
         for r in rows:
@@ -107,7 +113,27 @@ def export_cmd(
                 common.fmt(r["tolerance"], 9),
                 "ok" if ok else f"[red]{common.text(r['error'] or 'disagrees with PyTorch')}[/red]",
                 common.text(r["path"] or "-"),
+                common.text(backend_text(r)),
             )
         common.console.print(table)
     if any(r["error"] for r in rows):
         sys.exit(common.EXIT_FAILURE)
+
+
+def lowering(path: Path | None, fmt: str) -> dict[str, Any]:
+    """Who runs an ExecuTorch program's work, and the operators left on its own kernels."""
+    if fmt != "pte" or path is None:
+        return {}
+    from benchharness.device.pte_file import PteFormatError, summarize_file
+
+    try:
+        summary = summarize_file(str(path))
+    except (OSError, PteFormatError):
+        return {}
+    return {"backend": summary.provider, "portable_ops": summary.portable_operators}
+
+
+def backend_text(row: dict[str, Any]) -> str:
+    ops = row.get("portable_ops") or []
+    shown = ", ".join(ops[:EXPORT_OPS_SHOWN]) + (", ..." if len(ops) > EXPORT_OPS_SHOWN else "")
+    return f"{row.get('backend') or '-'}" + (f" (portable: {shown})" if ops else "")

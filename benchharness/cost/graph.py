@@ -14,7 +14,8 @@ from benchharness.cost.model import GraphCost
 from benchharness.errors import CostError
 
 #: Formats with a graph reader; the torch format's .pt2 has none (its cost comes from torch).
-GRAPH_FORMATS = ("onnx", "tflite")
+#: A .pte is read through the ETRecord beside it (``cost/pte_cost.py``).
+GRAPH_FORMATS = ("onnx", "tflite", "pte")
 
 _CACHE: dict[tuple[str, str], GraphCost | None] = {}
 # devices run in threads of their own and may ask for the same artifact at once
@@ -37,6 +38,10 @@ def graph_cost(path: Path, fmt: str, sha256: str = "") -> GraphCost:
             from benchharness.cost.onnx_cost import onnx_cost
 
             cost = onnx_cost(path)
+        elif fmt == "pte":
+            from benchharness.cost.pte_cost import pte_cost
+
+            cost = pte_cost(path)
         else:
             from benchharness.cost.tflite_cost import tflite_cost
 

@@ -800,6 +800,13 @@ def _score(xnn_name: str, tflite_type: str) -> float:
     return _SCORE_MATCH if tflite_type in allowed else _SCORE_MISMATCH
 
 
+def kind_matches(xnn_name: str, tflite_type: str) -> bool | None:
+    """Whether an XNNPACK operator can come from a node of this TFLite type (None: a kind the
+    table does not know)."""
+    allowed = _XNN_KIND_TO_TFLITE.get(xnnpack_kind(xnn_name))
+    return None if allowed is None else tflite_type in allowed
+
+
 def align_xnnpack_ops(xnn_names: Sequence[str], tflite_types: Sequence[str]) -> list[int] | None:
     """Monotone assignment of each XNNPACK operator to a TFLite node position, or None.
 
@@ -875,8 +882,15 @@ def align_xnnpack_ops(xnn_names: Sequence[str], tflite_types: Sequence[str]) -> 
     return assignment
 
 
-def absorbed_nodes(assignment: Sequence[int], tflite_types: Sequence[str]) -> dict[int, list[int]]:
-    """Positions of nodes without an operator, keyed by the operator (index) that absorbed them."""
+def absorbed_nodes(
+    assignment: Sequence[int],
+    tflite_types: Sequence[str],
+    absorbed_by_previous: frozenset[str] = _ABSORBED_BY_PREVIOUS,
+) -> dict[int, list[int]]:
+    """Positions of nodes without an operator, keyed by the operator (index) that absorbed them.
+
+    A node of a type in ``absorbed_by_previous`` goes to the operator before it (an output
+    activation XNNPACK fused), any other to the operator after it."""
     first_op_of: dict[int, int] = {}
     last_op_of: dict[int, int] = {}
     for k, pos in enumerate(assignment):
@@ -890,7 +904,7 @@ def absorbed_nodes(assignment: Sequence[int], tflite_types: Sequence[str]) -> di
         cut = bisect.bisect_left(matched_positions, pos)
         before = matched_positions[cut - 1] if cut > 0 else None
         after = matched_positions[cut] if cut < len(matched_positions) else None
-        prefer_previous = op_type in _ABSORBED_BY_PREVIOUS
+        prefer_previous = op_type in absorbed_by_previous
         if before is not None and (prefer_previous or after is None):
             owner = last_op_of[before]
         elif after is not None:

@@ -40,6 +40,8 @@ MEM_RSS_DELTA = "rss-delta"
 MEM_BENCHMARK_MODEL = "benchmark_model"
 MEM_PERF_TEST = "onnxruntime_perf_test"
 MEM_SOURCES = (MEM_VMHWM, MEM_RSS_DELTA, MEM_BENCHMARK_MODEL, MEM_PERF_TEST)
+#: An ExecuTorch ETDump file on the device (the python runner's pte pass, ``executor_runner``).
+ETDUMP_PROFILE = "etdump"
 #: Most samples one process may return: the measuring cap of a 10 us model is far fewer after
 #: the adaptive stop, and a million floats is ~20 MB of JSON; more is a runner gone wrong.
 MAX_SAMPLES = 1_000_000

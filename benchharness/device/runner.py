@@ -6,8 +6,9 @@ Shipped to the device with the rest of this folder (``method.py``: the stopping 
 there with the device's python3; locally it runs the same way in a fresh subprocess. It needs
 only the standard library, numpy, and onnxruntime or LiteRT (``ai_edge_litert``, falling back to
 ``tflite_runtime`` or ``tensorflow.lite``); the ``torch`` format (a ``torch.export`` program, run
-eagerly) also needs torch, imported only for that format. It must not import anything from
-``benchharness``.
+eagerly) also needs torch, imported only for that format; the ``pte`` format (an ExecuTorch
+program) is ``executorch_runner.py``, imported only for that format. It must not import anything
+from ``benchharness``.
 
 Timing (METHOD.md): inputs are made and bound once; the timed region is the runtime call alone,
 read with ``time.perf_counter_ns`` inside this process; the first (cold) inference and the session
@@ -488,7 +489,7 @@ def measure(runner: Any, stop: Any, warm: Any) -> dict[str, Any]:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="benchharness device-side runner")
     p.add_argument("--model", required=True)
-    p.add_argument("--format", choices=("onnx", "tflite", "torch"), required=True)
+    p.add_argument("--format", choices=("onnx", "tflite", "torch", "pte"), required=True)
     p.add_argument("--threads", type=int, default=0, help="0 = the runtime's default")
     p.add_argument("--preset", choices=("default", "quick"), default="default")
     p.add_argument("--min-n", type=int)
@@ -534,12 +535,21 @@ def run(args: argparse.Namespace) -> protocol.RunnerResult:
     probe_before = throttle.throttle_probe(np)
     mem = None if args.no_memory else memory.MemoryProbe(model_path=args.model)
     loaded = mem.loaded if mem is not None else None
+    if args.format == "pte":
+        # its pybindings import torch (seconds): not part of loading the program
+        import executorch_runner
+
+        executorch_runner.import_runtime()
+        if loaded is not None:
+            loaded()
     t0 = time.perf_counter_ns()
     if args.format == "onnx":
         providers = [p for p in args.providers.split(",") if p]
         runner: Any = OrtRunner(args.model, args.threads, providers, np, loaded)
     elif args.format == "torch":
         runner = TorchRunner(args.model, args.threads, np, loaded)
+    elif args.format == "pte":
+        runner = executorch_runner.ExecuTorchRunner(args.model, args.threads, np, make_inputs)
     else:
         runner = LiteRtRunner(args.model, args.threads, np, loaded)
     load_ms = (time.perf_counter_ns() - t0 - (mem.loaded_ns if mem else 0)) / 1e6
@@ -572,9 +582,11 @@ def run(args: argparse.Namespace) -> protocol.RunnerResult:
         **measured,
     )
     if args.profile_runs > 0:
-        # LiteRT keeps its profile in memory; only ORT needs a directory for its trace file
+        # LiteRT keeps its profile in memory; ORT and ExecuTorch write a file the host pulls
         workdir = args.workdir or (
-            tempfile.mkdtemp(prefix=protocol.PROFILE_TMP_PREFIX) if args.format == "onnx" else ""
+            tempfile.mkdtemp(prefix=protocol.PROFILE_TMP_PREFIX)
+            if args.format in ("onnx", "pte")
+            else ""
         )
         try:
             result.profile = runner.profile(args.profile_runs, workdir)

@@ -43,6 +43,11 @@ try:
     out["onnxruntime_providers"] = onnxruntime.get_available_providers()
 except Exception:
     pass
+try:  # the pte format's runtime; its version from the metadata, as importing it loads torch
+    from importlib import metadata
+    out["executorch"] = metadata.version("executorch")
+except Exception:
+    out["executorch"] = None
 print(json.dumps(out))
 """
 

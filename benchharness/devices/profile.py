@@ -25,7 +25,7 @@ BUILTIN_DIR = Path(__file__).resolve().parents[2] / "devices"
 PROFILE_PATH_ENV = "BENCH_DEVICES_PATH"
 
 TRANSPORTS = ("local", "ssh", "adb")
-RUNTIME_KEYS = ("python", "benchmark_model", "onnxruntime_perf_test")
+RUNTIME_KEYS = ("python", "benchmark_model", "onnxruntime_perf_test", "executor_runner")
 #: ``runner``: ``auto`` takes the python runner when ``runtimes.python`` is set and otherwise the
 #: native tool of each format (``runners/native.py``); ``python``/``native`` force one of them.
 RUNNERS = ("auto", "python", "native")

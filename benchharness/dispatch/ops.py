@@ -1,7 +1,8 @@
 """A job's per-operator rows: the runner's profile fetched from the device, joined to cost.
 
 The joining itself is ``parse/op_join``; this module gets the profile's data to it (an ORT trace
-file is pulled from the device and removed there) and names the job.
+file is pulled from the device and removed there; an ETDump likewise, in ``dispatch/etdump_ops``)
+and names the job.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from benchharness.cost.graph import graph_cost_or_none
 from benchharness.device import protocol
 from benchharness.device.protocol import RunnerResult
+from benchharness.dispatch.etdump_ops import etdump_ops
 from benchharness.dispatch.session import DeviceSession
 from benchharness.errors import HarnessError, ParseError
 from benchharness.parse.op_join import finish_rows, litert_rows, ort_rows
@@ -50,6 +52,8 @@ def collect_ops(session: DeviceSession, artifact: Artifact, result: RunnerResult
                 raise ParseError("the ORT profile names no file")
             text = _fetch(session, profile.profile_file)
             rows = ort_rows(text, profile.warmup_runs or 0, cost, profile.node_cost_us)
+        elif profile.source == protocol.ETDUMP_PROFILE:
+            rows = litert_rows(etdump_ops(session, artifact.path, profile), cost)
         else:
             rows = litert_rows(profile.ops, cost)
     except (HarnessError, OSError, KeyError, ValueError) as exc:

@@ -69,6 +69,9 @@ def default_cache_dir() -> Path:
 
 #: Where artifacts go unless ``BENCH_CACHE_DIR`` says otherwise (as this process started).
 DEFAULT_CACHE_DIR = default_cache_dir()
+#: Packages that change one format's bytes only: they go into that format's keys alone, so
+#: installing or upgrading them leaves the other formats' cached artifacts valid.
+FORMAT_PACKAGES: dict[str, tuple[str, ...]] = {"pte": ("executorch",)}
 
 
 def cache_dir() -> Path:
@@ -97,9 +100,9 @@ def key_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def exporter_versions() -> dict[str, str]:
+def exporter_versions(packages: tuple[str, ...] = EXPORTER_PACKAGES) -> dict[str, str]:
     versions = {}
-    for pkg in EXPORTER_PACKAGES:
+    for pkg in packages:
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -179,6 +182,9 @@ def cache_key(fields: dict[str, Any]) -> str:
         "code": EXPORT_CODE_VERSION,
         "code_sha": export_code_digest(),
     }
+    own = FORMAT_PACKAGES.get(str(fields.get("format")))
+    if own:
+        payload["format_exporters"] = exporter_versions(own)
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -11,12 +11,13 @@ from typing import Any
 import numpy as np
 
 from benchharness.errors import ExportError, HarnessError
-from benchharness.export import cache, convert, quantize, verify
+from benchharness.export import cache, convert, pte, quantize, verify
 from benchharness.zoo.registry import ModelSpec
 
 #: onnx and tflite are the defaults of `bench run`; torch (PyTorch eager on a torch.export
-#: program) is asked for by name, since it needs torch on the device.
-FORMATS = ("onnx", "tflite", "torch")
+#: program) and pte (an ExecuTorch program, XNNPACK-lowered) are asked for by name, since they
+#: need torch (and ExecuTorch) on the device.
+FORMATS = ("onnx", "tflite", "torch", "pte")
 #: Formats with compressed variants (export/quantize.py); torch artifacts are FP32 only.
 QUANTIZABLE_FORMATS = ("onnx", "tflite")
 #: fp32 plus the compressed variants of export/quantize.py.
@@ -129,7 +130,8 @@ def _cached_or_export(
     fields = {**key_fields(ref.spec, fmt, precision), **quantize.key_extra(precision, calibration)}
     path = cache.artifact_path(root, ref.spec.name, cache.cache_key(fields), fmt)
     hit = cache.lookup(path)
-    if hit is not None:
+    # a program without its ETRecord has lost its profile reader and its cost: export again
+    if hit is not None and (fmt != "pte" or pte.etrecord_path(path).exists()):
         return hit
     with cache.key_lock(path):
         hit = cache.lookup(path)  # another process may have exported it while we waited
@@ -160,7 +162,12 @@ def _export_one(
         raise ExportError(
             f"precision {precision!r} is not supported; choose from {', '.join(PRECISIONS)}"
         )
-    if precision != "fp32" and fmt not in QUANTIZABLE_FORMATS:
+    if fmt == "pte" and precision not in pte.PTE_PRECISIONS:
+        raise ExportError(
+            f"the pte format is exported at {' and '.join(pte.PTE_PRECISIONS)} only; ask for "
+            f"{precision} with --formats {','.join(QUANTIZABLE_FORMATS)}"
+        )
+    if precision != "fp32" and fmt not in (*QUANTIZABLE_FORMATS, "pte"):
         raise ExportError(
             f"the {fmt} format is exported at fp32 only; ask for {precision} with "
             f"--formats {','.join(QUANTIZABLE_FORMATS)}"
@@ -178,6 +185,13 @@ def _export_one(
             convert.to_onnx(ref.model, ref.example(), path)
         elif fmt == "torch":
             convert.to_torch(ref.model, ref.example(), path)
+        elif fmt == "pte":
+            batches = (
+                (calibration or quantize.Calibration()).batches(ref.spec.input_shape)
+                if precision == "int8-static"
+                else []
+            )
+            pte.to_pte(ref.model, ref.example(), path, precision=precision, calibration=batches)
         else:
             convert.to_tflite(ref.model, ref.example(), path)
         err = verify.max_abs_error(path, fmt, ref.x, reference)

@@ -81,6 +81,30 @@ def run_torch(path: Path, x: np.ndarray) -> np.ndarray:
     return np.asarray(first.detach().numpy())
 
 
+def run_pte(path: Path, x: np.ndarray) -> np.ndarray:
+    """The first output of an ExecuTorch program's ``forward`` (or only) method."""
+    try:
+        import torch
+        from executorch.runtime import Runtime
+    except ImportError as exc:
+        raise ModelFileError(
+            f"ExecuTorch is not installed ({exc}); run the README's setup"
+        ) from exc
+    try:
+        program = Runtime.get().load_program(path)
+        names = sorted(program.method_names)
+        method = program.load_method("forward" if "forward" in names else names[0])
+    except Exception as exc:  # the runtime raises RuntimeError and others for bad programs
+        raise ModelFileError(f"ExecuTorch cannot load {path}: {exc}") from exc
+    if method is None:
+        raise ModelFileError(f"ExecuTorch loaded no method from {path}")
+    try:
+        out = method.execute([torch.from_numpy(np.ascontiguousarray(x))])
+    except Exception as exc:  # a program that loads but cannot run is as unusable
+        raise ModelFileError(f"the ExecuTorch program {path} does not run: {exc}") from exc
+    return np.asarray(out[0].detach().numpy())
+
+
 def _to_input(x: np.ndarray, detail: dict) -> np.ndarray:
     """Quantise a float feed for a full-integer model's int8/uint8 input (scale, zero point)."""
     dtype = np.dtype(detail["dtype"])
@@ -100,13 +124,13 @@ def _from_output(y: np.ndarray, detail: dict) -> np.ndarray:
 
 
 #: The runtime each format is verified with, as messages name it.
-RUNTIMES = {"onnx": "onnxruntime", "tflite": "LiteRT", "torch": "torch"}
+RUNTIMES = {"onnx": "onnxruntime", "tflite": "LiteRT", "torch": "torch", "pte": "executorch"}
 
 
 def max_abs_error(path: Path, fmt: str, x: np.ndarray, reference: np.ndarray) -> float:
     """The largest absolute difference from PyTorch's output; VerificationError when the
     artifact loads but its runtime fails to run it (that model fails, the run goes on)."""
-    runners = {"onnx": run_onnx, "tflite": run_tflite, "torch": run_torch}
+    runners = {"onnx": run_onnx, "tflite": run_tflite, "torch": run_torch, "pte": run_pte}
     try:
         out = runners[fmt](path, x)
     except HarnessError:

@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from benchharness.device import protocol
 from benchharness.device.litert_profiler import absorbed_nodes, align_xnnpack_ops
+from benchharness.device.method import WARMUP_DEFAULT
 from benchharness.device.protocol import Memory, Profile, ProfiledOp, RunnerResult, ToolStats
 from benchharness.errors import ParseError, RunnerError
 from benchharness.parse import benchmark_model as bm
+from benchharness.parse import executor_runner as er
 from benchharness.parse import ort_perf_test as pt
 
 if TYPE_CHECKING:
@@ -40,7 +42,8 @@ class Tool:
 
 BENCHMARK_MODEL = Tool("benchmark_model", "tflite", "tflite-benchmark_model")
 PERF_TEST = Tool("onnxruntime_perf_test", "onnx", "onnxruntime_perf_test")
-TOOLS: dict[str, Tool] = {t.fmt: t for t in (BENCHMARK_MODEL, PERF_TEST)}
+EXECUTOR_RUNNER = Tool("executor_runner", "pte", er.RUNTIME)
+TOOLS: dict[str, Tool] = {t.fmt: t for t in (BENCHMARK_MODEL, PERF_TEST, EXECUTOR_RUNNER)}
 
 #: perf_test runs one untimed inference before the timed ones, and ``-p`` profiles it too.
 PERF_TEST_WARMUP_RUNS = 1
@@ -102,10 +105,12 @@ def tool_failed(out: ToolOutput, reason: str | None) -> RunnerError:
 
 def parse_runs(out: ToolOutput) -> list[Any]:
     """Every run in the output, as its tool's parser reads it (ParseError naming the line)."""
-    parse: Callable[[str], list[Any]] = (
-        bm.parse_benchmark_model if out.tool is BENCHMARK_MODEL else pt.parse_ort_perf_test
-    )
-    return parse(out.text)
+    parsers: dict[str, Callable[[str], list[Any]]] = {
+        BENCHMARK_MODEL.key: bm.parse_benchmark_model,
+        PERF_TEST.key: pt.parse_ort_perf_test,
+        EXECUTOR_RUNNER.key: er.parse_executor_runner,
+    }
+    return parsers[out.tool.key](out.text)
 
 
 def single_run(out: ToolOutput) -> Any:
@@ -369,6 +374,18 @@ def _result(tool: Tool, version: str, stats: ToolStats, **fields: Any) -> Runner
     )
 
 
+# ------------------------------------------------------------------------------- executor_runner
+
+
+def executor_runner_log_result(run: er.ExecutorRunnerRun, *, version: str) -> RunnerResult:
+    """A captured log's run: warm-up found where METHOD.md's rule would have ended it (the
+    log does not say how many executions were meant as warm-up)."""
+    return er.executor_runner_result(
+        run, version=version, threads=None, provider="", warm=WARMUP_DEFAULT,
+        planned_warmup=len(run.iterations_ms), command=None,
+    )  # fmt: skip
+
+
 # ------------------------------------------------------------------------------- a whole log
 
 
@@ -381,6 +398,8 @@ def log_results(out: ToolOutput, version: str) -> list[tuple[Any, RunnerResult]]
             pairs.append((run, RunnerResult(ok=False, error=run.error or "the tool failed")))
         elif out.tool is BENCHMARK_MODEL:
             pairs.append((run, benchmark_model_result(run, version=version, command=None)))
+        elif out.tool is EXECUTOR_RUNNER:
+            pairs.append((run, executor_runner_log_result(run, version=version)))
         else:
             pairs.append((run, perf_test_result(run, version=version, command=None)))
     return pairs

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from benchharness.cost.graph import graph_cost_or_none
+from benchharness.device.pte_file import is_pte
 from benchharness.errors import HarnessError, ModelFileError
 from benchharness.export import cache
 from benchharness.export.pipeline import ExportOutcome, export_model, key_fields
@@ -51,6 +52,10 @@ def check_model_file(path: Path, fmt: str) -> None:
     if fmt == "tflite" and head[4:8] != TFLITE_IDENTIFIER:
         raise ModelFileError(
             f"{path} is not a TFLite flatbuffer (no TFL3 identifier); re-export it"
+        )
+    if fmt == "pte" and not is_pte(head):
+        raise ModelFileError(
+            f"{path} is not an ExecuTorch program (no ET.. identifier); re-export it"
         )
     if fmt == "onnx":
         import onnx

@@ -14,6 +14,7 @@ from pathlib import Path
 from benchharness import __version__
 from benchharness.report import tables as T
 from benchharness.report.analysis import Analysis
+from benchharness.report.cross_runtime import cross_runtime, family_table, runtime_table
 from benchharness.report.memory import memory_summary, memory_table
 from benchharness.report.plots import Plot, all_plots
 from benchharness.results.store import atomic_write_text
@@ -149,7 +150,8 @@ def render_html(analysis: Analysis, plots: Sequence[Plot], title: str = "") -> s
         f"<h1>{escape(title)}</h1>",
         '<nav><a href="#headline">Headline</a><a href="#plots">Plots</a>'
         '<a href="#tables">Tables</a><a href="#ops">Operator types</a>'
-        '<a href="#devices">Devices</a><a href="#memory">Memory</a><a href="#flagged">Flagged</a>'
+        '<a href="#devices">Devices</a><a href="#memory">Memory</a><a href="#runtimes">Runtimes</a>'
+        '<a href="#flagged">Flagged</a>'
         '<a href="#method">Method &amp; environment</a></nav>',
         '<section id="headline"><h2>Headline</h2>',
         "<p>Rank correlations of median latency with MACs (and with memory traffic) per device "
@@ -210,6 +212,15 @@ def render_html(analysis: Analysis, plots: Sequence[Plot], title: str = "") -> s
     else:
         parts.append("<p>No measured memory in these runs (rows before schema 2, or tools "
                      "that print none).</p>")  # fmt: skip
+    parts.append('<section id="runtimes"><h2>Across runtimes</h2>')
+    runtimes = cross_runtime(analysis.series)
+    for view in runtimes:
+        parts.append(table_html(runtime_table(view)))
+        parts.append(table_html(family_table(view)))
+    if not runtimes:
+        parts.append(
+            "<p>One runtime per device (or no models in common): nothing side by side.</p>"
+        )
     parts.append("</section>")
     parts.append('<section id="flagged"><h2>Flagged measurements</h2>')
     if analysis.flagged:

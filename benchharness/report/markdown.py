@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from benchharness.report import tables as T
 from benchharness.report.analysis import Analysis
+from benchharness.report.cross_runtime import cross_runtime, family_table, runtime_table
 from benchharness.report.memory import memory_summary, memory_table
 from benchharness.report.plots import Plot, all_plots
 from benchharness.results.store import atomic_write_text
@@ -96,6 +97,12 @@ def render_markdown(analysis: Analysis, plots: Sequence[Plot], image_dir: str) -
         parts.append(table_md(memory_table(analysis.memory)))
     else:
         parts.append("No measured memory in these runs.\n")
+    parts += ["## Across runtimes", ""]
+    runtimes = cross_runtime(analysis.series)
+    for view in runtimes:
+        parts += [table_md(runtime_table(view)), table_md(family_table(view))]
+    if not runtimes:
+        parts.append("One runtime per device (or no models in common): nothing side by side.\n")
     parts += ["## Flagged measurements", ""]
     if analysis.flagged:
         parts.append(table_md(T.flagged_table(analysis)))

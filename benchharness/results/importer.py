@@ -23,11 +23,15 @@ from benchharness.plan.artifacts import Artifact
 from benchharness.results.rows import build_row
 from benchharness.results.store import RunStore
 
-Kind = Literal["benchmark-model", "ort-perf-test"]
+Kind = Literal["benchmark-model", "ort-perf-test", "executor-runner"]
 KINDS: tuple[str, ...] = get_args(Kind)
 
 #: The tool each kind of log comes from.
-TOOLS: dict[str, nr.Tool] = {"benchmark-model": nr.BENCHMARK_MODEL, "ort-perf-test": nr.PERF_TEST}
+TOOLS: dict[str, nr.Tool] = {
+    "benchmark-model": nr.BENCHMARK_MODEL,
+    "ort-perf-test": nr.PERF_TEST,
+    "executor-runner": nr.EXECUTOR_RUNNER,
+}
 #: How the measurement reached the harness: by hand, not over a transport of ours.
 TRANSPORT = "import"
 #: One tool invocation is one process; the tools cannot say more.
@@ -97,8 +101,10 @@ def parse_log_rows(
                 model="", source=TRANSPORT, format=tool.fmt, precision="", path=None,
                 input_shape=_input_shape(getattr(run, "params", {})),
             )  # fmt: skip
-            graph = getattr(run, "params", {}).get("Graph") or getattr(run, "flags", {}).get(
-                "graph"
+            graph = (
+                getattr(run, "params", {}).get("Graph")
+                or getattr(run, "flags", {}).get("graph")
+                or getattr(run, "model_path", None)
             )
             if graph:
                 artifact.path = Path(graph)
@@ -107,6 +113,8 @@ def parse_log_rows(
                 result = RunnerResult(ok=False, error=run.error or "the tool failed")
             elif tool is nr.BENCHMARK_MODEL:
                 result, ops = _benchmark_model_result(run)
+            elif tool is nr.EXECUTOR_RUNNER:
+                result = nr.executor_runner_log_result(run, version=UNKNOWN_VERSION)
             else:
                 result = nr.perf_test_result(run, version=UNKNOWN_VERSION, command=None)
             parsed.append((artifact, result, ops))

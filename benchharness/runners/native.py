@@ -1,4 +1,5 @@
-"""Jobs measured by the native tools: TFLite ``benchmark_model`` and ``onnxruntime_perf_test``.
+"""Jobs measured by the native tools: TFLite ``benchmark_model`` and ``onnxruntime_perf_test``
+(and ExecuTorch's ``executor_runner``, driven in ``runners/executor_runner.py``).
 
 Which runner a job gets is the profile's ``runner`` field (``devices/profile.py``):
 
@@ -60,7 +61,14 @@ from benchharness.errors import DeviceProfileError, HarnessError, ParseError, Ru
 from benchharness.parse import benchmark_model as bm
 from benchharness.parse import native_result as nr
 from benchharness.parse import ort_perf_test as pt
-from benchharness.parse.native_result import BENCHMARK_MODEL, PERF_TEST, TOOLS, Tool, ToolOutput
+from benchharness.parse.native_result import (
+    BENCHMARK_MODEL,
+    EXECUTOR_RUNNER,
+    PERF_TEST,
+    TOOLS,
+    Tool,
+    ToolOutput,
+)
 from benchharness.runners.python import RunnerSettings, remote_sha256
 from benchharness.transport.base import Transport, quote_argv
 
@@ -443,6 +451,12 @@ def run_process(
     if settings.threads is None and settings.affinity:
         # METHOD.md: one thread per pinned core unless told otherwise, as the python runner does
         settings = replace(settings, threads=bin(int(settings.affinity, 16)).count("1"))
+    if tool is EXECUTOR_RUNNER:
+        from benchharness.runners import executor_runner  # it builds on this module
+
+        result = executor_runner.run_process(session, tool, artifact, settings, timeout)
+        result.rule = _rule(settings)
+        return result
     model = session.artifact_path(artifact)
     if session.workdir:
         session.transport.run(["mkdir", "-p", session.workdir], timeout=60)
@@ -467,16 +481,22 @@ def run_process(
             result.profile = perf_test_profile(
                 session, tool, binary, model, settings, timeout, artifact
             )
+    result.rule = _rule(settings)
+    return result
+
+
+def _rule(settings: RunnerSettings) -> protocol.Rule:
+    """The rule a tool invocation ran under: METHOD.md's minimums and cap, no adaptive stop."""
     stop, warm = rules(settings)
-    result.rule = protocol.Rule(
+    return protocol.Rule(
         min_n=stop.min_n, min_s=stop.min_s, max_s=stop.max_s, adaptive=False,
         warmup_min_s=warm.min_s,
     )  # fmt: skip
-    return result
 
 
 __all__ = [
     "BENCHMARK_MODEL",
+    "EXECUTOR_RUNNER",
     "PERF_TEST",
     "TOOLS",
     "Tool",

@@ -31,7 +31,7 @@ DEFAULT_INPUT_SHAPE = (1, 3, 224, 224)
 WEIGHT_SEED = 0
 
 #: File suffixes benchmarked as they are, without export.
-ARTIFACT_SUFFIXES = {".onnx": "onnx", ".tflite": "tflite"}
+ARTIFACT_SUFFIXES = {".onnx": "onnx", ".tflite": "tflite", ".pte": "pte"}
 
 
 @dataclass(frozen=True)
