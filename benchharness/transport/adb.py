@@ -23,7 +23,7 @@ import posixpath
 import re
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 from benchharness.devices.profile import DeviceProfile
@@ -34,9 +34,9 @@ from benchharness.errors import (
     TransportError,
 )
 from benchharness.transport.base import (
-    DEFAULT_MAX_OUTPUT_BYTES,
     DEFAULT_MAX_PULL_BYTES,
     Bounds,
+    Command,
     CommandResult,
     Transport,
     quote_argv,
@@ -205,26 +205,19 @@ class AdbTransport(Transport):
 
     # --- commands ----------------------------------------------------------------------------
 
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout: float,
-        env: dict[str, str] | None = None,
-        cwd: str | None = None,
-        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
-    ) -> CommandResult:
-        argv = [str(a) for a in argv]
-        self.reap()  # nothing left over from an earlier failure may run alongside
+    def execute(self, command: Command) -> CommandResult:
+        argv, timeout, cap = list(command.argv), command.timeout, command.max_output_bytes
         token = new_token()
-        line = remote_command_line(argv, token=token, env=env, cwd=cwd, rc_marker=True)
+        line = remote_command_line(
+            argv, token=token, env=command.env, cwd=command.cwd, rc_marker=True
+        )
         for attempt in (1, 2):
             if not self.shell_v2 and len(line) > LEGACY_MAX_COMMAND:
                 raise TransportError(
                     f"command line of {len(line)} bytes is too long for this device's legacy adb "
                     f"shell (limit {LEGACY_MAX_COMMAND}); push a script and run that instead"
                 )
-            out, err, adb_status = self._shell(line, timeout, argv, token, max_output_bytes)
+            out, err, adb_status = self._shell(line, timeout, argv, token, cap)
             pid, stdout = split_pid_marker(out, token)
             if pid is None:
                 # the wrapper never started: adb could not reach the device. Nothing ran, so

@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_MAX_OUTPUT_BYTES",
     "DEFAULT_MAX_PULL_BYTES",
     "Bounds",
+    "Command",
     "CommandResult",
     "Transport",
     "quote_argv",
@@ -86,6 +87,17 @@ class CommandResult:
         return self.returncode == 0
 
 
+@dataclass(frozen=True)
+class Command:
+    """One command as ``Transport.run`` was given it, its words as strings."""
+
+    argv: tuple[str, ...]
+    timeout: float
+    env: dict[str, str] | None = None
+    cwd: str | None = None
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+
+
 class Transport(ABC):
     """A way to run commands and move files on one device."""
 
@@ -98,7 +110,6 @@ class Transport(ABC):
     #: /data/local/tmp at all).
     check_workdir_parents: bool = True
 
-    @abstractmethod
     def run(
         self,
         argv: Sequence[str],
@@ -113,6 +124,13 @@ class Transport(ABC):
         to, RunnerError (having killed it) if stdout and stderr together pass
         ``max_output_bytes``. A non-zero exit status is *not* an error: it is returned in the
         result."""
+        command = Command(tuple(str(a) for a in argv), timeout, env, cwd, max_output_bytes)
+        self.reap()  # nothing left over from an earlier failure may run alongside
+        return self.execute(command)
+
+    @abstractmethod
+    def execute(self, command: Command) -> CommandResult:
+        """What ``run`` does on this transport, once nothing is left over (reap)."""
 
     @abstractmethod
     def push(self, local: Path, remote: str) -> None:

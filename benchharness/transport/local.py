@@ -9,14 +9,13 @@ import signal
 import stat
 import subprocess
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 
 from benchharness.errors import CommandTimeoutError, RunnerError, TransportError
 from benchharness.transport.base import (
-    DEFAULT_MAX_OUTPUT_BYTES,
     DEFAULT_MAX_PULL_BYTES,
     Bounds,
+    Command,
     CommandResult,
     Transport,
 )
@@ -48,17 +47,9 @@ class LocalTransport(Transport):
     def where(self) -> str:
         return "this host"
 
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout: float,
-        env: dict[str, str] | None = None,
-        cwd: str | None = None,
-        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
-    ) -> CommandResult:
-        argv = [str(a) for a in argv]
-        full_env = {**os.environ, **(env or {})}
+    def execute(self, command: Command) -> CommandResult:
+        argv, timeout, cap = command.argv, command.timeout, command.max_output_bytes
+        full_env = {**os.environ, **(command.env or {})}
         if DIE_WITH_PARENT and shutil.which(argv[0], path=full_env.get("PATH")) is None:
             # setpriv would report a missing program as its own exit status 127
             raise TransportError(f"cannot start {argv[0]}: not found, or not executable")
@@ -72,7 +63,7 @@ class LocalTransport(Transport):
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=full_env,
-                cwd=cwd,
+                cwd=command.cwd,
                 start_new_session=True,
             )
         except OSError as exc:
@@ -81,7 +72,7 @@ class LocalTransport(Transport):
             self._running.add(proc)
         captured = Captured()
         try:
-            capture(proc, captured, timeout=timeout, max_bytes=max_output_bytes)
+            capture(proc, captured, timeout=timeout, max_bytes=cap)
             if captured.timed_out or captured.overflowed:
                 _kill_group(proc)
         except BaseException:
@@ -95,7 +86,7 @@ class LocalTransport(Transport):
                     pipe.close()
         name = Path(argv[0]).name
         if captured.overflowed:
-            raise RunnerError(flood_message(argv, self.where, max_output_bytes))
+            raise RunnerError(flood_message(argv, self.where, cap))
         if captured.timed_out:
             raise CommandTimeoutError(
                 f"{name} ran past {timeout:.0f} s and was killed; "

@@ -18,7 +18,6 @@ import posixpath
 import select
 import socket
 import time
-from collections.abc import Sequence
 
 import paramiko
 
@@ -31,8 +30,8 @@ from benchharness.errors import (
     TransportError,
 )
 from benchharness.transport.base import (
-    DEFAULT_MAX_OUTPUT_BYTES,
     Bounds,
+    Command,
     CommandResult,
     quote_argv,
 )
@@ -266,24 +265,15 @@ class SSHTransport(SFTPFiles):
 
     # --- commands ----------------------------------------------------------------------------
 
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout: float,
-        env: dict[str, str] | None = None,
-        cwd: str | None = None,
-        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
-    ) -> CommandResult:
-        argv = [str(a) for a in argv]
-        self.reap()  # nothing left over from an earlier failure may run alongside
+    def execute(self, command: Command) -> CommandResult:
+        argv, timeout, cap = command.argv, command.timeout, command.max_output_bytes
         token = new_token()
-        line = remote_command_line(argv, token=token, env=env, cwd=cwd)
+        line = remote_command_line(argv, token=token, env=command.env, cwd=command.cwd)
         channel = self._open_channel()
         output = _Output()
         try:
             self._exec(channel, line)
-            status, timed_out, flooded = self._collect(channel, output, timeout, max_output_bytes)
+            status, timed_out, flooded = self._collect(channel, output, timeout, cap)
         except TransportError:
             self._leftovers.append(token)  # the exec may have started before the server stuck
             raise
@@ -305,7 +295,7 @@ class SSHTransport(SFTPFiles):
         stderr = output.err.decode("utf-8", "replace")
         if flooded:
             self._kill(token, pid)
-            raise RunnerError(flood_message(argv, self.where, max_output_bytes))
+            raise RunnerError(flood_message(argv, self.where, cap))
         if timed_out:
             self._kill(token, pid)
             raise CommandTimeoutError(

@@ -30,7 +30,7 @@ from benchharness.errors import TransportError
 from benchharness.plan.artifacts import Artifact
 from benchharness.plan.options import RunOptions
 from benchharness.results.store import RunStore
-from benchharness.transport.base import CommandResult, Transport
+from benchharness.transport.base import Command, CommandResult, Transport
 
 
 class FakeClock:
@@ -197,14 +197,8 @@ class ThermalTransport(Transport):
         self.temps = list(temps_milli)
         self.calls: list[list[str]] = []
 
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout: float,
-        env: dict[str, str] | None = None,
-        cwd: str | None = None,
-    ) -> CommandResult:
+    def execute(self, command: Command) -> CommandResult:
+        argv = command.argv
         self.calls.append(list(argv))
         if tuple(argv) == TEMPERATURE_ARGV:
             text = self.temps.pop(0) if len(self.temps) > 1 else self.temps[0]

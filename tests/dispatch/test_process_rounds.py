@@ -20,7 +20,7 @@ from benchharness.dispatch.reporter import NullReporter
 from benchharness.plan.artifacts import Artifact
 from benchharness.plan.options import RunOptions
 from benchharness.results.store import RunStore
-from benchharness.transport.base import CommandResult, Transport
+from benchharness.transport.base import Command, CommandResult, Transport
 
 #: Per model: the level of each successive process (ms). "quiet" agrees within 0.1 %;
 #: "noisy" swings by 8 %, wider than any 10 processes can pin to 2 %.
@@ -45,14 +45,8 @@ class FakeRunner(Transport):
         self.stop_after = stop_after
         self.seen = dict(seen or {})
 
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout: float,
-        env: dict[str, str] | None = None,
-        cwd: str | None = None,
-    ) -> CommandResult:
+    def execute(self, command: Command) -> CommandResult:
+        argv = command.argv
         if "--model" not in argv:
             return CommandResult(tuple(argv), 0, "", "")  # cooldown's temperature read: none
         if self.stop_after is not None and len(self.order) >= self.stop_after:
