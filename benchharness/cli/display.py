@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from types import TracebackType
 from typing import Any
 
 from rich.console import Console
@@ -46,12 +45,7 @@ class RichReporter:
         self.progress.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         for device, task in self.tasks.items():
             if device == "export":
                 self.progress.update(task, description="exports ready")

@@ -161,15 +161,18 @@ class AdbTransport(Transport):
                 env=self._env(),
             )
         except FileNotFoundError as exc:
-            raise TransportError(
-                f"the adb client {self.adb_path!r} is not installed; install Android platform "
-                "tools (apt-get install adb) or set the adb path"
-            ) from exc
+            raise self._no_client() from exc
         except subprocess.TimeoutExpired as exc:
             raise DeviceUnreachableError(
                 f"`{' '.join(argv)}` hung for {timeout:g} s; check the device (replug USB, "
                 "`adb kill-server`)"
             ) from exc
+
+    def _no_client(self) -> TransportError:
+        return TransportError(
+            f"the adb client {self.adb_path!r} is not installed; install Android platform "
+            "tools (apt-get install adb) or set the adb path"
+        )
 
     def _env(self) -> dict[str, str] | None:
         return {**os.environ, **self.adb_env} if self.adb_env else None
@@ -251,10 +254,7 @@ class AdbTransport(Transport):
                 env=self._env(),
             )
         except FileNotFoundError as exc:
-            raise TransportError(
-                f"the adb client {self.adb_path!r} is not installed; install Android platform "
-                "tools (apt-get install adb) or set the adb path"
-            ) from exc
+            raise self._no_client() from exc
         captured = Captured()
         try:
             capture(proc, captured, timeout=timeout, max_bytes=cap)
@@ -427,10 +427,7 @@ class AdbTransport(Transport):
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, env=self._env())  # fmt: skip
         except FileNotFoundError as exc:
-            raise TransportError(
-                f"the adb client {self.adb_path!r} is not installed; install Android platform "
-                "tools (apt-get install adb) or set the adb path"
-            ) from exc
+            raise self._no_client() from exc
         captured = Captured()
         deadline = time.monotonic() + bound
         outcome: int | None = 0

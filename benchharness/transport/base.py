@@ -26,7 +26,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from benchharness.transport.remote_shell import (
     check_private_dir,
@@ -181,10 +180,5 @@ class Transport(ABC):
     def __enter__(self) -> Transport:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
