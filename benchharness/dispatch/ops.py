@@ -1,16 +1,13 @@
 """A job's per-operator rows: the runner's profile fetched from the device, joined to cost.
 
 The joining itself is ``parse/op_join``; this module gets the profile's data to it (an ORT trace
-file is pulled from the device and removed there; an ETDump likewise, in ``dispatch/etdump_ops``)
-and names the job.
+file is pulled from the device and removed there by ``dispatch/fetch``; an ETDump likewise, in
+``dispatch/etdump_ops``) and names the job.
 """
 
 from __future__ import annotations
 
-import contextlib
-import posixpath
 import statistics
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,14 +16,11 @@ from benchharness.cost.graph import graph_cost_or_none
 from benchharness.device import protocol
 from benchharness.device.protocol import RunnerResult
 from benchharness.dispatch.etdump_ops import etdump_ops
+from benchharness.dispatch.fetch import checked, fetch_profile
 from benchharness.dispatch.session import DeviceSession
 from benchharness.errors import HarnessError, ParseError
 from benchharness.parse.op_join import finish_rows, litert_rows, ort_rows
 from benchharness.plan.artifacts import Artifact
-
-#: Most bytes of an ORT profile pulled back: a 50-run trace of a large model is a few MB; more
-#: is not a profile (a device pointing ``profile_file`` at /dev/zero must not fill this disk).
-MAX_PROFILE_BYTES = 256 * 1024 * 1024
 
 
 @dataclass
@@ -80,30 +74,12 @@ def _is_ort_trace(name: str) -> bool:
 
 def _fetch(session: DeviceSession, remote: str) -> str:
     """The profile's text; pulled from the device and removed there when the device is remote."""
-    if session.local:
-        path = Path(remote)
-        try:
-            if not path.is_file():
-                raise ParseError(f"the ORT profile {remote} is not a regular file")
-            if path.stat().st_size > MAX_PROFILE_BYTES:
-                raise ParseError(
-                    f"the ORT profile {remote} holds more than {MAX_PROFILE_BYTES} bytes"
-                )
-            return path.read_text(encoding="utf-8")
-        finally:
-            if _is_ort_trace(path.name) and path.is_file():
-                path.unlink(missing_ok=True)
-            # the runner made a private temp directory when the run had no workdir
-            if path.parent.name.startswith(protocol.PROFILE_TMP_PREFIX):
-                with contextlib.suppress(OSError):
-                    path.parent.rmdir()
-    with tempfile.TemporaryDirectory() as tmp:
-        local = Path(tmp) / "profile.json"
-        session.transport.pull(remote, local)
-        if _is_ort_trace(posixpath.basename(remote)):
-            with contextlib.suppress(HarnessError):
-                session.transport.run(["rm", "-f", remote], timeout=60)
-        text = local.read_text(encoding="utf-8")
+
+    def read(path: Path) -> str:
+        return checked(path, "ORT profile").read_text(encoding="utf-8")
+
+    text = fetch_profile(session, remote, suffix=".json", ours=_is_ort_trace, read=read)
     if not text.strip():
-        raise ParseError(f"the ORT profile {remote} pulled from the device is empty")
+        where = "" if session.local else " pulled from the device"
+        raise ParseError(f"the ORT profile {remote}{where} is empty")
     return text
