@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from benchharness.cost.graph import graph_cost
-from benchharness.cost.model import Step, activation_liveness
+from benchharness.cost.model import Step, activation_liveness, flat
 from benchharness.errors import CostError, UnknownModelError
 from benchharness.zoo.registry import ArtifactRef, ModelRef, ModelSpec
 from benchharness.zoo.variants import is_unavailable
@@ -314,12 +314,12 @@ def _facts_of_program(spec: ModelSpec, program: Any) -> ModelFacts:
     outputs: list[str] = []
     for node in graph.nodes:
         if node.op == "output":
-            outputs = [root(a.name) for a in _flat(node.args) if hasattr(a, "name")]
+            outputs = [root(a.name) for a in flat(node.args) if hasattr(a, "name")]
             continue
         if node.op != "call_function" or node.meta.get("val") is None:
             continue
         base = _base_name(node.target)
-        reads = [a for a in _flat(node.args) if hasattr(a, "name") and a.name not in weights]
+        reads = [a for a in flat(node.args) if hasattr(a, "name") and a.name not in weights]
         reads = [a for a in reads if a.op != "placeholder" or a.name in inputs]
         term = None if base in IGNORED_OPS else _torch_term(base, node)
         if base in ALIAS_OPS:
@@ -334,7 +334,7 @@ def _facts_of_program(spec: ModelSpec, program: Any) -> ModelFacts:
             continue
         in_names = list(dict.fromkeys(root(a.name) for a in reads))
         sizes[node.name] = _numel(node.meta.get("val"))
-        params = [a.name for a in _flat(node.args) if getattr(a, "name", None) in weights]
+        params = [a.name for a in flat(node.args) if getattr(a, "name", None) in weights]
         layers.append(
             Layer(
                 index=len(layers),
@@ -354,16 +354,6 @@ def _facts_of_program(spec: ModelSpec, program: Any) -> ModelFacts:
         params=sum(weights.values()),
         activation_peak=peak,
     )
-
-
-def _flat(args: Any) -> list[Any]:
-    out: list[Any] = []
-    for a in args:
-        if isinstance(a, (list, tuple)):
-            out.extend(_flat(a))
-        else:
-            out.append(a)
-    return out
 
 
 def _layer_name(node: Any, term: str) -> str:

@@ -20,8 +20,12 @@ same way; each reader maps its own operator names onto them. The torch side (``t
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+#: A tensor as a graph reader names it: by name (ONNX, the edge graph) or by index (TFLite).
+K = TypeVar("K", bound=Hashable)
 
 # --- element-wise FLOPs per output element (or per input element where said) -------------------
 
@@ -202,31 +206,108 @@ def activation_liveness(
     return peak, total
 
 
-def graph_totals(
-    fmt: str,
-    ops: list[OpCost],
-    *,
-    steps: Sequence[Step],
-    activation_sizes: Mapping[str, int],
-    graph_inputs: Iterable[str],
-    graph_outputs: Iterable[str],
-    params: int,
-    weight_bytes: int,
-    model_bytes: int,
-    uncounted_op_types: Iterable[str] = (),
-) -> GraphCost:
-    """Assemble a :class:`GraphCost` from per-op costs and the graph's tensor facts."""
-    peak, total = activation_liveness(steps, activation_sizes, graph_inputs, graph_outputs)
-    return GraphCost(
-        format=fmt,
-        ops=ops,
-        macs=sum(op.macs for op in ops),
-        flops=sum(op.flops for op in ops),
-        params=params,
-        model_bytes=model_bytes,
-        weight_bytes=weight_bytes,
-        activation_peak_bytes=peak,
-        activation_total_bytes=total,
-        max_layer_bytes=max((op.bytes for op in ops), default=0),
-        uncounted_op_types=tuple(sorted(set(uncounted_op_types))),
+def flat(args: Iterable[Any]) -> list[Any]:
+    """A torch.fx node's arguments with nested lists and tuples spread out, in order."""
+    out: list[Any] = []
+    for a in args:
+        if isinstance(a, (list, tuple)):
+            out.extend(flat(a))
+        else:
+            out.append(a)
+    return out
+
+
+@dataclass(frozen=True)
+class Traffic(Generic[K]):
+    """One operator's distinct inputs, split into activations and constants, and the bytes it
+    moves: those inputs' and its outputs'."""
+
+    activations: list[K]
+    constants: list[K]
+    input_bytes: int
+    weight_bytes: int
+    output_bytes: int
+
+
+def traffic(
+    inputs: Iterable[K], outputs: Iterable[K], constants: Collection[K], nbytes: Callable[[K], int]
+) -> Traffic[K]:
+    """The :class:`Traffic` of an operator reading ``inputs`` and writing ``outputs``."""
+    distinct = list(dict.fromkeys(inputs))
+    act = [n for n in distinct if n not in constants]
+    const = [n for n in distinct if n in constants]
+    return Traffic(
+        act,
+        const,
+        sum(nbytes(n) for n in act),
+        sum(nbytes(n) for n in const),
+        sum(nbytes(n) for n in outputs),
     )
+
+
+@dataclass
+class Tally:
+    """What a graph reader gathers walking the operators in execution order, for
+    :func:`graph_totals` (the readers differ in how they read a graph, not in this)."""
+
+    fmt: str
+    graph_inputs: list[str]
+    graph_outputs: list[str]
+    ops: list[OpCost] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    activation_sizes: dict[str, int] = field(default_factory=dict)
+    uncounted: set[str] = field(default_factory=set)
+
+    def add(
+        self,
+        index: int,
+        name: str,
+        op_type: str,
+        counted: tuple[int, int],
+        *,
+        params: int,
+        output_shape: tuple[int, ...],
+        moved: Traffic[Any],
+        writes: Iterable[Any],
+    ) -> None:
+        """One operator: ``counted`` is its (MACs, FLOPs); it reads ``moved.activations`` and
+        writes the activations ``writes``."""
+        macs, flops = counted
+        self.ops.append(
+            OpCost(
+                op_index=index,
+                op_name=name,
+                op_type=op_type,
+                macs=macs,
+                flops=flops,
+                params=params,
+                bytes=moved.input_bytes + moved.weight_bytes + moved.output_bytes,
+                output_shape=output_shape,
+                input_bytes=moved.input_bytes,
+                weight_bytes=moved.weight_bytes,
+                output_bytes=moved.output_bytes,
+            )
+        )
+        self.steps.append(
+            Step(tuple(str(n) for n in moved.activations), tuple(str(n) for n in writes))
+        )
+
+    def totals(self, *, params: int, weight_bytes: int, model_bytes: int) -> GraphCost:
+        """The graph's cost: ``params`` and ``weight_bytes`` over its distinct constants,
+        ``model_bytes`` the artifact on disk."""
+        peak, total = activation_liveness(
+            self.steps, self.activation_sizes, self.graph_inputs, self.graph_outputs
+        )
+        return GraphCost(
+            format=self.fmt,
+            ops=self.ops,
+            macs=sum(op.macs for op in self.ops),
+            flops=sum(op.flops for op in self.ops),
+            params=params,
+            model_bytes=model_bytes,
+            weight_bytes=weight_bytes,
+            activation_peak_bytes=peak,
+            activation_total_bytes=total,
+            max_layer_bytes=max((op.bytes for op in self.ops), default=0),
+            uncounted_op_types=tuple(sorted(self.uncounted)),
+        )

@@ -27,7 +27,7 @@ import onnx
 from onnx import TensorProto
 
 from benchharness.cost import model as cm
-from benchharness.cost.model import GraphCost, OpCost, Step
+from benchharness.cost.model import GraphCost
 from benchharness.errors import CostError
 
 #: Bits per element of each ONNX dtype; sub-byte types are packed, so bytes = ceil(n * bits / 8).
@@ -394,14 +394,11 @@ def _graph_cost(graph: onnx.GraphProto, model_bytes: int, label: str) -> GraphCo
         shape(name, node)
         return tensors[name].nbytes
 
-    ops: list[OpCost] = []
-    steps: list[Step] = []
-    uncounted: set[str] = set()
-    activation_sizes: dict[str, int] = {}
+    tally = cm.Tally("onnx", graph_inputs, graph_outputs)
     param_sources: set[str] = set()
 
     for name in graph_inputs:
-        activation_sizes[name] = nbytes(name, graph.node[0]) if graph.node else 0
+        tally.activation_sizes[name] = nbytes(name, graph.node[0]) if graph.node else 0
 
     for index, node in enumerate(graph.node):
         if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
@@ -411,11 +408,10 @@ def _graph_cost(graph: onnx.GraphProto, model_bytes: int, label: str) -> GraphCo
         if inputs and all(n in constants for n in inputs):
             constants.update(outputs)
 
-        act_in = list(dict.fromkeys(n for n in inputs if n not in constants))
-        const_in = list(dict.fromkeys(n for n in inputs if n in constants))
-        input_bytes = sum(nbytes(n, node) for n in act_in)
-        weight_bytes = sum(nbytes(n, node) for n in const_in)
-        output_bytes = sum(nbytes(n, node) for n in outputs)
+        def node_bytes(name: str, _node: onnx.NodeProto = node) -> int:
+            return nbytes(name, _node)
+
+        moved = cm.traffic(inputs, outputs, constants, node_bytes)
 
         params = 0
         for pos, n in enumerate(node.input):
@@ -429,27 +425,22 @@ def _graph_cost(graph: onnx.GraphProto, model_bytes: int, label: str) -> GraphCo
 
         macs, flops, known = _compute(node, node_shape)
         if not known:
-            uncounted.add(node.op_type if not node.domain else f"{node.domain}.{node.op_type}")
+            tally.uncounted.add(
+                node.op_type if not node.domain else f"{node.domain}.{node.op_type}"
+            )
         for n in outputs:
             if n not in constants:
-                activation_sizes[n] = nbytes(n, node)
-        out_shape = shape(outputs[0], node) if outputs else ()
-        ops.append(
-            OpCost(
-                op_index=index,
-                op_name=node.name or f"{node.op_type}_{index}",
-                op_type=node.op_type,
-                macs=macs,
-                flops=flops,
-                params=params,
-                bytes=input_bytes + weight_bytes + output_bytes,
-                output_shape=out_shape,
-                input_bytes=input_bytes,
-                weight_bytes=weight_bytes,
-                output_bytes=output_bytes,
-            )
+                tally.activation_sizes[n] = nbytes(n, node)
+        tally.add(
+            index,
+            node.name or f"{node.op_type}_{index}",
+            node.op_type,
+            (macs, flops),
+            params=params,
+            output_shape=shape(outputs[0], node) if outputs else (),
+            moved=moved,
+            writes=[o for o in outputs if o not in constants],
         )
-        steps.append(Step(tuple(act_in), tuple(o for o in outputs if o not in constants)))
 
     # total params and weight bytes over distinct stored constants
     total_params = 0
@@ -461,18 +452,8 @@ def _graph_cost(graph: onnx.GraphProto, model_bytes: int, label: str) -> GraphCo
         total_weight_bytes += t.nbytes
         if name in param_sources:
             total_params += math.prod(t.shape)
-
-    return cm.graph_totals(
-        "onnx",
-        ops,
-        steps=steps,
-        activation_sizes=activation_sizes,
-        graph_inputs=graph_inputs,
-        graph_outputs=graph_outputs,
-        params=total_params,
-        weight_bytes=total_weight_bytes,
-        model_bytes=model_bytes,
-        uncounted_op_types=uncounted,
+    return tally.totals(
+        params=total_params, weight_bytes=total_weight_bytes, model_bytes=model_bytes
     )
 
 

@@ -16,13 +16,12 @@ only to read the ETRecord.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchharness.cost import model as cm
-from benchharness.cost.model import GraphCost, OpCost, Step
+from benchharness.cost.model import GraphCost
 from benchharness.errors import CostError
 
 #: The method whose graph is counted when an ETRecord holds several: the one the runner runs.
@@ -254,12 +253,10 @@ def edge_program_cost(program: Any, model_bytes: int) -> GraphCost:
     sig = program.graph_signature
     graph_inputs = [n for n in sig.user_inputs if n not in constants]
     output_node = next(n for n in program.graph.nodes if n.op == "output")
-    graph_outputs = [a.name for a in _flat(output_node.args) if hasattr(a, "name")]
+    graph_outputs = [a.name for a in cm.flat(output_node.args) if hasattr(a, "name")]
 
-    ops: list[OpCost] = []
-    steps: list[Step] = []
-    uncounted: set[str] = set()
-    activation_sizes = {name: tensors.nbytes(name) for name in graph_inputs}
+    tally = cm.Tally("pte", graph_inputs, graph_outputs)
+    tally.activation_sizes.update({name: tensors.nbytes(name) for name in graph_inputs})
     param_sources: set[str] = set()
     for node in program.graph.nodes:
         if node.op != "call_function" or getattr(node.target, "__name__", "") == GETITEM:
@@ -273,13 +270,9 @@ def edge_program_cost(program: Any, model_bytes: int) -> GraphCost:
         outputs = _outputs(node)
         if inputs and all(n in tensors.constants for n in inputs):
             tensors.constants.update(outputs)
-        act_in = [n for n in dict.fromkeys(inputs) if n not in tensors.constants]
-        const_in = [n for n in dict.fromkeys(inputs) if n in tensors.constants]
-        input_bytes = sum(tensors.nbytes(n) for n in act_in)
-        weight_bytes = sum(tensors.nbytes(n) for n in const_in)
-        output_bytes = sum(tensors.nbytes(n) for n in outputs)
+        moved = cm.traffic(inputs, outputs, tensors.constants, tensors.nbytes)
         params = 0
-        for n in const_in:
+        for n in moved.constants:
             if tensors.is_weight_like(n):
                 source = tensors.weight_of.get(n, n)
                 params += math.prod(tensors.shape(source))
@@ -288,43 +281,26 @@ def edge_program_cost(program: Any, model_bytes: int) -> GraphCost:
         out_shape = tensors.shape(outputs[0]) if outputs else ()
         macs, flops, known = _compute(op, tensors, math.prod(out_shape) if outputs else 0)
         if not known:
-            uncounted.add(op.op_type)
+            tally.uncounted.add(op.op_type)
         for n in outputs:
             if n not in tensors.constants:
-                activation_sizes[n] = tensors.nbytes(n)
-        ops.append(
-            OpCost(
-                op_index=op.index, op_name=op.name, op_type=op.op_type, macs=macs, flops=flops,
-                params=params, bytes=input_bytes + weight_bytes + output_bytes,
-                output_shape=out_shape, input_bytes=input_bytes, weight_bytes=weight_bytes,
-                output_bytes=output_bytes,
-            )
-        )  # fmt: skip
-        steps.append(Step(tuple(act_in), tuple(o for o in outputs if o not in tensors.constants)))
-    total_weight_bytes = sum(tensors.nbytes(n) for n in tensors.sources)
-    total_params = sum(math.prod(tensors.shape(n)) for n in param_sources)
-    return cm.graph_totals(
-        "pte",
-        ops,
-        steps=steps,
-        activation_sizes=activation_sizes,
-        graph_inputs=graph_inputs,
-        graph_outputs=graph_outputs,
-        params=total_params,
-        weight_bytes=total_weight_bytes,
+                tally.activation_sizes[n] = tensors.nbytes(n)
+        writes = [o for o in outputs if o not in tensors.constants]
+        tally.add(
+            op.index,
+            op.name,
+            op.op_type,
+            (macs, flops),
+            params=params,
+            output_shape=out_shape,
+            moved=moved,
+            writes=writes,
+        )
+    return tally.totals(
+        params=sum(math.prod(tensors.shape(n)) for n in param_sources),
+        weight_bytes=sum(tensors.nbytes(n) for n in tensors.sources),
         model_bytes=model_bytes,
-        uncounted_op_types=uncounted,
     )
-
-
-def _flat(args: Sequence[Any]) -> list[Any]:
-    out: list[Any] = []
-    for a in args:
-        if isinstance(a, (list, tuple)):
-            out.extend(_flat(a))
-        else:
-            out.append(a)
-    return out
 
 
 def pte_cost(path: Path) -> GraphCost:

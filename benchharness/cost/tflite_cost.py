@@ -28,7 +28,7 @@ from types import ModuleType
 from typing import Any
 
 from benchharness.cost import model as cm
-from benchharness.cost.model import GraphCost, OpCost, Step
+from benchharness.cost.model import GraphCost
 from benchharness.errors import CostError
 
 
@@ -330,15 +330,12 @@ def _graph_cost(r: _Reader, model_bytes: int) -> GraphCost:
     graph_outputs = [int(t) for t in sg.OutputsAsNumpy()] if sg.OutputsLength() else []
 
     constants = {t for t in range(sg.TensorsLength()) if r.is_constant(t)}
-    ops: list[OpCost] = []
-    steps: list[Step] = []
-    uncounted: set[str] = set()
-    activation_sizes: dict[str, int] = {}
+    tally = cm.Tally("tflite", [str(t) for t in graph_inputs], [str(t) for t in graph_outputs])
     param_tensors: set[int] = set()
 
     for t in graph_inputs:
         if t not in constants:
-            activation_sizes[str(t)] = r.nbytes(t)
+            tally.activation_sizes[str(t)] = r.nbytes(t)
 
     for index in range(sg.OperatorsLength()):
         op = sg.Operators(index)
@@ -347,51 +344,34 @@ def _graph_cost(r: _Reader, model_bytes: int) -> GraphCost:
         outputs = [int(t) for t in op.OutputsAsNumpy()] if op.OutputsLength() else []
         inputs = [t for t in raw_inputs if t >= 0]  # -1 marks an absent optional input
 
-        act_in = list(dict.fromkeys(t for t in inputs if t not in constants))
-        const_in = list(dict.fromkeys(t for t in inputs if t in constants))
-        input_bytes = sum(r.nbytes(t) for t in act_in)
-        weight_bytes = sum(r.nbytes(t) for t in const_in)
-        output_bytes = sum(r.nbytes(t) for t in outputs)
+        moved = cm.traffic(inputs, outputs, constants, r.nbytes)
         params = 0
-        for t in const_in:
+        for t in moved.constants:
             if r.is_weight(t):
                 params += math.prod(r.shape(t))
                 param_tensors.add(t)
 
         macs, flops, known = _compute(r, op, op_type, raw_inputs, outputs)
         if not known:
-            uncounted.add(op_type)
+            tally.uncounted.add(op_type)
         for t in outputs:
-            activation_sizes[str(t)] = r.nbytes(t)
-        ops.append(
-            OpCost(
-                op_index=index,
-                # the profiler's node name: output tensor names, then the node index
-                op_name="[" + ", ".join(r.name(t) for t in outputs) + f"]:{index}",
-                op_type=op_type,
-                macs=macs,
-                flops=flops,
-                params=params,
-                bytes=input_bytes + weight_bytes + output_bytes,
-                output_shape=r.shape(outputs[0]) if outputs else (),
-                input_bytes=input_bytes,
-                weight_bytes=weight_bytes,
-                output_bytes=output_bytes,
-            )
+            tally.activation_sizes[str(t)] = r.nbytes(t)
+        tally.add(
+            index,
+            # the profiler's node name: output tensor names, then the node index
+            "[" + ", ".join(r.name(t) for t in outputs) + f"]:{index}",
+            op_type,
+            (macs, flops),
+            params=params,
+            output_shape=r.shape(outputs[0]) if outputs else (),
+            moved=moved,
+            writes=outputs,
         )
-        steps.append(Step(tuple(str(t) for t in act_in), tuple(str(t) for t in outputs)))
 
-    return cm.graph_totals(
-        "tflite",
-        ops,
-        steps=steps,
-        activation_sizes=activation_sizes,
-        graph_inputs=[str(t) for t in graph_inputs],
-        graph_outputs=[str(t) for t in graph_outputs],
+    return tally.totals(
         params=sum(math.prod(r.shape(t)) for t in param_tensors),
         weight_bytes=sum(r.nbytes(t) for t in constants),
         model_bytes=model_bytes,
-        uncounted_op_types=uncounted,
     )
 
 
