@@ -9,7 +9,6 @@ world-writable, like /tmp) unless BENCH_LOCK_DIR names another.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import stat
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from benchharness.devices.profile import DeviceProfile
 from benchharness.errors import DeviceLockError
+from benchharness.lockfile import claim
 
 #: One folder for the whole machine, so every user's bench sees every lock.
 DEFAULT_LOCK_DIR = Path("/tmp/benchharness-locks")
@@ -59,16 +59,12 @@ def device_lock(profile: DeviceProfile) -> Iterator[None]:
     except OSError as exc:
         raise DeviceLockError(f"cannot open the device lock {path}: {exc.strerror or exc}") from exc
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 512, 0).decode(errors="replace").strip() or "another process"
+        holder = claim(fd, f"bench pid {os.getpid()} as {profile.name}")
+        if holder is not None:
             raise DeviceLockError(
                 f"device {profile.name} ({profile.physical_id}) is busy: {holder} is running on "
                 f"it; wait for it to finish (or remove {path} if that process is gone)"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"bench pid {os.getpid()} as {profile.name}".encode(), 0)
+            )
         yield
     finally:
         os.close(fd)

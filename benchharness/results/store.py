@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
-import fcntl
 import io
 import json
 import os
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from benchharness.errors import ResultsError
+from benchharness.lockfile import claim
 from benchharness.results.memory import MEMORY_COLUMNS, MEMORY_INT_COLUMNS, estimate_bytes
 
 #: Bumped whenever a column changes meaning or disappears, or a version's readers need to know
@@ -365,16 +365,12 @@ class RunStore:
         except OSError as exc:
             raise ResultsError(f"cannot lock {self.path}: {exc.strerror or exc}") from exc
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 512, 0).decode(errors="replace").strip() or "another process"
+            holder = claim(fd, f"bench pid {os.getpid()} on {socket.gethostname()}")
+            if holder is not None:
                 raise ResultsError(
                     f"run {self.run_id} is being written by {holder}; wait for it to finish "
                     "(bench results shows it meanwhile), then resume it if it stopped early"
-                ) from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"bench pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+                )
             yield
         finally:
             os.close(fd)  # closing releases the lock
