@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 from scipy import stats as sps
@@ -170,6 +170,15 @@ def _fraction(value: str, pct: bool, text: str) -> float:
     return number
 
 
+def metric_threshold(text: str, metric: str) -> float | None:
+    """``"peak_mem:10%"`` -> 0.10 for ``metric`` ``peak_mem``; None when ``text`` is no
+    ``METRIC:PERCENT`` of that metric (another gate's spec)."""
+    m = _FAIL_ON_RE.match(text)
+    if m is None or m.group("metric") != metric:
+        return None
+    return _fraction(m.group("value"), bool(m.group("pct")), text)
+
+
 def parse_fail_on(text: str) -> float:
     """``"median:5%"`` -> 0.05: the slowdown of the median beyond which ``gate`` fails."""
     m = _FAIL_ON_RE.match(text)
@@ -192,6 +201,26 @@ def gate(result: Comparison, threshold: float, *, include_unreliable: bool = Fal
     return any(
         m.significant_slowdown(threshold, include_unreliable=include_unreliable)
         for m in result.matches
+    )
+
+
+class PairNames(TypedDict):
+    """What every comparison's match says of its two rows: A's model key and both devices."""
+
+    model: str
+    format: str
+    precision: str
+    device_a: str
+    device_b: str
+
+
+def pair_names(ra: Mapping[str, Any], rb: Mapping[str, Any]) -> PairNames:
+    return PairNames(
+        model=str(ra.get("model") or ""),
+        format=str(ra.get("format") or ""),
+        precision=str(ra.get("precision") or ""),
+        device_a=str(ra.get("device") or ""),
+        device_b=str(rb.get("device") or ""),
     )
 
 
@@ -435,12 +464,8 @@ def _compare_pair(
         return int(row.get("n") or 0)
 
     return Match(
-        model=str(ra.get("model") or ""),
-        format=str(ra.get("format") or ""),
-        precision=str(ra.get("precision") or ""),
+        **pair_names(ra, rb),
         input_shape=str(ra.get("input_shape") or ""),
-        device_a=str(ra.get("device") or ""),
-        device_b=str(rb.get("device") or ""),
         median_a_ms=med_a,
         median_b_ms=med_b,
         n_a=count(ra, pooled_a),

@@ -10,13 +10,11 @@ peak_mem:10%`` fails when some peak grew by more than 10 %.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from benchharness.analysis.compare import pair_rows
-from benchharness.errors import UsageError
+from benchharness.analysis.compare import metric_threshold, pair_names, pair_rows
 
 #: The ``--fail-on`` metric of this comparison.
 GATE_METRIC = "peak_mem"
@@ -27,8 +25,6 @@ MIN_CHANGE_BYTES = 256 * 1024
 DEFAULT_THRESHOLD = 0.05
 
 VERDICTS = ("grew", "shrank", "same", "not comparable")
-
-_SPEC_RE = re.compile(r"^\s*(?P<metric>[a-z_0-9]+)\s*:\s*(?P<value>[0-9.]+)\s*(?P<pct>%?)\s*$")
 
 
 @dataclass
@@ -67,17 +63,7 @@ class MemoryMatch:
 
 def memory_gate_threshold(spec: str) -> float | None:
     """``"peak_mem:10%"`` -> 0.10; None when ``spec`` gates on another metric."""
-    m = _SPEC_RE.match(spec)
-    if m is None or m.group("metric") != GATE_METRIC:
-        return None
-    value = float(m.group("value"))
-    if m.group("pct"):
-        value /= 100.0
-    elif value >= 1.0:
-        raise UsageError(f"--fail-on {spec!r} is ambiguous: write {m.group('value')}% instead")
-    if value < 0:
-        raise UsageError(f"--fail-on {spec!r}: the threshold must not be negative")
-    return value
+    return metric_threshold(spec, GATE_METRIC)
 
 
 def _match(ra: Mapping[str, Any], rb: Mapping[str, Any], threshold: float) -> MemoryMatch:
@@ -102,11 +88,7 @@ def _match(ra: Mapping[str, Any], rb: Mapping[str, Any], threshold: float) -> Me
     else:
         verdict = "same"
     return MemoryMatch(
-        model=str(ra.get("model") or ""),
-        format=str(ra.get("format") or ""),
-        precision=str(ra.get("precision") or ""),
-        device_a=str(ra.get("device") or ""),
-        device_b=str(rb.get("device") or ""),
+        **pair_names(ra, rb),
         peak_a_bytes=pa,
         peak_b_bytes=pb,
         source_a=sa,
