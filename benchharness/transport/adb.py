@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import posixpath
 import re
 import subprocess
 import time
@@ -28,9 +27,7 @@ from pathlib import Path
 
 from benchharness.devices.profile import DeviceProfile
 from benchharness.errors import (
-    CommandTimeoutError,
     DeviceUnreachableError,
-    RunnerError,
     TransportError,
 )
 from benchharness.transport.base import (
@@ -38,7 +35,7 @@ from benchharness.transport.base import (
     Bounds,
     Command,
     CommandResult,
-    Transport,
+    RemoteTransport,
     quote_argv,
 )
 from benchharness.transport.files import (
@@ -47,7 +44,7 @@ from benchharness.transport.files import (
     not_regular_error,
     size_cap_error,
 )
-from benchharness.transport.pipes import Captured, capture, flood_message
+from benchharness.transport.pipes import Captured, capture, cut_short
 from benchharness.transport.remote_shell import (
     new_token,
     reap_command_line,
@@ -98,7 +95,7 @@ _TRANSFER_ADVICE = (
 )
 
 
-class AdbTransport(Transport):
+class AdbTransport(RemoteTransport):
     """Commands and files on one Android device, by adb serial (``adb devices``) or host:port."""
 
     kind = "adb"
@@ -267,12 +264,9 @@ class AdbTransport(Transport):
             _stop(proc)
             self._kill(token, captured)
         _close(proc)
-        if captured.overflowed:
-            raise RunnerError(flood_message(argv, self.serial, cap))
-        if captured.timed_out:
-            raise CommandTimeoutError(
-                f"{posixpath.basename(argv[0])} on {self.serial} ran past {timeout:g} s and was "
-                "killed; raise the job timeout (--timeout) if the model is that slow"
+        if captured.timed_out or captured.overflowed:
+            raise cut_short(
+                argv, self.serial, flooded=captured.overflowed, cap=cap, timeout=timeout
             )
         out, err = captured.text()
         return out, err, proc.returncode
@@ -290,21 +284,7 @@ class AdbTransport(Transport):
         if left != 0:
             self._leftovers.append(token)
 
-    def _orphaned(self, token: str) -> None:
-        """The connection dropped under a running command: remember it, and kill it at once if
-        the device is back already (else the next run() or reap() does)."""
-        self._leftovers.append(token)
-        with contextlib.suppress(TransportError):
-            self.reap()
-
-    @property
-    def leftovers(self) -> tuple[str, ...]:
-        return tuple(self._leftovers)
-
-    def reap(self) -> None:
-        if not self._leftovers:
-            return
-        tokens = list(self._leftovers)
+    def _kill_all(self, tokens: list[str]) -> None:
         if self._shell_v2 is None:
             self.connect()
         done = self._adb("shell", reap_command_line(tokens), timeout=ADB_CONTROL_TIMEOUT_S)
@@ -318,7 +298,6 @@ class AdbTransport(Transport):
                 "(kill -9 failed); check `adb shell ps -A` or reboot the phone before running "
                 "more jobs there"
             )
-        self._leftovers = [t for t in self._leftovers if t not in tokens]
 
     # --- files -------------------------------------------------------------------------------
 

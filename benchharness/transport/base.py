@@ -22,11 +22,13 @@ What a dispatcher calls:
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchharness.errors import TransportError
 from benchharness.transport.remote_shell import (
     check_private_dir,
     private_dir_script,
@@ -39,6 +41,7 @@ __all__ = [
     "Bounds",
     "Command",
     "CommandResult",
+    "RemoteTransport",
     "Transport",
     "quote_argv",
 ]
@@ -182,3 +185,34 @@ class Transport(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class RemoteTransport(Transport):
+    """A transport whose commands outlive their connection (ssh, adb): the commands whose end on
+    the device it could not confirm are remembered by token and killed there before the next."""
+
+    #: tokens of commands whose end on the device is not confirmed (see reap); set by __init__
+    _leftovers: list[str]
+
+    @abstractmethod
+    def _kill_all(self, tokens: list[str]) -> None:
+        """Kill, on the device, every process carrying one of ``tokens``; raise TransportError
+        when the device cannot be reached or the kill cannot be confirmed."""
+
+    def _orphaned(self, token: str) -> None:
+        """The connection dropped under a running command: remember it, and kill it at once if
+        the device can be reached again (else the next run() or reap() does)."""
+        self._leftovers.append(token)
+        with contextlib.suppress(TransportError):
+            self.reap()
+
+    @property
+    def leftovers(self) -> tuple[str, ...]:
+        return tuple(self._leftovers)
+
+    def reap(self) -> None:
+        if not self._leftovers:
+            return
+        tokens = list(self._leftovers)
+        self._kill_all(tokens)
+        self._leftovers = [t for t in self._leftovers if t not in tokens]

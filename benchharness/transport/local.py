@@ -11,7 +11,7 @@ import subprocess
 import threading
 from pathlib import Path
 
-from benchharness.errors import CommandTimeoutError, RunnerError, TransportError
+from benchharness.errors import TransportError
 from benchharness.transport.base import (
     DEFAULT_MAX_PULL_BYTES,
     Bounds,
@@ -25,7 +25,7 @@ from benchharness.transport.files import (
     not_regular_error,
     size_cap_error,
 )
-from benchharness.transport.pipes import Captured, capture, flood_message
+from benchharness.transport.pipes import Captured, capture, cut_short
 
 #: util-linux's setpriv sets the child's parent-death signal before it runs the command (a
 #: preexec_fn doing the same is unsafe in a process with threads); absent, nothing is prefixed.
@@ -84,14 +84,8 @@ class LocalTransport(Transport):
             for pipe in (proc.stdout, proc.stderr):
                 if pipe is not None:
                     pipe.close()
-        name = Path(argv[0]).name
-        if captured.overflowed:
-            raise RunnerError(flood_message(argv, self.where, cap))
-        if captured.timed_out:
-            raise CommandTimeoutError(
-                f"{name} ran past {timeout:.0f} s and was killed; "
-                "raise the job timeout (--timeout) if the model is that slow"
-            )
+        if captured.timed_out or captured.overflowed:
+            raise cut_short(argv, self.where, flooded=captured.overflowed, cap=cap, timeout=timeout)
         out, err = captured.text()
         return CommandResult(tuple(argv), proc.returncode, out, err)
 

@@ -8,12 +8,14 @@ cap or the deadline, leaving the killing to the caller, who knows the process gr
 from __future__ import annotations
 
 import os
+import posixpath
 import selectors
 import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from benchharness.errors import CommandTimeoutError, HarnessError, RunnerError
 from benchharness.transport.remote_shell import quote_argv
 
 #: Read size per wake-up; large enough that a chatty command costs few of them.
@@ -83,4 +85,17 @@ def flood_message(argv: Sequence[str], where: str, cap: int) -> str:
         f"the output of {quote_argv(argv)[:160]} on {where} exceeded the {human_bytes(cap)} "
         "output cap (max_output_bytes) and it was killed; a runner prints one result, so this "
         "one is flooding (a debug log left on?)"
+    )
+
+
+def cut_short(
+    argv: Sequence[str], where: str, *, flooded: bool, cap: int, timeout: float
+) -> HarnessError:
+    """The error of a command killed on ``where`` for printing past ``cap`` bytes (``flooded``)
+    or else for running past ``timeout`` seconds."""
+    if flooded:
+        return RunnerError(flood_message(argv, where, cap))
+    return CommandTimeoutError(
+        f"{posixpath.basename(argv[0])} on {where} ran past {timeout:g} s and was killed; raise "
+        "the job timeout (--timeout) if the model is that slow"
     )

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import posixpath
 import select
 import socket
 import time
@@ -23,16 +22,15 @@ import paramiko
 
 from benchharness.devices.profile import DEFAULT_SSH_PORT, DeviceProfile
 from benchharness.errors import (
-    CommandTimeoutError,
     DeviceUnreachableError,
     HostKeyError,
-    RunnerError,
     TransportError,
 )
 from benchharness.transport.base import (
     Bounds,
     Command,
     CommandResult,
+    RemoteTransport,
     quote_argv,
 )
 from benchharness.transport.known_hosts import (
@@ -45,7 +43,7 @@ from benchharness.transport.known_hosts import (
     load_known_hosts,
     trust_host,
 )
-from benchharness.transport.pipes import flood_message
+from benchharness.transport.pipes import cut_short
 from benchharness.transport.remote_shell import (
     new_token,
     reap_command_line,
@@ -92,7 +90,7 @@ class _Output:
         return len(self.out) + len(self.err)
 
 
-class SSHTransport(SFTPFiles):
+class SSHTransport(SFTPFiles, RemoteTransport):
     """Commands and files on a device reached over SSH.
 
     Give a profile, or the connection fields explicitly (explicit values win over the profile's).
@@ -293,15 +291,9 @@ class SSHTransport(SFTPFiles):
             channel.close()
         pid, stdout = split_pid_marker(output.out.decode("utf-8", "replace"), token)
         stderr = output.err.decode("utf-8", "replace")
-        if flooded:
+        if flooded or timed_out:
             self._kill(token, pid)
-            raise RunnerError(flood_message(argv, self.where, cap))
-        if timed_out:
-            self._kill(token, pid)
-            raise CommandTimeoutError(
-                f"{posixpath.basename(argv[0])} on {self.where} ran past {timeout:g} s and was "
-                "killed; raise the job timeout (--timeout) if the model is that slow"
-            )
+            raise cut_short(argv, self.where, flooded=flooded, cap=cap, timeout=timeout)
         if status is None:
             self._drop()
             self._orphaned(token)
@@ -385,21 +377,7 @@ class SSHTransport(SFTPFiles):
         if left != 0:
             self._leftovers.append(token)
 
-    def _orphaned(self, token: str) -> None:
-        """The connection dropped under a running command: remember it, and kill it at once if
-        the device can be reached again (else the next run() or reap() does)."""
-        self._leftovers.append(token)
-        with contextlib.suppress(TransportError):
-            self.reap()
-
-    @property
-    def leftovers(self) -> tuple[str, ...]:
-        return tuple(self._leftovers)
-
-    def reap(self) -> None:
-        if not self._leftovers:
-            return
-        tokens = list(self._leftovers)
+    def _kill_all(self, tokens: list[str]) -> None:
         left = reap_left(self._control(reap_command_line(tokens), KILL_TIMEOUT_S))
         if left != 0:
             raise TransportError(
@@ -407,7 +385,6 @@ class SSHTransport(SFTPFiles):
                 f"{self.where} could not be killed (kill -9 failed); log in and check `ps`, or "
                 "reboot the device, before running more jobs there"
             )
-        self._leftovers = [t for t in self._leftovers if t not in tokens]
 
     def close(self) -> None:
         self._drop()
