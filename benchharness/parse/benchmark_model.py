@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from benchharness.parse.logtext import (
+    ERROR_CONTEXT_LINES,
     NUM,
     line_error,
     not_a_log_error,
@@ -32,8 +33,6 @@ from benchharness.parse.optable import OpTime, with_shares
 
 TOOL = "TFLite benchmark_model"
 
-#: Error lines kept before ``Benchmarking failed.``: the root cause is within the last few.
-ERROR_CONTEXT_LINES = 3
 #: Interpreter set-up events LiteRT lists among the regular runs' rows; they are no operators.
 SETUP_EVENT_TYPES = frozenset({"AllocateTensors", "ModifyGraphWithDelegate"})
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from benchharness.device.method import WarmupRule
 from benchharness.device.protocol import RunnerResult, ToolStats
-from benchharness.parse.logtext import NUM, not_a_log_error, require, taskset_prefix
+from benchharness.parse.logtext import NUM, Runs, require, taskset_prefix
 
 TOOL = "executor_runner"
 
@@ -44,8 +44,6 @@ _EXECUTED_RE = re.compile(
 _THREADS_RE = re.compile(r"^Resetting threadpool with num threads = (?P<k>-?\d+)$")
 _ETDUMP_RE = re.compile(r"^ETDump written to file '(?P<path>.+)'\.$")
 _OUTPUTS_RE = re.compile(r"^(?P<k>\d+) outputs: ?$")
-#: Error lines kept as a failed run's reason: the cause is within the last few.
-ERROR_CONTEXT_LINES = 3
 
 
 def build_command(
@@ -102,33 +100,21 @@ def parse_executor_runner(text: str) -> list[ExecutorRunnerRun]:
     run. Raises ParseError naming the first line when no line is the tool's.
     """
     lines = text.splitlines()
-    runs: list[ExecutorRunnerRun] = []
-    run: ExecutorRunnerRun | None = None
-    errors: list[str] = []
-    recognised = False
-
-    def finish() -> None:
-        if run is None:
-            return
-        if not run.succeeded:
-            run.failed = True
-            context = "; ".join(errors[-ERROR_CONTEXT_LINES:])
-            run.error = context or "the log ends before the model ran (the tool may have crashed)"
-        runs.append(run)
-
+    runs: Runs[ExecutorRunnerRun] = Runs(
+        lambda run: run.succeeded, "the log ends before the model ran (the tool may have crashed)"
+    )
     for lineno, raw in enumerate(lines, start=1):
         m = _LOG_RE.match(raw.strip())
         if m is None:
             continue  # printed outputs, backend chatter, gflags' own messages
-        recognised = True
+        runs.recognised = True
         msg = m.group("msg").strip()
-        if m.group("level") in "EF":
-            errors.append(msg)
+        error = [msg] if m.group("level") in "EF" else []
+        runs.errors += error
         loaded = _LOADED_FILE_RE.match(msg)
+        run = runs.current
         if run is None or (loaded and (run.model_path is not None or run.succeeded)):
-            finish()
-            run = ExecutorRunnerRun(line=lineno)
-            errors = [msg] if m.group("level") in "EF" else []
+            run = runs.begin(ExecutorRunnerRun(line=lineno), error)
         if loaded:
             run.model_path = loaded.group("path")
         elif mm := _METHOD_RE.match(msg):
@@ -148,10 +134,7 @@ def parse_executor_runner(text: str) -> list[ExecutorRunnerRun]:
             run.outputs = int(mm.group("k"))
         elif _METHOD_LOADED_RE.match(msg):
             pass
-    finish()
-    if not recognised:
-        raise not_a_log_error(TOOL, lines)
-    return runs
+    return runs.result(TOOL, lines)
 
 
 #: The runner result's name of the tool's runtime (the python runner's is ``executorch``).

@@ -12,14 +12,12 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from benchharness.parse.logtext import NUM, not_a_log_error, require, taskset_prefix
+from benchharness.parse.logtext import NUM, Runs, require, taskset_prefix
 
 TOOL = "onnxruntime_perf_test"
 
 #: Decimals kept when converting seconds to ms: drops binary noise (19.9047000000002).
 MS_DECIMALS = 9
-#: Error lines kept as a failed run's reason: the root cause is within the last few.
-ERROR_CONTEXT_LINES = 3
 
 #: The percentiles ``-s`` prints, as named on the line, and where they go (seconds to ms).
 _PERCENTILES = {
@@ -109,60 +107,31 @@ def _option(run: OrtPerfRun, m: re.Match[str]) -> None:
     run.provider_options[m.group(1)] = m.group(2)
 
 
+def _field(
+    pattern: str, attr: str, convert: Callable[[str], float | int | str], *, once: bool = True
+) -> tuple[re.Pattern[str], str, _Setter]:
+    """A line that sets ``attr``; when ``once``, a second one in a run begins the next run."""
+    return re.compile(pattern), attr if once else "", _setter(attr, convert)
+
+
 _LINES: list[tuple[re.Pattern[str], str, _Setter]] = [
-    (re.compile(r"^using (\S+)$"), "provider", _setter("provider", str)),
+    _field(r"^using (\S+)$", "provider", str),
     (re.compile(r"^[Ss]etting (\S+) : (.*)$"), "", _option),
-    (
-        re.compile(r"^Setting intra_op_num_threads to (\d+)$"),
-        "intra_op_threads",
-        _setter("intra_op_threads", int),
+    _field(r"^Setting intra_op_num_threads to (\d+)$", "intra_op_threads", int),
+    _field(rf"^Session creation time cost: ({NUM}) ?s$", "session_creation_s", float),
+    _field(rf"^First inference time cost: ({NUM}) ?ms$", "first_inference_ms", float),
+    _field(rf"^Total (?:inference )?time cost: ({NUM}) ?s$", "total_inference_s", float),
+    _field(r"^Total inference requests: (\d+)$", "requests", int),
+    _field(rf"^Average (?:inference )?time cost(?: total)?: ({NUM}) ?ms$", "average_ms", float),
+    _field(rf"^Total inference run time: ({NUM}) ?s$", "total_run_s", float),
+    _field(rf"^Number of inferences per second: ({NUM})$", "inferences_per_s", float),
+    # printed twice per run (with and without a space), so it never begins a run
+    _field(rf"^(?:Avg|Total) CPU usage: ?({NUM})(?: ?%)?$", "cpu_usage_pct", float, once=False),
+    # printed twice per run, like the CPU usage
+    _field(
+        r"^Peak working set size: ?(\d+)(?: bytes)?$", "peak_working_set_bytes", int, once=False
     ),
-    (
-        re.compile(rf"^Session creation time cost: ({NUM}) ?s$"),
-        "session_creation_s",
-        _setter("session_creation_s", float),
-    ),
-    (
-        re.compile(rf"^First inference time cost: ({NUM}) ?ms$"),
-        "first_inference_ms",
-        _setter("first_inference_ms", float),
-    ),
-    (
-        re.compile(rf"^Total (?:inference )?time cost: ({NUM}) ?s$"),
-        "total_inference_s",
-        _setter("total_inference_s", float),
-    ),
-    (
-        re.compile(r"^Total inference requests: (\d+)$"),
-        "requests",
-        _setter("requests", int),
-    ),
-    (
-        re.compile(rf"^Average (?:inference )?time cost(?: total)?: ({NUM}) ?ms$"),
-        "average_ms",
-        _setter("average_ms", float),
-    ),
-    (
-        re.compile(rf"^Total inference run time: ({NUM}) ?s$"),
-        "total_run_s",
-        _setter("total_run_s", float),
-    ),
-    (
-        re.compile(rf"^Number of inferences per second: ({NUM})$"),
-        "inferences_per_s",
-        _setter("inferences_per_s", float),
-    ),
-    (
-        re.compile(rf"^(?:Avg|Total) CPU usage: ?({NUM})(?: ?%)?$"),
-        "",  # printed twice per run (with and without a space), so it never begins a run
-        _setter("cpu_usage_pct", float),
-    ),
-    (
-        re.compile(r"^Peak working set size: ?(\d+)(?: bytes)?$"),
-        "",  # printed twice per run, like the CPU usage
-        _setter("peak_working_set_bytes", int),
-    ),
-    (re.compile(r"^Runs: ?(\d+)$"), "runs", _setter("runs", int)),
+    _field(r"^Runs: ?(\d+)$", "runs", int),
     (
         re.compile(
             rf"^(?P<which>Min|Max|P50|P90|P95|P99|P999) Latency(?::| is) ?"
@@ -203,51 +172,36 @@ def parse_ort_perf_test(text: str) -> list[OrtPerfRun]:
     ``error``. Raises ParseError naming the first line when no line is perf_test output.
     """
     lines = text.splitlines()
-    runs: list[OrtPerfRun] = []
-    run: OrtPerfRun | None = None
-    errors: list[str] = []
-    recognised = False
-
-    def finish() -> None:
-        if run is None:
-            return
-        if not _has_timing(run):
-            run.failed = True
-            context = "; ".join(errors[-ERROR_CONTEXT_LINES:])
-            run.error = context or "the log ends before any timing (the tool may have crashed)"
-        runs.append(run)
-
+    runs: Runs[OrtPerfRun] = Runs(
+        _has_timing, "the log ends before any timing (the tool may have crashed)"
+    )
     for lineno, raw in enumerate(lines, start=1):
         line = raw.strip()
         if not line:
             continue
         log = _ORT_LOG_RE.match(line)
         if log is not None:
-            recognised = True
+            runs.recognised = True
             if log.group("sev") in "EF":
-                errors.append(log.group("msg"))
-                if run is None:
-                    run = OrtPerfRun(line=lineno)
+                runs.errors.append(log.group("msg"))
+                if runs.current is None:
+                    runs.current = OrtPerfRun(line=lineno)
             continue
         for pattern, kind, apply in _LINES:
             m = pattern.match(line)
             if m is None:
                 continue
-            recognised = True
+            runs.recognised = True
+            run = runs.current
             begins = kind in _START_KINDS and run is not None and _has_timing(run)
             if run is None or begins or _is_set(run, kind, m):
-                finish()
-                run = OrtPerfRun(line=lineno)
-                errors = []
+                run = runs.begin(OrtPerfRun(line=lineno))
             apply(run, m)
             break
         else:
             if _ERRORISH_RE.search(line) and not line.startswith("#"):
-                errors.append(line)
-    finish()
-    if not recognised:
-        raise not_a_log_error(TOOL, lines)
-    return runs
+                runs.errors.append(line)
+    return runs.result(TOOL, lines)
 
 
 __all__ = ["OrtPerfRun", "build_command", "parse_ort_perf_test"]
