@@ -57,9 +57,24 @@ OP_COLORS = (
 LOG_LABEL_STEPS = (1.0, 2.0, 5.0)
 
 
-def _txt(text: str) -> str:
+def mpl_text(text: str) -> str:
     """Text for matplotlib: a '$' in a model name must not start mathtext."""
     return text.replace("$", r"\$")
+
+
+def log_log(ax: Axes, xlabel: str, ylabel: str) -> None:
+    """Log scales on both axes, labelled and gridded."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):
+        # plain numbers (30, not 3×10¹) at 1-2-5 steps, so even a narrow range shows labels;
+        # minor ticks stay unlabeled so they never collide
+        axis.set_major_locator(LogLocator(base=10, subs=LOG_LABEL_STEPS))
+        axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        axis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="both", alpha=0.3)
 
 
 @dataclass(frozen=True)
@@ -131,20 +146,10 @@ def _scatter(
         # alternate label offsets so neighbours with similar x do not print over each other
         offset = (5, 4) if i % 2 == 0 else (5, -11)
         ax.annotate(
-            _txt(point_label(p, series.points) + (" !" if p.flags else "")), (x, p.median_ms),
+            mpl_text(point_label(p, series.points) + (" !" if p.flags else "")), (x, p.median_ms),
             textcoords="offset points", xytext=offset, fontsize=8,
         )  # fmt: skip
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    for axis in (ax.xaxis, ax.yaxis):
-        # plain numbers (30, not 3×10¹) at 1-2-5 steps, so even a narrow range shows labels;
-        # minor ticks stay unlabeled so they never collide
-        axis.set_major_locator(LogLocator(base=10, subs=LOG_LABEL_STEPS))
-        axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
-        axis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("median latency (ms, bars: IQR)")
-    ax.grid(True, which="both", alpha=0.3)
+    log_log(ax, xlabel, "median latency (ms, bars: IQR)")
 
 
 def _fit_line(ax: Axes, fit: _Line, xs: Sequence[float]) -> None:
@@ -164,56 +169,62 @@ def _fit_line(ax: Axes, fit: _Line, xs: Sequence[float]) -> None:
     ax.legend(loc="lower right", fontsize=8)
 
 
-def latency_vs_macs(series: Series) -> Plot | None:
-    have = {id(p): p.macs for p in series.points if p.macs and p.macs > 0}
-    if not have:
-        return None
-    xs = {k: float(v or 0.0) / 1e9 for k, v in have.items()}
+def _latency_vs(
+    series: Series,
+    values: dict[int, float],
+    *,
+    what: str,
+    scale: float,
+    xlabel: str,
+    fit: Fit | None,
+    corr: Correlation | None,
+    alt: str,
+) -> Plot:
+    """Median latency against ``what`` (``values`` by point id, drawn divided by ``scale``)."""
+    xs = {k: v / scale for k, v in values.items()}
     fig = Figure(figsize=(8, 5.5))
     ax = fig.add_subplot()
-    _scatter(ax, series, xs, "GMACs (multiply-accumulates, paper convention)")
-    if series.fit is not None:
-        scaled = _ScaledFit(series.fit, 1e9)
-        _fit_line(ax, scaled, list(xs.values()))
+    _scatter(ax, series, xs, xlabel)
+    if fit is not None:
+        _fit_line(ax, _ScaledFit(fit, scale), list(xs.values()))
     ax.set_title(
-        f"Latency vs MACs — {_txt(series.key.label)}\n"
-        + _corr_text("MACs", series.corr_macs, len(have)),
+        f"Latency vs {what} — {mpl_text(series.key.label)}\n" + _corr_text(what, corr, len(xs)),
         fontsize=10,
     )
     return Plot(
-        f"latency-macs-{series.key.slug}",
-        f"Latency vs MACs: {series.key.label}",
-        f"log-log scatter of median latency against MACs for {series.key.label}",
+        f"latency-{what.lower()}-{series.key.slug}",
+        f"Latency vs {what}: {series.key.label}",
+        alt,
         to_png(fig),
     )
 
 
-def latency_vs_bytes(series: Series) -> Plot | None:
-    have = {id(p): p.traffic_bytes for p in series.points if p.traffic_bytes}
+def latency_vs_macs(series: Series) -> Plot | None:
+    have = {id(p): float(p.macs) for p in series.points if p.macs and p.macs > 0}
     if not have:
         return None
-    xs = {k: float(v or 0.0) / 1e6 for k, v in have.items()}
+    return _latency_vs(
+        series, have, what="MACs", scale=1e9,
+        xlabel="GMACs (multiply-accumulates, paper convention)", fit=series.fit,
+        corr=series.corr_macs,
+        alt=f"log-log scatter of median latency against MACs for {series.key.label}",
+    )  # fmt: skip
+
+
+def latency_vs_bytes(series: Series) -> Plot | None:
+    have = {id(p): float(p.traffic_bytes) for p in series.points if p.traffic_bytes}
+    if not have:
+        return None
     source = {
         "ops": "sum of per-operator bytes",
         "estimate": "model + activation bytes",
         "mixed": "mixed sources",
     }.get(series.bytes_source, "")
-    fig = Figure(figsize=(8, 5.5))
-    ax = fig.add_subplot()
-    _scatter(ax, series, xs, f"memory traffic (MB, {source})")
-    if series.fit_bytes is not None:
-        _fit_line(ax, _ScaledFit(series.fit_bytes, 1e6), list(xs.values()))
-    ax.set_title(
-        f"Latency vs bytes — {_txt(series.key.label)}\n"
-        + _corr_text("bytes", series.corr_bytes, len(have)),
-        fontsize=10,
-    )
-    return Plot(
-        f"latency-bytes-{series.key.slug}",
-        f"Latency vs bytes: {series.key.label}",
-        f"log-log scatter of median latency against memory traffic, {series.key.label}",
-        to_png(fig),
-    )
+    return _latency_vs(
+        series, have, what="bytes", scale=1e6, xlabel=f"memory traffic (MB, {source})",
+        fit=series.fit_bytes, corr=series.corr_bytes,
+        alt=f"log-log scatter of median latency against memory traffic, {series.key.label}",
+    )  # fmt: skip
 
 
 class _ScaledFit:
@@ -235,7 +246,7 @@ def gmacs_bars(series: Series) -> Plot | None:
         return None
     fig = Figure(figsize=(8, 0.9 + 0.35 * len(pts)))
     ax = fig.add_subplot()
-    labels = [_txt(point_label(p, series.points) + (" !" if p.flags else "")) for p in pts]
+    labels = [mpl_text(point_label(p, series.points) + (" !" if p.flags else "")) for p in pts]
     values = [p.gmacs_per_s or 0.0 for p in pts]
     colors = [COLOR_FLAGGED if p.flags else COLOR_OK for p in pts]
     ax.barh(range(len(pts)), values, color=colors)
@@ -244,7 +255,7 @@ def gmacs_bars(series: Series) -> Plot | None:
     for i, v in enumerate(values):
         ax.text(v, i, f" {v:.1f}", va="center", fontsize=8)
     ax.set_xlabel("achieved GMAC/s (MACs / median latency)")
-    ax.set_title(f"Achieved compute rate — {_txt(series.key.label)}", fontsize=10)
+    ax.set_title(f"Achieved compute rate — {mpl_text(series.key.label)}", fontsize=10)
     ax.grid(True, axis="x", alpha=0.3)
     return Plot(
         f"gmacs-{series.key.slug}",
@@ -289,7 +300,7 @@ def op_share_bars(breakdowns: Sequence[OpBreakdown], title: str, slug: str) -> P
                         x, value, width * 0.95, bottom=bottom, color=OP_COLORS[k % len(OP_COLORS)]
                     )
                     bottom += value
-        ax.text(i, 1.03, _txt(b.model), ha="center", fontsize=8, rotation=0)
+        ax.text(i, 1.03, mpl_text(b.model), ha="center", fontsize=8, rotation=0)
     ax.set_xticks(ticks, ticklabels, fontsize=7, rotation=90)
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("share of the model's total")
@@ -297,7 +308,7 @@ def op_share_bars(breakdowns: Sequence[OpBreakdown], title: str, slug: str) -> P
         Patch(color=OP_COLORS[k % len(OP_COLORS)], label=kind) for k, kind in enumerate(kinds)
     ]
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.set_title(_txt(title), fontsize=10)
+    ax.set_title(mpl_text(title), fontsize=10)
     return Plot(
         slug,
         title,
@@ -314,7 +325,7 @@ def cross_device_chart(pairs: Sequence[CrossDevice]) -> Plot | None:
     for ax, c in zip(axes, pairs, strict=True):
         ratios = sorted(c.ratios, key=lambda r: r[1])
         ax.barh(range(len(ratios)), [r for _, r in ratios], color=COLOR_OK)
-        ax.set_yticks(range(len(ratios)), [_txt(m) for m, _ in ratios], fontsize=8)
+        ax.set_yticks(range(len(ratios)), [mpl_text(m) for m, _ in ratios], fontsize=8)
         ax.axvline(1.0, color="#333333", lw=1)
         if c.geomean_ratio is not None:
             ax.axvline(
@@ -329,7 +340,7 @@ def cross_device_chart(pairs: Sequence[CrossDevice]) -> Plot | None:
         tau = f"Kendall τ = {c.kendall:.2f}" if c.kendall is not None else "τ: too few models"
         changed = "ranking changes" if c.ranking_changed else "same ranking"
         ax.set_title(
-            _txt(
+            mpl_text(
                 f"{c.other.device} / {c.reference.device} ({c.reference.runtime}, "
                 f"{c.reference.format}): {tau}, {changed}"
             ),
