@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,16 +23,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import stats as sps
 
-from benchharness.errors import ResultsError
+from benchharness.report.fits import (
+    MIN_POINTS_CORRELATION,
+    Correlation,
+    Fit,
+    loglog_fit,
+    rank_correlation,
+)
+from benchharness.report.loading import environment, flags_of, load, ops_traffic, quartiles
 from benchharness.results.store import RunStore
 
 if TYPE_CHECKING:
     from benchharness.report.memory import MemoryPoint
 
-#: Fewer points than this make any rank correlation meaningless (two points always agree).
-MIN_POINTS_CORRELATION = 3
-#: A straight line needs two points with distinct MACs.
-MIN_POINTS_FIT = 2
 #: How many models the headline names as furthest off the fit, per series.
 HEADLINE_OUTLIERS = 3
 #: Statuses whose numbers are measurements (a ``partial`` row has fewer processes than asked).
@@ -42,6 +45,11 @@ VARIANT_SEPARATOR = "@"
 
 BYTES_FROM_OPS = "ops"
 BYTES_ESTIMATE = "estimate"
+#: Columns of ``runs.csv`` a point keeps as they are, under the same names.
+POINT_COLUMNS = (
+    "p90_ms", "iqr_ms", "ci99_low_ms", "ci99_high_ms", "n", "macs", "flops", "params",
+    "model_bytes", "activation_bytes",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -103,28 +111,6 @@ class Point:
     def residual_ratio(self) -> float | None:
         """measured / predicted by the fit: above 1 slower than its MACs predict."""
         return None if self.residual_log10 is None else 10**self.residual_log10
-
-
-@dataclass(frozen=True)
-class Fit:
-    """log10(median_ms) = intercept + slope * log10(x), least squares."""
-
-    slope: float
-    intercept: float
-    r2: float
-    n: int
-
-    def predict(self, x: float) -> float:
-        return float(10 ** (self.intercept + self.slope * math.log10(x)))
-
-
-@dataclass(frozen=True)
-class Correlation:
-    spearman: float
-    spearman_p: float
-    kendall: float
-    kendall_p: float
-    n: int
 
 
 @dataclass
@@ -242,108 +228,10 @@ class Analysis:
         return next((s for s in self.series if s.key == key), None)
 
 
-# ----------------------------------------------------------------------------- statistics
-
-
-def loglog_fit(xs: Sequence[float], ys: Sequence[float]) -> Fit | None:
-    """Least squares on log10(y) vs log10(x); None without two distinct positive x."""
-    pairs = [(x, y) for x, y in zip(xs, ys, strict=True) if x > 0 and y > 0]
-    if len(pairs) < MIN_POINTS_FIT or len({x for x, _ in pairs}) < MIN_POINTS_FIT:
-        return None
-    lx = np.log10([x for x, _ in pairs])
-    ly = np.log10([y for _, y in pairs])
-    slope, intercept = np.polyfit(lx, ly, 1)
-    pred = intercept + slope * lx
-    ss_res = float(np.sum((ly - pred) ** 2))
-    ss_tot = float(np.sum((ly - ly.mean()) ** 2))
-    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
-    return Fit(slope=float(slope), intercept=float(intercept), r2=r2, n=len(pairs))
-
-
-def rank_correlation(xs: Sequence[float], ys: Sequence[float]) -> Correlation | None:
-    """Spearman and Kendall (tau-b) with two-sided p-values; None with too few points."""
-    if len(xs) < MIN_POINTS_CORRELATION or len(set(xs)) < 2 or len(set(ys)) < 2:
-        return None
-    rho = sps.spearmanr(xs, ys)
-    tau = sps.kendalltau(xs, ys)
-    return Correlation(
-        spearman=float(rho.statistic),
-        spearman_p=float(rho.pvalue),
-        kendall=float(tau.statistic),
-        kendall_p=float(tau.pvalue),
-        n=len(xs),
-    )
-
-
 def gmacs_per_s(macs: float | None, median_ms: float) -> float | None:
     if not macs or median_ms <= 0:
         return None
     return macs / (median_ms / 1e3) / 1e9
-
-
-# ----------------------------------------------------------------------------- loading
-
-
-def _flags(text: Any) -> tuple[str, ...]:
-    return tuple(f for f in str(text or "").split(";") if f)
-
-
-def _ops_traffic(ops: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], float]:
-    """(run_id, job_id) -> sum of per-operator bytes, for jobs whose ops carry bytes."""
-    totals: dict[tuple[str, str], float] = {}
-    for op in ops:
-        value = op.get("bytes")
-        if value is None:
-            continue
-        key = (str(op.get("run_id", "")), str(op.get("job_id", "")))
-        totals[key] = totals.get(key, 0.0) + value
-    return totals
-
-
-def _quartiles(samples: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], tuple[float, float]]:
-    """(run_id, job_id) -> (q1, q3) of the raw per-inference latencies."""
-    by_job: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for row in samples:
-        value = row.get("latency_ms")
-        if value is not None:
-            by_job[(str(row.get("run_id", "")), str(row.get("job_id", "")))].append(value)
-    out = {}
-    for key, values in by_job.items():
-        q1, q3 = np.quantile(np.asarray(values), [0.25, 0.75])
-        out[key] = (float(q1), float(q3))
-    return out
-
-
-def _environment(runs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for col in (
-        "cpu_model",
-        "governor",
-        "max_freq_mhz",
-        "runtime",
-        "runtime_version",
-        "provider",
-        "threads",
-        "affinity",
-        "harness_version",
-    ):
-        seen = sorted({str(r.get(col)) for r in runs if r.get(col) not in (None, "")})
-        if seen:
-            env[col] = ", ".join(seen)
-    return env
-
-
-def load(results_dir: Path, run_ids: Sequence[str]) -> list[RunStore]:
-    """Open every run; ResultsError names the one that is missing or has no rows."""
-    if not run_ids:
-        raise ResultsError("no run given; name one or more RUN_IDs (see `bench results`)")
-    stores = []
-    for rid in run_ids:
-        store = RunStore.open(results_dir, rid)
-        if not store.runs:
-            raise ResultsError(f"run {store.run_id} ({store.path}) has no rows in runs.csv yet")
-        stores.append(store)
-    return stores
 
 
 def analyze_runs(results_dir: Path, run_ids: Sequence[str]) -> Analysis:
@@ -360,10 +248,10 @@ def analyze(stores: Sequence[RunStore]) -> Analysis:
     keys_by_job: dict[tuple[str, str], tuple[SeriesKey, Point]] = {}
     for store in stores:
         rid = store.run_id
-        runs.append(RunInfo(rid, store.path, dict(store.meta), _environment(store.runs)))
+        runs.append(RunInfo(rid, store.path, dict(store.meta), environment(store.runs)))
         ops = [{**o, "run_id": o.get("run_id") or rid} for o in store.ops]
-        traffic = _ops_traffic(ops)
-        quartiles = _quartiles({**r, "run_id": r.get("run_id") or rid} for r in store.samples)
+        traffic = ops_traffic(ops)
+        job_quartiles = quartiles({**r, "run_id": r.get("run_id") or rid} for r in store.samples)
         for op in ops:
             ops_by_job[(str(op["run_id"]), str(op.get("job_id", "")))].append(op)
         for row in store.runs:
@@ -386,6 +274,7 @@ def analyze(stores: Sequence[RunStore]) -> Analysis:
                 str(row.get("device", "")), str(row.get("runtime", "")), str(row.get("format", ""))
             )
             job = str(row.get("job_id", ""))
+            as_stored: dict[str, Any] = {c: row.get(c) for c in POINT_COLUMNS}
             point = Point(
                 run_id=rid,
                 job_id=job,
@@ -394,21 +283,12 @@ def analyze(stores: Sequence[RunStore]) -> Analysis:
                 input_shape=str(row.get("input_shape", "")),
                 status=status,
                 median_ms=median,
-                p90_ms=row.get("p90_ms"),
-                iqr_ms=row.get("iqr_ms"),
-                ci99_low_ms=row.get("ci99_low_ms"),
-                ci99_high_ms=row.get("ci99_high_ms"),
-                n=row.get("n"),
-                macs=row.get("macs"),
-                flops=row.get("flops"),
-                params=row.get("params"),
-                model_bytes=row.get("model_bytes"),
-                activation_bytes=row.get("activation_bytes"),
-                flags=_flags(row.get("flags")),
+                flags=flags_of(row.get("flags")),
+                **as_stored,
             )
             point.gmacs_per_s = gmacs_per_s(point.macs, median)
-            if (rid, job) in quartiles:
-                point.q1_ms, point.q3_ms = quartiles[(rid, job)]
+            if (rid, job) in job_quartiles:
+                point.q1_ms, point.q3_ms = job_quartiles[(rid, job)]
             if (rid, job) in traffic:
                 point.traffic_bytes, point.bytes_source = traffic[(rid, job)], BYTES_FROM_OPS
             elif point.model_bytes is not None or point.activation_bytes is not None:
