@@ -13,12 +13,8 @@ from benchharness.cli import common
 
 
 @click.command("check")
-@click.option(
-    "--device",
-    "devices",
-    multiple=True,
-    required=True,
-    help="Profile name or path to a .toml; repeat for several devices.",
+@common.devices_option(
+    "Profile name or path to a .toml; repeat for several devices.", required=True
 )
 @click.option("--models", default=None, help="all | a,b | module:function | .onnx | .tflite")
 @click.option("--input-shape", default=None, help="e.g. 1x3x160x160 (overrides the zoo's).")

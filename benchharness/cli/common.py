@@ -51,6 +51,11 @@ def results_dir_option(func: Any) -> Any:
     )(func)
 
 
+def devices_option(help_text: str, **kw: Any) -> Any:
+    """--device, repeatable, into ``devices``: profile names or paths to .toml files."""
+    return click.option("--device", "devices", multiple=True, help=help_text, **kw)
+
+
 def scheduler_option(help_text: str, required: bool = False) -> Any:
     """--scheduler of the farm commands (no environment variable: a farm is always asked for)."""
     # no explicit default: click 8.3 takes default=None as a given value, even when required

@@ -22,13 +22,10 @@ def _positive_seconds(value: float | None) -> float | None:
 
 
 @click.command("run")
-@click.option(
-    "--device",
-    "devices",
-    multiple=True,
+@common.devices_option(
+    "Profile name or path to a .toml; repeat for several devices at once.",
     default=("local",),
     show_default=True,
-    help="Profile name or path to a .toml; repeat for several devices at once.",
 )
 @click.option(
     "--models", default=None, help="all | a,b | module:function | path.onnx | path.tflite"

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import click
 
-from benchharness.cli.common import scheduler_option
+from benchharness.cli import common
 from benchharness.errors import UsageError
 
 
 @click.command("worker")
-@scheduler_option("The farm's Dask scheduler (`dask scheduler` on some host).", required=True)
-@click.option(
-    "--device",
-    "devices",
-    multiple=True,
-    required=True,
-    help="Profile name or path to a .toml of a device on this host; repeat for each.",
+@common.scheduler_option(
+    "The farm's Dask scheduler (`dask scheduler` on some host).", required=True
+)
+@common.devices_option(
+    "Profile name or path to a .toml of a device on this host; repeat for each.", required=True
 )
 @click.option("--host", default=None, help="Interface to listen on (default: Dask's choice).")
 @click.option(
