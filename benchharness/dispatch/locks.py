@@ -16,7 +16,7 @@ from pathlib import Path
 
 from benchharness.devices.profile import DeviceProfile
 from benchharness.errors import DeviceLockError
-from benchharness.lockfile import claim
+from benchharness.lockfile import held
 
 #: One folder for the whole machine, so every user's bench sees every lock.
 DEFAULT_LOCK_DIR = Path("/tmp/benchharness-locks")
@@ -50,21 +50,17 @@ def device_lock(profile: DeviceProfile) -> Iterator[None]:
     directory = lock_dir()
     _shared_dir(directory)
     path = directory / f"{profile.lock_key}.lock"
-    try:
-        old = os.umask(0)
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, LOCK_FILE_MODE)
-        finally:
-            os.umask(old)
-    except OSError as exc:
-        raise DeviceLockError(f"cannot open the device lock {path}: {exc.strerror or exc}") from exc
-    try:
-        holder = claim(fd, f"bench pid {os.getpid()} as {profile.name}")
-        if holder is not None:
-            raise DeviceLockError(
-                f"device {profile.name} ({profile.physical_id}) is busy: {holder} is running on "
-                f"it; wait for it to finish (or remove {path} if that process is gone)"
-            )
+    with held(
+        path,
+        f"bench pid {os.getpid()} as {profile.name}",
+        mode=LOCK_FILE_MODE,
+        ignore_umask=True,
+        busy=lambda holder: DeviceLockError(
+            f"device {profile.name} ({profile.physical_id}) is busy: {holder} is running on "
+            f"it; wait for it to finish (or remove {path} if that process is gone)"
+        ),
+        unopened=lambda exc: DeviceLockError(
+            f"cannot open the device lock {path}: {exc.strerror or exc}"
+        ),
+    ):
         yield
-    finally:
-        os.close(fd)

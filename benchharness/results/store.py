@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from benchharness.errors import ResultsError
-from benchharness.lockfile import claim
+from benchharness.lockfile import held
 from benchharness.results.memory import MEMORY_COLUMNS, MEMORY_INT_COLUMNS, estimate_bytes
 
 #: Bumped whenever a column changes meaning or disappears, or a version's readers need to know
@@ -359,21 +359,17 @@ class RunStore:
     def writing(self) -> Iterator[None]:
         """Hold the run for writing: a second ``bench`` process (two ``--resume`` of one run)
         is refused at once, before it loads rows that the first is still adding to."""
-        lock = self.path / LOCK_FILE
-        try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise ResultsError(f"cannot lock {self.path}: {exc.strerror or exc}") from exc
-        try:
-            holder = claim(fd, f"bench pid {os.getpid()} on {socket.gethostname()}")
-            if holder is not None:
-                raise ResultsError(
-                    f"run {self.run_id} is being written by {holder}; wait for it to finish "
-                    "(bench results shows it meanwhile), then resume it if it stopped early"
-                )
+        with held(
+            self.path / LOCK_FILE,
+            f"bench pid {os.getpid()} on {socket.gethostname()}",
+            mode=0o644,
+            busy=lambda holder: ResultsError(
+                f"run {self.run_id} is being written by {holder}; wait for it to finish "
+                "(bench results shows it meanwhile), then resume it if it stopped early"
+            ),
+            unopened=lambda exc: ResultsError(f"cannot lock {self.path}: {exc.strerror or exc}"),
+        ):
             yield
-        finally:
-            os.close(fd)  # closing releases the lock
 
     def write_meta(self) -> None:
         atomic_write_text(self.path / "run.json", json.dumps(self.meta, indent=2, default=str))
