@@ -373,28 +373,6 @@ def benchmark_model_profile(tool: Tool, inv: Invocation, cost: Any = None) -> Pr
     return nr.benchmark_model_profile(inv.tool_output(tool), cost)
 
 
-def _perf_test_estimate(
-    session: Session,
-    tool: Tool,
-    binary: str,
-    model: str,
-    settings: RunnerSettings,
-    timeout: float,
-    key: str,
-) -> float | None:
-    """One inference's ms from a short pilot run, cached per artifact and settings."""
-    cache = _cache(session)
-    if key not in cache.estimates_ms:
-        argv = perf_test_argv(binary, model, settings, PILOT_RUNS)
-        inv = invoke(session, argv, timeout, settings.affinity)
-        stats = nr.perf_test_stats(nr.single_run(inv.tool_output(tool)))
-        estimate = stats.median if stats.median is not None else stats.mean
-        if estimate is None:
-            return None
-        cache.estimates_ms[key] = estimate
-    return cache.estimates_ms[key]
-
-
 def _profile_prefix(session: Session, artifact: Any) -> str:
     name = f"ort-{artifact.sha256[:12] or 'model'}"
     if session.workdir:
@@ -411,32 +389,50 @@ def _find_profile(session: Session, prefix: str) -> str | None:
     return files[0] if files else None
 
 
-def perf_test_profile(
-    session: Session,
-    tool: Tool,
-    binary: str,
-    model: str,
-    settings: RunnerSettings,
-    timeout: float,
-    artifact: Any,
-) -> Profile:
-    prefix = _profile_prefix(session, artifact)
-    argv = perf_test_argv(binary, model, settings, settings.profile_runs, profile_prefix=prefix)
-    inv = invoke(session, argv, timeout, settings.affinity)
-    error = None
-    try:
-        nr.single_run(inv.tool_output(tool))
-    except (RunnerError, ParseError) as exc:
-        error = f"{type(exc).__name__}: {exc}"
-    path = _find_profile(session, prefix) if error is None else None
-    if path is None:
-        if not session.workdir:  # nothing for dispatch/ops to fetch: drop the private temp dir
-            shutil.rmtree(posixpath.dirname(prefix), ignore_errors=True)
-        return Profile(error=error or f"perf_test -p wrote no {prefix}_*.json")
-    # the tool's warm-up inference is profiled too; dispatch/ops leaves it out
-    return Profile(
-        source=protocol.ORT_PROFILE, profile_file=path, warmup_runs=nr.PERF_TEST_WARMUP_RUNS
-    )
+@dataclass(frozen=True)
+class _PerfTest:
+    """``onnxruntime_perf_test`` on one model, with one process's settings."""
+
+    session: Session
+    tool: Tool
+    binary: str
+    model: str
+    settings: RunnerSettings
+    timeout: float
+
+    def run(self, runs: int, profile_prefix: str | None = None) -> Invocation:
+        argv = perf_test_argv(self.binary, self.model, self.settings, runs, profile_prefix)
+        return invoke(self.session, argv, self.timeout, self.settings.affinity)
+
+    def estimate_ms(self, key: str) -> float | None:
+        """One inference's ms from a short pilot run, cached per artifact and settings."""
+        cache = _cache(self.session)
+        if key not in cache.estimates_ms:
+            stats = nr.perf_test_stats(nr.single_run(self.run(PILOT_RUNS).tool_output(self.tool)))
+            estimate = stats.median if stats.median is not None else stats.mean
+            if estimate is None:
+                return None
+            cache.estimates_ms[key] = estimate
+        return cache.estimates_ms[key]
+
+    def profile(self, artifact: Any) -> Profile:
+        session = self.session
+        prefix = _profile_prefix(session, artifact)
+        inv = self.run(self.settings.profile_runs, prefix)
+        error = None
+        try:
+            nr.single_run(inv.tool_output(self.tool))
+        except (RunnerError, ParseError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        path = _find_profile(session, prefix) if error is None else None
+        if path is None:
+            if not session.workdir:  # nothing for dispatch/ops to fetch: drop the private temp dir
+                shutil.rmtree(posixpath.dirname(prefix), ignore_errors=True)
+            return Profile(error=error or f"perf_test -p wrote no {prefix}_*.json")
+        # the tool's warm-up inference is profiled too; dispatch/ops leaves it out
+        return Profile(
+            source=protocol.ORT_PROFILE, profile_file=path, warmup_runs=nr.PERF_TEST_WARMUP_RUNS
+        )
 
 
 def run_process(
@@ -471,16 +467,13 @@ def run_process(
             cost = graph_cost_or_none(artifact.path, artifact.format, artifact.sha256)
             result.profile = benchmark_model_profile(tool, prof, cost)
     else:
+        perf = _PerfTest(session, tool, binary, model, settings, timeout)
         stop, _ = rules(settings)
         key = f"{artifact.sha256}|{settings.threads}|{settings.affinity}|{settings.providers}"
-        estimate = _perf_test_estimate(session, tool, binary, model, settings, timeout, key)
-        argv = perf_test_argv(binary, model, settings, perf_test_runs(stop, estimate))
-        inv = invoke(session, argv, timeout, settings.affinity)
+        inv = perf.run(perf_test_runs(stop, perf.estimate_ms(key)))
         result = perf_test_result(tool, inv, version, settings)
         if settings.profile_runs > 0:
-            result.profile = perf_test_profile(
-                session, tool, binary, model, settings, timeout, artifact
-            )
+            result.profile = perf.profile(artifact)
     result.rule = _rule(settings)
     return result
 
