@@ -517,19 +517,18 @@ class _Session:
         for buf in self.buffers:
             lib.LiteRtDestroyTensorBuffer(buf)
         self.buffers.clear()
-        if self.compiled.value:
-            lib.LiteRtDestroyCompiledModel(self.compiled)
-            self.compiled = ctypes.c_void_p()
-        # The compiled model may refer to the options and the model until it is destroyed.
-        if self.options.value:
-            lib.LiteRtDestroyOptions(self.options)
-            self.options = ctypes.c_void_p()
-        if self.model.value:
-            lib.LiteRtDestroyModel(self.model)
-            self.model = ctypes.c_void_p()
-        if self.env.value:
-            lib.LiteRtDestroyEnvironment(self.env)
-            self.env = ctypes.c_void_p()
+        # In this order: the compiled model may refer to the options and the model until it is
+        # destroyed.
+        for attr, destroy in (
+            ("compiled", "LiteRtDestroyCompiledModel"),
+            ("options", "LiteRtDestroyOptions"),
+            ("model", "LiteRtDestroyModel"),
+            ("env", "LiteRtDestroyEnvironment"),
+        ):
+            handle = getattr(self, attr)
+            if handle.value:
+                getattr(lib, destroy)(handle)
+                setattr(self, attr, ctypes.c_void_p())
 
     def __enter__(self) -> _Session:
         return self
