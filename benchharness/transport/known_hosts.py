@@ -15,7 +15,7 @@ import os
 import re
 import socket
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -169,19 +169,18 @@ def forget_hint(host: str, port: int, known_hosts: str) -> str:
     return f"`ssh-keygen -R '{known_hosts_entry(host, port)}' -f {known_hosts}`"
 
 
+@dataclass(eq=False)
 class RefuseUnknown(paramiko.MissingHostKeyPolicy):
     """Unknown host key: refuse with a message that says how to trust it (or, with
     ``trust_new``, trust it and append it to the known_hosts file). A revoked key is refused
     either way."""
 
-    def __init__(
-        self, known: KnownHosts, host: str, port: int, *, trust_new: bool, name: str | None
-    ) -> None:
-        self.known = known
-        self.host = host
-        self.port = port
-        self.trust_new = trust_new
-        self.name = name
+    known: KnownHosts
+    host: str
+    port: int
+    _: KW_ONLY
+    trust_new: bool
+    name: str | None
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: Any) -> None:
         line = self.known.revoked_line(key)
