@@ -111,7 +111,7 @@ def test_cuda_event_timer_records_around_the_call_and_syncs_before_reading(
             Event=lambda enable_timing: _FakeEvent(log, next(names), enable_timing)
         )
     )
-    timer = remote.CudaEventTimer(fake)
+    timer = remote.torch_runner.CudaEventTimer(fake)
     ns = timer.time_ns(lambda: log.append("call"))
     assert ns == 1_250_000
     assert log == ["record start", "call", "record end", "synchronize end", "elapsed start->end"]
