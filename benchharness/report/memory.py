@@ -20,6 +20,8 @@ from benchharness.report.tables import Cell, Table, num_cell, sig
 #: Row statuses whose memory the section shows (as the latency sections).
 MEASURED = ("ok", "partial")
 MIB = 1 << 20
+#: The figures a point takes from the row's ``mem_<name>`` columns as they are.
+POINT_FIGURES = ("init_bytes", "estimate_bytes", "runtime_load_bytes", "tensor_bytes", "code_bytes")
 
 
 @dataclass
@@ -90,12 +92,8 @@ def memory_points(runs: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) -> li
             precision=str(r.get("precision") or ""),
             peak_bytes=int(r["mem_peak_bytes"]),
             source=str(r.get("mem_source") or ""),
-            init_bytes=r.get("mem_init_bytes"),
-            estimate_bytes=r.get("mem_estimate_bytes"),
-            runtime_load_bytes=r.get("mem_runtime_load_bytes"),
-            tensor_bytes=r.get("mem_tensor_bytes"),
-            code_bytes=r.get("mem_code_bytes"),
             budget_bytes=budgets.get(device),
+            **{name: r.get(f"mem_{name}") for name in POINT_FIGURES},
         )
         key = (point.series, point.model, point.precision, str(r.get("input_shape") or ""))
         points[key] = point

@@ -23,6 +23,11 @@ MEMORY_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 #: Those holding whole numbers of bytes.
 MEMORY_INT_COLUMNS = frozenset(MEMORY_COLUMNS) - {"mem_source"}
+#: ``protocol.Memory``'s figures a row keeps, each in the column ``mem_<name>``.
+MEMORY_FIELDS: tuple[str, ...] = (
+    "init_bytes", "peak_bytes", "baseline_bytes", "runtime_load_bytes", "tensor_bytes",
+    "code_bytes",
+)  # fmt: skip
 #: When processes disagree on how they read memory, the row names the weakest reading.
 _STRENGTH = (protocol.MEM_RSS_DELTA, protocol.MEM_PERF_TEST, protocol.MEM_BENCHMARK_MODEL,
              protocol.MEM_VMHWM)  # fmt: skip
@@ -57,16 +62,12 @@ def memory_columns(results: Sequence[RunnerResult], cost: Mapping[str, Any]) -> 
     memories = [r.memory for r in results if r.memory is not None and r.memory.source]
     if not memories:
         return row
-    row.update(
-        mem_source=_source(memories),
-        mem_init_bytes=_largest([m.init_bytes for m in memories]),
-        mem_peak_bytes=_largest([m.peak_bytes for m in memories]),
-        # the process's own start: the first process's, as the environment columns
-        mem_baseline_bytes=memories[0].baseline_bytes,
-        mem_runtime_load_bytes=_largest([m.runtime_load_bytes for m in memories]),
-        mem_tensor_bytes=_largest([m.tensor_bytes for m in memories]),
-        mem_code_bytes=_largest([m.code_bytes for m in memories]),
-    )
+    row["mem_source"] = _source(memories)
+    for name in MEMORY_FIELDS:
+        row[f"mem_{name}"] = _largest([getattr(m, name) for m in memories])
+    # the largest of each, but the process's own start is the first process's, as the
+    # environment columns
+    row["mem_baseline_bytes"] = memories[0].baseline_bytes
     return row
 
 
@@ -74,12 +75,5 @@ def memory_from_row(row: Mapping[str, Any]) -> Memory | None:
     """A stored row's memory as one process's ``Memory`` (``--resume`` keeps it)."""
     if not row.get("mem_source"):
         return None
-    return Memory(
-        source=str(row["mem_source"]),
-        init_bytes=row.get("mem_init_bytes"),
-        peak_bytes=row.get("mem_peak_bytes"),
-        baseline_bytes=row.get("mem_baseline_bytes"),
-        runtime_load_bytes=row.get("mem_runtime_load_bytes"),
-        tensor_bytes=row.get("mem_tensor_bytes"),
-        code_bytes=row.get("mem_code_bytes"),
-    )
+    figures: dict[str, Any] = {name: row.get(f"mem_{name}") for name in MEMORY_FIELDS}
+    return Memory(source=str(row["mem_source"]), **figures)
