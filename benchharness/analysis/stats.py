@@ -135,8 +135,47 @@ FLAG_ADVICE: dict[str, str] = {
 }
 
 
+@dataclass(kw_only=True)
+class BaseSummary:
+    """What both summaries say beside their statistics: over how many processes (and their
+    medians), the flags, the warm-up and cold inference, and the 95 % interval of the median."""
+
+    processes: int
+    process_medians: list[float] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    warmup_n: int | None = None
+    cold_ms: float | None = None
+    ci95_low: float | None = None
+    ci95_high: float | None = None
+    #: what the intervals are (``analysis/intervals``): across processes, or one process's samples
+    ci_method: str = ""
+
+    def as_row(self) -> dict[str, Any]:
+        """The ``runs.csv`` columns this summary fills; a statistic it lacks (``None``, or one
+        this kind of summary has not) becomes an empty cell."""
+        row: dict[str, Any] = {
+            column: getattr(self, attr, None)
+            for column, attr in (
+                ("median_ms", "median"), ("mean_ms", "mean"), ("std_ms", "std"), ("min_ms", "min"),
+                ("max_ms", "max"), ("p10_ms", "p10"), ("p90_ms", "p90"), ("p99_ms", "p99"),
+                ("iqr_ms", "iqr"), ("mad_ms", "mad"), ("cv", "cv"), ("ci99_low_ms", "ci99_low"),
+                ("ci99_high_ms", "ci99_high"), ("n", "n"), ("processes", "processes"),
+                ("ci95_low_ms", "ci95_low"), ("ci95_high_ms", "ci95_high"),
+            )
+        }  # fmt: skip
+        row["ci_method"] = self.ci_method
+        row["process_medians_ms"] = ";".join(f"{m:.6g}" for m in self.process_medians)
+        row["flags"] = ";".join(self.flags)
+        # only when known, so a caller's own value is not overwritten with an empty cell
+        if self.warmup_n is not None:
+            row["warmup_n"] = self.warmup_n
+        if self.cold_ms is not None:
+            row["cold_ms"] = self.cold_ms
+        return row
+
+
 @dataclass
-class Summary:
+class Summary(BaseSummary):
     """The statistics of one measurement (METHOD.md "What a result row reports"), in ms."""
 
     n: int
@@ -153,42 +192,6 @@ class Summary:
     cv: float | None
     ci99_low: float
     ci99_high: float
-    processes: int
-    process_medians: list[float] = field(default_factory=list)
-    flags: list[str] = field(default_factory=list)
-    warmup_n: int | None = None
-    cold_ms: float | None = None
-    ci95_low: float | None = None
-    ci95_high: float | None = None
-    #: what the intervals are (``analysis/intervals``): across processes, or one process's samples
-    ci_method: str = ""
-
-    def as_row(self) -> dict[str, Any]:
-        """The ``runs.csv`` columns this summary fills (``None`` becomes an empty cell)."""
-        return _summary_row(self)
-
-
-def _summary_row(summary: Summary | ToolSummary) -> dict[str, Any]:
-    """``runs.csv`` columns of either summary; a statistic it lacks becomes an empty cell."""
-    row: dict[str, Any] = {
-        column: getattr(summary, attr, None)
-        for column, attr in (
-            ("median_ms", "median"), ("mean_ms", "mean"), ("std_ms", "std"), ("min_ms", "min"),
-            ("max_ms", "max"), ("p10_ms", "p10"), ("p90_ms", "p90"), ("p99_ms", "p99"),
-            ("iqr_ms", "iqr"), ("mad_ms", "mad"), ("cv", "cv"), ("ci99_low_ms", "ci99_low"),
-            ("ci99_high_ms", "ci99_high"), ("n", "n"), ("processes", "processes"),
-            ("ci95_low_ms", "ci95_low"), ("ci95_high_ms", "ci95_high"),
-        )
-    }  # fmt: skip
-    row["ci_method"] = summary.ci_method
-    row["process_medians_ms"] = ";".join(f"{m:.6g}" for m in summary.process_medians)
-    row["flags"] = ";".join(summary.flags)
-    # only when known, so a caller's own value is not overwritten with an empty cell
-    if summary.warmup_n is not None:
-        row["warmup_n"] = summary.warmup_n
-    if summary.cold_ms is not None:
-        row["cold_ms"] = summary.cold_ms
-    return row
 
 
 def _as_array(samples_ms: Samples) -> np.ndarray:
@@ -397,7 +400,7 @@ def summarize(
 
 
 @dataclass
-class ToolSummary:
+class ToolSummary(BaseSummary):
     """The ``runs.csv`` statistics that a tool's printed aggregates determine, and no more.
 
     Columns that need the samples themselves (p10, IQR, MAD) stay empty, and so do the flags
@@ -416,21 +419,8 @@ class ToolSummary:
     p90: float | None
     p99: float | None
     cv: float | None
-    processes: int
-    process_medians: list[float] = field(default_factory=list)
-    flags: list[str] = field(default_factory=list)
-    warmup_n: int | None = None
-    cold_ms: float | None = None
     ci99_low: float | None = None
     ci99_high: float | None = None
-    ci95_low: float | None = None
-    ci95_high: float | None = None
-    ci_method: str = ""
-
-    def as_row(self) -> dict[str, Any]:
-        """The ``runs.csv`` columns; what needs samples (p10, IQR, MAD) stays empty, and so does
-        the interval of one invocation (the tool prints nothing it could come from)."""
-        return _summary_row(self)
 
 
 def _pooled_std(parts: Sequence[ToolStats], mean: float, n: int) -> float | None:
