@@ -10,16 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchharness.device.protocol import Profile, ProfiledOp
-from benchharness.dispatch.fetch import Session, checked, fetch_profile
+from benchharness.dispatch.fetch import ProfileKind, Session, checked, fetch_profile
 from benchharness.errors import ParseError
 from benchharness.parse.etdump import read_etdump
 
-#: Names of the files the runners write (only those are removed, whatever path a device reports).
-ETDUMP_SUFFIX = ".etdp"
-
-
-def _is_etdump(name: str) -> bool:
-    return name.endswith(ETDUMP_SUFFIX)
+#: The ETDumps the runners write.
+ETDUMP = ProfileKind(".etdp")
 
 
 def etdump_ops(session: Session, artifact: Path, profile: Profile) -> list[ProfiledOp]:
@@ -33,4 +29,4 @@ def etdump_ops(session: Session, artifact: Path, profile: Profile) -> list[Profi
     def read(path: Path) -> list[ProfiledOp]:
         return read_etdump(checked(path, "ETDump"), artifact, warmup).ops
 
-    return fetch_profile(session, remote, suffix=ETDUMP_SUFFIX, ours=_is_etdump, read=read)
+    return fetch_profile(session, remote, ETDUMP, read)

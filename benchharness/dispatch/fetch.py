@@ -12,6 +12,7 @@ import contextlib
 import posixpath
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -42,32 +43,36 @@ def checked(path: Path, what: str) -> Path:
     return path
 
 
-def fetch_profile(
-    session: Session,
-    remote: str,
-    *,
-    suffix: str,
-    ours: Callable[[str], bool],
-    read: Callable[[Path], T],
-) -> T:
-    """``read`` of the file ``remote`` on the session's device (a local copy named
-    ``profile<suffix>`` when the device is remote); the file is removed there afterwards when
-    ``ours`` accepts its name."""
+@dataclass(frozen=True)
+class ProfileKind:
+    """The files of one kind of profile our runners write: the names that start with ``prefix``
+    and end with ``suffix`` (only those are removed, whatever path a device reports)."""
+
+    suffix: str
+    prefix: str = ""
+
+    def ours(self, name: str) -> bool:
+        return name.startswith(self.prefix) and name.endswith(self.suffix)
+
+
+def fetch_profile(session: Session, remote: str, kind: ProfileKind, read: Callable[[Path], T]) -> T:
+    """``read`` of the file ``remote`` on the session's device (a local copy when the device is
+    remote); the file is removed there afterwards when it is of our ``kind``."""
     if session.local:
         path = Path(remote)
         try:
             return read(path)
         finally:
-            if ours(path.name) and path.is_file():
+            if kind.ours(path.name) and path.is_file():
                 path.unlink(missing_ok=True)
             # the runner made a private temp directory when the run had no workdir
             if path.parent.name.startswith(protocol.PROFILE_TMP_PREFIX):
                 with contextlib.suppress(OSError):
                     path.parent.rmdir()
     with tempfile.TemporaryDirectory() as tmp:
-        local = Path(tmp) / f"profile{suffix}"
+        local = Path(tmp) / f"profile{kind.suffix}"
         session.transport.pull(remote, local)
-        if ours(posixpath.basename(remote)):
+        if kind.ours(posixpath.basename(remote)):
             with contextlib.suppress(HarnessError):
                 session.transport.run(["rm", "-f", remote], timeout=60)
         return read(local)

@@ -16,11 +16,14 @@ from benchharness.cost.graph import graph_cost_or_none
 from benchharness.device import protocol
 from benchharness.device.protocol import RunnerResult
 from benchharness.dispatch.etdump_ops import etdump_ops
-from benchharness.dispatch.fetch import checked, fetch_profile
+from benchharness.dispatch.fetch import ProfileKind, checked, fetch_profile
 from benchharness.dispatch.session import DeviceSession
 from benchharness.errors import HarnessError, ParseError
 from benchharness.parse.op_join import finish_rows, litert_rows, ort_rows
 from benchharness.plan.artifacts import Artifact
+
+#: The traces our runners have ORT write: ``ort_profile_*.json``, ``ort-<hash>_*.json``.
+ORT_TRACE = ProfileKind(".json", prefix="ort")
 
 
 @dataclass
@@ -66,19 +69,13 @@ def collect_ops(session: DeviceSession, artifact: Artifact, result: RunnerResult
     return OpsOutcome(rows=finish_rows(rows, base), sum_ratio=ratio)
 
 
-def _is_ort_trace(name: str) -> bool:
-    """Whether a file is one of the traces our runners have ORT write (``ort_profile_*.json``,
-    ``ort-<hash>_*.json``): only those are removed, whatever path a device reports."""
-    return name.startswith("ort") and name.endswith(".json")
-
-
 def _fetch(session: DeviceSession, remote: str) -> str:
     """The profile's text; pulled from the device and removed there when the device is remote."""
 
     def read(path: Path) -> str:
         return checked(path, "ORT profile").read_text(encoding="utf-8")
 
-    text = fetch_profile(session, remote, suffix=".json", ours=_is_ort_trace, read=read)
+    text = fetch_profile(session, remote, ORT_TRACE, read)
     if not text.strip():
         where = "" if session.local else " pulled from the device"
         raise ParseError(f"the ORT profile {remote}{where} is empty")
