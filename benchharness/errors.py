@@ -74,3 +74,7 @@ class ResultsError(HarnessError):
 
 class ConstraintError(HarnessError):
     """A model does not fit a device's constraints (operators, model or activation bytes)."""
+
+
+class PredictorError(HarnessError):
+    """A latency predictor cannot be built, read or used as asked (missing, damaged, mismatched)."""

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import click
 
 from benchharness import __version__
-from benchharness.cli import check, compare, devices, imports, models, ops, report, run
+from benchharness.cli import check, compare, devices, imports, models, ops, predict, report, run
 from benchharness.cli.common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, console
 from benchharness.errors import HarnessError
 
@@ -34,6 +34,8 @@ for command in (
     devices.devices_cmd,
     report.report_cmd,
     check.check_cmd,
+    predict.predictor_group,
+    predict.predict_cmd,
 ):
     cli.add_command(command)
 

@@ -1,0 +1,297 @@
+"""``bench predictor build``: plan kernel models, measure them with ``bench run``, fit, save.
+
+A build is one or two rounds, each a normal run folder measured by ``api.run`` (same runner,
+method, cooldown, CSVs and ``--resume``) on the kernel models' manifest:
+
+1. the first round (``FIRST_ROUND_SHARE`` of the budget): fusion pairs, census and random models;
+2. a refinement round with the time left: models next to the kernels whose out-of-fold error
+   in a fit of round 1 is largest (``refine.hard_kernels``).
+
+Each round's manifest and plan are written to the export cache (``predict/plan-<hash>.toml`` and
+``.json``: the plan, the build's parameters and the round) before it runs, and the first round's
+folder gets ``predictor_build.json`` once it exists, so ``--resume RUN_ID`` (the first round's
+run id) finishes whichever round was interrupted and goes on from there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchharness.api import RunRequest
+from benchharness.api import run as run_request
+from benchharness.dispatch.reporter import NullReporter, Reporter
+from benchharness.errors import PredictorError, ResultsError
+from benchharness.export.cache import cache_dir
+from benchharness.predict import plan as planning
+from benchharness.predict.census import zoo_census
+from benchharness.predict.fusion import pair_results
+from benchharness.predict.kernels import PAIRS
+from benchharness.predict.predictor import Predictor, fingerprint_of_rows
+from benchharness.predict.refine import hard_kernels
+from benchharness.predict.samples import collect
+from benchharness.results.store import RunStore, atomic_write_text, list_runs
+from benchharness.zoo.registry import resolve_models
+
+#: The issue's goal for a local build, exports included.
+DEFAULT_BUDGET_S = 3600.0
+#: Share of the budget planned for the first round; the rest refines where the errors are.
+FIRST_ROUND_SHARE = 0.75
+#: A refinement round shorter than this is not worth its fixed costs (a fit, process starts).
+MIN_REFINE_S = 120.0
+#: Kernel jobs use the quick preset with a shorter minimum time: the operator profile, not the
+#: end-to-end median, is what a kernel model is measured for, and it has its own 50 runs.
+KERNEL_MIN_S = 1.0
+#: The build's record in the first round's run folder.
+BUILD_FILE = "predictor_build.json"
+#: Where a device's current predictor lives: the report looks for it there.
+PREDICTORS_DIR = "predictors"
+
+Stage = Callable[[str], None]
+
+
+@dataclass
+class BuildRequest:
+    device: str = "local"
+    formats: tuple[str, ...] = ("onnx", "tflite")
+    budget_s: float = DEFAULT_BUDGET_S
+    seed: int = 0
+    threads: int | None = None
+    results_dir: Path = Path("results")
+    output: Path | None = None
+    resume: str | None = None
+    refine: bool = True
+    pairs: bool = True
+    census: str = "all"
+    max_models: int | None = None
+    processes: int | None = None
+
+    def params(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(
+            results_dir=str(self.results_dir), output=str(self.output) if self.output else None
+        )
+        d.pop("resume")
+        return d
+
+    @classmethod
+    def from_params(cls, p: dict[str, Any], **override: Any) -> BuildRequest:
+        fields = {**p, **override}
+        fields["formats"] = tuple(fields.get("formats") or ("onnx", "tflite"))
+        fields["results_dir"] = Path(fields.get("results_dir") or "results")
+        fields["output"] = Path(fields["output"]) if fields.get("output") else None
+        return cls(**fields)
+
+
+@dataclass
+class BuildOutcome:
+    predictor: Predictor
+    path: Path
+    run_ids: list[str]
+    wall_s: float
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+
+
+def predictor_path(results_dir: Path, device: str) -> Path:
+    """The device's current predictor (the one ``bench predict`` and the report use)."""
+    return results_dir / PREDICTORS_DIR / f"{device}.json.gz"
+
+
+def _write_plan(plan: planning.Plan, params: dict[str, Any], round_no: int) -> Path:
+    data = {"params": params, "round": round_no, "plan": plan.to_json()}
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    folder = cache_dir() / "predict"
+    manifest = folder / f"plan-{digest}.toml"
+    atomic_write_text(manifest.with_suffix(".json"), json.dumps(data))
+    atomic_write_text(manifest, plan.manifest())
+    return manifest
+
+
+def _read_plan(manifest: Path) -> tuple[planning.Plan, dict[str, Any], int]:
+    try:
+        data = json.loads(manifest.with_suffix(".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PredictorError(
+            f"the kernel plan {manifest.with_suffix('.json')} is gone ({exc}); start a new "
+            "build (the same --seed plans the same models, whose exports are cached)"
+        ) from exc
+    return planning.Plan.from_json(data["plan"]), dict(data["params"]), int(data["round"])
+
+
+def find_run(results_dir: Path, manifest: Path) -> str | None:
+    """The run that was asked to measure ``manifest``, if one was started."""
+    for run_id in reversed(list_runs(results_dir) + _unfinished(results_dir)):
+        try:
+            meta = json.loads((results_dir / run_id / "run.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if (meta.get("request") or {}).get("manifest") == str(manifest):
+            return run_id
+    return None
+
+
+def _unfinished(results_dir: Path) -> list[str]:
+    if not results_dir.is_dir():
+        return []
+    return sorted(p.name for p in results_dir.iterdir() if (p / "run.json").exists())
+
+
+def _measure(req: BuildRequest, manifest: Path, names: list[str], reporter: Reporter) -> RunStore:
+    existing = find_run(req.results_dir, manifest)
+    request = RunRequest(
+        devices=(req.device,),
+        models=",".join(names),
+        formats=req.formats,
+        threads=req.threads,
+        quick=True,
+        processes=req.processes,
+        min_s=KERNEL_MIN_S,
+        seed=req.seed,
+        results_dir=req.results_dir,
+        manifest=str(manifest),
+        resume=existing,
+    )
+    return run_request(request, reporter=reporter)
+
+
+def _state_path(store: RunStore) -> Path:
+    return store.path / BUILD_FILE
+
+
+def _load_state(store: RunStore) -> dict[str, Any] | None:
+    path = _state_path(store)
+    if not path.exists():
+        return None
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return data
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"cannot read {path}: {exc}") from exc
+
+
+def build(
+    req: BuildRequest, *, reporter: Reporter | None = None, stage: Stage | None = None
+) -> BuildOutcome:
+    """Run (or resume) a predictor build and save the predictor."""
+    reporter = reporter or NullReporter()
+    say = stage or (lambda _text: None)
+    start = time.monotonic()
+    state: dict[str, Any]
+    if req.resume:
+        first = RunStore.open(req.results_dir, req.resume)
+        manifest = Path(str((first.meta.get("request") or {}).get("manifest") or ""))
+        if not manifest.name:
+            raise PredictorError(f"run {req.resume} is not a predictor build (no kernel manifest)")
+        loaded = _load_state(first)
+        plan, params, _ = _read_plan(manifest)
+        req = BuildRequest.from_params(params, resume=req.resume)
+        state = loaded or {"params": params, "rounds": [{"manifest": str(manifest)}]}
+    else:
+        say("census of the zoo's layers")
+        refs = resolve_models(req.census)
+        specs = [r for r in refs if hasattr(r, "builder")]
+        layers = zoo_census(specs, cache_dir() / "predict" / "census.json")  # type: ignore[arg-type]
+        plan = planning.first_round(
+            layers,
+            req.budget_s * FIRST_ROUND_SHARE,
+            req.seed,
+            len(req.formats),
+            with_pairs=req.pairs,
+        )
+        if req.max_models is not None:
+            plan.models = plan.models[: req.max_models]
+        manifest = _write_plan(plan, req.params(), 1)
+        state = {"params": req.params(), "rounds": [{"manifest": str(manifest)}]}
+    rounds: list[dict[str, Any]] = state["rounds"]
+    stores: list[RunStore] = []
+    for i, rnd in enumerate(rounds):
+        manifest = Path(rnd["manifest"])
+        plan_i, _, _ = _read_plan(manifest)
+        say(f"round {i + 1}: {len(plan_i.names())} kernel models")
+        t0 = time.monotonic()
+        store = _measure(req, manifest, plan_i.names(), reporter)
+        rnd["run_id"] = store.run_id
+        rnd["wall_s"] = rnd.get("wall_s", 0.0) + (time.monotonic() - t0)
+        rnd["models"] = len(plan_i.names())
+        stores.append(store)
+        _save_state(stores[0], state)
+    spent = sum(float(r.get("wall_s", 0.0)) for r in rounds)
+    origins = _origins(rounds)
+    if req.refine and len(rounds) == 1 and req.budget_s - spent > MIN_REFINE_S:
+        say("refinement: fitting round 1 to find the worst-predicted kernels")
+        measured = collect(stores, origins, req.formats)
+        done = rounds[0]
+        rate = float(done["wall_s"]) / max(
+            1e-9, _estimated(_read_plan(Path(done["manifest"]))[0], len(req.formats))
+        )
+        hard = hard_kernels(measured.samples, seed=req.seed)
+        refine = planning.refine(
+            hard, (req.budget_s - spent) / max(rate, 1e-9), req.seed + 1, len(req.formats)
+        )
+        if refine.models:
+            manifest2 = _write_plan(refine, req.params(), 2)
+            rounds.append({"manifest": str(manifest2)})
+            _save_state(stores[0], state)
+            say(f"round 2: {len(refine.names())} kernel models")
+            t0 = time.monotonic()
+            store = _measure(req, manifest2, refine.names(), reporter)
+            rounds[1].update(
+                run_id=store.run_id, wall_s=time.monotonic() - t0, models=len(refine.names())
+            )
+            stores.append(store)
+            _save_state(stores[0], state)
+            origins = _origins(rounds)
+    say("fitting the kernel regressors")
+    measured = collect(stores, origins, req.formats)
+    pairs = pair_results(PAIRS, measured.pair_times)
+    rows = [r for s in stores for r in s.runs]
+    fingerprint = fingerprint_of_rows(rows)
+    wall = sum(float(r.get("wall_s", 0.0)) for r in rounds) + (
+        time.monotonic() - start - _round_time(rounds, start)
+    )
+    info = {
+        "runs": [r.get("run_id") for r in rounds],
+        "budget_s": req.budget_s,
+        "seed": req.seed,
+        "kernel_models": sum(int(r.get("models", 0)) for r in rounds),
+        "samples": len(measured.samples),
+        "skipped": measured.skipped[:20],
+        "measure_wall_s": sum(float(r.get("wall_s", 0.0)) for r in rounds),
+        "method": {"preset": "quick", "min_s": KERNEL_MIN_S},
+    }
+    predictor = Predictor.fit(measured, fingerprint, pairs, info, req.seed)
+    predictor.build["wall_s"] = wall
+    path = req.output or predictor_path(req.results_dir, req.device)
+    predictor.save(path)
+    predictor.save(stores[0].path / "predictor.json.gz")
+    state["predictor"] = str(path)
+    state["wall_s"] = wall
+    _save_state(stores[0], state)
+    return BuildOutcome(predictor, path, [s.run_id for s in stores], wall, rounds)
+
+
+def _round_time(rounds: list[dict[str, Any]], start: float) -> float:
+    # the part of this call's time already counted in the rounds' wall_s
+    return min(time.monotonic() - start, sum(float(r.get("wall_s", 0.0)) for r in rounds))
+
+
+def _estimated(plan: planning.Plan, formats: int) -> float:
+    models: list[planning.KernelModel | planning.PairModel] = [*plan.models, *plan.pairs]
+    return sum(planning.estimate_s(m, formats) for m in models)
+
+
+def _origins(rounds: list[dict[str, Any]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for rnd in rounds:
+        plan, _, _ = _read_plan(Path(rnd["manifest"]))
+        out.update(plan.origins())
+    return out
+
+
+def _save_state(store: RunStore, state: dict[str, Any]) -> None:
+    atomic_write_text(_state_path(store), json.dumps(state, indent=2, default=str))
