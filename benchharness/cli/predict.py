@@ -205,7 +205,12 @@ def show_cmd(path: Path | None, device: str, results_dir: Path, as_json: bool) -
     metavar="RUN_ID",
     help="Runs holding the measured models (repeat); missing models are measured.",
 )
-@click.option("--models", default="all", show_default=True, help="Zoo models to hold out.")
+@click.option(
+    "--models",
+    default="all",
+    show_default=True,
+    help="Zoo models to evaluate leaving their family out (none: outside models only).",
+)
 @click.option("--outside", default="", help="Outside models, module:function,... (not the zoo).")
 @formats_option
 @click.option("--quick", is_flag=True, help="Measure missing models with --quick.")
@@ -232,7 +237,8 @@ def eval_cmd(**kw: Any) -> None:
     formats = parse_formats(kw["formats"])
     results_dir: Path = kw["results_dir"]
     p = Predictor.load(_predictor_file(kw["path"], results_dir, kw["device"]))
-    zoo = [r.name for r in resolve_models(kw["models"])]
+    none = kw["models"].strip().lower() in ("", "none")
+    zoo = [] if none else [r.name for r in resolve_models(kw["models"])]
     outside = [r.name for r in resolve_models(kw["outside"])] if kw["outside"].strip() else []
     rows = [
         r

@@ -36,7 +36,7 @@ from benchharness.predict.predictor import Predictor, fingerprint_of_rows
 from benchharness.predict.refine import hard_kernels
 from benchharness.predict.samples import collect
 from benchharness.results.store import RunStore, atomic_write_text, list_runs
-from benchharness.zoo.registry import resolve_models
+from benchharness.zoo.registry import ModelSpec, resolve_models
 
 #: The issue's goal for a local build, exports included.
 DEFAULT_BUDGET_S = 3600.0
@@ -70,6 +70,11 @@ class BuildRequest:
     census: str = "all"
     max_models: int | None = None
     processes: int | None = None
+    # measuring: the kernel jobs' minimum time and warm-up (None: the method's default)
+    min_s: float = KERNEL_MIN_S
+    warmup_min_s: float | None = None
+    # a prepared first round (``Plan.to_json()``) instead of one drawn from the census
+    plan: dict[str, Any] | None = None
 
     def params(self) -> dict[str, Any]:
         d = asdict(self)
@@ -150,7 +155,8 @@ def _measure(req: BuildRequest, manifest: Path, names: list[str], reporter: Repo
         threads=req.threads,
         quick=True,
         processes=req.processes,
-        min_s=KERNEL_MIN_S,
+        min_s=req.min_s,
+        warmup_min_s=req.warmup_min_s,
         seed=req.seed,
         results_dir=req.results_dir,
         manifest=str(manifest),
@@ -191,11 +197,15 @@ def build(
         plan, params, _ = _read_plan(manifest)
         req = BuildRequest.from_params(params, resume=req.resume)
         state = loaded or {"params": params, "rounds": [{"manifest": str(manifest)}]}
+    elif req.plan is not None:
+        plan = planning.Plan.from_json(req.plan)
+        manifest = _write_plan(plan, req.params(), 1)
+        state = {"params": req.params(), "rounds": [{"manifest": str(manifest)}]}
     else:
         say("census of the zoo's layers")
         refs = resolve_models(req.census)
-        specs = [r for r in refs if hasattr(r, "builder")]
-        layers = zoo_census(specs, cache_dir() / "predict" / "census.json")  # type: ignore[arg-type]
+        specs = [r for r in refs if isinstance(r, ModelSpec)]
+        layers = zoo_census(specs, cache_dir() / "predict" / "census.json")
         plan = planning.first_round(
             layers,
             req.budget_s * FIRST_ROUND_SHARE,
@@ -262,7 +272,7 @@ def build(
         "samples": len(measured.samples),
         "skipped": measured.skipped[:20],
         "measure_wall_s": sum(float(r.get("wall_s", 0.0)) for r in rounds),
-        "method": {"preset": "quick", "min_s": KERNEL_MIN_S},
+        "method": {"preset": "quick", "min_s": req.min_s, "warmup_min_s": req.warmup_min_s},
     }
     predictor = Predictor.fit(measured, fingerprint, pairs, info, req.seed)
     predictor.build["wall_s"] = wall

@@ -33,6 +33,8 @@ FAMILY_PREFIXES = (
 )
 #: Family of a model the prefixes do not name (outside models, user files).
 OTHER_FAMILY = "other"
+#: Bumped when what a census records changes, so a cached census of older code is not reused.
+CENSUS_VERSION = 2
 
 #: Activation modules, by class name, as the kernel plan names them.
 ACTIVATION_NAMES = {
@@ -133,9 +135,11 @@ def census_of(spec: ModelSpec, family: str) -> list[Layer]:
         if isinstance(module, nn.Conv2d):
             act = "none"
             for later, _, _ in calls[i + 1 : i + 3]:
-                if type(later).__name__ in ACTIVATION_NAMES:
-                    act = ACTIVATION_NAMES[type(later).__name__]
-                    break
+                name = type(later).__name__
+                if name in ACTIVATION_NAMES:
+                    act = ACTIVATION_NAMES[name]
+                if not name.startswith("BatchNorm"):
+                    break  # the activation follows the conv or its batch norm, nothing else
             layers.append(
                 Layer(
                     family,
@@ -170,10 +174,13 @@ def census_of(spec: ModelSpec, family: str) -> list[Layer]:
 def zoo_census(specs: Iterable[ModelSpec], cache: Path | None = None) -> list[Layer]:
     """The layers of every model, cached as JSON (a census is the same until the zoo changes)."""
     specs = list(specs)
-    key = sorted(
-        (s.name, s.builder, json.dumps(s.kwargs, sort_keys=True), list(s.input_shape))
-        for s in specs
-    )
+    key = [
+        CENSUS_VERSION,
+        *sorted(
+            [s.name, s.builder, json.dumps(s.kwargs, sort_keys=True), list(s.input_shape)]
+            for s in specs
+        ),
+    ]
     if cache is not None and cache.exists():
         try:
             data = json.loads(cache.read_text(encoding="utf-8"))

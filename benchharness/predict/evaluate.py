@@ -15,7 +15,7 @@ other families (for outside models: on the whole zoo). Measured latencies come f
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ import numpy as np
 
 from benchharness.errors import CostError, PredictorError
 from benchharness.predict.census import family_of
+from benchharness.predict.graph import Graph
 from benchharness.predict.metrics import LinearFit, Scores, scores
 from benchharness.predict.predictor import Predictor
 from benchharness.predict.samples import artifact_graph, graph_bytes
@@ -103,6 +104,7 @@ def evaluate(
     zoo_names: Iterable[str],
     outside_names: Iterable[str] = (),
     formats: Sequence[str] | None = None,
+    graph_of: Callable[[Mapping[str, Any]], Graph] = artifact_graph,
 ) -> Evaluation:
     """Score the predictor and the MACs lines on the measured ``ok`` rows of zoo/outside models."""
     zoo = set(zoo_names)
@@ -122,7 +124,7 @@ def evaluate(
             skipped.append(f"{model} {fmt}: the predictor has no {fmt} part")
             continue
         try:
-            graph = artifact_graph(row)
+            graph = graph_of(row)
         except CostError as exc:
             skipped.append(f"{model} {fmt}: {exc}")
             continue

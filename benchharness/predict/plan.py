@@ -432,7 +432,9 @@ def first_round(
     spent = sum(estimate_s(p, formats) for p in plan.pairs)
     census = census_models(layers, rng)
     i = 0
-    while spent < budget_s and (census or i % RANDOM_EVERY == RANDOM_EVERY - 1 or not layers):
+    while spent < budget_s:
+        # census models first, one random model in every RANDOM_EVERY; random ones once the
+        # census is used up
         if census and i % RANDOM_EVERY != RANDOM_EVERY - 1:
             model = census.pop(0)
         else:

@@ -33,8 +33,8 @@ from benchharness.predict.samples import Measured, Point
 #: What a predictor file says it is, and the layout version this harness writes and reads.
 FILE_KIND = "benchharness-latency-predictor"
 FILE_VERSION = 1
-#: Fewer kernel models than this and the calibration keeps the profile times as they are, only
-#: adding the median per-run offset (three coefficients need more points than a handful).
+#: Fewer kernel models than this and the calibration is one ratio, the median of end-to-end over
+#: summed kernel times (three coefficients need more points than a handful).
 MIN_CALIBRATION_POINTS = 8
 #: A fitted scale outside this range is not a calibration but a symptom: refused, the simple one
 #: is used instead.
@@ -61,7 +61,8 @@ class Calibration:
             return cls()
         e2e = np.array([p.e2e_us for p in points])
         s = np.array([p.sum_us for p in points])
-        simple = cls(1.0, 0.0, float(np.median(e2e - s)), len(points))
+        ratios = e2e[s > 0] / s[s > 0]
+        simple = cls(float(np.median(ratios)) if len(ratios) else 1.0, 0.0, 0.0, len(points))
         if len(points) < MIN_CALIBRATION_POINTS:
             return simple
         rows = np.array([p.rows for p in points], dtype=np.float64)

@@ -1,10 +1,13 @@
 """Per-kernel regressors: scikit-learn gradient boosting, kept as plain arrays in the predictor.
 
-One regressor per kernel key and format learns ``log(time + 1 us)`` from the kernel's features
-(``predict/features.py``): the log makes a 10 % error cost the same on a 5 us ReLU and a 5 ms
-convolution, the 1 us offset keeps LiteRT's whole-microsecond zeros finite. A key with too few
-samples gets a rate fit instead (its time per byte moved, the median over its samples), and a
-kernel of a key never measured falls back to the format's regressor over all samples.
+One regressor per kernel key and format: a non-negative linear base (a fixed cost plus time per
+MAC, per element-wise FLOP and per byte moved, fitted for relative error), times gradient-boosted
+trees on the kernel's features (``predict/features.py``) that learn ``log(time + 1 us)`` minus the
+base's log. The log makes a 10 % error cost the same on a 5 us ReLU and a 5 ms convolution, the
+1 us offset keeps LiteRT's whole-microsecond zeros finite, and the base makes the model scale
+sensibly past the largest configuration measured. A key with too few samples keeps the base
+alone, and a kernel of a key never measured falls back to the format's regressor over all
+samples.
 
 scikit-learn fits the trees; their arrays (feature, threshold, children, leaf values) are stored
 and evaluated here with numpy, so a predictor file is JSON, loads in milliseconds with any
@@ -24,7 +27,7 @@ from benchharness.predict.features import columns_of, vector
 
 #: Offset inside the log target (us): LiteRT reports whole microseconds, often 0 for tiny ops.
 TARGET_OFFSET_US = 1.0
-#: Fewer samples than this and a key gets a rate fit, not trees.
+#: Fewer samples than this and a key keeps its linear base alone, without trees.
 MIN_TREE_SAMPLES = 12
 #: Gradient boosting settings: shallow trees (interactions of a few features), a modest rate.
 N_TREES = 150
@@ -96,35 +99,63 @@ class Trees:
         return cls(float(data["base"]), float(data["rate"]), list(data["trees"]))
 
 
+#: Terms of the linear base of every regressor: a kernel's time is, to first order, a fixed cost
+#: plus its compute plus its memory traffic, each at the device's own rate.
+LINEAR_TERMS = ("macs", "flops", "in_bytes", "out_bytes", "weight_bytes")
+
+
+def _terms(rows: Sequence[Mapping[str, float]]) -> np.ndarray:
+    return np.array([[1.0, *(float(r.get(t, 0.0)) for t in LINEAR_TERMS)] for r in rows])
+
+
+def fit_linear(rows: Sequence[Mapping[str, float]], times_us: np.ndarray) -> list[float]:
+    """Non-negative least squares of time on a constant and ``LINEAR_TERMS``, relative errors.
+
+    The base extrapolates the way kernels scale (twice the MACs, about twice the time) where
+    trees alone would stay flat beyond the largest configuration they saw.
+    """
+    from scipy.optimize import nnls
+
+    a = _terms(rows)
+    w = 1.0 / np.maximum(times_us, TARGET_OFFSET_US)
+    scale = np.maximum(np.abs(a).max(axis=0), 1e-12)  # columns of similar size for the solver
+    coef, _ = nnls(a * w[:, None] / scale, times_us * w)
+    return (coef / scale).tolist()
+
+
 @dataclass
 class Regressor:
-    """One kernel key's model: trees over ``columns``, or a time-per-byte rate."""
+    """One kernel key's model: a linear base, times trees on the log of what the base misses."""
 
     key: str
     columns: list[str]
     n: int
+    linear: list[float] = field(default_factory=list)
     trees: Trees | None = None
-    us_per_byte: float = 0.0
-    floor_us: float = 0.0
     stats: dict[str, float] = field(default_factory=dict)
+
+    def base(self, rows: Sequence[Mapping[str, float]]) -> np.ndarray:
+        if not self.linear:
+            return np.zeros(len(rows))
+        return np.maximum(_terms(rows) @ np.asarray(self.linear), 0.0)
 
     def predict(self, rows: Sequence[Mapping[str, float]]) -> np.ndarray:
         if not rows:
             return np.zeros(0)
+        base = self.base(rows)
         if self.trees is None:
-            moved = np.array([_moved(r) for r in rows])
-            return np.maximum(self.floor_us + self.us_per_byte * moved, 0.0)
+            return base
         x = np.array([vector(r, self.columns) for r in rows], dtype=np.float64)
-        return np.maximum(np.exp(self.trees.predict(x)) - TARGET_OFFSET_US, 0.0)
+        ratio = np.exp(self.trees.predict(x))
+        return np.maximum((base + TARGET_OFFSET_US) * ratio - TARGET_OFFSET_US, 0.0)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "key": self.key,
             "columns": self.columns,
             "n": self.n,
+            "linear": self.linear,
             "trees": self.trees.to_json() if self.trees else None,
-            "us_per_byte": self.us_per_byte,
-            "floor_us": self.floor_us,
             "stats": self.stats,
         }
 
@@ -135,17 +166,10 @@ class Regressor:
             key=str(data["key"]),
             columns=list(data["columns"]),
             n=int(data["n"]),
+            linear=[float(c) for c in data.get("linear", [])],
             trees=Trees.from_json(trees) if trees else None,
-            us_per_byte=float(data.get("us_per_byte", 0.0)),
-            floor_us=float(data.get("floor_us", 0.0)),
             stats=dict(data.get("stats", {})),
         )
-
-
-def _moved(row: Mapping[str, float]) -> float:
-    return float(
-        row.get("in_bytes", 0.0) + row.get("out_bytes", 0.0) + row.get("weight_bytes", 0.0)
-    )
 
 
 def fit_regressor(
@@ -155,16 +179,12 @@ def fit_regressor(
     columns = columns_of(rows)
     t = np.asarray(times_us, dtype=np.float64)
     reg = Regressor(key=key, columns=columns, n=len(rows))
+    if len(rows):
+        reg.linear = fit_linear(rows, t)
     if len(rows) >= MIN_TREE_SAMPLES:
         x = np.array([vector(r, columns) for r in rows], dtype=np.float64)
-        reg.trees = Trees.fit(x, np.log(t + TARGET_OFFSET_US), seed=seed)
-    else:
-        moved = np.array([_moved(r) for r in rows])
-        reg.floor_us = float(np.min(t)) if len(t) else 0.0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rates = (t - reg.floor_us) / np.where(moved > 0, moved, np.nan)
-        finite = rates[np.isfinite(rates)]
-        reg.us_per_byte = float(np.median(finite)) if len(finite) else 0.0
+        target = np.log(t + TARGET_OFFSET_US) - np.log(reg.base(rows) + TARGET_OFFSET_US)
+        reg.trees = Trees.fit(x, target, seed=seed)
     reg.stats = {"median_us": float(np.median(t)) if len(t) else 0.0, "total_us": float(t.sum())}
     return reg
 

@@ -77,6 +77,50 @@ class Measured:
     pair_times: dict[tuple[str, str], float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
 
+    def add(self, one: tuple[list[Sample], Evidence, Point]) -> None:
+        samples, evidence, point = one
+        self.samples.extend(samples)
+        self.evidence.setdefault(point.format, Evidence()).add(evidence)
+        self.points.append(point)
+
+
+def measure_artifact(
+    graph: Graph,
+    rows: Sequence[Mapping[str, Any]],
+    origin: str,
+    model: str,
+    e2e_us: float,
+    macs: int | None = None,
+) -> tuple[list[Sample], Evidence, Point]:
+    """The samples, fusion evidence and calibration point of one measured artifact."""
+    fmt = graph.format
+    kernels, evidence = measured_kernels(graph, rows)
+    owner = owner_map(kernels)
+    samples = [
+        Sample(
+            fmt,
+            kernel_key(k, fmt),
+            kernel_features(k, graph, owner),
+            k.time_us,
+            origin,
+            model,
+            k.rows,
+        )
+        for k in kernels
+        if k.rows > 0 and k.clean and k.time_us is not None
+    ]
+    point = Point(
+        fmt,
+        model,
+        origin,
+        sum(k.time_us or 0.0 for k in kernels),
+        sum(k.rows for k in kernels),
+        e2e_us,
+        macs if macs is not None else sum(n.cost.macs for n in graph.nodes),
+        graph_bytes(graph),
+    )
+    return samples, evidence, point
+
 
 def artifact_graph(row: Mapping[str, Any]) -> Graph:
     """The graph of a runs.csv row's artifact, checked against the hash the row recorded."""
@@ -117,35 +161,12 @@ def collect(
             except CostError as exc:
                 out.skipped.append(f"{model} {fmt}: {exc}")
                 continue
-            origin = origins[model]
             if model.startswith("pair-"):
                 out.pair_times[(fmt, model)] = model_time_us(rows)
-            kernels, evidence = measured_kernels(graph, rows)
-            out.evidence.setdefault(fmt, Evidence()).add(evidence)
-            owner = owner_map(kernels)
-            for k in kernels:
-                if k.rows > 0 and k.clean and k.time_us is not None:
-                    out.samples.append(
-                        Sample(
-                            fmt,
-                            kernel_key(k, fmt),
-                            kernel_features(k, graph, owner),
-                            k.time_us,
-                            origin,
-                            model,
-                            k.rows,
-                        )
-                    )
-            out.points.append(
-                Point(
-                    fmt,
-                    model,
-                    origin,
-                    sum(k.time_us or 0.0 for k in kernels),
-                    sum(k.rows for k in kernels),
-                    float(row["median_ms"]) * 1e3,
-                    int(row.get("macs") or sum(n.cost.macs for n in graph.nodes)),
-                    graph_bytes(graph),
+            macs = int(row.get("macs") or sum(n.cost.macs for n in graph.nodes))
+            out.add(
+                measure_artifact(
+                    graph, rows, origins[model], model, float(row["median_ms"]) * 1e3, macs
                 )
             )
     return out

@@ -232,6 +232,8 @@ class Analysis:
     flagged: list[Flagged]
     failed: list[Failed]
     notes: list[str]
+    # predicted vs measured tables (report/predicted.py), when a device has a predictor
+    predictions: list[Any] = field(default_factory=list)
 
     def series_for(self, key: SeriesKey) -> Series | None:
         return next((s for s in self.series if s.key == key), None)
