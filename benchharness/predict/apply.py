@@ -109,23 +109,30 @@ def predict_models(
     shape = parse_shape(input_shape) if input_shape else None
     refs = resolve_models(selection, input_shape=shape)
     artifacts = prepare_artifacts(refs, formats, log_path=cache_dir() / "export.log")
-    out = []
+    out: list[ModelPrediction | None] = []
+    graphs = []
     for a in artifacts:
         if a.error or a.path is None:
             out.append(ModelPrediction(a.model, a.format, None, error=a.error or "no artifact"))
             continue
         try:
-            graph = read_graph(a.path, a.format, a.sha256)
-            pred = predictor.predict_graph(graph)
+            graphs.append((len(out), a, read_graph(a.path, a.format, a.sha256)))
         except (CostError, HarnessError) as exc:
             out.append(
                 ModelPrediction(a.model, a.format, None, error=f"{type(exc).__name__}: {exc}")
             )
             continue
-        macs = a.cost.get("macs")
-        out.append(
-            ModelPrediction(
-                a.model, a.format, pred.ms, int(macs) if macs is not None else None, pred.kernels
+        out.append(None)
+    usable = [(i, a, g) for i, a, g in graphs if g.format in predictor.formats]
+    for i, a, g in graphs:
+        if g.format not in predictor.formats:
+            out[i] = ModelPrediction(
+                a.model, a.format, None, error=f"the predictor has no {a.format} part"
             )
+    preds = predictor.predict_graphs([g for _, _, g in usable])
+    for (i, a, _), pred in zip(usable, preds, strict=True):
+        macs = a.cost.get("macs")
+        out[i] = ModelPrediction(
+            a.model, a.format, pred.ms, int(macs) if macs is not None else None, pred.kernels
         )
-    return out
+    return [m for m in out if m is not None]

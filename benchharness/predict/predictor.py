@@ -185,24 +185,44 @@ class Predictor:
     # --- predicting ---------------------------------------------------------------------------
 
     def predict_graph(self, graph: Graph) -> GraphPrediction:
-        model = self.formats.get(graph.format)
-        if model is None:
-            known = ", ".join(sorted(self.formats)) or "none"
-            raise PredictorError(
-                f"this predictor was built for the formats {known}, not {graph.format}; build "
-                f"one with `bench predictor build --formats {graph.format}`"
-            )
-        kernels = detect_kernels(graph, model.evidence)
-        owner = owner_map(kernels)
-        keys = [kernel_key(k, graph.format) for k in kernels]
-        rows = [kernel_features(k, graph, owner) for k in kernels]
-        times = predict_kernels(model.regressors, keys, rows)
-        preds = [
-            KernelPrediction(key, [n.name for n in k.nodes], float(us))
-            for key, k, us in zip(keys, kernels, times, strict=True)
-        ]
-        total_us = float(times.sum()) + model.calibration.offset_us
-        return GraphPrediction(graph.format, max(total_us, 0.0) / 1e3, preds)
+        return self.predict_graphs([graph])[0]
+
+    def predict_graphs(self, graphs: Sequence[Graph]) -> list[GraphPrediction]:
+        """Predictions of several graphs, each kernel type's regressor called once for all."""
+        detected = []
+        for graph in graphs:
+            model = self.formats.get(graph.format)
+            if model is None:
+                known = ", ".join(sorted(self.formats)) or "none"
+                raise PredictorError(
+                    f"this predictor was built for the formats {known}, not {graph.format}; "
+                    f"build one with `bench predictor build --formats {graph.format}`"
+                )
+            kernels = detect_kernels(graph, model.evidence)
+            owner = owner_map(kernels)
+            keys = [kernel_key(k, graph.format) for k in kernels]
+            rows = [kernel_features(k, graph, owner) for k in kernels]
+            detected.append((graph, kernels, keys, rows))
+        times: list[np.ndarray] = [np.zeros(0)] * len(graphs)
+        for fmt in {g.format for g in graphs}:
+            mine = [i for i, d in enumerate(detected) if d[0].format == fmt]
+            keys = [k for i in mine for k in detected[i][2]]
+            rows = [r for i in mine for r in detected[i][3]]
+            flat = predict_kernels(self.formats[fmt].regressors, keys, rows)
+            start = 0
+            for i in mine:
+                n = len(detected[i][2])
+                times[i] = flat[start : start + n]
+                start += n
+        out = []
+        for (graph, kernels, keys, _), us in zip(detected, times, strict=True):
+            preds = [
+                KernelPrediction(key, [n.name for n in k.nodes], float(t))
+                for key, k, t in zip(keys, kernels, us, strict=True)
+            ]
+            total_us = float(us.sum()) + self.formats[graph.format].calibration.offset_us
+            out.append(GraphPrediction(graph.format, max(total_us, 0.0) / 1e3, preds))
+        return out
 
     # --- fingerprint --------------------------------------------------------------------------
 
