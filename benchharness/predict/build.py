@@ -187,83 +187,30 @@ def build(
     reporter = reporter or NullReporter()
     say = stage or (lambda _text: None)
     start = time.monotonic()
-    state: dict[str, Any]
-    if req.resume:
-        first = RunStore.open(req.results_dir, req.resume)
-        manifest = Path(str((first.meta.get("request") or {}).get("manifest") or ""))
-        if not manifest.name:
-            raise PredictorError(f"run {req.resume} is not a predictor build (no kernel manifest)")
-        loaded = _load_state(first)
-        plan, params, _ = _read_plan(manifest)
-        req = BuildRequest.from_params(params, resume=req.resume)
-        state = loaded or {"params": params, "rounds": [{"manifest": str(manifest)}]}
-    elif req.plan is not None:
-        plan = planning.Plan.from_json(req.plan)
-        manifest = _write_plan(plan, req.params(), 1)
-        state = {"params": req.params(), "rounds": [{"manifest": str(manifest)}]}
-    else:
-        say("census of the zoo's layers")
-        refs = resolve_models(req.census)
-        specs = [r for r in refs if isinstance(r, ModelSpec)]
-        layers = zoo_census(specs, cache_dir() / "predict" / "census.json")
-        plan = planning.first_round(
-            layers,
-            req.budget_s * FIRST_ROUND_SHARE,
-            req.seed,
-            len(req.formats),
-            with_pairs=req.pairs,
-        )
-        if req.max_models is not None:
-            plan.models = plan.models[: req.max_models]
-        manifest = _write_plan(plan, req.params(), 1)
-        state = {"params": req.params(), "rounds": [{"manifest": str(manifest)}]}
+    req, state = _start(req, say)
     rounds: list[dict[str, Any]] = state["rounds"]
+    measuring = 0.0  # seconds of this call spent in rounds (the rest: census, plans, fits)
     stores: list[RunStore] = []
     for i, rnd in enumerate(rounds):
-        manifest = Path(rnd["manifest"])
-        plan_i, _, _ = _read_plan(manifest)
-        say(f"round {i + 1}: {len(plan_i.names())} kernel models")
-        t0 = time.monotonic()
-        store = _measure(req, manifest, plan_i.names(), reporter)
-        rnd["run_id"] = store.run_id
-        rnd["wall_s"] = rnd.get("wall_s", 0.0) + (time.monotonic() - t0)
-        rnd["models"] = len(plan_i.names())
+        store, spent = _run_round(req, rnd, i + 1, reporter, say)
+        measuring += spent
         stores.append(store)
         _save_state(stores[0], state)
-    spent = sum(float(r.get("wall_s", 0.0)) for r in rounds)
-    origins = _origins(rounds)
-    if req.refine and len(rounds) == 1 and req.budget_s - spent > MIN_REFINE_S:
+    used = sum(float(r.get("wall_s", 0.0)) for r in rounds) + float(state.get("other_s", 0.0))
+    if req.refine and len(rounds) == 1 and req.budget_s - used > MIN_REFINE_S:
         say("refinement: fitting round 1 to find the worst-predicted kernels")
-        measured = collect(stores, origins, req.formats)
-        done = rounds[0]
-        rate = float(done["wall_s"]) / max(
-            1e-9, _estimated(_read_plan(Path(done["manifest"]))[0], len(req.formats))
-        )
-        hard = hard_kernels(measured.samples, seed=req.seed)
-        refine = planning.refine(
-            hard, (req.budget_s - spent) / max(rate, 1e-9), req.seed + 1, len(req.formats)
-        )
-        if refine.models:
-            manifest2 = _write_plan(refine, req.params(), 2)
-            rounds.append({"manifest": str(manifest2)})
+        plan = _refinement(req, stores, rounds, req.budget_s - used)
+        if plan.models:
+            rounds.append({"manifest": str(_write_plan(plan, req.params(), 2))})
             _save_state(stores[0], state)
-            say(f"round 2: {len(refine.names())} kernel models")
-            t0 = time.monotonic()
-            store = _measure(req, manifest2, refine.names(), reporter)
-            rounds[1].update(
-                run_id=store.run_id, wall_s=time.monotonic() - t0, models=len(refine.names())
-            )
+            store, spent = _run_round(req, rounds[1], 2, reporter, say)
+            measuring += spent
             stores.append(store)
             _save_state(stores[0], state)
-            origins = _origins(rounds)
     say("fitting the kernel regressors")
-    measured = collect(stores, origins, req.formats)
+    measured = collect(stores, _origins(rounds), req.formats)
     pairs = pair_results(PAIRS, measured.pair_times)
-    rows = [r for s in stores for r in s.runs]
-    fingerprint = fingerprint_of_rows(rows)
-    wall = sum(float(r.get("wall_s", 0.0)) for r in rounds) + (
-        time.monotonic() - start - _round_time(rounds, start)
-    )
+    fingerprint = fingerprint_of_rows([r for s in stores for r in s.runs])
     info = {
         "runs": [r.get("run_id") for r in rounds],
         "budget_s": req.budget_s,
@@ -275,6 +222,9 @@ def build(
         "method": {"preset": "quick", "min_s": req.min_s, "warmup_min_s": req.warmup_min_s},
     }
     predictor = Predictor.fit(measured, fingerprint, pairs, info, req.seed)
+    # the build's wall time over every call that worked on it: rounds plus everything else
+    state["other_s"] = float(state.get("other_s", 0.0)) + (time.monotonic() - start - measuring)
+    wall = sum(float(r.get("wall_s", 0.0)) for r in rounds) + state["other_s"]
     predictor.build["wall_s"] = wall
     path = req.output or predictor_path(req.results_dir, req.device)
     predictor.save(path)
@@ -285,9 +235,71 @@ def build(
     return BuildOutcome(predictor, path, [s.run_id for s in stores], wall, rounds)
 
 
-def _round_time(rounds: list[dict[str, Any]], start: float) -> float:
-    # the part of this call's time already counted in the rounds' wall_s
-    return min(time.monotonic() - start, sum(float(r.get("wall_s", 0.0)) for r in rounds))
+def _start(req: BuildRequest, say: Stage) -> tuple[BuildRequest, dict[str, Any]]:
+    """The request and build state: from the first round's folder on resume, else a new plan."""
+    if req.resume:
+        first = RunStore.open(req.results_dir, req.resume)
+        manifest = Path(str((first.meta.get("request") or {}).get("manifest") or ""))
+        if not manifest.name:
+            raise PredictorError(f"run {req.resume} is not a predictor build (no kernel manifest)")
+        _, params, round_no = _read_plan(manifest)
+        if round_no != 1:
+            raise PredictorError(
+                f"run {req.resume} is round {round_no} of a build: resume with the run id of "
+                "its first round (its predictor_build.json names both)"
+            )
+        loaded = _load_state(first)
+        state = loaded or {"params": params, "rounds": [{"manifest": str(manifest)}]}
+        return BuildRequest.from_params(params, resume=req.resume), state
+    if req.plan is not None:
+        plan = planning.Plan.from_json(req.plan)
+    else:
+        say("census of the zoo's layers")
+        specs = [r for r in resolve_models(req.census) if isinstance(r, ModelSpec)]
+        layers = zoo_census(specs, cache_dir() / "predict" / "census.json")
+        plan = planning.first_round(
+            layers,
+            req.budget_s * FIRST_ROUND_SHARE,
+            req.seed,
+            len(req.formats),
+            with_pairs=req.pairs,
+        )
+        if req.max_models is not None:
+            plan.models = plan.models[: req.max_models]
+    manifest = _write_plan(plan, req.params(), 1)
+    return req, {"params": req.params(), "rounds": [{"manifest": str(manifest)}]}
+
+
+def _run_round(
+    req: BuildRequest, rnd: dict[str, Any], number: int, reporter: Reporter, say: Stage
+) -> tuple[RunStore, float]:
+    """Measure (or finish measuring) one round; its wall time adds up over resumed calls."""
+    manifest = Path(rnd["manifest"])
+    plan, _, _ = _read_plan(manifest)
+    say(f"round {number}: {len(plan.names())} kernel models")
+    t0 = time.monotonic()
+    store = _measure(req, manifest, plan.names(), reporter)
+    spent = time.monotonic() - t0
+    rnd.update(
+        run_id=store.run_id, models=len(plan.names()), wall_s=float(rnd.get("wall_s", 0.0)) + spent
+    )
+    return store, spent
+
+
+def _refinement(
+    req: BuildRequest, stores: list[RunStore], rounds: list[dict[str, Any]], left_s: float
+) -> planning.Plan:
+    """Round 2: models next to the worst-predicted kernels, for the time that is left.
+
+    The plan's time estimates are scaled by what round 1 actually took against its estimate,
+    so a slow device (or a loaded host) gets fewer models, not an overrun.
+    """
+    measured = collect(stores, _origins(rounds), req.formats)
+    first = rounds[0]
+    estimate = _estimated(_read_plan(Path(first["manifest"]))[0], len(req.formats))
+    rate = float(first.get("wall_s", 0.0)) / max(estimate, 1e-9)
+    hard = hard_kernels(measured.samples, seed=req.seed)
+    return planning.refine(hard, left_s / max(rate, 1e-9), req.seed + 1, len(req.formats))
 
 
 def _estimated(plan: planning.Plan, formats: int) -> float:

@@ -30,13 +30,13 @@ from benchharness.predict.samples import artifact_graph, graph_bytes
 
 #: The methods compared, in the order tables show them.
 PREDICTOR = "predictor"
-MACS_KERNELS = "MACs line (kernel models)"
-MACS_BYTES_KERNELS = "MACs+bytes (kernel models)"
-MACS_ZOO = "MACs line (zoo, other families)"
-MACS_BYTES_ZOO = "MACs+bytes (zoo, other families)"
+MACS_KERNELS = "MACs line, kernel models"
+MACS_BYTES_KERNELS = "MACs+bytes, kernel models"
+MACS_ZOO = "MACs line, other zoo families"
+MACS_BYTES_ZOO = "MACs+bytes, other zoo families"
 METHODS = (PREDICTOR, MACS_KERNELS, MACS_BYTES_KERNELS, MACS_ZOO, MACS_BYTES_ZOO)
 #: The two model sets of an evaluation.
-ZOO = "zoo (leave one family out)"
+ZOO = "zoo, family held out"
 OUTSIDE = "outside models"
 
 

@@ -43,6 +43,8 @@ ORT_TYPE_OF = {
     "FusedMatMul": "MatMul",
     "NhwcConv": "Conv",
 }
+#: Prefix ORT gives a node it fused with its activation, before the first node's name.
+FUSED_PREFIX = "fused "
 #: Suffix ORT's NCHWc transformer gives a node, after the tensor the node writes.
 NCHWC_SUFFIX = "_nchwc"
 #: Runtime-made rows charged to the row after them: a layout change is paid for the kernel that
@@ -205,6 +207,8 @@ def up_candidate(graph: Graph, node: Node) -> Node | None:
 
 def _ort_anchor(graph: Graph, name: str, row_type: str) -> list[Node]:
     """The graph nodes an ORT row ran, head first; [] for a runtime-made node."""
+    if name.startswith(FUSED_PREFIX):
+        name = name.removeprefix(FUSED_PREFIX)  # ORT's "fused node_linear" (Gemm + activation)
     node = graph.by_name.get(name)
     if node is None and "/" in name:
         node = graph.by_name.get(name.split("/", 1)[0])
@@ -340,7 +344,8 @@ def evidence_of(graph: Graph, owner: Mapping[int, Kernel]) -> Evidence:
         if k is None:
             continue
         found = down_candidate(graph, n, owner)
-        if found is not None:
+        if found is not None and not (found[0] is k and k.head is n):
+            # (a head whose leader joined it reads from its own kernel: no chance to follow)
             row = ev.down.setdefault((found[0].head.type, n.type, found[1]), [0, 0])
             row[1] += 1
             if found[0] is k:

@@ -188,12 +188,14 @@ class KernelModel(nn.Module):
 
     The blocks read the output of a 1x1 depthwise stem rather than the graph input: a graph input
     keeps the exporter's NCHW layout, and an add or concat on it would be run on transposed
-    copies that a block inside a network never pays for.
+    copies that a block inside a network never pays for. A network's first layers do read the
+    image itself, and runtimes treat them so (LiteRT folds the PAD of a strided first conv into
+    it only there): ``stem=False`` measures those layers on the graph input.
     """
 
-    def __init__(self, cin: int, blocks: Sequence[Mapping[str, Any]]) -> None:
+    def __init__(self, cin: int, blocks: Sequence[Mapping[str, Any]], stem: bool = True) -> None:
         super().__init__()
-        self.stem = nn.Conv2d(cin, cin, 1, groups=cin)
+        self.stem: nn.Module = nn.Conv2d(cin, cin, 1, groups=cin) if stem else nn.Identity()
         self.blocks = nn.ModuleList(block(cin, b) for b in blocks)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -203,7 +205,10 @@ class KernelModel(nn.Module):
 
 
 def build(
-    cin: int, blocks: Sequence[Mapping[str, Any]], version: int = KERNELS_VERSION
+    cin: int,
+    blocks: Sequence[Mapping[str, Any]],
+    version: int = KERNELS_VERSION,
+    stem: bool = True,
 ) -> nn.Module:
     """Builder of a kernel model (``benchharness.predict.kernels:build``)."""
     if version != KERNELS_VERSION:
@@ -211,7 +216,7 @@ def build(
             f"kernel models of version {version} were planned by another harness version "
             f"(this one builds version {KERNELS_VERSION}); plan the build again"
         )
-    return KernelModel(cin, blocks)
+    return KernelModel(cin, blocks, stem)
 
 
 # --- fusion detection: one operator, another, and the two in sequence --------------------------

@@ -51,6 +51,9 @@ RANDOM_CHANNELS = (8, 1024)
 RANDOM_SIDES = (7, 14, 28, 56, 112)
 #: One random model per this many census models.
 RANDOM_EVERY = 3
+#: Inputs with this many channels or fewer are images: their blocks read the graph input, as a
+#: network's first layer does (``kernels.KernelModel``), and only convolutions are drawn on them.
+IMAGE_CHANNELS = 4
 #: Channels of the fusion-pair models and their side: large enough that every op of a pair takes
 #: tens of microseconds, far above the 1 us resolution of LiteRT's profiler.
 PAIR_CHANNELS = 64
@@ -91,16 +94,19 @@ class KernelModel:
         return "k" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def spec(self) -> ModelSpec:
+        kwargs: dict[str, Any] = {
+            "cin": self.cin,
+            "blocks": [dict(b) for b in self.blocks],
+            "version": kernels.KERNELS_VERSION,
+        }
+        if self.cin <= IMAGE_CHANNELS:
+            kwargs["stem"] = False
         return ModelSpec(
             name=self.name,
             source="predict",
             builder="benchharness.predict.kernels:build",
             input_shape=(1, self.cin, self.hw, self.hw),
-            kwargs={
-                "cin": self.cin,
-                "blocks": [dict(b) for b in self.blocks],
-                "version": kernels.KERNELS_VERSION,
-            },
+            kwargs=kwargs,
             notes=f"origin={self.origin}",
         )
 
@@ -393,7 +399,10 @@ def census_models(layers: Sequence[Layer], rng: random.Random) -> list[KernelMod
             blocks = list(exact)
             for b in exact:
                 blocks.extend(variant_block(rng, b) for _ in range(VARIANTS_PER_LAYER))
-            blocks.extend(random_block(rng, cin, hw) for _ in range(RANDOM_BLOCKS_PER_INPUT))
+            if cin > IMAGE_CHANNELS:
+                blocks.extend(random_block(rng, cin, hw) for _ in range(RANDOM_BLOCKS_PER_INPUT))
+            else:
+                blocks = [b for b in blocks if b["t"] == "conv"]
             models.extend(pack(cin, hw, blocks, family))
         queues.append(models)
     out: list[KernelModel] = []

@@ -17,6 +17,7 @@ def test_stored_trees_predict_exactly_what_sklearn_predicts() -> None:
     y = 3 * x[:, 0] + np.sin(5 * x[:, 1])
     trees = R.Trees.fit(x, y, seed=0)
     ref = GradientBoostingRegressor(
+        loss=R.LOSS,
         n_estimators=R.N_TREES,
         max_depth=R.TREE_DEPTH,
         learning_rate=R.LEARNING_RATE,

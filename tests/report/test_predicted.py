@@ -19,13 +19,27 @@ from tests.predict import synthetic as S
 def _run(results: Path, artifact: Any) -> str:
     store = RunStore.create(results, "run-p")
     for name, macs, median in (("small", 1e6, 0.2), ("large", 4e6, 0.5)):
-        store.add_job({
-            "job_id": f"local|{name}|onnx", "device": "local", "runtime": "onnxruntime",
-            "runtime_version": "1.32.0", "format": "onnx", "precision": "fp32", "model": name,
-            "input_shape": "1x3x32x32", "status": "ok", "n": 100, "median_ms": median,
-            "macs": macs, "artifact": str(artifact.path), "artifact_sha256": artifact.sha256,
-            "threads": 2, "cpu_model": "Xeon", "stats_source": "samples",
-        })
+        store.add_job(
+            {
+                "job_id": f"local|{name}|onnx",
+                "device": "local",
+                "runtime": "onnxruntime",
+                "runtime_version": "1.32.0",
+                "format": "onnx",
+                "precision": "fp32",
+                "model": name,
+                "input_shape": "1x3x32x32",
+                "status": "ok",
+                "n": 100,
+                "median_ms": median,
+                "macs": macs,
+                "artifact": str(artifact.path),
+                "artifact_sha256": artifact.sha256,
+                "threads": 2,
+                "cpu_model": "Xeon",
+                "stats_source": "samples",
+            }
+        )
     return store.run_id
 
 
