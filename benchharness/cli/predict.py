@@ -36,6 +36,20 @@ def parse_budget(value: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2) or "s"]
 
 
+def graph_formats(value: str) -> tuple[str, ...]:
+    """--formats of the predictor commands: the formats with a graph reader (onnx, tflite)."""
+    from benchharness.cost.graph import GRAPH_FORMATS
+
+    formats = parse_formats(value)
+    other = [f for f in formats if f not in GRAPH_FORMATS]
+    if other:
+        raise UsageError(
+            f"--formats {value!r}: predictors read exported graphs, which {', '.join(other)} "
+            f"has none; choose from {', '.join(GRAPH_FORMATS)}"
+        )
+    return formats
+
+
 def _predictor_file(path: Path | None, results_dir: Path, device: str) -> Path:
     from benchharness.predict.build import predictor_path
 
@@ -92,7 +106,7 @@ def build_cmd(**kw: Any) -> None:
 
     req = BuildRequest(
         device=kw["device"],
-        formats=parse_formats(kw["formats"]),
+        formats=graph_formats(kw["formats"]),
         budget_s=parse_budget(kw["budget"]),
         seed=kw["seed"],
         threads=kw["threads"],
@@ -234,7 +248,7 @@ def eval_cmd(**kw: Any) -> None:
     from benchharness.results.store import RunStore, atomic_write_text
     from benchharness.zoo.registry import resolve_models
 
-    formats = parse_formats(kw["formats"])
+    formats = graph_formats(kw["formats"])
     results_dir: Path = kw["results_dir"]
     p = Predictor.load(_predictor_file(kw["path"], results_dir, kw["device"]))
     none = kw["models"].strip().lower() in ("", "none")
@@ -325,7 +339,7 @@ def predict_cmd(**kw: Any) -> None:
     from benchharness.predict.apply import device_fingerprint, predict_models
     from benchharness.predict.predictor import Predictor
 
-    formats = parse_formats(kw["formats"])
+    formats = graph_formats(kw["formats"])
     profile = load_profile(kw["device"])
     p = Predictor.load(_predictor_file(kw["path"], kw["results_dir"], profile.name))
     current, where = device_fingerprint(profile, kw["results_dir"], kw["threads"])

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchharness.devices.profile import DeviceProfile
-from benchharness.errors import CostError, HarnessError
+from benchharness.errors import HarnessError
 from benchharness.export.cache import cache_dir
 from benchharness.plan.artifacts import prepare_artifacts
 from benchharness.predict.graph import read_graph
@@ -117,7 +117,7 @@ def predict_models(
             continue
         try:
             graphs.append((len(out), a, read_graph(a.path, a.format, a.sha256)))
-        except (CostError, HarnessError) as exc:
+        except HarnessError as exc:  # an unreadable graph: that model fails, the rest go on
             out.append(
                 ModelPrediction(a.model, a.format, None, error=f"{type(exc).__name__}: {exc}")
             )

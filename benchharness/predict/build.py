@@ -44,6 +44,8 @@ DEFAULT_BUDGET_S = 3600.0
 FIRST_ROUND_SHARE = 0.75
 #: A refinement round shorter than this is not worth its fixed costs (a fit, process starts).
 MIN_REFINE_S = 120.0
+#: Kept back from the refinement round for the final fit and the predictor file.
+FIT_RESERVE_S = 120.0
 #: Kernel jobs use the quick preset with a shorter minimum time: the operator profile, not the
 #: end-to-end median, is what a kernel model is measured for, and it has its own 50 runs.
 KERNEL_MIN_S = 1.0
@@ -197,9 +199,10 @@ def build(
         stores.append(store)
         _save_state(stores[0], state)
     used = sum(float(r.get("wall_s", 0.0)) for r in rounds) + float(state.get("other_s", 0.0))
-    if req.refine and len(rounds) == 1 and req.budget_s - used > MIN_REFINE_S:
+    left = req.budget_s - used - (time.monotonic() - start - measuring) - FIT_RESERVE_S
+    if req.refine and len(rounds) == 1 and left > MIN_REFINE_S:
         say("refinement: fitting round 1 to find the worst-predicted kernels")
-        plan = _refinement(req, stores, rounds, req.budget_s - used)
+        plan = _refinement(req, stores, rounds, left)
         if plan.models:
             rounds.append({"manifest": str(_write_plan(plan, req.params(), 2))})
             _save_state(stores[0], state)
