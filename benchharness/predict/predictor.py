@@ -70,6 +70,11 @@ class Calibration:
         x = np.column_stack([s, rows, np.ones_like(s)]) * w[:, None]
         coef, *_ = np.linalg.lstsq(x, e2e * w, rcond=None)
         scale, per_row, offset = (float(c) for c in coef)
+        if offset < 0:
+            # a run costs at least nothing beyond its operators: a negative offset is the rows
+            # term and the constant trading off, so the fit is redone through zero
+            coef, *_ = np.linalg.lstsq(x[:, :2], e2e * w, rcond=None)
+            scale, per_row, offset = float(coef[0]), float(coef[1]), 0.0
         if not SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]:
             return simple
         return cls(scale, per_row, offset, len(points))
