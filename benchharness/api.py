@@ -24,7 +24,7 @@ from benchharness.plan.artifacts import prepare_artifacts
 from benchharness.plan.fit import require_fit
 from benchharness.plan.options import DEFAULT_JOB_TIMEOUT_S, RunOptions
 from benchharness.results.store import RunStore
-from benchharness.zoo.registry import parse_shape, resolve_models
+from benchharness.zoo.registry import ZOO_MANIFEST, parse_shape, resolve_models
 from benchharness.zoo.variants import expand_variants
 
 if TYPE_CHECKING:
@@ -64,6 +64,8 @@ class RunRequest:
     # the process rule's cap and interval target (analysis/intervals.ProcessRule)
     max_processes: int | None = None
     process_ci_rel: float | None = None
+    # a model manifest other than the zoo's (the predictor's kernel models, predict/plan.py)
+    manifest: str | None = None
 
 
 #: Fields of a request that --resume takes from the interrupted run, so it finishes the same run.
@@ -71,7 +73,7 @@ RESUMED_FIELDS = (
     "devices", "models", "formats", "threads", "affinity", "quick", "processes", "input_shape",
     "profile_ops", "timeout_s", "min_n", "min_s", "max_s", "warmup_min_s", "seed",
     "precisions", "calibration", "resolutions", "widths", "force", "max_processes",
-    "process_ci_rel",
+    "process_ci_rel", "manifest",
 )  # fmt: skip
 #: Request fields stored as JSON lists that the request holds as tuples.
 TUPLE_FIELDS = ("devices", "formats", "precisions", "resolutions", "widths")
@@ -162,7 +164,8 @@ def _run(
     if len(set(names)) != len(names):
         raise UsageError(f"a device is named twice: {', '.join(names)}")
     shape = parse_shape(req.input_shape) if req.input_shape else None
-    refs = resolve_models(req.models, input_shape=shape)
+    manifest = Path(req.manifest) if req.manifest else ZOO_MANIFEST
+    refs = resolve_models(req.models, input_shape=shape, manifest=manifest)
     refs = expand_variants(refs, resolutions=req.resolutions, widths=req.widths)
     if not req.force:
         # constrained devices (NPUs, MCUs) refuse a model that cannot fit, before anything runs

@@ -82,3 +82,7 @@ class FarmError(HarnessError):
 
 class SchedulerLostError(FarmError):
     """The coordinator lost its Dask scheduler mid-run; what finished is kept for --resume."""
+
+
+class PredictorError(HarnessError):
+    """A latency predictor cannot be built, read or used as asked (missing, damaged, mismatched)."""

@@ -12,7 +12,18 @@ from collections.abc import Sequence
 import click
 
 from benchharness import __version__
-from benchharness.cli import check, compare, devices, imports, models, ops, report, run, worker
+from benchharness.cli import (
+    check,
+    compare,
+    devices,
+    imports,
+    models,
+    ops,
+    predict,
+    report,
+    run,
+    worker,
+)
 from benchharness.cli.common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, console
 from benchharness.errors import HarnessError
 
@@ -35,6 +46,8 @@ for command in (
     report.report_cmd,
     check.check_cmd,
     worker.worker_cmd,
+    predict.predictor_group,
+    predict.predict_cmd,
 ):
     cli.add_command(command)
 

@@ -129,12 +129,11 @@ def _cached_or_export(
     # fp32 keys have no extra fields, so artifacts cached before variants existed stay valid
     fields = {**key_fields(ref.spec, fmt, precision), **quantize.key_extra(precision, calibration)}
     path = cache.artifact_path(root, ref.spec.name, cache.cache_key(fields), fmt)
-    hit = cache.lookup(path)
-    # a program without its ETRecord has lost its profile reader and its cost: export again
-    if hit is not None and (fmt != "pte" or pte.etrecord_path(path).exists()):
+    hit = _usable(path, fmt)
+    if hit is not None:
         return hit
     with cache.key_lock(path):
-        hit = cache.lookup(path)  # another process may have exported it while we waited
+        hit = _usable(path, fmt)  # another process may have exported it while we waited
         if hit is not None:
             return hit
         base = None
@@ -143,6 +142,15 @@ def _cached_or_export(
         return _export_one(
             ref, fmt, precision, path, fields, log_path, base=base, calibration=calibration
         )
+
+
+def _usable(path: Path, fmt: str) -> cache.CacheEntry | None:
+    """The cached artifact at ``path``, unless it cannot serve: a program without its ETRecord
+    has lost its profile reader and its cost, and is exported again."""
+    hit = cache.lookup(path)
+    if hit is not None and fmt == "pte" and not pte.etrecord_path(path).exists():
+        return None
+    return hit
 
 
 def _export_one(

@@ -32,6 +32,9 @@ def write_report(run_ids: Sequence[str], results_dir: Path, out: Path) -> Report
     from benchharness.report.analysis import analyze_runs
 
     analysis = analyze_runs(results_dir, run_ids)
+    from benchharness.report.predicted import prediction_tables
+
+    analysis.predictions = prediction_tables(analysis, results_dir)
     if suffix in HTML_SUFFIXES:
         from benchharness.report.html import write_html
 

@@ -223,6 +223,8 @@ class Analysis:
     notes: list[str]
     #: measured peak memory against the estimate (``report/memory.py``)
     memory: list[MemoryPoint] = field(default_factory=list)
+    # predicted vs measured tables (report/predicted.py), when a device has a predictor
+    predictions: list[Any] = field(default_factory=list)
 
     def series_for(self, key: SeriesKey) -> Series | None:
         return next((s for s in self.series if s.key == key), None)

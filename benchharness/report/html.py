@@ -183,6 +183,14 @@ def render_html(analysis: Analysis, plots: Sequence[Plot], title: str = "") -> s
         if variants is not None:
             parts.append(table_html(variants))
     parts.append("</section>")
+    if analysis.predictions:
+        parts.append('<section id="predicted"><h2>Predicted vs measured</h2>')
+        parts.append(
+            "<p>The device's latency predictor (<code>bench predictor build</code>) on each "
+            "model, next to the MACs line of its series.</p>"
+        )
+        parts.extend(table_html(t) for t in analysis.predictions)
+        parts.append("</section>")
     parts.append('<section id="ops"><h2>Operator types</h2>')
     if analysis.op_breakdowns:
         parts.append(

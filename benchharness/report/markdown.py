@@ -81,6 +81,9 @@ def render_markdown(analysis: Analysis, plots: Sequence[Plot], image_dir: str) -
         variants = T.variants_table(s)
         if variants is not None:
             parts.append(table_md(variants))
+    if analysis.predictions:
+        parts += ["## Predicted vs measured", ""]
+        parts += [table_md(t) for t in analysis.predictions]
     parts += ["## Operator types", ""]
     if analysis.op_breakdowns:
         parts += [table_md(T.op_table(b)) for b in analysis.op_breakdowns]

@@ -1,0 +1,371 @@
+"""``bench predictor build|eval|show`` and ``bench predict``: latency predictors of a device."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from benchharness.cli.common import (
+    EXIT_INTERRUPTED,
+    console,
+    fmt,
+    formats_option,
+    json_option,
+    parse_formats,
+    print_json,
+    results_dir_option,
+    split,
+    text,
+)
+from benchharness.errors import PredictorError, UsageError
+
+#: ``--budget`` units.
+_UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_budget(value: str) -> float:
+    """``60m``, ``90s``, ``1.5h`` or plain seconds -> seconds."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(s|m|min|h)?\s*", value)
+    if not m or float(m.group(1)) <= 0:
+        raise UsageError(f"--budget {value!r}: give a duration like 60m, 90s or 1.5h")
+    return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+
+
+def graph_formats(value: str) -> tuple[str, ...]:
+    """--formats of the predictor commands: the formats with a graph reader (onnx, tflite)."""
+    from benchharness.cost.graph import GRAPH_FORMATS
+
+    formats = parse_formats(value)
+    other = [f for f in formats if f not in GRAPH_FORMATS]
+    if other:
+        raise UsageError(
+            f"--formats {value!r}: predictors read exported graphs, which {', '.join(other)} "
+            f"has none; choose from {', '.join(GRAPH_FORMATS)}"
+        )
+    return formats
+
+
+def _predictor_file(path: Path | None, results_dir: Path, device: str) -> Path:
+    from benchharness.predict.build import predictor_path
+
+    return path or predictor_path(results_dir, device)
+
+
+def _check(predictor: Any, current: dict[str, Any], where: str, formats: Any, force: bool) -> None:
+    """Refuse (or, with --force, warn) when the predictor was built on something else."""
+    strict: list[str] = []
+    soft: list[str] = []
+    for f in formats:
+        strict += [d for d in predictor.strict_differences(current, f) if d not in strict]
+        soft += [d for d in predictor.differences(current, f) if d not in strict + soft]
+    if strict and not force:
+        raise PredictorError(
+            f"the predictor was built on another setup than the device now ({where}): "
+            f"{'; '.join(strict)}. Build a predictor for it (`bench predictor build`), or pass "
+            "--force to predict anyway"
+        )
+    for d in strict + soft:
+        console.print(
+            f"[yellow]! predictor fingerprint differs ({text(where)}): {text(d)}[/yellow]"
+        )
+
+
+@click.group("predictor")
+def predictor_group() -> None:
+    """Build, evaluate and inspect latency predictors built from kernel measurements."""
+
+
+@predictor_group.command("build")
+@click.option("--device", default="local", show_default=True, help="Device profile to measure.")
+@click.option("--budget", default="60m", show_default=True, help="Wall time of the build.")
+@formats_option
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads per runtime.")
+@click.option("--resume", default=None, metavar="RUN_ID", help="Finish an interrupted build.")
+@click.option("--no-refine", is_flag=True, help="Skip the refinement round.")
+@click.option("--no-pairs", is_flag=True, help="Skip the fusion-pair models.")
+@click.option("--max-models", type=click.IntRange(min=1), default=None, hidden=True)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Predictor file (default: RESULTS_DIR/predictors/DEVICE.json.gz).",
+)
+@results_dir_option
+@json_option
+def build_cmd(**kw: Any) -> None:
+    """Measure kernel models on a device with `bench run` and fit a predictor."""
+    from benchharness.cli.display import RichReporter
+    from benchharness.predict.build import BuildRequest, build, find_run
+
+    req = BuildRequest(
+        device=kw["device"],
+        formats=graph_formats(kw["formats"]),
+        budget_s=parse_budget(kw["budget"]),
+        seed=kw["seed"],
+        threads=kw["threads"],
+        results_dir=kw["results_dir"],
+        output=kw["output"],
+        resume=kw["resume"],
+        refine=not kw["no_refine"],
+        pairs=not kw["no_pairs"],
+        max_models=kw["max_models"],
+    )
+    try:
+        with RichReporter(console) as reporter:
+            outcome = build(req, reporter=reporter, stage=lambda t: reporter.stage("predictor", t))
+    except KeyboardInterrupt:
+        from benchharness.export.cache import cache_dir
+
+        plans = sorted(
+            (cache_dir() / "predict").glob("plan-*.toml"), key=lambda p: p.stat().st_mtime
+        )
+        run_id = req.resume or (find_run(req.results_dir, plans[-1]) if plans else None)
+        hint = f"`bench predictor build --resume {run_id}`" if run_id else "a new build"
+        print(
+            f"Interrupted: every finished measurement is kept; finish with {hint}", file=sys.stderr
+        )
+        sys.exit(EXIT_INTERRUPTED)
+    p = outcome.predictor
+    summary = {
+        "predictor": str(outcome.path),
+        "runs": outcome.run_ids,
+        "wall_s": outcome.wall_s,
+        "kernel_models": p.build.get("kernel_models"),
+        "samples": len(p.samples),
+        "formats": {
+            f: {"kernel_types": len(m.regressors) - 1, "calibration": m.calibration.to_json()}
+            for f, m in p.formats.items()
+        },
+    }
+    if kw["as_json"]:
+        print_json(summary)
+        return
+    console.print(text(f"predictor: {outcome.path}  (runs {', '.join(outcome.run_ids)})"))
+    console.print(
+        text(
+            f"{summary['kernel_models']} kernel models, {len(p.samples)} kernel "
+            f"samples, {outcome.wall_s / 60:.1f} min"
+        )
+    )
+    _show_fusion(p)
+
+
+def _show_fusion(p: Any) -> None:
+    table = Table(title="Fusion (pair test: T1 + T2 - T12 > 0.5 min(T1, T2))")
+    for col in ("format", "pair", "T1 us", "T2 us", "T12 us", "saving us", "fused"):
+        table.add_column(col, justify="left" if col in ("format", "pair", "fused") else "right")
+    for fmt_name, m in p.formats.items():
+        for r in m.pairs:
+            table.add_row(
+                text(fmt_name),
+                text(f"{r.first}+{r.second}"),
+                fmt(r.t1, 1),
+                fmt(r.t2, 1),
+                fmt(r.t12, 1),
+                fmt(r.saving, 1),
+                "yes" if r.fused else "no",
+            )
+    if table.rows:
+        console.print(table)
+
+
+@predictor_group.command("show")
+@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--device", default="local", show_default=True)
+@results_dir_option
+@json_option
+def show_cmd(path: Path | None, device: str, results_dir: Path, as_json: bool) -> None:
+    """A predictor's fingerprint, calibration, kernel types and fusion findings."""
+    from benchharness.predict.predictor import Predictor
+
+    p = Predictor.load(_predictor_file(path, results_dir, device))
+    data = {
+        "fingerprint": p.fingerprint,
+        "build": p.build,
+        "formats": {
+            f: {
+                "calibration": m.calibration.to_json(),
+                "kernel_types": {k: r.n for k, r in m.regressors.items()},
+                "pairs": [r.to_json() for r in m.pairs],
+                "fusion_rules": m.evidence.to_json(),
+            }
+            for f, m in p.formats.items()
+        },
+    }
+    if as_json:
+        print_json(data)
+        return
+    console.print(text(f"fingerprint: {p.fingerprint}"))
+    for f, m in p.formats.items():
+        kinds = ", ".join(f"{k} ({r.n})" for k, r in m.regressors.items())
+        console.print(text(f"{f}: calibration {m.calibration.to_json()}; kernel types {kinds}"))
+    _show_fusion(p)
+
+
+@predictor_group.command("eval")
+@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--device", default="local", show_default=True)
+@click.option(
+    "--run",
+    "runs",
+    multiple=True,
+    metavar="RUN_ID",
+    help="Runs holding the measured models (repeat); missing models are measured.",
+)
+@click.option(
+    "--models",
+    default="all",
+    show_default=True,
+    help="Zoo models to evaluate leaving their family out (none: outside models only).",
+)
+@click.option("--outside", default="", help="Outside models, module:function,... (not the zoo).")
+@formats_option
+@click.option("--quick", is_flag=True, help="Measure missing models with --quick.")
+@click.option("--force", is_flag=True, help="Evaluate although the fingerprints differ.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the evaluation as JSON.",
+)
+@results_dir_option
+@json_option
+def eval_cmd(**kw: Any) -> None:
+    """Held-out accuracy: leave one zoo family out, outside models, next to the MACs lines."""
+    import json
+
+    from benchharness.api import RunRequest, run
+    from benchharness.predict.evaluate import METHODS, evaluate
+    from benchharness.predict.predictor import Predictor, fingerprint_of_rows
+    from benchharness.results.store import RunStore, atomic_write_text
+    from benchharness.zoo.registry import resolve_models
+
+    formats = graph_formats(kw["formats"])
+    results_dir: Path = kw["results_dir"]
+    p = Predictor.load(_predictor_file(kw["path"], results_dir, kw["device"]))
+    none = kw["models"].strip().lower() in ("", "none")
+    zoo = [] if none else [r.name for r in resolve_models(kw["models"])]
+    outside = [r.name for r in resolve_models(kw["outside"])] if kw["outside"].strip() else []
+    rows = [
+        r
+        for rid in kw["runs"]
+        for r in RunStore.open(results_dir, rid).runs
+        if r.get("device") == kw["device"]
+    ]
+    have = {(str(r["model"]), str(r["format"])) for r in rows if r.get("status") == "ok"}
+    missing = [m for m in zoo + outside if any((m, f) not in have for f in formats)]
+    if missing:
+        wanted = [m for m in zoo if m in missing]
+        wanted += [o for o in split(kw["outside"]) if o.split(":")[-1] in missing]
+        asked = ",".join(wanted)
+        console.print(text(f"measuring {len(missing)} model(s) not in the given runs"))
+        from benchharness.cli.display import RichReporter
+
+        with RichReporter(console) as reporter:
+            store = run(
+                RunRequest(
+                    devices=(kw["device"],),
+                    models=asked,
+                    formats=formats,
+                    quick=kw["quick"],
+                    results_dir=results_dir,
+                ),
+                reporter=reporter,
+            )
+        rows += store.runs
+        console.print(text(f"measured in run {store.run_id}"))
+    _check(p, fingerprint_of_rows(rows), "the measured runs", formats, kw["force"])
+    ev = evaluate(p, rows, zoo, outside, formats)
+    data = ev.to_json()
+    if kw["output"]:
+        atomic_write_text(kw["output"], json.dumps(data, indent=1))
+    if kw["as_json"]:
+        print_json(data)
+        return
+    table = Table(title="Held-out accuracy (share of models within ±10 % / ±5 %, RMSPE, Spearman)")
+    for col in ("models", "format", "method", "n", "±10 %", "±5 %", "RMSPE %", "Spearman"):
+        table.add_column(
+            col, justify="right" if col in ("n", "±10 %", "±5 %", "RMSPE %", "Spearman") else "left"
+        )
+    for (s, f, method), sc in ev.scores.items():
+        table.add_row(
+            text(s),
+            text(f),
+            text(method),
+            str(sc.n),
+            f"{sc.within_10 * 100:.0f} %",
+            f"{sc.within_5 * 100:.0f} %",
+            fmt(sc.rmspe, 1),
+            fmt(sc.spearman, 3),
+            end_section=method == METHODS[-1],
+        )
+    console.print(table)
+    for note in ev.skipped:
+        console.print(f"[yellow]skipped: {text(note)}[/yellow]")
+
+
+@click.command("predict")
+@click.option("--device", default="local", show_default=True, help="Device whose predictor to use.")
+@click.option(
+    "--models", required=True, help="all | a,b | module:function | path.onnx | path.tflite"
+)
+@formats_option
+@click.option("--input-shape", default=None, help="e.g. 1x3x160x160 (overrides the zoo's).")
+@click.option(
+    "--predictor",
+    "path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Predictor file (default: RESULTS_DIR/predictors/DEVICE.json.gz).",
+)
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=None, help="Threads it would run with."
+)
+@click.option("--ops", "show_ops", is_flag=True, help="Show every kernel's prediction.")
+@click.option("--force", is_flag=True, help="Predict although the fingerprints differ.")
+@results_dir_option
+@json_option
+def predict_cmd(**kw: Any) -> None:
+    """Predicted latency of models on a device, without touching the device."""
+    from benchharness.devices.profile import load_profile
+    from benchharness.predict.apply import device_fingerprint, predict_models
+    from benchharness.predict.predictor import Predictor
+
+    formats = graph_formats(kw["formats"])
+    profile = load_profile(kw["device"])
+    p = Predictor.load(_predictor_file(kw["path"], kw["results_dir"], profile.name))
+    current, where = device_fingerprint(profile, kw["results_dir"], kw["threads"])
+    _check(p, current, where, formats, kw["force"])
+    with console.status("exporting (cached) and predicting"):
+        preds = predict_models(p, kw["models"], formats, kw["input_shape"])
+    if kw["as_json"]:
+        print_json(
+            {"device": profile.name, "predictions": [m.to_json(kw["show_ops"]) for m in preds]}
+        )
+        return
+    table = Table(title=f"Predicted latency on {text(profile.name)}")
+    for col in ("model", "format", "predicted ms", "GMACs", "kernels"):
+        table.add_column(col, justify="left" if col in ("model", "format") else "right")
+    for m in preds:
+        table.add_row(
+            text(m.model),
+            text(m.format),
+            fmt(m.ms) if m.error is None else f"[red]{text(m.error)}[/red]",
+            fmt(m.macs / 1e9 if m.macs else None),
+            str(len(m.kernels)),
+        )
+    console.print(table)
+    if kw["show_ops"]:
+        for m in preds:
+            for k in m.kernels:
+                console.print(
+                    text(f"  {m.model} {m.format} {k.key:<22} {k.us:10.1f} us  {','.join(k.nodes)}")
+                )

@@ -1,0 +1,138 @@
+"""``bench predict``: latency of any model the harness can export, from a predictor, offline.
+
+Models are resolved and exported as ``bench run`` does (zoo names, ``module:function``, model
+files; exports come from the cache), their graphs read, and each format predicted by the
+predictor of the device. Nothing touches the device: the fingerprint the predictor is checked
+against is what this host knows of the device (``device_fingerprint``).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from benchharness.devices.profile import DeviceProfile
+from benchharness.errors import HarnessError
+from benchharness.export.cache import cache_dir
+from benchharness.plan.artifacts import prepare_artifacts
+from benchharness.predict.graph import read_graph
+from benchharness.predict.predictor import KernelPrediction, Predictor, fingerprint_of_rows
+from benchharness.results.store import RunStore, list_runs
+from benchharness.zoo.registry import parse_shape, resolve_models
+
+#: Runtime packages of the python runner on this host, per format.
+LOCAL_RUNTIMES = {"onnx": ("onnxruntime", "onnxruntime"), "tflite": ("litert", "ai-edge-litert")}
+
+
+@dataclass
+class ModelPrediction:
+    model: str
+    format: str
+    ms: float | None
+    macs: int | None = None
+    kernels: list[KernelPrediction] = field(default_factory=list)
+    error: str | None = None
+
+    def to_json(self, with_kernels: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "model": self.model,
+            "format": self.format,
+            "predicted_ms": self.ms,
+            "macs": self.macs,
+            "error": self.error,
+        }
+        if with_kernels:
+            out["kernels"] = [{"key": k.key, "nodes": k.nodes, "us": k.us} for k in self.kernels]
+        return out
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.lower().startswith(("model name", "hardware", "processor\t: arm")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def device_fingerprint(
+    profile: DeviceProfile, results_dir: Path, threads: int | None = None
+) -> tuple[dict[str, Any], str]:
+    """What this host knows of a device without touching it, and where that came from.
+
+    This host: its CPU and the installed runtimes. Another device: the newest run on it in the
+    results folder (empty when there is none; then nothing can be checked).
+    """
+    if profile.transport == "local":
+        fp: dict[str, Any] = {
+            "device": profile.name,
+            "cpu_model": _cpu_model(),
+            "threads": threads or profile.threads or os.cpu_count(),
+            "runner": "python",
+            "runtimes": {},
+        }
+        for fmt, (runtime, dist) in LOCAL_RUNTIMES.items():
+            try:
+                fp["runtimes"][fmt] = {"runtime": runtime, "version": metadata.version(dist)}
+            except metadata.PackageNotFoundError:
+                continue
+        return fp, "this host"
+    for run_id in reversed(list_runs(results_dir)):
+        try:
+            store = RunStore.open(results_dir, run_id)
+        except HarnessError:
+            continue
+        rows = [
+            r for r in store.runs if r.get("device") == profile.name and r.get("status") == "ok"
+        ]
+        if rows:
+            fp = fingerprint_of_rows(rows)
+            if threads:
+                fp["threads"] = threads
+            return fp, f"run {run_id}"
+    return {"device": profile.name}, "nothing (no run on this device yet)"
+
+
+def predict_models(
+    predictor: Predictor,
+    selection: str,
+    formats: Sequence[str],
+    input_shape: str | None = None,
+) -> list[ModelPrediction]:
+    """Export (or take from the cache) and predict every model of ``selection``."""
+    shape = parse_shape(input_shape) if input_shape else None
+    refs = resolve_models(selection, input_shape=shape)
+    artifacts = prepare_artifacts(refs, formats, log_path=cache_dir() / "export.log")
+    out: list[ModelPrediction | None] = []
+    graphs = []
+    for a in artifacts:
+        if a.error or a.path is None:
+            out.append(ModelPrediction(a.model, a.format, None, error=a.error or "no artifact"))
+            continue
+        try:
+            graphs.append((len(out), a, read_graph(a.path, a.format, a.sha256)))
+        except HarnessError as exc:  # an unreadable graph: that model fails, the rest go on
+            out.append(
+                ModelPrediction(a.model, a.format, None, error=f"{type(exc).__name__}: {exc}")
+            )
+            continue
+        out.append(None)
+    usable = [(i, a, g) for i, a, g in graphs if g.format in predictor.formats]
+    for i, a, g in graphs:
+        if g.format not in predictor.formats:
+            out[i] = ModelPrediction(
+                a.model, a.format, None, error=f"the predictor has no {a.format} part"
+            )
+    preds = predictor.predict_graphs([g for _, _, g in usable])
+    for (i, a, _), pred in zip(usable, preds, strict=True):
+        macs = a.cost.get("macs")
+        out[i] = ModelPrediction(
+            a.model, a.format, pred.ms, int(macs) if macs is not None else None, pred.kernels
+        )
+    return [m for m in out if m is not None]

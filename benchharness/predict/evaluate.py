@@ -1,0 +1,188 @@
+"""``bench predictor eval``: the predictor on models it never saw, next to the MACs lines.
+
+* **Zoo, leave one family out**: each zoo model is predicted by the predictor refitted without the
+  kernels drawn from its family's layers (``Predictor.without``); random, refinement and pair
+  kernels stay, as they were drawn without looking at any zoo model.
+* **Outside models** (``module:function``, not in the zoo): predicted by the whole predictor.
+
+Next to it, on the same models, four FLOPs predictors: latency as a line on MACs and as a plane
+on MACs and bytes moved, fitted (a) on the kernel models the predictor learned from (its very
+data, the fold's held-out family left out the same way) and (b) on the measured zoo models of the
+other families (for outside models: on the whole zoo). Measured latencies come from ordinary
+``bench run`` folders.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from benchharness.errors import CostError, PredictorError
+from benchharness.predict.census import family_of
+from benchharness.predict.graph import Graph
+from benchharness.predict.metrics import LinearFit, Scores, scores
+from benchharness.predict.predictor import Predictor
+from benchharness.predict.samples import artifact_graph, graph_bytes
+
+#: The methods compared, in the order tables show them.
+PREDICTOR = "predictor"
+MACS_KERNELS = "MACs line, kernel models"
+MACS_BYTES_KERNELS = "MACs+bytes, kernel models"
+MACS_ZOO = "MACs line, other zoo families"
+MACS_BYTES_ZOO = "MACs+bytes, other zoo families"
+METHODS = (PREDICTOR, MACS_KERNELS, MACS_BYTES_KERNELS, MACS_ZOO, MACS_BYTES_ZOO)
+#: The two model sets of an evaluation.
+ZOO = "zoo, family held out"
+OUTSIDE = "outside models"
+
+
+@dataclass
+class ModelResult:
+    model: str
+    family: str
+    set: str
+    format: str
+    measured_ms: float
+    macs: int
+    bytes: int
+    predicted_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "family": self.family,
+            "set": self.set,
+            "format": self.format,
+            "measured_ms": self.measured_ms,
+            "macs": self.macs,
+            "bytes": self.bytes,
+            "predicted_ms": self.predicted_ms,
+        }
+
+
+@dataclass
+class Evaluation:
+    models: list[ModelResult]
+    scores: dict[tuple[str, str, str], Scores]  # (set, format, method)
+    skipped: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "models": [m.to_json() for m in self.models],
+            "scores": [
+                {"set": s, "format": f, "method": m, **sc.to_json()}
+                for (s, f, m), sc in self.scores.items()
+            ],
+            "skipped": self.skipped,
+        }
+
+
+def _fit_line(inputs: tuple[str, ...], rows: Sequence[tuple[float, float, float]]) -> LinearFit:
+    """``rows`` = (macs, bytes, latency ms)."""
+    x = np.array(
+        [[r[0] for r in rows]]
+        if inputs == ("macs",)
+        else [[r[0] for r in rows], [r[1] for r in rows]]
+    ).T
+    if not rows:
+        x = np.zeros((0, len(inputs)))
+    return LinearFit.fit(inputs, x, np.array([r[2] for r in rows]))
+
+
+def _line_predict(fit: LinearFit, macs: float, nbytes: float) -> float:
+    x = [macs] if fit.inputs == ("macs",) else [macs, nbytes]
+    return float(fit.predict(np.array([x]))[0])
+
+
+def evaluate(
+    predictor: Predictor,
+    rows: Iterable[Mapping[str, Any]],
+    zoo_names: Iterable[str],
+    outside_names: Iterable[str] = (),
+    formats: Sequence[str] | None = None,
+    graph_of: Callable[[Mapping[str, Any]], Graph] = artifact_graph,
+) -> Evaluation:
+    """Score the predictor and the MACs lines on the measured ``ok`` rows of zoo/outside models."""
+    zoo = set(zoo_names)
+    outside = set(outside_names) - zoo
+    wanted = set(formats) if formats else set(predictor.formats)
+    results: list[ModelResult] = []
+    graphs = {}
+    skipped: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for row in rows:
+        model, fmt = str(row.get("model")), str(row.get("format"))
+        if row.get("status") != "ok" or fmt not in wanted or (model, fmt) in seen:
+            continue
+        if model not in zoo and model not in outside:
+            continue
+        if fmt not in predictor.formats:
+            skipped.append(f"{model} {fmt}: the predictor has no {fmt} part")
+            continue
+        try:
+            graph = graph_of(row)
+        except CostError as exc:
+            skipped.append(f"{model} {fmt}: {exc}")
+            continue
+        seen.add((model, fmt))
+        graphs[(model, fmt)] = graph
+        family = family_of(model, str(row.get("source") or ""))
+        results.append(
+            ModelResult(
+                model,
+                family,
+                ZOO if model in zoo else OUTSIDE,
+                fmt,
+                float(row["median_ms"]),
+                int(row.get("macs") or sum(n.cost.macs for n in graph.nodes)),
+                graph_bytes(graph),
+            )
+        )
+    if not results:
+        raise PredictorError(
+            "no measured zoo or outside model to evaluate on: give a run of them with --run, "
+            "or let eval measure them"
+        )
+    folds: dict[tuple[str, str], Predictor] = {}
+    for r in results:
+        held_out = r.family if r.set == ZOO else None
+        key = (held_out or "", r.format)
+        if key not in folds:
+            folds[key] = predictor.without([held_out], [r.format]) if held_out else predictor
+        fold = folds[key]
+        r.predicted_ms[PREDICTOR] = fold.predict_graph(graphs[(r.model, r.format)]).ms
+        kernel_rows = [
+            (p.macs, p.bytes, p.e2e_us / 1e3)
+            for p in predictor.points
+            if p.format == r.format and p.origin != held_out
+        ]
+        zoo_rows = [
+            (o.macs, o.bytes, o.measured_ms)
+            for o in results
+            if o.set == ZOO and o.format == r.format and o.family != r.family
+        ]
+        for name, inputs, train in (
+            (MACS_KERNELS, ("macs",), kernel_rows),
+            (MACS_BYTES_KERNELS, ("macs", "bytes"), kernel_rows),
+            (MACS_ZOO, ("macs",), zoo_rows),
+            (MACS_BYTES_ZOO, ("macs", "bytes"), zoo_rows),
+        ):
+            r.predicted_ms[name] = (
+                _line_predict(_fit_line(inputs, train), r.macs, r.bytes) if train else math.nan
+            )
+    table: dict[tuple[str, str, str], Scores] = {}
+    for s in (ZOO, OUTSIDE):
+        for fmt in sorted({r.format for r in results}):
+            chosen = [r for r in results if r.set == s and r.format == fmt]
+            if not chosen:
+                continue
+            for method in METHODS:
+                table[(s, fmt, method)] = scores(
+                    [r.predicted_ms.get(method, math.nan) for r in chosen],
+                    [r.measured_ms for r in chosen],
+                )
+    return Evaluation(results, table, skipped)

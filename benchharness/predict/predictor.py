@@ -1,0 +1,382 @@
+"""The predictor: per-format calibration, fusion evidence and kernel regressors, in one JSON file.
+
+A predictor is fitted from a build's measurements (``samples.Measured``) and saved with the
+**fingerprint** of what it was measured on (device, CPU, runtime and version per format, threads,
+runner, statistic, harness version). It predicts a graph by detecting its kernels
+(``fusion.detect_kernels``), predicting each with its key's regressor and adding the calibration's
+per-run offset. Its samples and calibration points are kept in the file, so an evaluation can
+refit it without the kernels of one family (``without``).
+
+File format (``FILE_KIND``, ``FILE_VERSION``): JSON, gzip-compressed when the name ends in
+``.gz``. A newer ``FILE_VERSION`` is refused with a message saying which harness reads it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchharness.errors import PredictorError
+from benchharness.predict.features import kernel_features, kernel_key, owner_map
+from benchharness.predict.fusion import PairResult, detect_kernels
+from benchharness.predict.graph import Graph
+from benchharness.predict.join import Evidence
+from benchharness.predict.regress import Regressor, Sample, fit_format, predict_kernels
+from benchharness.predict.samples import Measured, Point
+
+#: What a predictor file says it is, and the layout version this harness writes and reads.
+FILE_KIND = "benchharness-latency-predictor"
+FILE_VERSION = 1
+#: Fewer kernel models than this and the calibration is one ratio, the median of end-to-end over
+#: summed kernel times (three coefficients need more points than a handful).
+MIN_CALIBRATION_POINTS = 8
+#: A fitted scale outside this range is not a calibration but a symptom: refused, the simple one
+#: is used instead.
+SCALE_RANGE = (0.3, 3.0)
+#: Fingerprint fields that must match for a prediction to stand (METHOD.md, "Predicting
+#: latency"); the rest only warn.
+STRICT_FIELDS = ("device", "cpu_model", "threads", "runner", "runtime_version")
+WARN_FIELDS = ("harness_version", "statistic")
+
+
+@dataclass
+class Calibration:
+    """``e2e_us = scale * sum(kernel us) + per_row_us * profile rows + offset_us``, fitted on the
+    kernel models; kernel labels are the first two terms, the offset is added once per model."""
+
+    scale: float = 1.0
+    per_row_us: float = 0.0
+    offset_us: float = 0.0
+    n: int = 0
+
+    @classmethod
+    def fit(cls, points: Sequence[Point]) -> Calibration:
+        if not points:
+            return cls()
+        e2e = np.array([p.e2e_us for p in points])
+        s = np.array([p.sum_us for p in points])
+        ratios = e2e[s > 0] / s[s > 0]
+        simple = cls(float(np.median(ratios)) if len(ratios) else 1.0, 0.0, 0.0, len(points))
+        if len(points) < MIN_CALIBRATION_POINTS:
+            return simple
+        rows = np.array([p.rows for p in points], dtype=np.float64)
+        w = 1.0 / np.maximum(e2e, 1.0)  # relative errors: a 0.1 ms model counts as a 10 ms one
+        x = np.column_stack([s, rows, np.ones_like(s)]) * w[:, None]
+        coef, *_ = np.linalg.lstsq(x, e2e * w, rcond=None)
+        scale, per_row, offset = (float(c) for c in coef)
+        if offset < 0:
+            # a run costs at least nothing beyond its operators: a negative offset is the rows
+            # term and the constant trading off, so the fit is redone through zero
+            coef, *_ = np.linalg.lstsq(x[:, :2], e2e * w, rcond=None)
+            scale, per_row, offset = float(coef[0]), float(coef[1]), 0.0
+        if not SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]:
+            return simple
+        return cls(scale, per_row, offset, len(points))
+
+    def label(self, time_us: float, rows: int) -> float:
+        """A kernel's profiled time as its share of an unprofiled run."""
+        return max(0.0, self.scale * time_us + self.per_row_us * rows)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scale": self.scale,
+            "per_row_us": self.per_row_us,
+            "offset_us": self.offset_us,
+            "n": self.n,
+        }
+
+
+@dataclass
+class FormatModel:
+    """Everything the predictor knows of one format on its device."""
+
+    calibration: Calibration
+    evidence: Evidence
+    regressors: dict[str, Regressor]
+    pairs: list[PairResult] = field(default_factory=list)
+
+
+@dataclass
+class KernelPrediction:
+    key: str
+    nodes: list[str]
+    us: float
+
+
+@dataclass
+class GraphPrediction:
+    format: str
+    ms: float
+    kernels: list[KernelPrediction]
+
+
+def fit_formats(
+    samples: Sequence[Sample],
+    points: Sequence[Point],
+    evidence: Mapping[str, Evidence],
+    pairs: Sequence[PairResult] = (),
+    seed: int = 0,
+) -> dict[str, FormatModel]:
+    """Calibrate, relabel and fit the regressors of every format the samples hold."""
+    out = {}
+    for fmt in sorted({s.format for s in samples} | {p.format for p in points}):
+        cal = Calibration.fit([p for p in points if p.format == fmt])
+        mine = [s for s in samples if s.format == fmt]
+        labelled = [
+            Sample(
+                s.format, s.key, s.features, cal.label(s.time_us, s.rows), s.origin, s.model, s.rows
+            )
+            for s in mine
+        ]
+        out[fmt] = FormatModel(
+            calibration=cal,
+            evidence=evidence.get(fmt, Evidence()),
+            regressors=fit_format(labelled, seed),
+            pairs=[p for p in pairs if p.format == fmt],
+        )
+    return out
+
+
+@dataclass
+class Predictor:
+    fingerprint: dict[str, Any]
+    formats: dict[str, FormatModel]
+    samples: list[Sample] = field(default_factory=list)
+    points: list[Point] = field(default_factory=list)
+    build: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+    @classmethod
+    def fit(
+        cls,
+        measured: Measured,
+        fingerprint: dict[str, Any],
+        pairs: Sequence[PairResult] = (),
+        build: dict[str, Any] | None = None,
+        seed: int = 0,
+    ) -> Predictor:
+        if not measured.samples:
+            raise PredictorError(
+                "the build's runs hold no kernel measurements with operator profiles; "
+                "were they run with --no-ops, or did every job fail?"
+            )
+        formats = fit_formats(measured.samples, measured.points, measured.evidence, pairs, seed)
+        return cls(
+            fingerprint,
+            formats,
+            list(measured.samples),
+            list(measured.points),
+            dict(build or {}),
+            seed,
+        )
+
+    def without(self, origins: Iterable[str], formats: Iterable[str] | None = None) -> Predictor:
+        """The same predictor refitted without the kernels drawn from ``origins``."""
+        drop = set(origins)
+        keep = set(formats) if formats is not None else set(self.formats)
+        samples = [s for s in self.samples if s.origin not in drop and s.format in keep]
+        points = [p for p in self.points if p.origin not in drop and p.format in keep]
+        evidence = {fmt: m.evidence for fmt, m in self.formats.items()}
+        pairs = [p for m in self.formats.values() for p in m.pairs]
+        formats = fit_formats(samples, points, evidence, pairs, self.seed)
+        return Predictor(self.fingerprint, formats, samples, points, self.build, self.seed)
+
+    # --- predicting ---------------------------------------------------------------------------
+
+    def predict_graph(self, graph: Graph) -> GraphPrediction:
+        return self.predict_graphs([graph])[0]
+
+    def predict_graphs(self, graphs: Sequence[Graph]) -> list[GraphPrediction]:
+        """Predictions of several graphs, each kernel type's regressor called once for all."""
+        detected = []
+        for graph in graphs:
+            model = self.formats.get(graph.format)
+            if model is None:
+                known = ", ".join(sorted(self.formats)) or "none"
+                raise PredictorError(
+                    f"this predictor was built for the formats {known}, not {graph.format}; "
+                    f"build one with `bench predictor build --formats {graph.format}`"
+                )
+            kernels = detect_kernels(graph, model.evidence)
+            owner = owner_map(kernels)
+            keys = [kernel_key(k, graph.format) for k in kernels]
+            rows = [kernel_features(k, graph, owner) for k in kernels]
+            detected.append((graph, kernels, keys, rows))
+        times: list[np.ndarray] = [np.zeros(0)] * len(graphs)
+        for fmt in {g.format for g in graphs}:
+            mine = [i for i, d in enumerate(detected) if d[0].format == fmt]
+            keys = [k for i in mine for k in detected[i][2]]
+            rows = [r for i in mine for r in detected[i][3]]
+            flat = predict_kernels(self.formats[fmt].regressors, keys, rows)
+            start = 0
+            for i in mine:
+                n = len(detected[i][2])
+                times[i] = flat[start : start + n]
+                start += n
+        out = []
+        for (graph, kernels, keys, _), us in zip(detected, times, strict=True):
+            preds = [
+                KernelPrediction(key, [n.name for n in k.nodes], float(t))
+                for key, k, t in zip(keys, kernels, us, strict=True)
+            ]
+            total_us = float(us.sum()) + self.formats[graph.format].calibration.offset_us
+            out.append(GraphPrediction(graph.format, max(total_us, 0.0) / 1e3, preds))
+        return out
+
+    # --- fingerprint --------------------------------------------------------------------------
+
+    def differences(self, other: Mapping[str, Any], fmt: str | None = None) -> list[str]:
+        """Fingerprint fields that differ from ``other`` (strict ones first), as sentences."""
+        out = []
+        mine = flat_fingerprint(self.fingerprint, fmt)
+        theirs = flat_fingerprint(other, fmt)
+        for name in (*STRICT_FIELDS, *WARN_FIELDS):
+            a, b = mine.get(name), theirs.get(name)
+            if a is not None and b is not None and str(a) != str(b):
+                out.append(f"{name}: predictor {a}, now {b}")
+        return out
+
+    def strict_differences(self, other: Mapping[str, Any], fmt: str | None = None) -> list[str]:
+        return [d for d in self.differences(other, fmt) if d.split(":")[0] in STRICT_FIELDS]
+
+    # --- file ---------------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        from benchharness import __version__
+
+        return {
+            "kind": FILE_KIND,
+            "version": FILE_VERSION,
+            "harness_version": __version__,
+            "fingerprint": self.fingerprint,
+            "build": self.build,
+            "seed": self.seed,
+            "formats": {
+                fmt: {
+                    "calibration": m.calibration.to_json(),
+                    "evidence": m.evidence.to_json(),
+                    "pairs": [p.to_json() for p in m.pairs],
+                    "regressors": {k: r.to_json() for k, r in m.regressors.items()},
+                }
+                for fmt, m in self.formats.items()
+            },
+            "samples": [s.to_json() for s in self.samples],
+            "points": [p.to_json() for p in self.points],
+        }
+
+    def save(self, path: Path) -> None:
+        from benchharness.results.store import atomic_write_text
+
+        text = json.dumps(self.to_json(), separators=(",", ":"))
+        if path.suffix == ".gz":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_bytes(gzip.compress(text.encode("utf-8")))
+            tmp.replace(path)
+        else:
+            atomic_write_text(path, text)
+
+    @classmethod
+    def load(cls, path: Path) -> Predictor:
+        try:
+            raw = path.read_bytes()
+            data = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+        except FileNotFoundError:
+            raise PredictorError(
+                f"no predictor file {path}; build one with `bench predictor build`"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise PredictorError(f"cannot read the predictor {path}: {exc}") from exc
+        if not isinstance(data, dict) or data.get("kind") != FILE_KIND:
+            raise PredictorError(f"{path} is not a benchharness latency predictor")
+        if int(data.get("version", 0)) > FILE_VERSION:
+            raise PredictorError(
+                f"{path} is a version {data.get('version')} predictor; this harness reads "
+                f"version {FILE_VERSION}: use the harness that built it "
+                f"({data.get('harness_version')}) or newer"
+            )
+        try:
+            return cls._from_json(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PredictorError(f"the predictor {path} is damaged: {exc}") from exc
+
+    @classmethod
+    def _from_json(cls, data: Mapping[str, Any]) -> Predictor:
+        formats = {}
+        for fmt, m in data["formats"].items():
+            cal = m["calibration"]
+            pairs = [
+                PairResult(
+                    p["format"],
+                    p["first"],
+                    p["second"],
+                    float(p["t1_us"]),
+                    float(p["t2_us"]),
+                    float(p["t12_us"]),
+                )
+                for p in m["pairs"]
+            ]
+            formats[fmt] = FormatModel(
+                calibration=Calibration(
+                    float(cal["scale"]),
+                    float(cal["per_row_us"]),
+                    float(cal["offset_us"]),
+                    int(cal.get("n", 0)),
+                ),
+                evidence=Evidence.from_json(m["evidence"]),
+                regressors={k: Regressor.from_json(r) for k, r in m["regressors"].items()},
+                pairs=pairs,
+            )
+        return cls(
+            fingerprint=dict(data["fingerprint"]),
+            formats=formats,
+            samples=[Sample.from_json(s) for s in data.get("samples", [])],
+            points=[Point.from_json(p) for p in data.get("points", [])],
+            build=dict(data.get("build", {})),
+            seed=int(data.get("seed", 0)),
+        )
+
+
+def flat_fingerprint(fp: Mapping[str, Any], fmt: str | None) -> dict[str, Any]:
+    """A fingerprint's fields with the runtime version of ``fmt`` (all formats' when None)."""
+    flat = {k: v for k, v in fp.items() if k != "runtimes"}
+    runtimes = fp.get("runtimes") or {}
+    if fmt is not None and fmt in runtimes:
+        r = runtimes[fmt]
+        flat["runtime_version"] = f"{r.get('runtime')} {r.get('version')}"
+    elif fmt is None and runtimes:
+        flat["runtime_version"] = ", ".join(
+            f"{f}: {r.get('runtime')} {r.get('version')}" for f, r in sorted(runtimes.items())
+        )
+    return flat
+
+
+def fingerprint_of_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The fingerprint of the ``ok`` runs.csv rows of one device (the first row of each format)."""
+    fp: dict[str, Any] = {"runtimes": {}}
+    for row in rows:
+        if row.get("status") != "ok":
+            continue
+        fmt = str(row.get("format"))
+        fp.setdefault("device", row.get("device"))
+        fp.setdefault("cpu_model", row.get("cpu_model"))
+        fp.setdefault("threads", row.get("threads"))
+        fp.setdefault("harness_version", row.get("harness_version"))
+        fp.setdefault("runner", runner_of(row))
+        fp.setdefault("statistic", "median")
+        fp["runtimes"].setdefault(
+            fmt, {"runtime": row.get("runtime"), "version": row.get("runtime_version")}
+        )
+    return fp
+
+
+def runner_of(row: Mapping[str, Any]) -> str:
+    """Which runner produced a row: the python runner (samples) or a native tool."""
+    source = str(row.get("stats_source") or "samples")
+    return "python" if source == "samples" else f"native ({source})"

@@ -1,0 +1,172 @@
+"""From a build's run folders to training data: kernel samples, fusion evidence, calibration.
+
+Every ``ok`` row of a kernel run is one artifact measured end to end (``runs.csv``) and operator
+by operator (``ops.csv``). Its operators are grouped into kernels (``join.measured_kernels``), and
+each clean kernel with time of its own becomes a sample. The artifact's end-to-end median next to
+the sum of its kernels' times is one **calibration point**: profiled operator times are not the
+unprofiled end-to-end time (ORT's profiler adds microseconds to every node it records, and each
+run pays a fixed cost outside every operator), and the calibration learns that difference from
+the kernel models alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchharness.cost.graph import GRAPH_FORMATS
+from benchharness.errors import CostError
+from benchharness.export.cache import sha256_file
+from benchharness.predict.features import kernel_features, kernel_key, owner_map
+from benchharness.predict.fusion import model_time_us
+from benchharness.predict.graph import Graph, read_graph
+from benchharness.predict.join import Evidence, measured_kernels
+from benchharness.predict.regress import Sample
+from benchharness.results.store import RunStore
+
+
+@dataclass(frozen=True)
+class Point:
+    """One measured model: summed kernel times, profile rows, end-to-end time, size, origin."""
+
+    format: str
+    model: str
+    origin: str
+    sum_us: float
+    rows: int
+    e2e_us: float
+    macs: int
+    bytes: int
+
+    def to_json(self) -> list[Any]:
+        return [
+            self.format,
+            self.model,
+            self.origin,
+            self.sum_us,
+            self.rows,
+            self.e2e_us,
+            self.macs,
+            self.bytes,
+        ]
+
+    @classmethod
+    def from_json(cls, data: Sequence[Any]) -> Point:
+        fmt, model, origin, s, rows, e2e, macs, nbytes = data
+        return cls(
+            str(fmt),
+            str(model),
+            str(origin),
+            float(s),
+            int(rows),
+            float(e2e),
+            int(macs),
+            int(nbytes),
+        )
+
+
+@dataclass
+class Measured:
+    """Everything a build's runs taught: samples, evidence per format, points, pair times."""
+
+    samples: list[Sample] = field(default_factory=list)
+    evidence: dict[str, Evidence] = field(default_factory=dict)
+    points: list[Point] = field(default_factory=list)
+    pair_times: dict[tuple[str, str], float] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+    def add(self, one: tuple[list[Sample], Evidence, Point]) -> None:
+        samples, evidence, point = one
+        self.samples.extend(samples)
+        self.evidence.setdefault(point.format, Evidence()).add(evidence)
+        self.points.append(point)
+
+
+def measure_artifact(
+    graph: Graph,
+    rows: Sequence[Mapping[str, Any]],
+    origin: str,
+    model: str,
+    e2e_us: float,
+    macs: int | None = None,
+) -> tuple[list[Sample], Evidence, Point]:
+    """The samples, fusion evidence and calibration point of one measured artifact."""
+    fmt = graph.format
+    kernels, evidence = measured_kernels(graph, rows)
+    owner = owner_map(kernels)
+    samples = [
+        Sample(
+            fmt,
+            kernel_key(k, fmt),
+            kernel_features(k, graph, owner),
+            k.time_us,
+            origin,
+            model,
+            k.rows,
+        )
+        for k in kernels
+        if k.rows > 0 and k.clean and k.time_us is not None
+    ]
+    point = Point(
+        fmt,
+        model,
+        origin,
+        sum(k.time_us or 0.0 for k in kernels),
+        sum(k.rows for k in kernels),
+        e2e_us,
+        macs if macs is not None else sum(n.cost.macs for n in graph.nodes),
+        graph_bytes(graph),
+    )
+    return samples, evidence, point
+
+
+def artifact_graph(row: Mapping[str, Any]) -> Graph:
+    """The graph of a runs.csv row's artifact, checked against the hash the row recorded."""
+    path = Path(str(row.get("artifact") or ""))
+    if not path.is_file():
+        raise CostError(f"artifact {path} of {row.get('model')} is gone; re-export it")
+    sha = str(row.get("artifact_sha256") or "")
+    if sha and sha256_file(path) != sha:
+        raise CostError(f"artifact {path} changed since {row.get('model')} was measured")
+    return read_graph(path, str(row["format"]), sha)
+
+
+def graph_bytes(graph: Graph) -> int:
+    """Memory traffic of a whole graph: every operator's bytes."""
+    return sum(n.cost.bytes for n in graph.nodes)
+
+
+def collect(
+    stores: Iterable[RunStore], origins: Mapping[str, str], formats: Sequence[str] = GRAPH_FORMATS
+) -> Measured:
+    """Samples, evidence, calibration points and pair times of the kernel runs."""
+    out = Measured()
+    for store in stores:
+        ops_by_job: dict[str, list[dict[str, Any]]] = {}
+        for op in store.ops:
+            ops_by_job.setdefault(str(op.get("job_id")), []).append(op)
+        for row in store.runs:
+            fmt = str(row.get("format"))
+            model = str(row.get("model"))
+            if row.get("status") != "ok" or fmt not in formats or model not in origins:
+                continue
+            rows = sorted(ops_by_job.get(str(row["job_id"]), []), key=lambda r: r["op_index"])
+            if not rows or row.get("median_ms") is None:
+                out.skipped.append(f"{model} {fmt}: no operator profile")
+                continue
+            try:
+                graph = artifact_graph(row)
+            except CostError as exc:
+                out.skipped.append(f"{model} {fmt}: {exc}")
+                continue
+            if model.startswith("pair-"):
+                out.pair_times[(fmt, model)] = model_time_us(rows)
+            macs = int(row.get("macs") or sum(n.cost.macs for n in graph.nodes))
+            out.add(
+                measure_artifact(
+                    graph, rows, origins[model], model, float(row["median_ms"]) * 1e3, macs
+                )
+            )
+    return out

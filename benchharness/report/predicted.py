@@ -1,0 +1,121 @@
+"""The report's predictor section: predicted against measured, next to the MACs line.
+
+When a device of the report has a predictor (``RESULTS_DIR/predictors/DEVICE.json.gz``, written
+by ``bench predictor build``), every measured model of that device is predicted from its own
+artifact and set against its median and against what the series' log-log MACs fit (the report's
+"FLOPs line") says. The MACs line is fitted on these very models, so it is judged in sample; the
+predictor never saw them unless they are kernel models. A predictor built on another setup than
+the run (runtime version, threads, CPU) is named in the table's note.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from benchharness.errors import HarnessError
+from benchharness.report.analysis import Analysis, Series
+from benchharness.report.tables import Cell, Table, num_cell, sig
+from benchharness.results.store import RunStore
+
+#: The error band the table counts: nn-Meter's +-10 %.
+BAND = 0.10
+
+
+def _error_cell(predicted: float | None, measured: float) -> Cell:
+    if predicted is None or measured <= 0:
+        return Cell("–")
+    err = predicted / measured - 1.0
+    return num_cell(err * 100, f"{err * 100:+.1f} %", "num" if abs(err) <= BAND else "slower")
+
+
+def _rows_by_job(analysis: Analysis) -> dict[tuple[str, str], dict[str, Any]]:
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for info in analysis.runs:
+        try:
+            store = RunStore.open(info.path.parent, str(info.path))
+        except HarnessError:
+            continue
+        for r in store.runs:
+            rows[(store.run_id, str(r.get("job_id")))] = r
+    return rows
+
+
+def series_table(
+    series: Series, predictor: Any, rows: dict[tuple[str, str], dict[str, Any]]
+) -> Table | None:
+    from benchharness.predict.predictor import fingerprint_of_rows
+    from benchharness.predict.samples import artifact_graph
+
+    fmt = series.key.format
+    if fmt not in predictor.formats:
+        return None
+    table = Table(
+        f"Predicted vs measured — {series.key.label}",
+        [
+            "model",
+            "measured ms",
+            "predicted ms",
+            "predictor error",
+            "MACs line ms",
+            "MACs line error",
+        ],
+    )
+    mine = []
+    hits = {"predictor": 0, "macs": 0, "n": 0}
+    for p in series.points:
+        row = rows.get((p.run_id, p.job_id))
+        if row is None:
+            continue
+        mine.append(row)
+        try:
+            predicted: float | None = predictor.predict_graph(artifact_graph(row)).ms
+        except HarnessError:
+            predicted = None
+        table.rows.append([
+            Cell(p.model), num_cell(p.median_ms), num_cell(predicted),
+            _error_cell(predicted, p.median_ms), num_cell(p.predicted_ms),
+            _error_cell(p.predicted_ms, p.median_ms),
+        ])  # fmt: skip
+        if predicted is not None and p.predicted_ms is not None and p.median_ms > 0:
+            hits["n"] += 1
+            hits["predictor"] += abs(predicted / p.median_ms - 1) <= BAND
+            hits["macs"] += abs(p.predicted_ms / p.median_ms - 1) <= BAND
+    if not table.rows:
+        return None
+    diffs = predictor.differences(fingerprint_of_rows(mine), fmt)
+    n = hits["n"]
+    table.note = (
+        f"Within ±{BAND:.0%}: predictor {hits['predictor']} of {n}, MACs line {hits['macs']} of "
+        f"{n} (the line is fitted on these models; the predictor on kernel models only)."
+        + (f" The predictor was built on another setup: {'; '.join(diffs)}." if diffs else "")
+        + f" Predictor: {sig(float(len(predictor.samples)))} kernel samples."
+    )
+    return table
+
+
+def prediction_tables(analysis: Analysis, results_dir: Path) -> list[Table]:
+    """One table per series whose device has a predictor; [] when none has."""
+    from benchharness.predict.build import predictor_path
+    from benchharness.predict.predictor import Predictor
+
+    predictors: dict[str, Any] = {}
+    tables: list[Table] = []
+    rows: dict[tuple[str, str], dict[str, Any]] | None = None
+    for s in analysis.series:
+        device = s.key.device
+        if device not in predictors:
+            path = predictor_path(results_dir, device)
+            try:
+                predictors[device] = Predictor.load(path) if path.exists() else None
+            except HarnessError:
+                predictors[device] = None
+        predictor = predictors[device]
+        if predictor is None:
+            continue
+        if rows is None:
+            rows = _rows_by_job(analysis)
+        table = series_table(s, predictor, rows)
+        if table is not None:
+            tables.append(table)
+    return tables
