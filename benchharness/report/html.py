@@ -136,6 +136,15 @@ def img_html(plot: Plot) -> str:
     )
 
 
+def _section(
+    anchor: str, title: str, body: Sequence[str], empty: str, intro: str = ""
+) -> list[str]:
+    """One section of the report: ``intro`` and ``body`` (its tables), or without any body the
+    note ``empty``."""
+    content = [*([f"<p>{intro}</p>"] if intro else []), *body] if body else [f"<p>{empty}</p>"]
+    return [f'<section id="{anchor}"><h2>{title}</h2>', *content, "</section>"]
+
+
 def render_html(analysis: Analysis, plots: Sequence[Plot], title: str = "") -> str:
     run_ids = ", ".join(r.run_id for r in analysis.runs)
     title = title or f"Latency vs FLOPs — {run_ids}"
@@ -191,59 +200,49 @@ def render_html(analysis: Analysis, plots: Sequence[Plot], title: str = "") -> s
         )
         parts.extend(table_html(t) for t in analysis.predictions)
         parts.append("</section>")
-    parts.append('<section id="ops"><h2>Operator types</h2>')
-    if analysis.op_breakdowns:
-        parts.append(
-            "<p>Per operator type: its share of the model's time against its share of MACs and "
-            "of bytes. 'time / MACs share' above 1: the type costs more time than its MACs.</p>"
-        )
-        parts.extend(table_html(T.op_table(b)) for b in analysis.op_breakdowns)
-    else:
-        parts.append("<p>No per-operator rows in these runs (ops.csv is empty).</p>")
-    parts.append("</section>")
-    parts.append('<section id="devices"><h2>Across devices</h2>')
-    if analysis.cross_device:
-        parts.extend(table_html(T.cross_table(c)) for c in analysis.cross_device)
-    else:
-        parts.append("<p>One device (or no models in common): no cross-device comparison.</p>")
-    parts.append("</section>")
-    parts.append('<section id="memory"><h2>Memory</h2>')
-    if analysis.memory:
-        parts.append(
-            "<p>Measured peak resident memory of the processes that timed each model, against "
-            "the static estimate (weights + peak live activations) and the device's budget. "
-            "Above 1: the runtime holds more than the estimate (arena, packed weights, its own "
-            "buffers); below: it reuses memory in place.</p>"
-        )
-        parts.extend(f"<p>{escape(line)}</p>" for line in memory_summary(analysis.memory))
-        parts.append(table_html(memory_table(analysis.memory)))
-    else:
-        parts.append("<p>No measured memory in these runs (rows before schema 2, or tools "
-                     "that print none).</p>")  # fmt: skip
-    parts.append('<section id="runtimes"><h2>Across runtimes</h2>')
+    parts += _section(
+        "ops",
+        "Operator types",
+        [table_html(T.op_table(b)) for b in analysis.op_breakdowns],
+        "No per-operator rows in these runs (ops.csv is empty).",
+        intro="Per operator type: its share of the model's time against its share of MACs and of "
+        "bytes. 'time / MACs share' above 1: the type costs more time than its MACs.",
+    )
+    parts += _section(
+        "devices",
+        "Across devices",
+        [table_html(T.cross_table(c)) for c in analysis.cross_device],
+        "One device (or no models in common): no cross-device comparison.",
+    )
+    memory = analysis.memory
+    parts += _section(
+        "memory",
+        "Memory",
+        [*(f"<p>{escape(line)}</p>" for line in memory_summary(memory)),
+         table_html(memory_table(memory))] if memory else [],
+        "No measured memory in these runs (rows before schema 2, or tools that print none).",
+        intro="Measured peak resident memory of the processes that timed each model, against "
+        "the static estimate (weights + peak live activations) and the device's budget. Above 1: "
+        "the runtime holds more than the estimate (arena, packed weights, its own buffers); "
+        "below: it reuses memory in place.",
+    )  # fmt: skip
     runtimes = cross_runtime(analysis.series)
-    for view in runtimes:
-        parts.append(table_html(runtime_table(view)))
-        parts.append(table_html(family_table(view)))
-    if not runtimes:
-        parts.append(
-            "<p>One runtime per device (or no models in common): nothing side by side.</p>"
-        )
-    parts.append("</section>")
-    parts.append('<section id="flagged"><h2>Flagged measurements</h2>')
-    if analysis.flagged:
-        parts.append(table_html(T.flagged_table(analysis)))
-        parts.append(
-            "<dl>"
-            + "".join(
-                f"<dt><b>{escape(flag)}</b></dt><dd>{escape(advice)}</dd>"
-                for flag, advice in T.flag_advice(analysis)
-            )
-            + "</dl>"
-        )
-    else:
-        parts.append("<p>No measurement raised a flag.</p>")
-    parts.append("</section>")
+    parts += _section(
+        "runtimes",
+        "Across runtimes",
+        [table_html(t(view)) for view in runtimes for t in (runtime_table, family_table)],
+        "One runtime per device (or no models in common): nothing side by side.",
+    )
+    advice = "".join(
+        f"<dt><b>{escape(flag)}</b></dt><dd>{escape(text)}</dd>"
+        for flag, text in T.flag_advice(analysis)
+    )
+    parts += _section(
+        "flagged",
+        "Flagged measurements",
+        [table_html(T.flagged_table(analysis)), f"<dl>{advice}</dl>"] if analysis.flagged else [],
+        "No measurement raised a flag.",
+    )
     parts.append('<section id="method"><h2>Method &amp; environment</h2>')
     for run in analysis.runs:
         table = T.run_table(run)

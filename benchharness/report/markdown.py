@@ -54,6 +54,11 @@ def files_dir(out: Path) -> Path:
     return out.with_name(f"{out.stem}_files")
 
 
+def _section(title: str, body: Sequence[str], empty: str) -> list[str]:
+    """One section of the report: its ``body``, or without any the note ``empty``."""
+    return [f"## {title}", "", *(body or [f"{empty}\n"])]
+
+
 def render_markdown(analysis: Analysis, plots: Sequence[Plot], image_dir: str) -> str:
     run_ids = ", ".join(r.run_id for r in analysis.runs)
     parts: list[str] = [f"# Latency vs FLOPs — {md_escape(run_ids)}", ""]
@@ -84,35 +89,35 @@ def render_markdown(analysis: Analysis, plots: Sequence[Plot], image_dir: str) -
     if analysis.predictions:
         parts += ["## Predicted vs measured", ""]
         parts += [table_md(t) for t in analysis.predictions]
-    parts += ["## Operator types", ""]
-    if analysis.op_breakdowns:
-        parts += [table_md(T.op_table(b)) for b in analysis.op_breakdowns]
-    else:
-        parts.append("No per-operator rows in these runs (ops.csv is empty).\n")
-    parts += ["## Across devices", ""]
-    if analysis.cross_device:
-        parts += [table_md(T.cross_table(c)) for c in analysis.cross_device]
-    else:
-        parts.append("One device (or no models in common): no cross-device comparison.\n")
-    parts += ["## Memory", ""]
-    if analysis.memory:
-        parts += [f"- {md_escape(line)}" for line in memory_summary(analysis.memory)] + [""]
-        parts.append(table_md(memory_table(analysis.memory)))
-    else:
-        parts.append("No measured memory in these runs.\n")
-    parts += ["## Across runtimes", ""]
+    parts += _section(
+        "Operator types",
+        [table_md(T.op_table(b)) for b in analysis.op_breakdowns],
+        "No per-operator rows in these runs (ops.csv is empty).",
+    )
+    parts += _section(
+        "Across devices",
+        [table_md(T.cross_table(c)) for c in analysis.cross_device],
+        "One device (or no models in common): no cross-device comparison.",
+    )
+    memory = analysis.memory
+    summary = [f"- {md_escape(line)}" for line in memory_summary(memory)] if memory else []
+    parts += _section(
+        "Memory",
+        [*summary, "", table_md(memory_table(memory))] if memory else [],
+        "No measured memory in these runs.",
+    )
     runtimes = cross_runtime(analysis.series)
-    for view in runtimes:
-        parts += [table_md(runtime_table(view)), table_md(family_table(view))]
-    if not runtimes:
-        parts.append("One runtime per device (or no models in common): nothing side by side.\n")
-    parts += ["## Flagged measurements", ""]
-    if analysis.flagged:
-        parts.append(table_md(T.flagged_table(analysis)))
-        parts += [f"- **{flag}**: {md_escape(advice)}" for flag, advice in T.flag_advice(analysis)]
-        parts.append("")
-    else:
-        parts.append("No measurement raised a flag.\n")
+    parts += _section(
+        "Across runtimes",
+        [table_md(t(view)) for view in runtimes for t in (runtime_table, family_table)],
+        "One runtime per device (or no models in common): nothing side by side.",
+    )
+    advice = [f"- **{flag}**: {md_escape(text)}" for flag, text in T.flag_advice(analysis)]
+    parts += _section(
+        "Flagged measurements",
+        [table_md(T.flagged_table(analysis)), *advice, ""] if analysis.flagged else [],
+        "No measurement raised a flag.",
+    )
     parts += ["## Method & environment", ""]
     parts += [table_md(T.run_table(run)) for run in analysis.runs]
     return "\n".join(parts)
