@@ -75,6 +75,17 @@ def _check(predictor: Any, current: dict[str, Any], where: str, formats: Any, fo
         )
 
 
+def output_option(help_text: str) -> Any:
+    """``-o/--output FILE``: where a predictor command writes its file."""
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help=help_text,
+    )
+
+
 @click.group("predictor")
 def predictor_group() -> None:
     """Build, evaluate and inspect latency predictors built from kernel measurements."""
@@ -90,13 +101,7 @@ def predictor_group() -> None:
 @click.option("--no-refine", is_flag=True, help="Skip the refinement round.")
 @click.option("--no-pairs", is_flag=True, help="Skip the fusion-pair models.")
 @click.option("--max-models", type=click.IntRange(min=1), default=None, hidden=True)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Predictor file (default: RESULTS_DIR/predictors/DEVICE.json.gz).",
-)
+@output_option("Predictor file (default: RESULTS_DIR/predictors/DEVICE.json.gz).")
 @results_dir_option
 @json_option
 def build_cmd(**kw: Any) -> None:
@@ -229,13 +234,7 @@ def show_cmd(path: Path | None, device: str, results_dir: Path, as_json: bool) -
 @formats_option
 @click.option("--quick", is_flag=True, help="Measure missing models with --quick.")
 @click.option("--force", is_flag=True, help="Evaluate although the fingerprints differ.")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write the evaluation as JSON.",
-)
+@output_option("Write the evaluation as JSON.")
 @results_dir_option
 @json_option
 def eval_cmd(**kw: Any) -> None:
