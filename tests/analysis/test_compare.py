@@ -158,8 +158,9 @@ def test_small_significant_change_below_threshold_is_same() -> None:
 
 
 def test_flagged_side_is_unreliable_and_does_not_gate() -> None:
-    a = measure("m", seed=1)
-    b_row, b_samples = measure("m", seed=2, scale=1.3)
+    # one process a side: the test is on raw samples, which a wide bulk spread undermines
+    a = measure("m", seed=1, processes=1)
+    b_row, b_samples = measure("m", seed=2, scale=1.3, processes=1)
     b_row["flags"] = "HIGH_IQR;FEW_SAMPLES"
     result = compare_one(a, (b_row, b_samples))
     (m,) = result.matches
@@ -167,6 +168,27 @@ def test_flagged_side_is_unreliable_and_does_not_gate() -> None:
     assert any("HIGH_IQR" in note for note in m.notes)
     assert not gate(result, 0.05)
     assert gate(result, 0.05, include_unreliable=True)
+
+
+def test_throttled_voids_a_process_level_test_too() -> None:
+    b_row, b_samples = measure("m", seed=2, scale=1.3)
+    b_row["flags"] = "THROTTLED"
+    (m,) = compare_one(measure("m", seed=1), (b_row, b_samples)).matches
+    assert m.test.startswith("processes")
+    assert m.verdict == "unreliable" and any("THROTTLED" in n for n in m.notes)
+
+
+@pytest.mark.parametrize("flag", ["HIGH_IQR", "VERY_HIGH_IQR"])
+def test_a_bulk_spread_is_the_process_test_s_own_noise(flag: str) -> None:
+    # The process medians carry what a wide bulk does to them; a 30 % change stays a change.
+    # (1 thread against 2 on mobilenet_v2 here: ratio 1.70-1.80, p < 1e-4, and HIGH_IQR made it
+    # "unreliable".)
+    b_row, b_samples = measure("m", seed=2, scale=1.3)
+    b_row["flags"] = flag
+    (m,) = compare_one(measure("m", seed=1), (b_row, b_samples)).matches
+    assert m.test.startswith("processes")
+    assert m.verdict == "slower"
+    assert any(flag in n for n in m.notes)
 
 
 def test_setup_only_flags_do_not_make_it_unreliable() -> None:
