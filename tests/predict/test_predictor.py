@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from benchharness.errors import PredictorError
-from benchharness.predict.predictor import Predictor, fingerprint_of_rows
-from benchharness.predict.samples import Measured, measure_artifact
+from benchharness.predict.plan import ORIGIN_PAIR
+from benchharness.predict.predictor import Calibration, Predictor, fingerprint_of_rows
+from benchharness.predict.samples import Measured, Point, measure_artifact
 from tests.predict import synthetic as S
 
 FP = {
@@ -110,3 +111,31 @@ def test_a_format_it_was_not_built_for_is_refused(predictor: Predictor) -> None:
     g.format = "tflite"
     with pytest.raises(PredictorError, match="built for the formats onnx"):
         predictor.predict_graph(g)
+
+
+def test_fusion_pair_models_do_not_calibrate_the_kernel_models() -> None:
+    # A pair model is one or two operators in a ~5 us run: its profiled time is mostly the
+    # profiler's own cost per operator (5-8x its end-to-end time on LiteRT here). Weighted by
+    # relative error, twelve of them pulled a whole build's LiteRT scale to 0.37, and every
+    # prediction with it (0.32-0.43x the measured zoo).
+    kernels = [
+        Point("tflite", f"k{i}", "resnet", sum_us=e2e, rows=40, e2e_us=e2e, macs=1, bytes=1)
+        for i, e2e in enumerate(range(500, 5000, 300))
+    ]
+    pairs = [
+        Point(
+            "tflite",
+            f"pair-{i}",
+            ORIGIN_PAIR,
+            sum_us=6.0 * e2e,
+            rows=2,
+            e2e_us=e2e,
+            macs=1,
+            bytes=1,
+        )
+        for i, e2e in enumerate((4.0, 5.0, 6.0, 8.0, 10.0, 12.0) * 2)
+    ]
+    cal = Calibration.fit(kernels + pairs)
+    assert cal.n == len(kernels)
+    assert cal.scale == pytest.approx(1.0, abs=0.02)
+    assert cal.label(1000.0, 40) == pytest.approx(1000.0, rel=0.05)
