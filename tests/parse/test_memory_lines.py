@@ -1,6 +1,6 @@
 """Every memory figure the captured native-tool logs print, read into the runner result.
 
-The captures are ``shared/fixtures`` (see SOURCES.md there). None of them holds the peak lines
+The captures are ``tests/fixtures/native`` (see SOURCES.md there). None of them holds the peak lines
 that ``--report_peak_memory_footprint`` adds or LiteRT's ``Peak memory:``; those tests build the
 lines from the strings of the tools' source (benchmark_model.cc, benchmark_litert_model.h), as
 the failure logs of the other parser tests do.

@@ -1,7 +1,9 @@
-"""Where the captured native-tool outputs live: ``shared/fixtures`` beside the repository.
+"""Where the captured native-tool outputs live: ``tests/fixtures/native``.
 
-They are published captures kept once for the whole team (see their SOURCES.md), not copied
-into the repository; ``BENCH_FIXTURES`` points elsewhere when the layout differs.
+They are published captures of real devices, copied byte for byte from the team's
+``shared/fixtures`` with their provenance (``SOURCES.md`` beside them), so a clone of this
+repository runs its parser tests with nothing beside it; ``BENCH_FIXTURES`` points elsewhere
+(e.g. at a larger set of captures).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import os
 from pathlib import Path
 
 FIXTURES = Path(
-    os.environ.get("BENCH_FIXTURES", Path(__file__).resolve().parents[3] / "shared" / "fixtures")
+    os.environ.get("BENCH_FIXTURES", Path(__file__).resolve().parents[1] / "fixtures" / "native")
 )
 
 

@@ -11,7 +11,7 @@ says the tool is (e.g. the emulated phone's ``/data/local/tmp``). It plays the b
   command fails the test instead of passing unnoticed;
 * it records every command line and the CPUs it was allowed to run on (``<tool>.calls``, one
   JSON object per line) for the test to read;
-* it prints a real captured log from ``shared/fixtures`` (see SOURCES.md there), ``ERROR:`` and
+* it prints a real captured log from ``tests/fixtures/native`` (see SOURCES.md there), ``ERROR:`` and
   ORT error lines on stderr as the tools do, and exits with the configured status;
 * ``onnxruntime_perf_test -p PREFIX`` writes a real captured JSON profile to
   ``PREFIX_<timestamp>.json`` as the tool does.
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 #: A benchmark_model failure, built from the strings of its source (tests/runners/
-#: test_benchmark_model.py does the same): shared/fixtures holds no captured failure.
+#: test_benchmark_model.py does the same): the captures hold no failure.
 BM_FAILED = """\
 STARTING!
 Graph: [/data/local/tmp/m.tflite]
