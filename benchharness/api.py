@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchharness import __version__
-from benchharness.devices.profile import DeviceProfile, load_profile
 from benchharness.dispatch.execute import OpsHook, execute
-from benchharness.dispatch.ops import collect_ops
+from benchharness.dispatch.op_profile import collect_ops
 from benchharness.dispatch.reporter import NullReporter, Reporter
 from benchharness.errors import UsageError
 from benchharness.export.cache import cache_dir, exporter_versions
@@ -23,6 +22,7 @@ from benchharness.export.quantize import Calibration
 from benchharness.plan.artifacts import prepare_artifacts
 from benchharness.plan.fit import require_fit
 from benchharness.plan.options import DEFAULT_JOB_TIMEOUT_S, RunOptions
+from benchharness.profiles.schema import DeviceProfile, load_profile
 from benchharness.results.store import RunStore
 from benchharness.zoo.registry import ZOO_MANIFEST, parse_shape, resolve_models
 from benchharness.zoo.variants import expand_variants
@@ -64,7 +64,7 @@ class RunRequest:
     # the process rule's cap and interval target (analysis/intervals.ProcessRule)
     max_processes: int | None = None
     process_ci_rel: float | None = None
-    # a model manifest other than the zoo's (the predictor's kernel models, predict/plan.py)
+    # a model manifest other than the zoo's (the predictor's kernel models, predict/selection.py)
     manifest: str | None = None
 
 

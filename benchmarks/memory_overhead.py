@@ -26,7 +26,7 @@ from typing import Any
 
 import common
 
-from benchharness.device import protocol
+from benchharness.ondevice import protocol
 from benchharness.runners.python import RUNNER_DIR, RUNNER_SCRIPT
 
 #: Fresh processes per arm: enough for a median of process medians, a few minutes for the zoo.

@@ -24,8 +24,8 @@ from typing import Any
 
 import common
 
-from benchharness.devices.profile import load_profile
 from benchharness.plan.memory_fit import check_run, memory_budget
+from benchharness.profiles.schema import load_profile
 from benchharness.results.store import RunStore
 
 MIB = 1 << 20

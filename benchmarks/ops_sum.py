@@ -7,7 +7,7 @@ Two checks, each a ratio that depends on the machine (so a benchmark, not a test
   summed operator medians over the row's end-to-end median, ``ops_sum_ratio``, for ONNX Runtime
   both corrected (the profiler's calibrated cost per recorded node taken off, ``median_us``) and
   raw (``median_raw_us``), with the calibrated cost; PASS within 15 % (issue 14's goal);
-* LiteRT's profiler on a tiny model (what ``tests/device/test_litert_profiler.py`` asserted until
+* LiteRT's profiler on a tiny model (what ``tests/ondevice/test_litert_profiler.py`` asserted until
   it failed on a loaded machine): per profiled run, the operators' summed time against the timed
   run, and the summed operator medians against LiteRT's own ``Invoke`` event.
 
@@ -64,7 +64,7 @@ def collect(store: RunStore) -> list[dict[str, Any]]:
 
 def litert_tiny() -> dict[str, Any] | None:
     """LiteRT's profiler on the tiny test model: operator sums against the run and Invoke."""
-    from benchharness.device import litert_profiler as lp
+    from benchharness.ondevice import litert_profiler as lp
 
     if not lp.available():
         return {"error": lp.unavailable_reason()}

@@ -2,7 +2,7 @@
 
 ``THROTTLED`` fires when the probe after a model reads more than 10 % slower than before it (the
 median over the model's processes). A probe whose calls differ by that much on a cool machine
-makes the flag meaningless. This script calls the runner's probe (``device/throttle.py``:
+makes the flag meaningless. This script calls the runner's probe (``ondevice/throttle.py``:
 element-wise work on one thread, timed in this thread's CPU time, fastest of 40 iterations)
 ``--calls`` times, and the first form of it (a 256x256 BLAS product over every core, timed by
 the wall clock) as many times, and prints each one's spread (max/min - 1) and the share of
@@ -29,7 +29,7 @@ import common
 import numpy as np
 
 from benchharness.analysis.stats import THROTTLE_RATIO
-from benchharness.device import throttle
+from benchharness.ondevice import throttle
 
 #: Calls of each probe: enough pairs to see a 1-in-20 false flag.
 DEFAULT_CALLS = 30

@@ -42,7 +42,7 @@ from typing import Any
 
 import common
 
-from benchharness.device.method import median_ci_stdlib
+from benchharness.ondevice.method import median_ci_stdlib
 from benchharness.results.store import RunStore
 
 #: Issue 5: five runs back to back are enough to see the spread a user will meet.

@@ -43,7 +43,7 @@ from typing import Any
 
 import common
 
-from benchharness.analysis.compare import (
+from benchharness.analysis.comparison import (
     DEFAULT_THRESHOLD,
     Comparison,
     compare_runs,

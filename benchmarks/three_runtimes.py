@@ -25,8 +25,8 @@ from typing import Any
 import common
 
 from benchharness.api import RunRequest
-from benchharness.report.analysis import analyze
 from benchharness.report.cross_runtime import CrossRuntime, cross_runtime
+from benchharness.report.figures import analyze
 from benchharness.results.store import RunStore
 
 FORMATS = ("onnx", "tflite", "pte")

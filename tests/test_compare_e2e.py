@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from benchharness.analysis.compare import VERDICTS, compare_run_ids, gate
+from benchharness.analysis.comparison import VERDICTS, compare_run_ids, gate
 
 ROOT = Path(__file__).resolve().parents[1]
 LIGHT = "tests.support.tiny:tiny_cnn"

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from benchharness.api import RunRequest, run
-from benchharness.device.method import WARMUP_DEFAULT
-from benchharness.device.protocol import DEFAULT_PROFILE_RUNS
+from benchharness.ondevice.method import WARMUP_DEFAULT
+from benchharness.ondevice.protocol import DEFAULT_PROFILE_RUNS
 from benchharness.results.store import RunStore
-from benchharness.runners.executor_runner import PROFILE_WARMUP_RUNS, warmup_executions
+from benchharness.runners.native_pte import PROFILE_WARMUP_RUNS, warmup_executions
 from tests.support.adbd import DEVICE_TMP, EmulatedDevice
 from tests.support.executor_runner import calls, install_executor_runner
 
@@ -60,7 +60,7 @@ def test_nothing_imports_executorch_when_no_job_is_pte(tmp_path: Path) -> None:
     code = f"""
 import sys
 from benchharness.api import RunRequest, run
-import benchharness.cli.app, benchharness.dispatch.ops, benchharness.report.html
+import benchharness.cli.app, benchharness.dispatch.op_profile, benchharness.report.html
 store = run(RunRequest(devices=("local",), models={TINY!r}, input_shape="1x3x32x32",
             formats=("onnx",), results_dir=__import__("pathlib").Path({str(tmp_path)!r}),
             quick=True, min_s=0.1, min_n=10, warmup_min_s=0.05))

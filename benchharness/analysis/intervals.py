@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from scipy import stats as sps
 
-from benchharness.device.method import median_ci_stdlib
+from benchharness.ondevice.method import median_ci_stdlib
 
 #: Level of the stopping target and of ``ci95_*``: the level ``bench compare`` reports and the
 #: repeatability goal checks.

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from benchharness.analysis.compare import metric_threshold, pair_names, pair_rows
+from benchharness.analysis.comparison import metric_threshold, pair_names, pair_rows
 
 #: The ``--fail-on`` metric of this comparison.
 GATE_METRIC = "peak_mem"

@@ -1,7 +1,7 @@
 """Host-side statistics of METHOD.md: the summary of a measurement and its flags.
 
 The pure-stdlib pieces (median, quantiles, the order-statistic CI of the median, the warm-up and
-stopping rules) live in ``benchharness.device.method`` because they also run on devices; this
+stopping rules) live in ``benchharness.ondevice.method`` because they also run on devices; this
 module reuses them and adds what needs numpy/scipy: the summary, the flags and their advice.
 """
 
@@ -16,7 +16,8 @@ import numpy as np
 from scipy import stats as sps
 
 from benchharness.analysis.intervals import PROCESS_CONFIDENCE, Interval, median_interval
-from benchharness.device.method import (
+from benchharness.errors import UsageError
+from benchharness.ondevice.method import (
     DEFAULT,
     QUICK,
     WARMUP_DEFAULT,
@@ -26,8 +27,7 @@ from benchharness.device.method import (
     median_ci_stdlib,
     warmup_stable,
 )
-from benchharness.device.protocol import ToolStats
-from benchharness.errors import UsageError
+from benchharness.ondevice.protocol import ToolStats
 
 __all__ = [
     "DEFAULT",

@@ -21,9 +21,9 @@ def check_run_cmd(
     devices: Sequence[str], run_id: str, models: str | None, results_dir: Path, as_json: bool
 ) -> None:
     """Judge every measured row of ``run_id`` against each device; exit 1 if any fails."""
-    from benchharness.devices.profile import load_profile
     from benchharness.plan.fit import fmt_bytes
     from benchharness.plan.memory_fit import check_run
+    from benchharness.profiles.schema import load_profile
     from benchharness.results.store import RunStore
 
     store = RunStore.open(results_dir, run_id)

@@ -47,7 +47,7 @@ def compare_cmd(
     as_json: bool,
 ) -> None:
     """Compare run RUN_B against run RUN_A: ratio of medians, its CI, p-value and verdict."""
-    from benchharness.analysis.compare import (
+    from benchharness.analysis.comparison import (
         DEFAULT_THRESHOLD,
         compare_run_ids,
         gate,

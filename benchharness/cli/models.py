@@ -124,7 +124,7 @@ def lowering(path: Path | None, fmt: str) -> dict[str, Any]:
     """Who runs an ExecuTorch program's work, and the operators left on its own kernels."""
     if fmt != "pte" or path is None:
         return {}
-    from benchharness.device.pte_file import PteFormatError, summarize_file
+    from benchharness.ondevice.pte_file import PteFormatError, summarize_file
 
     try:
         summary = summarize_file(str(path))

@@ -21,7 +21,7 @@ def ops_cmd(
     run_id: str, model: str, format_name: str | None, top: int, results_dir: Path, as_json: bool
 ) -> None:
     """Top operators by time, and time vs MACs vs bytes per operator type."""
-    from benchharness.analysis.ops import op_summary
+    from benchharness.analysis.op_breakdown import op_summary
     from benchharness.results.store import RunStore
 
     store = RunStore.open(results_dir, run_id)

@@ -38,7 +38,7 @@ def parse_budget(value: str) -> float:
 
 def graph_formats(value: str) -> tuple[str, ...]:
     """--formats of the predictor commands: the formats with a graph reader (onnx, tflite)."""
-    from benchharness.cost.graph import GRAPH_FORMATS
+    from benchharness.cost.artifact_cost import GRAPH_FORMATS
 
     formats = parse_formats(value)
     other = [f for f in formats if f not in GRAPH_FORMATS]
@@ -334,9 +334,9 @@ def eval_cmd(**kw: Any) -> None:
 @json_option
 def predict_cmd(**kw: Any) -> None:
     """Predicted latency of models on a device, without touching the device."""
-    from benchharness.devices.profile import load_profile
     from benchharness.predict.apply import device_fingerprint, predict_models
     from benchharness.predict.predictor import Predictor
+    from benchharness.profiles.schema import load_profile
 
     formats = graph_formats(kw["formats"])
     profile = load_profile(kw["device"])

@@ -122,7 +122,7 @@ def run_cmd(**kw: Any) -> None:
 
 def _target(text: str | None) -> float | None:
     """``--target-ci``: a positive percentage of the median."""
-    from benchharness.analysis.compare import parse_threshold
+    from benchharness.analysis.comparison import parse_threshold
 
     if not text:
         return None

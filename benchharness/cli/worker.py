@@ -39,8 +39,8 @@ def worker_cmd(
     no_check: bool,
 ) -> None:
     """Check DEVICEs, then serve them to the farm until Ctrl-C (one job at a time each)."""
-    from benchharness.devices.profile import load_profile
     from benchharness.farm.serve import WorkerOptions, serve
+    from benchharness.profiles.schema import load_profile
 
     profiles = [load_profile(d) for d in devices]
     if contact_host and port is None:

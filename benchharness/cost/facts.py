@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchharness.cost.graph import graph_cost
-from benchharness.cost.model import Step, activation_liveness, flat
+from benchharness.cost.artifact_cost import graph_cost
+from benchharness.cost.records import Step, activation_liveness, flat
 from benchharness.errors import CostError, UnknownModelError
 from benchharness.zoo.registry import ArtifactRef, ModelRef, ModelSpec
 from benchharness.zoo.variants import is_unavailable

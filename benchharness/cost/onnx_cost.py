@@ -7,7 +7,7 @@ gives no liveness or per-tensor byte split. Undoing its conventions op type by o
 much code as the rules themselves, and harder to check. So this module computes everything
 directly from the shapes of ``onnx.shape_inference.infer_shapes`` (the dynamo exporter's graphs
 already carry most ``value_info``; inference fills the rest): a handful of MAC formulas, one table
-of per-element FLOP charges (the constants of :mod:`benchharness.cost.model`), and byte counts
+of per-element FLOP charges (the constants of :mod:`benchharness.cost.records`), and byte counts
 from dtypes and shapes.
 
 Operators with no rule (control flow, recurrent cells, custom domains, ...) get 0 MACs and 0 FLOPs
@@ -26,8 +26,8 @@ from pathlib import Path
 import onnx
 from onnx import TensorProto
 
-from benchharness.cost import model as cm
-from benchharness.cost.model import GraphCost
+from benchharness.cost import records as cm
+from benchharness.cost.records import GraphCost
 from benchharness.errors import CostError
 
 #: Bits per element of each ONNX dtype; sub-byte types are packed, so bytes = ceil(n * bits / 8).

@@ -8,7 +8,7 @@ same operator list serves the per-operator join (``parse/etdump.py``).
 The operators are the graph's ``call_function`` nodes in execution order, except ``getitem`` (it
 names one output of a multi-output node) and the dequantisation of a constant weight (XNNPACK
 reads the int8 weight itself; its bytes are charged to the consumer at int8 size). The rules are
-those of ``cost/model.py``: MACs for convolutions and matrix products only, element-wise work in
+those of ``cost/records.py``: MACs for convolutions and matrix products only, element-wise work in
 ``flops``, bytes = distinct activation inputs + constant inputs + outputs. ExecuTorch is imported
 only to read the ETRecord.
 """
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchharness.cost import model as cm
-from benchharness.cost.model import GraphCost
+from benchharness.cost import records as cm
+from benchharness.cost.records import GraphCost
 from benchharness.errors import CostError
 
 #: The method whose graph is counted when an ETRecord holds several: the one the runner runs.

@@ -27,8 +27,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from benchharness.cost import model as cm
-from benchharness.cost.model import GraphCost
+from benchharness.cost import records as cm
+from benchharness.cost.records import GraphCost
 from benchharness.errors import CostError
 
 

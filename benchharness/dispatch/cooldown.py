@@ -4,7 +4,7 @@ Before every runner process but the first of a run, the dispatcher waits at leas
 ``cooldown_min_s``, then until the hottest thermal zone is back within ``COOLDOWN_MARGIN_C`` of
 the temperature read when the run started on that device, at most ``cooldown_max_s`` in all.
 Temperatures are read over the device's transport with the environment probe every runner uses
-(``device/probe.py``): the same zones and the same plausibility rule as the rows' ``temp_c``.
+(``ondevice/probe.py``): the same zones and the same plausibility rule as the rows' ``temp_c``.
 
 Documented behaviour where the temperature cannot be followed:
 
@@ -22,8 +22,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from benchharness.device import probe
 from benchharness.errors import HarnessError
+from benchharness.ondevice import probe
 from benchharness.transport.base import Transport
 
 #: METHOD.md: cool down until the thermal zone is within 2 °C of the temperature at the start.

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchharness.device.protocol import Profile, ProfiledOp
 from benchharness.dispatch.fetch import ProfileKind, Session, checked, fetch_profile
 from benchharness.errors import ParseError
+from benchharness.ondevice.protocol import Profile, ProfiledOp
 from benchharness.parse.etdump import read_etdump
 
 #: The ETDumps the runners write.

@@ -16,18 +16,18 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from benchharness.device.protocol import RunnerResult
-from benchharness.devices.profile import DeviceProfile
 from benchharness.dispatch.cooldown import DeviceCooldown, describe, read_temperature
 from benchharness.dispatch.locks import device_lock
-from benchharness.dispatch.ops import OpsOutcome
+from benchharness.dispatch.op_profile import OpsOutcome
 from benchharness.dispatch.reporter import NullReporter, Reporter
 from benchharness.dispatch.resume import restore
 from benchharness.dispatch.session import DeviceSession
 from benchharness.dispatch.state import JobState, job_row, job_samples
 from benchharness.errors import CommandTimeoutError, HarnessError, RunnerError, TransportError
+from benchharness.ondevice.protocol import RunnerResult
 from benchharness.plan.artifacts import Artifact
 from benchharness.plan.options import RunOptions, job_id
+from benchharness.profiles.schema import DeviceProfile
 from benchharness.results.rows import process_values
 from benchharness.results.store import RunStore
 from benchharness.runners import native

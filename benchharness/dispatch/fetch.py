@@ -1,6 +1,6 @@
 """A profile file a runner left on the device: read where it lies, or pulled back; then removed.
 
-Both per-operator paths use it: the ORT trace (``dispatch/ops``) and the ETDump
+Both per-operator paths use it: the ORT trace (``dispatch/op_profile``) and the ETDump
 (``dispatch/etdump_ops``). On this host the file is read in place; from a device it is pulled into
 a temporary folder. Either way it is removed from the device afterwards, but only when its name
 is one our runners write, whatever path a device reports.
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from benchharness.device import protocol
 from benchharness.errors import HarnessError, ParseError
+from benchharness.ondevice import protocol
 from benchharness.transport.base import Transport
 
 #: Most bytes of a profile read back: 50 profiled runs of a large model are a few MB; more is

@@ -14,9 +14,9 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from benchharness.devices.profile import DeviceProfile
 from benchharness.errors import DeviceLockError
 from benchharness.lockfile import held
+from benchharness.profiles.schema import DeviceProfile
 
 #: One folder for the whole machine, so every user's bench sees every lock.
 DEFAULT_LOCK_DIR = Path("/tmp/benchharness-locks")

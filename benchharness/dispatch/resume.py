@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchharness.device.protocol import Environment, RunnerResult
 from benchharness.dispatch.state import JobState
-from benchharness.results.memory import memory_from_row
+from benchharness.ondevice.protocol import Environment, RunnerResult
+from benchharness.results.memory_columns import memory_from_row
 from benchharness.results.store import RunStore
 
 #: What a restored process takes from its row (the runner result fields of the same names).

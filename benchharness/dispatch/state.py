@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchharness.device.protocol import RunnerResult
-from benchharness.devices.profile import DeviceProfile
+from benchharness.ondevice.protocol import RunnerResult
 from benchharness.plan.artifacts import Artifact
 from benchharness.plan.options import RunOptions
+from benchharness.profiles.schema import DeviceProfile
 from benchharness.results import rows
 
 

@@ -3,7 +3,7 @@
 The program is ``torch.export.export`` -> ``to_edge_transform_and_lower(partitioner=
 [XnnpackPartitioner()])`` -> ``to_executorch()``, ExecuTorch's documented path to XNNPACK on a
 CPU. Operators XNNPACK does not take stay in the program as calls to ExecuTorch's own kernels;
-``device/pte_file.py`` names them from the written file.
+``ondevice/pte_file.py`` names them from the written file.
 
 The ETRecord (``<artifact>.etrecord``) holds the edge-dialect program before partitioning, with
 the debug handles that ETDump events carry: the devtools ``Inspector`` needs it to read a

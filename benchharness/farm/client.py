@@ -15,11 +15,11 @@ from typing import Any
 from distributed import Client
 
 from benchharness import __version__
-from benchharness.device.protocol import PROTOCOL_VERSION
-from benchharness.devices.profile import DeviceProfile
 from benchharness.errors import FarmError, SchedulerLostError
-from benchharness.farm.model import DeviceStatus, WorkerInfo, names_of, scheduler_address
-from benchharness.farm.worker import describe_worker
+from benchharness.farm.messages import DeviceStatus, WorkerInfo, names_of, scheduler_address
+from benchharness.farm.worker_plugin import describe_worker
+from benchharness.ondevice.protocol import PROTOCOL_VERSION
+from benchharness.profiles.schema import DeviceProfile
 
 #: Seconds to reach the scheduler before saying it cannot be reached.
 CONNECT_TIMEOUT_S = 20.0

@@ -34,18 +34,18 @@ from typing import Any
 
 from distributed import Future
 
-from benchharness.devices.profile import DeviceProfile
 from benchharness.dispatch.execute import OpsHook
 from benchharness.dispatch.reporter import NullReporter, Reporter
 from benchharness.dispatch.resume import restore
 from benchharness.dispatch.state import JobState, job_row, job_samples
 from benchharness.errors import FarmError, SchedulerLostError
-from benchharness.farm import artifacts
+from benchharness.farm import artifact_cache as artifacts
 from benchharness.farm.client import Farm, serving
-from benchharness.farm.model import ProcessOutcome, ProcessTask, bound_resources, names_of
-from benchharness.farm.worker import close_run, run_process
+from benchharness.farm.messages import ProcessOutcome, ProcessTask, bound_resources, names_of
+from benchharness.farm.worker_plugin import close_run, run_process
 from benchharness.plan.artifacts import Artifact
 from benchharness.plan.options import RunOptions, job_id
+from benchharness.profiles.schema import DeviceProfile
 from benchharness.results.store import RunStore
 
 #: Processes in flight per lane beyond its devices: the next one already waits on the worker.

@@ -15,12 +15,12 @@ import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from benchharness.devices.check import check_device
-from benchharness.devices.profile import DeviceProfile
+from benchharness.dispatch.inspect import check_device
 from benchharness.dispatch.locks import device_lock
 from benchharness.errors import FarmError, UsageError
-from benchharness.farm.model import names_of, scheduler_address
-from benchharness.farm.worker import FarmPlugin
+from benchharness.farm.messages import names_of, scheduler_address
+from benchharness.farm.worker_plugin import FarmPlugin
+from benchharness.profiles.schema import DeviceProfile
 
 #: Seconds to reach the scheduler at start before giving up with a clear error.
 CONNECT_TIMEOUT_S = 30.0

@@ -38,10 +38,10 @@ from pathlib import Path
 from typing import Any
 
 from benchharness.cost.pte_cost import EdgeOp, edge_ops, edge_program, load_etrecord
-from benchharness.device.litert_profiler import absorbed_nodes, align_xnnpack_ops, kind_matches
-from benchharness.device.protocol import ProfiledOp
 from benchharness.errors import CostError, ParseError
 from benchharness.export.pte import etrecord_path
+from benchharness.ondevice.litert_profiler import absorbed_nodes, align_xnnpack_ops, kind_matches
+from benchharness.ondevice.protocol import ProfiledOp
 
 #: Inspector event names of the instructions that are not operators of the graph.
 METHOD_EXECUTE = "Method::execute"

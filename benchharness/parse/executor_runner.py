@@ -23,8 +23,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from benchharness.device.method import WarmupRule
-from benchharness.device.protocol import RunnerResult, ToolStats
+from benchharness.ondevice.method import WarmupRule
+from benchharness.ondevice.protocol import RunnerResult, ToolStats
 from benchharness.parse.logtext import NUM, Runs, require, taskset_prefix
 
 TOOL = "executor_runner"

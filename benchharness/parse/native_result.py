@@ -18,17 +18,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from benchharness.device import protocol
-from benchharness.device.litert_profiler import absorbed_nodes, align_xnnpack_ops
-from benchharness.device.method import WARMUP_DEFAULT
-from benchharness.device.protocol import Memory, Profile, ProfiledOp, RunnerResult, ToolStats
 from benchharness.errors import ParseError, RunnerError
+from benchharness.ondevice import protocol
+from benchharness.ondevice.litert_profiler import absorbed_nodes, align_xnnpack_ops
+from benchharness.ondevice.method import WARMUP_DEFAULT
+from benchharness.ondevice.protocol import Memory, Profile, ProfiledOp, RunnerResult, ToolStats
 from benchharness.parse import benchmark_model as bm
 from benchharness.parse import executor_runner as er
 from benchharness.parse import ort_perf_test as pt
 
 if TYPE_CHECKING:
-    from benchharness.cost.model import GraphCost
+    from benchharness.cost.records import GraphCost
 
 
 @dataclass(frozen=True)

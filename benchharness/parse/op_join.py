@@ -11,13 +11,13 @@ table is aligned to the TFLite graph the same way (``parse/native_result``) and 
 LiteRT's rows (its times are per-run averages, the only figure the tool prints).
 
 ORT's profiler adds a fixed cost to every node it records; the python runner calibrates it on
-the device (``device/ort_calibrate``) and ``median_us`` is corrected by it, the profile's own
+the device (``ondevice/ort_calibrate``) and ``median_us`` is corrected by it, the profile's own
 figure kept in ``median_raw_us``.
 
 Every graph operator's cost lands in exactly one row (``graph_ops`` names them), so the MACs summed
 over ``ops.csv`` equal the graph's MACs; a LiteRT graph operator that got no time of its own gets a
 row with its cost and an empty time. Pure functions: fetching a profile from a device is
-``dispatch/ops``'s job.
+``dispatch/op_profile``'s job.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from benchharness.device.protocol import ProfiledOp
 from benchharness.errors import UsageError
+from benchharness.ondevice.protocol import ProfiledOp
 from benchharness.parse import ort_profile
 
 if TYPE_CHECKING:
-    from benchharness.cost.model import GraphCost, OpCost
+    from benchharness.cost.records import GraphCost, OpCost
 
 #: The cost columns of an operator row.
 COST_FIELDS = ("macs", "flops", "params", "bytes")
@@ -116,7 +116,7 @@ def corrected_us(
 ) -> float | None:
     """An ORT operator's per-run time without the profiler's cost per recorded call.
 
-    ``node_cost_us`` comes from the device's calibration (``device/ort_calibrate``); a node
+    ``node_cost_us`` comes from the device's calibration (``ondevice/ort_calibrate``); a node
     faster than that cost is taken as free rather than negative. None leaves the time raw."""
     if raw_us is None or not node_cost_us:
         return raw_us

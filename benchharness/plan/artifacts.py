@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchharness.cost.graph import graph_cost_or_none
-from benchharness.device.pte_file import is_pte
+from benchharness.cost.artifact_cost import graph_cost_or_none
 from benchharness.errors import HarnessError, ModelFileError
 from benchharness.export import cache
 from benchharness.export.pipeline import ExportOutcome, export_model, key_fields
 from benchharness.export.quantize import Calibration, canonical_precision
+from benchharness.ondevice.pte_file import is_pte
 from benchharness.zoo.registry import ArtifactRef, ModelRef, ModelSpec
 
 #: The first bytes of an ONNX file are a protobuf field tag; TFLite files carry this identifier.

@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from benchharness.cost.facts import ModelFacts, model_facts
-from benchharness.devices.profile import DeviceProfile
 from benchharness.errors import ConstraintError, HarnessError, UsageError
 from benchharness.export.quantize import (
     ACTIVATION_BYTES,
@@ -30,6 +29,7 @@ from benchharness.export.quantize import (
     WEIGHT_BYTES,
     canonical_precision,
 )
+from benchharness.profiles.schema import DeviceProfile
 from benchharness.zoo.registry import ArtifactRef, ModelRef, ModelSpec
 
 #: Layers named per violation in tables and messages; the JSON carries every one.

@@ -3,7 +3,8 @@
 The estimate side is the run's own static figures (``model_bytes``, ``activation_bytes`` of each
 artifact) against the profile's ``max_model_bytes``, ``max_activation_bytes`` and
 ``max_total_bytes``, as ``plan/fit.py`` judges a model before a run. The measured side is the
-row's ``mem_peak_bytes`` (``results/memory.py``) against the device's memory budget: a measured
+row's ``mem_peak_bytes`` (``results/memory_columns.py``) against the device's memory budget: a
+measured
 peak cannot be split into weights and activations, so it is held against the one memory that
 holds both (``max_total_bytes``; without it, the sum of the weight and activation limits).
 Each row says which side failed.
@@ -15,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from benchharness.devices.profile import DeviceProfile
 from benchharness.plan.fit import Violation, fmt_bytes
+from benchharness.profiles.schema import DeviceProfile
 
 #: What a row's verdict names: nothing failed, one side, both, or nothing could be judged.
 FAILED_NONE = "-"

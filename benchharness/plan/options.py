@@ -10,7 +10,7 @@ from benchharness.analysis.intervals import (
     PROCESS_CI_REL,
     ProcessRule,
 )
-from benchharness.device.protocol import DEFAULT_PROFILE_RUNS
+from benchharness.ondevice.protocol import DEFAULT_PROFILE_RUNS
 from benchharness.plan.artifacts import Artifact
 
 #: R of METHOD.md, at least: fresh runner processes per artifact (more until the interval across

@@ -16,12 +16,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchharness.devices.profile import DeviceProfile
 from benchharness.errors import HarnessError
 from benchharness.export.cache import cache_dir
 from benchharness.plan.artifacts import prepare_artifacts
-from benchharness.predict.graph import read_graph
 from benchharness.predict.predictor import KernelPrediction, Predictor, fingerprint_of_rows
+from benchharness.predict.wiring import read_graph
+from benchharness.profiles.schema import DeviceProfile
 from benchharness.results.store import RunStore, list_runs
 from benchharness.zoo.registry import parse_shape, resolve_models
 

@@ -28,7 +28,7 @@ from benchharness.api import run as run_request
 from benchharness.dispatch.reporter import NullReporter, Reporter
 from benchharness.errors import PredictorError, ResultsError
 from benchharness.export.cache import cache_dir
-from benchharness.predict import plan as planning
+from benchharness.predict import selection as planning
 from benchharness.predict.census import zoo_census
 from benchharness.predict.fusion import pair_results
 from benchharness.predict.kernels import PAIRS

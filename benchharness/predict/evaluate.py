@@ -23,10 +23,10 @@ import numpy as np
 
 from benchharness.errors import CostError, PredictorError
 from benchharness.predict.census import family_of
-from benchharness.predict.graph import Graph
 from benchharness.predict.metrics import LinearFit, Scores, scores
 from benchharness.predict.predictor import Predictor
 from benchharness.predict.samples import artifact_graph, graph_bytes
+from benchharness.predict.wiring import Graph
 
 #: The methods compared, in the order tables show them.
 PREDICTOR = "predictor"

@@ -6,7 +6,8 @@ the same for every key, so one table holds them all:
 
 * configuration: input and output channels and sides, kernel, stride, groups (0 when the head
   has none), channel alignment (the NCHWc and SIMD blockings are multiples of 4, 8 and 16);
-* cost from ``cost/graph.py`` summed over the kernel's nodes: MACs, element-wise FLOPs, params,
+* cost from ``cost/artifact_cost.py`` summed over the kernel's nodes: MACs, element-wise FLOPs,
+params,
   bytes in, out and of weights;
 * what the runtime fused into it: a count per member type (``m:Relu``) and TFLite's fused
   activation (``act:RELU6``);
@@ -19,8 +20,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from benchharness.predict.graph import Graph, chw
 from benchharness.predict.join import Kernel
+from benchharness.predict.wiring import Graph, chw
 
 #: Operator types of convolutions, whose key says plain, grouped or depthwise.
 CONV_TYPES = frozenset({"Conv", "CONV_2D", "DEPTHWISE_CONV_2D"})

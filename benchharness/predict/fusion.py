@@ -21,8 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from benchharness.predict.graph import Graph
 from benchharness.predict.join import Evidence, Kernel, down_candidate, up_candidate
+from benchharness.predict.wiring import Graph
 
 #: nn-Meter's fusion rule: the pair saves more than half the cheaper operator's time.
 FUSION_SAVING_SHARE = 0.5

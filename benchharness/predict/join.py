@@ -34,7 +34,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchharness.predict.graph import Graph, Node
+from benchharness.predict.wiring import Graph, Node
 
 #: ORT's fused and layout-transformed kernels, and the graph operator type each one stands for.
 ORT_TYPE_OF = {

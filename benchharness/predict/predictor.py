@@ -25,11 +25,11 @@ import numpy as np
 from benchharness.errors import PredictorError
 from benchharness.predict.features import kernel_features, kernel_key, owner_map
 from benchharness.predict.fusion import PairResult, detect_kernels
-from benchharness.predict.graph import Graph
 from benchharness.predict.join import Evidence
-from benchharness.predict.plan import ORIGIN_PAIR
 from benchharness.predict.regress import Regressor, Sample, fit_format, predict_kernels
 from benchharness.predict.samples import Measured, Point
+from benchharness.predict.selection import ORIGIN_PAIR
+from benchharness.predict.wiring import Graph
 
 #: What a predictor file says it is, and the layout version this harness writes and reads.
 FILE_KIND = "benchharness-latency-predictor"

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchharness.cost.graph import GRAPH_FORMATS
+from benchharness.cost.artifact_cost import GRAPH_FORMATS
 from benchharness.errors import CostError
 from benchharness.export.cache import sha256_file
 from benchharness.predict.features import kernel_features, kernel_key, owner_map
 from benchharness.predict.fusion import model_time_us
-from benchharness.predict.graph import Graph, read_graph
 from benchharness.predict.join import Evidence, measured_kernels
 from benchharness.predict.regress import Sample
+from benchharness.predict.wiring import Graph, read_graph
 from benchharness.results.store import RunStore
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from benchharness.errors import UsageError
 
 if TYPE_CHECKING:
-    from benchharness.report.analysis import Analysis
+    from benchharness.report.figures import Analysis
 
 #: Output suffixes and the writer each one picks.
 HTML_SUFFIXES = (".html", ".htm")
@@ -29,7 +29,7 @@ def write_report(run_ids: Sequence[str], results_dir: Path, out: Path) -> Report
     suffix = out.suffix.lower()
     if suffix not in HTML_SUFFIXES + MARKDOWN_SUFFIXES:
         raise UsageError(f"-o {out}: the report is written as .html or .md; pick one of those")
-    from benchharness.report.analysis import analyze_runs
+    from benchharness.report.figures import analyze_runs
 
     analysis = analyze_runs(results_dir, run_ids)
     from benchharness.report.predicted import prediction_tables

@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from benchharness.report.analysis import Point, Series, SeriesKey, point_label
+from benchharness.report.figures import Point, Series, SeriesKey, point_label
 from benchharness.report.tables import Cell, Table, num_cell
 
 #: Fewer stacks than this on a device leave nothing to set side by side.

@@ -11,9 +11,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 from benchharness.report import tables as T
-from benchharness.report.analysis import Analysis
 from benchharness.report.cross_runtime import cross_runtime, family_table, runtime_table
-from benchharness.report.memory import memory_summary, memory_table
+from benchharness.report.figures import Analysis
+from benchharness.report.memory_section import memory_summary, memory_table
 from benchharness.report.plots import Plot, all_plots
 from benchharness.results.store import atomic_write_text
 

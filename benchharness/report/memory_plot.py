@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from matplotlib.figure import Figure
 
-from benchharness.report.memory import MIB, MemoryPoint
+from benchharness.report.memory_section import MIB, MemoryPoint
 from benchharness.report.plots import OP_COLORS, Plot, log_log, mpl_text, to_png
 
 

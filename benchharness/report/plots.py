@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from benchharness.report.analysis import (
+from benchharness.report.figures import (
     Analysis,
     Correlation,
     CrossDevice,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from benchharness.errors import HarnessError
-from benchharness.report.analysis import Analysis, Series
+from benchharness.report.figures import Analysis, Series
 from benchharness.report.tables import Cell, Table, num_cell, sig
 from benchharness.results.store import RunStore
 

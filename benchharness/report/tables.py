@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchharness.analysis.stats import FLAG_ADVICE
-from benchharness.report.analysis import (
+from benchharness.report.figures import (
     HEADLINE_OUTLIERS,
     Analysis,
     CrossDevice,

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from benchharness import __version__
-from benchharness.device.protocol import RunnerResult
 from benchharness.errors import ParseError, UsageError
+from benchharness.ondevice.protocol import RunnerResult
 from benchharness.parse import native_result as nr
 from benchharness.parse.op_join import finish_rows, litert_rows, ort_rows
 from benchharness.parse.ort_profile import load_profile_events, model_run_durations_us

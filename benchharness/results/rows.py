@@ -14,9 +14,9 @@ from typing import Any
 
 from benchharness import __version__
 from benchharness.analysis.stats import Summary, ToolSummary, summarize, summarize_tool_stats
-from benchharness.device.protocol import RunnerResult, ToolStats
+from benchharness.ondevice.protocol import RunnerResult, ToolStats
 from benchharness.plan.artifacts import Artifact
-from benchharness.results.memory import memory_columns
+from benchharness.results.memory_columns import memory_columns
 
 #: A rise of the hottest thermal zone during a model beyond this is thermal throttling territory.
 THERMAL_RISE_C = 5.0

@@ -26,11 +26,11 @@ from typing import Any
 
 from benchharness.errors import ResultsError
 from benchharness.lockfile import held
-from benchharness.results.memory import MEMORY_COLUMNS, MEMORY_INT_COLUMNS, estimate_bytes
+from benchharness.results.memory_columns import MEMORY_COLUMNS, MEMORY_INT_COLUMNS, estimate_bytes
 
 #: Bumped whenever a column changes meaning or disappears, or a version's readers need to know
-#: that its columns exist (2: measured memory, ``results/memory.py``); older folders are migrated
-#: on load (``MIGRATIONS``), never rewritten unless a resumed run writes them again.
+#: that its columns exist (2: measured memory, ``results/memory_columns.py``); older folders
+#: are migrated on load (``MIGRATIONS``), never rewritten unless a resumed run writes them again.
 SCHEMA_VERSION = 2
 
 #: Where results go unless ``--results-dir`` or ``BENCH_RESULTS_DIR`` says otherwise.

@@ -1,7 +1,7 @@
 """Jobs measured by the native tools: TFLite ``benchmark_model`` and ``onnxruntime_perf_test``
-(and ExecuTorch's ``executor_runner``, driven in ``runners/executor_runner.py``).
+(and ExecuTorch's ``executor_runner``, driven in ``runners/native_pte.py``).
 
-Which runner a job gets is the profile's ``runner`` field (``devices/profile.py``):
+Which runner a job gets is the profile's ``runner`` field (``profiles/schema.py``):
 
 * ``auto`` (the default): the python runner when ``[runtimes] python`` is set; otherwise the
   native tool of the artifact's format (``benchmark_model`` for TFLite, ``onnxruntime_perf_test``
@@ -13,7 +13,7 @@ Which runner a job gets is the profile's ``runner`` field (``devices/profile.py`
 One runner process of METHOD.md is one tool invocation. Per invocation the artifact is pushed (the
 hash-keyed ``DeviceSession.artifact_path``), the tool runs under ``taskset`` with the job timeout,
 pinned and threaded as the python runner would be, and its output is parsed by the existing
-parsers. The same shell round trip runs the environment probe (``device/probe.py``, the one the
+parsers. The same shell round trip runs the environment probe (``ondevice/probe.py``, the one the
 python runner runs too) before and after the tool, for the environment columns and THROTTLED.
 
 How METHOD.md's rules map onto the tools' own flags (no tool has an adaptive stop):
@@ -34,7 +34,8 @@ The tools print aggregates, not every inference: their output becomes the runner
 Per-operator times come from a separate invocation after timing (end-to-end numbers are never taken
 with a profiler on): ``benchmark_model --enable_op_profiling=true`` (rows are the tool's per-run
 *averages*, aligned to the TFLite graph as ``litert_profiler`` aligns XNNPACK operators) and
-``onnxruntime_perf_test -p`` (its JSON profile is pulled back and joined by ``dispatch/ops``).
+``onnxruntime_perf_test -p`` (its JSON profile is pulled back and joined by
+``dispatch/op_profile``).
 
 The tools print no version, so ``runtime_version`` is the binary's sha256 (first 16 hex digits)
 and its path on the device.
@@ -53,11 +54,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from benchharness.cost.graph import graph_cost_or_none
-from benchharness.device import probe, protocol
-from benchharness.device.method import DEFAULT, QUICK, WARMUP_DEFAULT, StoppingRule, WarmupRule
-from benchharness.device.protocol import Environment, Profile, RunnerResult
+from benchharness.cost.artifact_cost import graph_cost_or_none
 from benchharness.errors import DeviceProfileError, HarnessError, ParseError, RunnerError
+from benchharness.ondevice import probe, protocol
+from benchharness.ondevice.method import DEFAULT, QUICK, WARMUP_DEFAULT, StoppingRule, WarmupRule
+from benchharness.ondevice.protocol import Environment, Profile, RunnerResult
 from benchharness.parse import benchmark_model as bm
 from benchharness.parse import native_result as nr
 from benchharness.parse import ort_perf_test as pt
@@ -73,7 +74,7 @@ from benchharness.runners.python import RunnerSettings, remote_sha256
 from benchharness.transport.base import Transport, quote_argv
 
 if TYPE_CHECKING:
-    from benchharness.devices.profile import DeviceProfile
+    from benchharness.profiles.schema import DeviceProfile
 
 
 #: Ask benchmark_model for its peak memory on the timing invocation: its sampler thread wakes every
@@ -377,7 +378,8 @@ def _profile_prefix(session: Session, artifact: Any) -> str:
     name = f"ort-{artifact.sha256[:12] or 'model'}"
     if session.workdir:
         return posixpath.join(session.workdir, name)
-    # this host without a work directory: a private temp directory dispatch/ops removes after use
+    # this host without a work directory: a private temp directory dispatch/op_profile removes
+    # after use
     return posixpath.join(tempfile.mkdtemp(prefix=protocol.PROFILE_TMP_PREFIX), name)
 
 
@@ -426,10 +428,11 @@ class _PerfTest:
             error = f"{type(exc).__name__}: {exc}"
         path = _find_profile(session, prefix) if error is None else None
         if path is None:
-            if not session.workdir:  # nothing for dispatch/ops to fetch: drop the private temp dir
+            # nothing for dispatch/op_profile to fetch: drop the private temp dir
+            if not session.workdir:
                 shutil.rmtree(posixpath.dirname(prefix), ignore_errors=True)
             return Profile(error=error or f"perf_test -p wrote no {prefix}_*.json")
-        # the tool's warm-up inference is profiled too; dispatch/ops leaves it out
+        # the tool's warm-up inference is profiled too; dispatch/op_profile leaves it out
         return Profile(
             source=protocol.ORT_PROFILE, profile_file=path, warmup_runs=nr.PERF_TEST_WARMUP_RUNS
         )
@@ -448,9 +451,9 @@ def run_process(
         # METHOD.md: one thread per pinned core unless told otherwise, as the python runner does
         settings = replace(settings, threads=bin(int(settings.affinity, 16)).count("1"))
     if tool is EXECUTOR_RUNNER:
-        from benchharness.runners import executor_runner  # it builds on this module
+        from benchharness.runners import native_pte  # it builds on this module
 
-        result = executor_runner.run_process(session, tool, artifact, settings, timeout)
+        result = native_pte.run_process(session, tool, artifact, settings, timeout)
         result.rule = _rule(settings)
         return result
     model = session.artifact_path(artifact)

@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchharness.device import protocol
-from benchharness.device.protocol import RunnerResult
 from benchharness.errors import RunnerError, TransportError
+from benchharness.ondevice import protocol
+from benchharness.ondevice.protocol import RunnerResult
 from benchharness.transport.base import Transport
 
 #: The folder shipped to devices: the runner and the modules it imports beside it.
-RUNNER_DIR = Path(__file__).resolve().parents[1] / "device"
+RUNNER_DIR = Path(__file__).resolve().parents[1] / "ondevice"
 #: Its files; nothing else of the package goes to a device.
 RUNNER_FILES = tuple(sorted(p.name for p in RUNNER_DIR.glob("*.py") if p.name != "__init__.py"))
 #: The script the device's python runs.

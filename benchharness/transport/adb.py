@@ -25,11 +25,11 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from benchharness.devices.profile import DeviceProfile
 from benchharness.errors import (
     DeviceUnreachableError,
     TransportError,
 )
+from benchharness.profiles.schema import DeviceProfile
 from benchharness.transport.base import (
     DEFAULT_MAX_PULL_BYTES,
     Bounds,

@@ -22,8 +22,8 @@ from typing import Any
 import paramiko
 from paramiko.hostkeys import HostKeyEntry
 
-from benchharness.devices.profile import DEFAULT_SSH_PORT, DeviceProfile
 from benchharness.errors import DeviceUnreachableError, HostKeyError, TransportError
+from benchharness.profiles.schema import DEFAULT_SSH_PORT, DeviceProfile
 
 #: How long to wait for the TCP connection, the SSH banner and authentication; a board on the
 #: LAN answers in well under a second, so 10 s means it is off or unreachable.

@@ -20,12 +20,12 @@ import time
 
 import paramiko
 
-from benchharness.devices.profile import DEFAULT_SSH_PORT, DeviceProfile
 from benchharness.errors import (
     DeviceUnreachableError,
     HostKeyError,
     TransportError,
 )
+from benchharness.profiles.schema import DEFAULT_SSH_PORT, DeviceProfile
 from benchharness.transport.base import (
     Bounds,
     Command,

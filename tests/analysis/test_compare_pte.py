@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchharness.analysis.compare import compare_runs
-from tests.analysis.test_compare import measure, run_of
+from benchharness.analysis.comparison import compare_runs
+from tests.analysis.test_comparison import measure, run_of
 
 STACKS = {
     "onnx": {"runtime": "onnxruntime", "runtime_version": "1.32.0"},

@@ -25,7 +25,7 @@ from benchharness.analysis.intervals import (
     median_interval,
 )
 from benchharness.analysis.stats import summarize
-from benchharness.device.method import median_ci_stdlib
+from benchharness.ondevice.method import median_ci_stdlib
 
 #: Within-process spread of the synthetic samples (log sd): a typical CPU inference.
 SIGMA = 0.03

@@ -208,7 +208,7 @@ def test_every_flag_has_advice() -> None:
 
 
 def test_host_reuses_the_device_method() -> None:
-    from benchharness.device import method
+    from benchharness.ondevice import method
 
     assert stats.median_ci_stdlib is method.median_ci_stdlib
     assert stats.DEFAULT is method.DEFAULT and stats.QUICK is method.QUICK

@@ -11,8 +11,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from benchharness.cost.model import GraphCost, OpCost, Step, activation_liveness
 from benchharness.cost.onnx_cost import onnx_cost
+from benchharness.cost.records import GraphCost, OpCost, Step, activation_liveness
 from benchharness.cost.torch_cost import count_params, torch_macs
 from benchharness.errors import CostError
 from tests.cost.conftest import AGREEMENT_MODELS, Exported

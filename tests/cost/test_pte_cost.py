@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchharness.cost.graph import graph_cost
+from benchharness.cost.artifact_cost import graph_cost
 from benchharness.cost.pte_cost import edge_ops, edge_program, load_etrecord
 from benchharness.errors import CostError
 from benchharness.export import pipeline, pte

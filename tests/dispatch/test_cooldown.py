@@ -11,9 +11,6 @@ from typing import Any
 
 import pytest
 
-from benchharness.device import probe
-from benchharness.device.protocol import PROTOCOL_VERSION
-from benchharness.devices.profile import DeviceProfile
 from benchharness.dispatch import cooldown
 from benchharness.dispatch import execute as dispatch
 from benchharness.dispatch.cooldown import (
@@ -27,8 +24,11 @@ from benchharness.dispatch.cooldown import (
 from benchharness.dispatch.execute import run_device
 from benchharness.dispatch.reporter import NullReporter
 from benchharness.errors import TransportError
+from benchharness.ondevice import probe
+from benchharness.ondevice.protocol import PROTOCOL_VERSION
 from benchharness.plan.artifacts import Artifact
 from benchharness.plan.options import RunOptions
+from benchharness.profiles.schema import DeviceProfile
 from benchharness.results.store import RunStore
 from benchharness.transport.base import Command, CommandResult, Transport
 

@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 
 from benchharness.api import RunRequest, run
-from benchharness.device.protocol import RESULT_MARKER, RunnerResult
-from benchharness.devices.profile import DeviceProfile
 from benchharness.dispatch.locks import device_lock
 from benchharness.dispatch.session import DeviceSession
 from benchharness.errors import DeviceLockError, ResultsError
+from benchharness.ondevice.protocol import RESULT_MARKER, RunnerResult
+from benchharness.profiles.schema import DeviceProfile
 from benchharness.results.store import RunStore
 from benchharness.transport.local import LocalTransport
 from tests.support.sshd import SSHServer

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from benchharness.device.protocol import PROTOCOL_VERSION
-from benchharness.devices.profile import DeviceProfile
 from benchharness.dispatch.execute import run_device
 from benchharness.dispatch.reporter import NullReporter
+from benchharness.ondevice.protocol import PROTOCOL_VERSION
 from benchharness.plan.artifacts import Artifact
 from benchharness.plan.options import RunOptions
+from benchharness.profiles.schema import DeviceProfile
 from benchharness.results.store import RunStore
 from benchharness.transport.base import Command, CommandResult, Transport
 

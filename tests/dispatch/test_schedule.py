@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from benchharness.device.protocol import RunnerResult
-from benchharness.devices.profile import DeviceProfile
 from benchharness.dispatch.state import JobState
 from benchharness.dispatch.state import job_row as build_row
+from benchharness.ondevice.protocol import RunnerResult
 from benchharness.plan.artifacts import Artifact
 from benchharness.plan.options import RunOptions
+from benchharness.profiles.schema import DeviceProfile
 
 
 def _state(process_levels: list[float], op_us: list[float]) -> JobState:

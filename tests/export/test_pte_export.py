@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from benchharness.device import pte_file
 from benchharness.errors import ExportError, ModelFileError
 from benchharness.export import cache, pipeline, pte, verify
 from benchharness.export.cache import CacheEntry
+from benchharness.ondevice import pte_file
 from benchharness.zoo.registry import ModelSpec
 
 MIXED = ModelSpec(

@@ -11,11 +11,11 @@ import pytest
 
 pytest.importorskip("distributed", reason="the farm needs Dask: pip install -e '.[farm]'")
 
-from benchharness.device.protocol import RunnerResult
-from benchharness.devices.profile import DeviceProfile
 from benchharness.dispatch.state import JobState
 from benchharness.farm.coordinator import FarmJob, Lane, dispatch_figures, next_job
+from benchharness.ondevice.protocol import RunnerResult
 from benchharness.plan.artifacts import Artifact
+from benchharness.profiles.schema import DeviceProfile
 
 IN_FLIGHT: Any = object()  # stands for a Dask future: the job has a process out
 

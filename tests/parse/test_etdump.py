@@ -1,5 +1,5 @@
 """ETDump events (as the Inspector gives them) aligned to the edge graph: synthetic events, so
-every rule is pinned down; the real ETDump path is tests/device/test_executorch_runner.py."""
+every rule is pinned down; the real ETDump path is tests/ondevice/test_executorch_runner.py."""
 
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchharness.device.method import WarmupRule
 from benchharness.errors import ParseError, UsageError
+from benchharness.ondevice.method import WarmupRule
 from benchharness.parse.executor_runner import (
     build_command,
     executor_runner_result,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchharness.device import protocol
+from benchharness.ondevice import protocol
 from benchharness.parse import native_result as nr
 from benchharness.parse.benchmark_model import MemoryFootprint, parse_benchmark_model
 from benchharness.parse.ort_perf_test import parse_ort_perf_test

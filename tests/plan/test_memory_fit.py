@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from benchharness.cli import main  # at import: the CLI's console must not bind to capsys
-from benchharness.devices.profile import load_profile, parse_profile
 from benchharness.plan.memory_fit import check_run, memory_budget
+from benchharness.profiles.schema import load_profile, parse_profile
 from benchharness.results.store import RunStore
 
 MIB = 1 << 20

@@ -14,8 +14,8 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from benchharness.cost.model import GraphCost, OpCost
-from benchharness.predict.graph import Graph, Node
+from benchharness.cost.records import GraphCost, OpCost
+from benchharness.predict.wiring import Graph, Node
 
 #: The fake device's per-run cost outside every operator (us).
 OFFSET_US = 25.0

@@ -22,8 +22,8 @@ import pytest
 
 from benchharness.api import RunRequest, run
 from benchharness.predict.build import BUILD_FILE, BuildOutcome, BuildRequest, build
-from benchharness.predict.plan import KernelModel, PairModel, Plan
 from benchharness.predict.predictor import Predictor
+from benchharness.predict.selection import KernelModel, PairModel, Plan
 
 TINY = "tests.support.tiny:tiny_cnn"
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from benchharness.errors import PredictorError
-from benchharness.predict.plan import ORIGIN_PAIR
 from benchharness.predict.predictor import Calibration, Predictor, fingerprint_of_rows
 from benchharness.predict.samples import Measured, Point, measure_artifact
+from benchharness.predict.selection import ORIGIN_PAIR
 from tests.predict import synthetic as S
 
 FP = {

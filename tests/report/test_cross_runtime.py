@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from benchharness.report import write_report
-from benchharness.report.analysis import analyze_runs
 from benchharness.report.cross_runtime import cross_runtime, family_of, family_table
+from benchharness.report.figures import analyze_runs
 from benchharness.results.store import OPS_COLUMNS, RUNS_COLUMNS, rows_to_csv
 
 #: model -> median ms under (onnxruntime/onnx, litert/tflite, executorch/pte); None: not measured

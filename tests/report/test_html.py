@@ -91,7 +91,7 @@ def test_self_contained_and_escaped(report: Path) -> None:
 
 
 def test_every_plot_is_inlined(report: Path, tmp_path: Path) -> None:
-    from benchharness.report.analysis import analyze_runs
+    from benchharness.report.figures import analyze_runs
 
     text = report.read_text(encoding="utf-8")
     srcs = re.findall(r'<img class="plot" alt="[^"]*" src="data:image/png;base64,([^"]+)"', text)

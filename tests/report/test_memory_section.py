@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from benchharness.report import write_report
-from benchharness.report.analysis import analyze_runs
-from benchharness.report.memory import memory_summary, memory_table
+from benchharness.report.figures import analyze_runs
+from benchharness.report.memory_section import memory_summary, memory_table
 from benchharness.results.store import RunStore
 
 MIB = 1 << 20

@@ -6,12 +6,12 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from benchharness.device import protocol
-from benchharness.device.protocol import Memory, RunnerResult
 from benchharness.dispatch.resume import restore
 from benchharness.dispatch.state import JobState
+from benchharness.ondevice import protocol
+from benchharness.ondevice.protocol import Memory, RunnerResult
 from benchharness.plan.artifacts import Artifact
-from benchharness.results.memory import MEMORY_COLUMNS, memory_from_row
+from benchharness.results.memory_columns import MEMORY_COLUMNS, memory_from_row
 from benchharness.results.rows import build_row
 from benchharness.results.store import RUNS_COLUMNS, SCHEMA_VERSION, RunStore
 

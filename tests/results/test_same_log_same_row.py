@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from benchharness.devices.profile import DeviceProfile
 from benchharness.dispatch.state import JobState, job_row
 from benchharness.errors import ParseError
 from benchharness.parse.native_result import BENCHMARK_MODEL, PERF_TEST, Tool
 from benchharness.plan.artifacts import Artifact
 from benchharness.plan.options import RunOptions
+from benchharness.profiles.schema import DeviceProfile
 from benchharness.results.importer import import_log
 from benchharness.results.store import RunStore
 from benchharness.runners.native import Invocation, benchmark_model_result, perf_test_result

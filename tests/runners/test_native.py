@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 
 from benchharness.analysis.stats import DEFAULT, QUICK, ToolStats, summarize_tool_stats
-from benchharness.cost.model import OpCost
-from benchharness.device import probe
-from benchharness.device.protocol import RunnerResult
-from benchharness.devices.check import DeviceReport, parse_probe
-from benchharness.devices.profile import DeviceProfile, parse_profile
+from benchharness.cost.records import OpCost
+from benchharness.dispatch.inspect import DeviceReport, parse_probe
 from benchharness.errors import DeviceProfileError, ParseError, RunnerError, UsageError
+from benchharness.ondevice import probe
+from benchharness.ondevice.protocol import RunnerResult
 from benchharness.parse.native_result import align_benchmark_model_ops
 from benchharness.parse.op_join import litert_rows
+from benchharness.profiles.schema import DeviceProfile, parse_profile
 from benchharness.results.rows import tool_stats
 from benchharness.runners.native import (
     BENCHMARK_MODEL,

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from benchharness.devices.profile import DeviceProfile
+from benchharness.profiles.schema import DeviceProfile
 
 SSHD = "/usr/sbin/sshd"
 SSH_KEYGEN = "ssh-keygen"

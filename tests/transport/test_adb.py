@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from benchharness.devices.profile import DeviceProfile
 from benchharness.errors import CommandTimeoutError, DeviceUnreachableError, TransportError
+from benchharness.profiles.schema import DeviceProfile
 from benchharness.transport import open_transport
 from benchharness.transport.adb import AdbTransport
 from tests.support.adbd import DEVICE_TMP, EmulatedDevice

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from benchharness.devices.profile import DEFAULT_SSH_WORKDIR, DeviceProfile
 from benchharness.errors import TransportError
+from benchharness.profiles.schema import DEFAULT_SSH_WORKDIR, DeviceProfile
 from benchharness.transport import open_transport
 from benchharness.transport.base import Transport
 from tests.support.adbd import DEVICE_TMP, EmulatedDevice

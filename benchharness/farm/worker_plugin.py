@@ -1,0 +1,287 @@
+"""The worker side of the farm: a Dask worker plugin that owns this host's devices, and the task
+functions the coordinator sends (one runner process, the cache check, the end of a run).
+
+A process runs through the same machinery as ``bench run`` on one machine: the device's
+``DeviceSession`` (kept for the whole run, so the runner and each artifact are pushed once),
+``dispatch.execute.run_once`` and the per-operator pass, with the ORT trace fetched here where
+it lives. Every device has a lock of its own, so two processes never share a device, whatever
+resource the scheduler granted them; the file lock of ``dispatch.locks`` is held by
+``bench worker`` for its whole life, so a ``bench run`` on this host cannot take the device either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from distributed import WorkerPlugin, get_worker
+
+from benchharness import __version__
+from benchharness.dispatch.cooldown import DeviceCooldown, read_temperature
+from benchharness.dispatch.execute import run_once
+from benchharness.dispatch.inspect import check_device
+from benchharness.dispatch.op_profile import OpsOutcome, collect_ops
+from benchharness.dispatch.session import DeviceSession
+from benchharness.errors import (
+    CommandTimeoutError,
+    FarmError,
+    HarnessError,
+    RunnerError,
+    TransportError,
+)
+from benchharness.farm import artifact_cache as artifacts
+from benchharness.farm.messages import (
+    DeviceStatus,
+    ProcessOutcome,
+    ProcessTask,
+    WorkerInfo,
+    names_of,
+)
+from benchharness.ondevice.protocol import PROTOCOL_VERSION, RunnerResult
+from benchharness.plan.artifacts import Artifact
+from benchharness.profiles.schema import DeviceProfile
+from benchharness.transport.base import Transport
+
+#: The name the plugin is registered under on its Dask worker.
+PLUGIN_NAME = "benchharness-farm"
+#: Seconds the worker waits for the scheduler to take a withdrawn device off its books.
+WITHDRAW_TIMEOUT_S = 30.0
+
+TransportFactory = Callable[[DeviceProfile], Transport]
+
+
+class DeviceSlot:
+    """One device of this worker: its lock, its sessions per run and what it is doing."""
+
+    def __init__(self, profile: DeviceProfile, summary: str = "") -> None:
+        self.profile = profile
+        self.summary = summary
+        self.lock = threading.Lock()
+        self.sessions: dict[str, DeviceSession] = {}
+        self.cooling: dict[str, DeviceCooldown] = {}
+        self.busy: str | None = None
+        self.gone: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.profile.name
+
+    def close_run(self, run_id: str) -> None:
+        session = self.sessions.pop(run_id, None)
+        self.cooling.pop(run_id, None)
+        if session is not None:
+            session.close()
+
+    def close_all(self) -> None:
+        for run_id in list(self.sessions):
+            self.close_run(run_id)
+
+
+class FarmPlugin(WorkerPlugin):
+    """The devices of one ``bench worker``, kept across reconnections to the scheduler."""
+
+    name = PLUGIN_NAME
+
+    def __init__(
+        self,
+        profiles: Sequence[DeviceProfile],
+        summaries: dict[str, str] | None = None,
+        transport_factory: TransportFactory | None = None,
+    ) -> None:
+        from benchharness.transport import open_transport
+
+        summaries = summaries or {}
+        self.slots = {p.name: DeviceSlot(p, summaries.get(p.name, "")) for p in profiles}
+        self.factory = transport_factory or open_transport
+        self.host = socket.gethostname()
+        self.worker: Any = None
+
+    # --- Dask's plugin hooks -------------------------------------------------------------------
+
+    def setup(self, worker: Any) -> None:
+        self.worker = worker
+
+    def teardown(self, worker: Any) -> None:
+        self.worker = None
+
+    # --- what this worker offers ---------------------------------------------------------------
+
+    def resources(self) -> dict[str, float]:
+        """Per name, the devices still serving that answer to it (0 for a withdrawn one)."""
+        out: dict[str, float] = {}
+        for slot in self.slots.values():
+            for name in names_of(slot.profile):
+                out[name] = out.get(name, 0.0) + (0.0 if slot.gone else 1.0)
+        return out
+
+    def describe(self, address: str) -> WorkerInfo:
+        name = getattr(self.worker, "name", None)
+        return WorkerInfo(
+            address=address,
+            name=str(name) if name is not None and name != address else "",
+            host=self.host,
+            harness_version=__version__,
+            protocol_version=PROTOCOL_VERSION,
+            devices=[
+                DeviceStatus(profile=s.profile, busy=s.busy, gone=s.gone, summary=s.summary)
+                for s in self.slots.values()
+            ],
+        )
+
+    def pick(self, route: str) -> DeviceSlot | None:
+        """A device answering to ``route``: a free one if any (the scheduler's resource counts
+        make one free almost always), else the first, whose lock the process then waits for."""
+        members = [s for s in self.slots.values() if route in names_of(s.profile) and not s.gone]
+        for slot in members:
+            if not slot.lock.locked():
+                return slot
+        return members[0] if members else None
+
+    # --- one runner process --------------------------------------------------------------------
+
+    def run(self, task: ProcessTask) -> ProcessOutcome:
+        address = self.worker.address if self.worker is not None else ""
+        slot = self.slots.get(task.device) if task.device else self.pick(task.route)
+        if slot is None:
+            wanted = task.device or task.route
+            return ProcessOutcome(
+                job_id=task.job_id, device=wanted, host=self.host, worker=address,
+                error=f"FarmError: the worker on {self.host} has no device {wanted} serving",
+                device_gone=True,
+            )  # fmt: skip
+        with slot.lock:
+            outcome = ProcessOutcome(
+                job_id=task.job_id, device=slot.name, host=self.host, worker=address,
+                profile=slot.profile,
+            )  # fmt: skip
+            if slot.gone:
+                outcome.error, outcome.device_gone = f"FarmError: {slot.gone}", True
+                return outcome
+            path = artifacts.present(task.artifact.sha256, task.artifact.format)
+            if path is None:
+                outcome.missing_artifact = True
+                return outcome
+            a = task.artifact
+            slot.busy = f"{a.model} {a.format} process {task.process}"
+            try:
+                self._measure(slot, task, replace(a, path=path), outcome)
+            finally:
+                slot.busy = None
+            return outcome
+
+    def _session(self, slot: DeviceSlot, run_id: str) -> tuple[DeviceSession, DeviceCooldown]:
+        session = slot.sessions.get(run_id)
+        if session is None:
+            session = slot.sessions[run_id] = DeviceSession(slot.profile, run_id, self.factory)
+        cooling = slot.cooling.get(run_id)
+        if cooling is None:
+            p = slot.profile
+            # read through session.transport at call time: a reconnect replaces it
+            cooling = slot.cooling[run_id] = DeviceCooldown(
+                p.cooldown_min_s, p.cooldown_max_s, lambda: read_temperature(session.transport)
+            )
+        return session, cooling
+
+    def _measure(
+        self, slot: DeviceSlot, task: ProcessTask, artifact: Artifact, outcome: ProcessOutcome
+    ) -> None:
+        t0 = time.perf_counter()
+        outcome.started_at = datetime.now(UTC).isoformat(timespec="seconds")
+        session: DeviceSession | None = None
+        try:
+            session, cooling = self._session(slot, task.run_id)
+            cooling.before(task.job_id)
+            if cooling.enabled:
+                outcome.cooldown_meta = cooling.meta()
+            outcome.cooldown = cooling.columns(task.job_id)
+            t0, outcome.t_start = time.perf_counter(), time.time()
+            result = run_once(session, artifact, task.opts, task.profile_ops)
+            if not result.ok:
+                raise RunnerError(result.error or "the runner failed")
+            outcome.result = result
+            if task.profile_ops and result.profile is not None:
+                outcome.ops = self._ops(session, artifact, result, task)
+        except CommandTimeoutError as exc:
+            outcome.error = f"{type(exc).__name__}: {exc}"
+        except TransportError as exc:
+            outcome.error = f"{type(exc).__name__}: {exc}"
+            # run_once has reconnected once already: is the device there at all?
+            if session is None or not self._reachable(slot, session):
+                self.withdraw(slot, f"{slot.name} vanished from the worker on {self.host}: {exc}")
+                outcome.error, outcome.device_gone = f"FarmError: {slot.gone}", True
+        except HarnessError as exc:
+            outcome.error = f"{type(exc).__name__}: {exc}"
+        outcome.wall_s = time.perf_counter() - t0
+        outcome.t_end = outcome.t_start + outcome.wall_s if outcome.t_start else time.time()
+
+    @staticmethod
+    def _ops(
+        session: DeviceSession, artifact: Artifact, result: RunnerResult, task: ProcessTask
+    ) -> OpsOutcome:
+        hook = task.ops_hook or collect_ops
+        return hook(session, artifact, result)
+
+    def _reachable(self, slot: DeviceSlot, session: DeviceSession) -> bool:
+        with contextlib.suppress(HarnessError, OSError):
+            session.reconnect()
+            return check_device(slot.profile, session.transport).reachable
+        return False
+
+    def withdraw(self, slot: DeviceSlot, reason: str) -> None:
+        """Take a vanished device off the farm: the scheduler sends it nothing more."""
+        slot.gone = reason
+        with contextlib.suppress(HarnessError, OSError):
+            slot.close_all()
+        worker = self.worker
+        if worker is None:
+            return
+        coro = worker.set_resources(**self.resources())
+        with contextlib.suppress(Exception):  # a worker closing meanwhile: nothing to tell
+            asyncio.run_coroutine_threadsafe(coro, worker.loop.asyncio_loop).result(
+                WITHDRAW_TIMEOUT_S
+            )
+
+    def close_run(self, run_id: str) -> None:
+        for slot in self.slots.values():
+            with slot.lock, contextlib.suppress(HarnessError, OSError):
+                slot.close_run(run_id)
+
+    def close_all(self) -> None:
+        for slot in self.slots.values():
+            with slot.lock, contextlib.suppress(HarnessError, OSError):
+                slot.close_all()
+
+
+# --- the functions the coordinator sends (imported by name on the worker) ----------------------
+
+
+def _plugin(worker: Any) -> FarmPlugin:
+    plugin = worker.plugins.get(PLUGIN_NAME)
+    if not isinstance(plugin, FarmPlugin):
+        raise FarmError(f"the Dask worker at {worker.address} is not a `bench worker`")
+    return plugin
+
+
+def run_process(task: ProcessTask) -> ProcessOutcome:
+    """A task: one runner process of one job on a device of this worker."""
+    return _plugin(get_worker()).run(task)
+
+
+def close_run(run_id: str) -> None:
+    """A task: the run is over, so its sessions close (their work directories are removed)."""
+    _plugin(get_worker()).close_run(run_id)
+
+
+def describe_worker(dask_worker: Any) -> WorkerInfo | None:
+    """Run by ``Client.run`` on each worker: what it holds (None for a plain Dask worker)."""
+    plugin = dask_worker.plugins.get(PLUGIN_NAME)
+    if not isinstance(plugin, FarmPlugin):
+        return None
+    return plugin.describe(dask_worker.address)
