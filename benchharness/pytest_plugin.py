@@ -7,7 +7,8 @@ unless ``--benchmark`` is given.
 
 How the numbers get into pytest-benchmark
 -----------------------------------------
-Timing in the pytest process would break METHOD.md (timing happens inside a fresh runner process
+Timing in the pytest process would break docs/method.md (timing happens inside a fresh runner
+process
 on the device, after warm-up, until the stopping rule holds), so the plugin measures exactly as
 ``bench run`` does: :func:`benchharness.api.run` exports, costs, dispatches and stores all
 selected cases in one run folder (models interleaved, R processes each). The first benchmark test
@@ -57,7 +58,7 @@ _SESSION_KEY = pytest.StashKey["BenchSession"]()
 
 
 class ShakyMeasurementWarning(UserWarning):
-    """A measurement raised METHOD.md flags (HIGH_IQR, DRIFT, ...); its numbers are shaky."""
+    """A measurement raised docs/method.md flags (HIGH_IQR, DRIFT, ...); its numbers are shaky."""
 
 
 class ReplayClock:
@@ -285,21 +286,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--bench-quick",
         dest="bench_quick",
         action="store_true",
-        help="METHOD.md's quick preset: 64 inferences and 5 s, one process.",
+        help="docs/method.md's quick preset: 64 inferences and 5 s, one process.",
     )
     group.addoption(
         "--bench-min-time",
         dest="bench_min_time",
         type=float,
         default=None,
-        help="Seconds of measuring per process (smoke runs; shorter than METHOD.md's default).",
+        help=(
+            "Seconds of measuring per process (smoke runs; shorter than docs/method.md's "
+            "default)."
+        ),
     )
     group.addoption(
         "--bench-warmup-time",
         dest="bench_warmup_time",
         type=float,
         default=None,
-        help="Minimum warm-up seconds (smoke runs; shorter than METHOD.md's default).",
+        help="Minimum warm-up seconds (smoke runs; shorter than docs/method.md's default).",
     )
     group.addoption(
         "--bench-results-dir",

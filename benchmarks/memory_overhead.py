@@ -1,5 +1,5 @@
 """Does reading memory change the timing? The runner with its memory probe against the runner
-with ``--no-memory``, in fresh processes taken in turns (issue 15; METHOD.md "Memory": outside
+with ``--no-memory``, in fresh processes taken in turns (issue 15; docs/method.md "Memory": outside
 the timed region).
 
 Run from the repository root on a quiet machine (``overhead.py --memory-probe`` runs this)::
@@ -11,7 +11,8 @@ Run from the repository root on a quiet machine (``overhead.py --memory-probe`` 
 Every reading lies outside the timed loop (before the session, after init, after the last
 inference), so the probe can only show up as process-to-process noise: the ratio of the medians
 of process medians, with and without it, should stay within that noise (2-10 % across fresh
-processes on ordinary machines, METHOD.md). ``read ms`` is what the readings themselves took per
+processes on ordinary machines, docs/method.md). ``read ms`` is what the readings themselves took
+per
 process (``Memory.read_ms``), none of it inside a timed inference.
 """
 
@@ -31,7 +32,7 @@ from benchharness.runners.python import RUNNER_DIR, RUNNER_SCRIPT
 
 #: Fresh processes per arm: enough for a median of process medians, a few minutes for the zoo.
 DEFAULT_PROCESSES = 6
-#: Seconds of timed inferences per process (at least 64 inferences, METHOD.md's quick count).
+#: Seconds of timed inferences per process (at least 64 inferences, docs/method.md's quick count).
 DEFAULT_MIN_S = 2.0
 #: Seconds one runner process may take before the script gives up on it.
 PROCESS_TIMEOUT_S = 600

@@ -1,5 +1,6 @@
 """Is the harness's own overhead negligible? Its timing against the runtime's own timing of the
-same inferences (METHOD.md "Timing"; issue 5's goal: within 2 % for models of 1 ms or more, within
+same inferences (docs/method.md "Timing"; issue 5's goal: within 2 % for models of 1 ms or more,
+within
 20 us for faster ones).
 
 Run from the repository root on a quiet machine::
@@ -57,10 +58,10 @@ from benchharness.runners.python import RUNNER_DIR
 #: Paired inferences per model and format: the median of 300 pairs is stable to well under 1 %,
 #: and a profiled ORT trace of that many runs stays a few MB.
 DEFAULT_RUNS = 300
-#: Warm-up of the profiled ORT session, seconds (METHOD.md's minimum warm-up).
+#: Warm-up of the profiled ORT session, seconds (docs/method.md's minimum warm-up).
 DEFAULT_WARMUP_S = 1.0
 #: Warm-up cap of the profiled ORT session: every warm-up run also fills ORT's trace, which keeps
-#: at most a million events, so the warm-up cannot be METHOD.md's 30 s here.
+#: at most a million events, so the warm-up cannot be docs/method.md's 30 s here.
 WARMUP_CAP_S = 3.0
 #: Cap of the measuring loop, seconds: the runs count decides, this only bounds a slow model.
 MEASURE_CAP_S = 120.0

@@ -122,7 +122,7 @@ def test_bench_run_with_only_native_tools_over_adb(
     assert [o["op_name"] for o in onnx_ops][:2] == ["DmlFusedNode_0_41", "DmlFusedNode_4_63"]
     assert onnx_ops[0]["median_us"] == 378.0
 
-    # what the tools were asked: the pushed artifact, pinned, and METHOD.md's --quick mapping
+    # what the tools were asked: the pushed artifact, pinned, and docs/method.md's --quick mapping
     bm_calls = calls(device.sandbox / "benchmark_model")
     timing, profiling = bm_calls
     graph = Path(timing["argv"][0].removeprefix("--graph="))
@@ -197,7 +197,7 @@ def test_missing_tool_and_format_without_a_tool_on_this_host(tmp_path: Path) -> 
     # two processes: the median of the process medians, no pooled percentiles
     assert tfl["median_ms"] == pytest.approx(1239.807) and tfl["p90_ms"] is None
     assert tfl["process_medians_ms"] == [1239.81, 1239.81]  # typed on reload
-    # no threads given: one per pinned core, as METHOD.md says
+    # no threads given: one per pinned core, as docs/method.md says
     assert all("--num_threads=1" in c["argv"] for c in calls(tools / "benchmark_model"))
 
     gone = _profile(

@@ -118,7 +118,7 @@ def test_executor_runner_on_a_phone_without_python(
     model = Path(timed["argv"][0].removeprefix("--model_path="))
     assert model.parent == device.sandbox / "benchharness" / "artifacts" and model.suffix == ".pte"
     executions = int(timed["argv"][1].removeprefix("--num_executions="))
-    # cold + METHOD.md's warm-up minimum and two windows + at least min_n measured
+    # cold + docs/method.md's warm-up minimum and two windows + at least min_n measured
     assert executions >= 1 + warmup_executions(WARMUP_DEFAULT, None) + 20
     assert timed["cpus"] == [0], "taskset 1 was not applied"
     assert profiled["argv"][1] == f"--num_executions={PROFILE_WARMUP_RUNS + DEFAULT_PROFILE_RUNS}"

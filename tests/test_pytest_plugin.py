@@ -35,7 +35,7 @@ def test_plain():
     pass
 """
 
-#: Measuring options that keep one case to a few seconds (METHOD.md defaults take far longer).
+#: Measuring options that keep one case to a few seconds (docs/method.md defaults take far longer).
 FAST = ["--bench-quick", "--bench-min-time", "0.2", "--bench-warmup-time", "0.1"]
 
 

@@ -1,4 +1,4 @@
-"""Compare two runs (METHOD.md "Comparing two runs").
+"""Compare two runs (docs/method.md "Comparing two runs").
 
 Rows of ``runs.csv`` are matched by (model, format, precision, input_shape); each match gets the
 ratio of medians B/A with a 95 % CI and a two-sided p-value, both from Welch's t on the log
@@ -25,15 +25,15 @@ from scipy import stats as sps
 from benchharness.errors import ResultsError, UsageError
 from benchharness.results.store import RunStore
 
-#: A change is called only below this p-value (METHOD.md): 1 % keeps false alarms rare in CI.
+#: A change is called only below this p-value (docs/method.md): 1 % keeps false alarms rare in CI.
 ALPHA = 0.01
-#: A change is called only when the ratio moved by at least this much (METHOD.md default 5 %).
+#: A change is called only when the ratio moved by at least this much (docs/method.md default 5 %).
 DEFAULT_THRESHOLD = 0.05
 #: Bootstrap draws per comparison: enough for stable 2.5/97.5 percentiles, fast for many models.
 BOOTSTRAP_RESAMPLES = 2000
 #: Fixed seed: the same two runs always give the same CI (reproducible reports and CI logs).
 BOOTSTRAP_SEED = 20240601
-#: Confidence of the ratio's bootstrap interval (METHOD.md: 95 %).
+#: Confidence of the ratio's bootstrap interval (docs/method.md: 95 %).
 BOOTSTRAP_CONFIDENCE = 0.95
 #: Flags that make a result too shaky to call a change on: a spread of the bulk of the samples
 #: (IQR), a trend, heat, or processes that disagree. Not EXTREME or HIGH_CV: they are about the
@@ -77,7 +77,7 @@ VERDICTS: tuple[str, ...] = ("slower", "faster", "same", "unreliable")
 _FAIL_ON_RE = re.compile(
     r"^\s*(?:(?P<metric>[a-z_0-9]+)\s*:)?\s*(?P<value>[0-9.]+)\s*(?P<pct>%?)\s*$"
 )
-#: What ``--fail-on`` can gate on; the median is METHOD.md's headline number.
+#: What ``--fail-on`` can gate on; the median is docs/method.md's headline number.
 GATE_METRICS: tuple[str, ...] = ("median",)
 
 

@@ -2,7 +2,7 @@
 
 Fresh runner processes of the same model differ by a few per cent (memory layout, core
 placement, neighbours), while thousands of inferences inside one process pin its own median to a
-fraction of that (METHOD.md, "How long to measure"). An interval built from the pooled samples
+fraction of that (docs/method.md, "How long to measure"). An interval built from the pooled samples
 therefore claims a precision that a rerun does not reproduce. The interval here treats each
 process as one observation of the random-effects model
 
@@ -138,7 +138,8 @@ def median_interval(
 
 @dataclass(frozen=True)
 class ProcessRule:
-    """How many runner processes a model gets (METHOD.md: stop on the interval across processes).
+    """How many runner processes a model gets (docs/method.md: stop on the interval across
+    processes).
 
     Adaptive: at least ``min_processes``; then stop once the ``confidence`` interval of the median
     (``log_halfwidth`` of the process values) lies within ``ci_rel`` of it on both sides; never

@@ -1,4 +1,4 @@
-"""Host-side statistics of METHOD.md: the summary of a measurement and its flags.
+"""Host-side statistics of docs/method.md: the summary of a measurement and its flags.
 
 The pure-stdlib pieces (median, quantiles, the order-statistic CI of the median, the warm-up and
 stopping rules) live in ``benchharness.ondevice.method`` because they also run on devices; this
@@ -53,16 +53,16 @@ __all__ = [
 P90_MIN_N = 64
 #: MLPerf LoadGen early stopping: the fewest samples from which a p99 claim can hold.
 P99_MIN_N = 662
-#: The confidence of the reported CI of the median (METHOD.md: 99 %).
+#: The confidence of the reported CI of the median (docs/method.md: 99 %).
 CI_CONFIDENCE = 0.99
 #: The second level reported (``ci95_*``): compare's and the repeatability goal's.
 CI95_CONFIDENCE = PROCESS_CONFIDENCE
 
-#: IQR/median at which the spread is wide enough to hide a 5 % change (METHOD.md).
+#: IQR/median at which the spread is wide enough to hide a 5 % change (docs/method.md).
 HIGH_IQR_REL = 0.10
-#: IQR/median at which something is clearly competing for the device (METHOD.md).
+#: IQR/median at which something is clearly competing for the device (docs/method.md).
 VERY_HIGH_IQR_REL = 0.25
-#: std/mean at which outliers dominate the mean (METHOD.md, as pyperf warns).
+#: std/mean at which outliers dominate the mean (docs/method.md, as pyperf warns).
 HIGH_CV = 0.10
 #: min or max this far from the mean (as a fraction of it) is an extreme sample (pyperf's check).
 EXTREME_REL = 0.50
@@ -74,7 +74,7 @@ EXTREME_REL = 0.50
 EXTREME_SHARE = 0.01
 #: Fewer samples than this leave p90 undefined (= P90_MIN_N), so the tail is unknown.
 FEW_SAMPLES_N = P90_MIN_N
-#: Last-quarter vs first-quarter median moving by more than this is drift (METHOD.md).
+#: Last-quarter vs first-quarter median moving by more than this is drift (docs/method.md).
 DRIFT_REL = 0.05
 #: Quarters need a few samples each before their medians mean anything.
 DRIFT_MIN_N = 8
@@ -176,7 +176,7 @@ class BaseSummary:
 
 @dataclass
 class Summary(BaseSummary):
-    """The statistics of one measurement (METHOD.md "What a result row reports"), in ms."""
+    """The statistics of one measurement (docs/method.md "What a result row reports"), in ms."""
 
     n: int
     median: float
@@ -274,7 +274,7 @@ def flags_for(
     thermal_rose: bool = False,
     process_sizes: Sequence[int] = (),
 ) -> list[str]:
-    """Every condition of METHOD.md's flag list that holds, in ``FLAGS`` order.
+    """Every condition of docs/method.md's flag list that holds, in ``FLAGS`` order.
 
     ``samples_ms`` must be in measurement order (process after process) for DRIFT to mean drift.
     ``process_sizes`` (samples per process, in that order) makes DRIFT a trend inside the

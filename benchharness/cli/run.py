@@ -38,7 +38,7 @@ def _positive_seconds(value: float | None) -> float | None:
     help="Threads per runtime (default: the profile's, else all cores).",
 )
 @click.option("--affinity", default=None, help="taskset mask, e.g. f0 (default: the profile's).")
-@click.option("--quick", is_flag=True, help="64 inferences and 5 s, one process (METHOD.md).")
+@click.option("--quick", is_flag=True, help="64 inferences and 5 s, one process (docs/method.md).")
 @click.option(
     "--processes",
     type=click.IntRange(min=1),

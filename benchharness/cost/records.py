@@ -1,6 +1,6 @@
 """Plain data of the cost stage, the conventions shared by both graph readers, and model totals.
 
-Conventions (METHOD.md, "FLOPs, MACs and bytes"):
+Conventions (docs/method.md, "FLOPs, MACs and bytes"):
 
 * ``macs`` are multiply-accumulates of convolutions and matrix products only, in the convention of
   the papers and of torchvision's published ``_ops`` (= torch ``FlopCounterMode`` total / 2).

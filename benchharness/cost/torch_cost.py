@@ -1,4 +1,4 @@
-"""Model-level MACs and params on the torch model, in the paper convention of METHOD.md.
+"""Model-level MACs and params on the torch model, in the paper convention of docs/method.md.
 
 MACs are torch's ``FlopCounterMode`` total / 2: it counts convolutions and matrix products only,
 which is exactly the convention of the ResNet/MobileNet/ShuffleNet papers and of torchvision's

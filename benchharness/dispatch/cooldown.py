@@ -1,4 +1,4 @@
-"""Cooldown between models on a device (METHOD.md, "Phones and boards").
+"""Cooldown between models on a device (docs/method.md, "Phones and boards").
 
 Before every runner process but the first of a run, the dispatcher waits at least the profile's
 ``cooldown_min_s``, then until the hottest thermal zone is back within ``COOLDOWN_MARGIN_C`` of
@@ -26,7 +26,7 @@ from benchharness.errors import HarnessError
 from benchharness.ondevice import probe
 from benchharness.transport.base import Transport
 
-#: METHOD.md: cool down until the thermal zone is within 2 °C of the temperature at the start.
+#: docs/method.md: cool down until the thermal zone is within 2 °C of the temperature at the start.
 COOLDOWN_MARGIN_C = 2.0
 #: Seconds between reads while waiting: kernel zones update every 0.1-2 s, and each read is a
 #: round trip over adb/SSH, so 5 s follows the cooling curve without keeping a phone busy.

@@ -2,7 +2,8 @@
 
 Every device runs in its own thread with its own transport (a lock file also keeps a second
 ``bench`` process off the same device). Each artifact is measured in R fresh runner processes,
-interleaved in a random order per round (METHOD.md), and its ``runs.csv`` row is rewritten after
+interleaved in a random order per round (docs/method.md), and its ``runs.csv`` row is rewritten
+after
 every process, so an interrupted run keeps every finished process and ``--resume`` completes only
 what is missing. A job's failure (a transport error, a runner that fails or returns a malformed
 result) becomes its failed row; the device's other jobs and the other devices go on.

@@ -1,6 +1,6 @@
 """Run a request's jobs on the farm: rounds of runner processes per device, rows as they arrive.
 
-Each ``--device`` is a lane with METHOD.md's rounds: every artifact gets R fresh processes, in
+Each ``--device`` is a lane with docs/method.md's rounds: every artifact gets R fresh processes, in
 a random order per round, and a job's row is rewritten after each of its processes exactly as
 ``dispatch.execute.run_device`` does (the coordinator keeps each job's ``JobState``; the workers
 only ever run one process and send its typed result back). A job's first process goes to any

@@ -3,7 +3,7 @@
 Shipped to devices beside the runner; standard library only, nothing from ``benchharness`` (the
 host imports it as ``benchharness.ondevice.memory``), Python 3.8 at runtime.
 
-What is read (METHOD.md "Memory"), from ``/proc/self/status`` on Linux and Android:
+What is read (docs/method.md "Memory"), from ``/proc/self/status`` on Linux and Android:
 
 * ``VmRSS`` before the runtime's library is imported (the interpreter, numpy and the runner:
   the baseline), once it is imported, and once the session or interpreter exists (init);

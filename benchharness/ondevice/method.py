@@ -1,4 +1,4 @@
-"""The measurement method of METHOD.md in pure standard-library Python.
+"""The measurement method of docs/method.md in pure standard-library Python.
 
 This module is shipped to devices with the runner, so it imports only the standard library and
 nothing from ``benchharness``. The host's ``benchharness.analysis.stats`` reuses it, so the device
@@ -153,7 +153,7 @@ def warmup_stable(window_medians: Sequence[float], tol: float = 0.05) -> bool:
 
 @dataclass(frozen=True)
 class WarmupRule:
-    """When warm-up ends (METHOD.md): at least ``min_n`` inferences and ``min_s`` seconds, then
+    """When warm-up ends (docs/method.md): at least ``min_n`` inferences and ``min_s`` seconds, then
     windows of ``window`` inferences until two consecutive window medians differ by at most
     ``tol``; never longer than ``cap_s``.
 
@@ -164,7 +164,7 @@ class WarmupRule:
     min_n: int = 10  # a JIT, allocator or cache needs a few runs before it settles
     min_s: float = 1.0  # and clocks/governors need wall time to ramp up, not just runs
     window: int = 20  # a window median of 20 is steady enough to compare to 5 %
-    tol: float = 0.05  # consecutive windows within 5 %: what "warmed up" means in METHOD.md
+    tol: float = 0.05  # consecutive windows within 5 %: what "warmed up" means in docs/method.md
     cap_s: float = 30.0  # a model that never settles must not stall the whole run
 
     def done(self, samples_ns: Sequence[int], elapsed_s: float) -> bool:
@@ -181,7 +181,7 @@ class WarmupRule:
 
 @dataclass(frozen=True)
 class StoppingRule:
-    """When measuring ends (METHOD.md "How long to measure").
+    """When measuring ends (docs/method.md "How long to measure").
 
     Measure at least ``min_n`` inferences and ``min_s`` seconds; then, if ``adaptive``, go on
     until the ``confidence`` CI of the median lies within ``ci_rel`` of the median on both sides,
@@ -244,7 +244,7 @@ class StoppingRule:
         return self.reason(samples_ns, elapsed_s) is not None
 
 
-#: METHOD.md default, one of many short processes: >= 50 inferences and >= 0.5 s, then stop; at
+#: docs/method.md default, one of many short processes: >= 50 inferences and >= 0.5 s, then stop; at
 #: most 10 s. What repeats is the process (2-10 % apart on an ordinary machine), so precision is
 #: bought with processes (the host's ``ProcessRule``), not seconds: 50 inferences already pin a
 #: process median to ~0.2 % at this project's within-process spread, 0.5 s spans >100 scheduler
@@ -264,8 +264,8 @@ ADAPTIVE = StoppingRule()
 #: still bounds slow models.
 QUICK = StoppingRule(min_n=64, min_s=5.0, adaptive=False)
 
-#: Warm-up on CPUs (METHOD.md): 10 inferences and 1 s, windows of 20 within 5 %, 30 s cap.
+#: Warm-up on CPUs (docs/method.md): 10 inferences and 1 s, windows of 20 within 5 %, 30 s cap.
 WARMUP_DEFAULT = WarmupRule()
 
-#: GPU/NPU delegates compile and upload lazily, so they get 2 s of minimum warm-up (METHOD.md).
+#: GPU/NPU delegates compile and upload lazily, so they get 2 s of minimum warm-up (docs/method.md).
 WARMUP_DELEGATE = WarmupRule(min_s=2.0)

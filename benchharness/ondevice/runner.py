@@ -10,14 +10,15 @@ eagerly) also needs torch, imported only for that format; the ``pte`` format (an
 program) is ``runner_pte.py``, imported only for that format. It must not import anything
 from ``benchharness``.
 
-Timing (METHOD.md): inputs are made and bound once; the timed region is the runtime call alone,
+Timing (docs/method.md): inputs are made and bound once; the timed region is the runtime call alone,
 read with ``time.perf_counter_ns`` inside this process; the first (cold) inference and the session
 creation are recorded apart; warm-up runs until stable; measuring runs until the stopping rule is
 met. Outputs are read after timing and checked to be finite. On a CUDA GPU (torch) each warm-up and
 timed inference is read from a pair of CUDA events instead, synchronised before reading, and
-warm-up lasts at least 2 s (METHOD.md, GPU delegates).
+warm-up lasts at least 2 s (docs/method.md, GPU delegates).
 
-Memory (METHOD.md "Memory", ``memory.py``): the process's resident size before the runtime's module
+Memory (docs/method.md "Memory", ``memory.py``): the process's resident size before the runtime's
+module
 is imported, once it is (the ``loaded`` hook each runtime calls right after its import; its own
 time is taken out of ``load_ms``), once the session exists with its inputs bound, and the
 high-water mark over the inferences; every reading is outside the timed loop. ``--no-memory``
@@ -95,7 +96,7 @@ class OrtRunner:
         self.version = ort.__version__
         self.session = self._session(profile_prefix=None)
         self.provider = self.session.get_providers()[0]
-        # a GPU/NPU provider compiles and uploads lazily: the longer warm-up of METHOD.md
+        # a GPU/NPU provider compiles and uploads lazily: the longer warm-up of docs/method.md
         self.accelerated = self.provider != ORT_CPU_PROVIDER
         self.feeds = make_inputs(
             np, [(i.name, i.shape, _ort_dtype(np, i.type)) for i in self.session.get_inputs()]

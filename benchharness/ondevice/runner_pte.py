@@ -3,7 +3,7 @@
 Imported by ``runner.py`` only for ``--format pte``, so a device without ExecuTorch runs the other
 formats as before. It needs ``executorch`` (its pybindings import torch as well) and numpy.
 
-Timing, as METHOD.md asks: the program and its method are loaded once; each timed call is
+Timing, as docs/method.md asks: the program and its method are loaded once; each timed call is
 ``method.execute()`` alone. ExecuTorch's memory planning may reuse the input's buffer for
 activations (a program's planned input is overwritten during the run), so the input is copied in
 with ``set_inputs`` before every inference, outside the timed region, as ExecuTorch's own

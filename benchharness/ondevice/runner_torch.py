@@ -2,7 +2,7 @@
 
 ``runner.py`` imports this module always (it imports nothing heavy itself) and torch only when a
 torch job runs, so a device without torch runs the other formats as before. On a CUDA GPU each
-timed inference is read from a pair of CUDA events, synchronised before reading (METHOD.md, GPU
+timed inference is read from a pair of CUDA events, synchronised before reading (docs/method.md, GPU
 delegates).
 
 Shipped to devices beside the runner: standard library, numpy and torch only, nothing from
@@ -22,7 +22,7 @@ NS_PER_MS = 1_000_000
 
 
 class CudaEventTimer:
-    """Times one call on the current CUDA stream with an event pair (METHOD.md: on a GPU,
+    """Times one call on the current CUDA stream with an event pair (docs/method.md: on a GPU,
     synchronise before reading the time, or use device events).
 
     The events are made once and reused: ``synchronize`` on the end event before reading makes

@@ -378,7 +378,7 @@ def _result(tool: Tool, version: str, stats: ToolStats, **fields: Any) -> Runner
 
 
 def executor_runner_log_result(run: er.ExecutorRunnerRun, *, version: str) -> RunnerResult:
-    """A captured log's run: warm-up found where METHOD.md's rule would have ended it (the
+    """A captured log's run: warm-up found where docs/method.md's rule would have ended it (the
     log does not say how many executions were meant as warm-up)."""
     return er.executor_runner_result(
         run, version=version, threads=None, provider="", warm=WARMUP_DEFAULT,

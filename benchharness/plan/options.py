@@ -13,8 +13,8 @@ from benchharness.analysis.intervals import (
 from benchharness.ondevice.protocol import DEFAULT_PROFILE_RUNS
 from benchharness.plan.artifacts import Artifact
 
-#: R of METHOD.md, at least: fresh runner processes per artifact (more until the interval across
-#: them meets its target, ``analysis/intervals.ProcessRule``).
+#: R of docs/method.md, at least: fresh runner processes per artifact (more until the
+#: interval across them meets its target, ``analysis/intervals.ProcessRule``).
 DEFAULT_PROCESSES = MIN_PROCESSES
 #: --quick is for iteration: one process.
 QUICK_PROCESSES = 1

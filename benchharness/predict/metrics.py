@@ -1,4 +1,4 @@
-"""How good a latency prediction is (METHOD.md, "Predicting latency"), and the MACs lines.
+"""How good a latency prediction is (docs/method.md, "Predicting latency"), and the MACs lines.
 
 * share of models within +-10 % and +-5 % of the measured median (nn-Meter's headline figure);
 * RMSPE, the root mean square of the relative errors, in percent;

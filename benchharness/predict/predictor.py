@@ -40,7 +40,7 @@ MIN_CALIBRATION_POINTS = 8
 #: A fitted scale outside this range is not a calibration but a symptom: refused, the simple one
 #: is used instead.
 SCALE_RANGE = (0.3, 3.0)
-#: Fingerprint fields that must match for a prediction to stand (METHOD.md, "Predicting
+#: Fingerprint fields that must match for a prediction to stand (docs/method.md, "Predicting
 #: latency"); the rest only warn.
 STRICT_FIELDS = ("device", "cpu_model", "threads", "runner", "runtime_version")
 WARN_FIELDS = ("harness_version", "statistic")

@@ -5,7 +5,7 @@ other, since they share hardware and software. Within a series every model (and 
 variants: another precision, input shape or ``name@variant``) is one *point*.
 
 Memory traffic ("bytes") of a point is the sum of the per-operator ``bytes`` of ``ops.csv`` (every
-input, weight and output each operator reads or writes, METHOD.md) when the run profiled
+input, weight and output each operator reads or writes, docs/method.md) when the run profiled
 operators; otherwise it falls back to ``model_bytes + activation_bytes`` (weights read once plus
 the peak activation footprint) -- a lower bound on traffic, so each point records which of the two
 it used (``bytes_source``) and a series that mixes them says so.

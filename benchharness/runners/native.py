@@ -10,19 +10,20 @@ Which runner a job gets is the profile's ``runner`` field (``profiles/schema.py`
   interpreter (this host's, or ``python3`` on a remote device), as before native tools existed.
 * ``python`` / ``native``: always that runner (``native`` fails a format without its tool).
 
-One runner process of METHOD.md is one tool invocation. Per invocation the artifact is pushed (the
+One runner process of docs/method.md is one tool invocation. Per invocation the artifact is pushed
+(the
 hash-keyed ``DeviceSession.artifact_path``), the tool runs under ``taskset`` with the job timeout,
 pinned and threaded as the python runner would be, and its output is parsed by the existing
 parsers. The same shell round trip runs the environment probe (``ondevice/probe.py``, the one the
 python runner runs too) before and after the tool, for the environment columns and THROTTLED.
 
-How METHOD.md's rules map onto the tools' own flags (no tool has an adaptive stop):
+How docs/method.md's rules map onto the tools' own flags (no tool has an adaptive stop):
 
 * ``benchmark_model``: ``--num_runs`` = min_n, ``--min_secs`` = min_s, ``--max_secs`` = max_s
   (default 100 / 10 s / 120 s; ``--quick`` 64 / 5 s / 120 s): the tool runs at least that many
-  inferences *and* at least that long and starts none after the cap, which is METHOD.md's
+  inferences *and* at least that long and starts none after the cap, which is docs/method.md's
   minimum and cap without the CI/IQR extension. Warm-up: ``--warmup_runs`` = 10 and
-  ``--warmup_min_secs`` = 1 s (METHOD.md's minimums; the tool has no window-stability test).
+  ``--warmup_min_secs`` = 1 s (docs/method.md's minimums; the tool has no window-stability test).
 * ``onnxruntime_perf_test``: its ``-m times -r N`` mode fixes a count only, so a pilot of
   ``PILOT_RUNS`` inferences (once per artifact and device) estimates one inference and
   ``N = max(min_n, min_s / estimate)``, at most ``max_s / estimate``. Warm-up is the tool's
@@ -165,7 +166,8 @@ def _no_way(profile: DeviceProfile, fmt: str, tool: Tool | None, *, python_ok: b
 
 
 def rules(settings: RunnerSettings) -> tuple[StoppingRule, WarmupRule]:
-    """METHOD.md's stopping and warm-up rules with the run's overrides, as the python runner's."""
+    """docs/method.md's stopping and warm-up rules with the run's overrides, as the python
+    runner's."""
     stop = QUICK if settings.quick else DEFAULT
     changes: dict[str, Any] = {
         k: v
@@ -448,7 +450,8 @@ def run_process(
     """
     binary = session.profile.runtimes[tool.key]
     if settings.threads is None and settings.affinity:
-        # METHOD.md: one thread per pinned core unless told otherwise, as the python runner does
+        # docs/method.md: one thread per pinned core unless told otherwise, as the python runner
+        # does
         settings = replace(settings, threads=bin(int(settings.affinity, 16)).count("1"))
     if tool is EXECUTOR_RUNNER:
         from benchharness.runners import native_pte  # it builds on this module
@@ -482,7 +485,7 @@ def run_process(
 
 
 def _rule(settings: RunnerSettings) -> protocol.Rule:
-    """The rule a tool invocation ran under: METHOD.md's minimums and cap, no adaptive stop."""
+    """The rule a tool invocation ran under: docs/method.md's minimums and cap, no adaptive stop."""
     stop, warm = rules(settings)
     return protocol.Rule(
         min_n=stop.min_n, min_s=stop.min_s, max_s=stop.max_s, adaptive=False,

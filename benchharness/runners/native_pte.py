@@ -1,6 +1,7 @@
 """Jobs measured by ExecuTorch's ``executor_runner`` on a device without python.
 
-Driven as ``runners/native.py`` drives the other native tools: one runner process of METHOD.md is
+Driven as ``runners/native.py`` drives the other native tools: one runner process of docs/method.md
+is
 one invocation, pushed artifact, ``taskset`` pinning and threads as the python runner would use,
 the environment probe before and after in the same shell round trip, and the binary's sha256 as
 its version.
@@ -8,7 +9,7 @@ its version.
 The tool has no warm-up and no stopping rule of its own, only ``--num_executions``. So a pilot of
 ``PILOT_EXECUTIONS`` (once per artifact, settings and device) estimates one inference, and the
 timing invocation runs ``1 + warm-up + N`` executions: the first is the cold one, the warm-up
-count covers METHOD.md's minimums (``min_n`` and ``min_s`` of the warm-up rule) plus two of its
+count covers docs/method.md's minimums (``min_n`` and ``min_s`` of the warm-up rule) plus two of its
 windows, and ``N = max(min_n, min_s / estimate)``, at most ``max_s / estimate``. Builds that print
 every execution (``Iteration i of N: T ms``) give per-inference samples, and the warm-up ends
 where the rule would have ended it live; older builds give the mean of all executions only.
@@ -49,7 +50,7 @@ _ESTIMATES: weakref.WeakKeyDictionary[Any, dict[str, float]] = weakref.WeakKeyDi
 
 
 def warmup_executions(warm: WarmupRule, estimate_ms: float | None) -> int:
-    """Executions offered to warm-up: METHOD.md's minimums and two windows to compare."""
+    """Executions offered to warm-up: docs/method.md's minimums and two windows to compare."""
     by_time = math.ceil(warm.min_s * 1000.0 / estimate_ms) if estimate_ms else 0
     return max(warm.min_n, by_time) + 2 * warm.window
 

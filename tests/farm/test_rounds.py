@@ -1,4 +1,4 @@
-"""The coordinator's rounds (METHOD.md: R processes per artifact, shuffled per round) and its
+"""The coordinator's rounds (docs/method.md: R processes per artifact, shuffled per round) and its
 dispatch figures, on fabricated jobs: no scheduler, no runner."""
 
 from __future__ import annotations

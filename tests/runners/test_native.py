@@ -1,4 +1,4 @@
-"""The native-tool runner's pieces: which runner a job gets, the command lines METHOD.md maps to,
+"""The native-tool runner's pieces: which runner a job gets, the command lines docs/method.md maps to,
 the conversion of real captured tool output into the python runner's result, the statistics of
 printed aggregates, the environment probe and the operator alignment."""
 

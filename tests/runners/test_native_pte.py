@@ -1,4 +1,4 @@
-"""executor_runner's driver: how many executions METHOD.md asks of it, who runs the program, and a
+"""executor_runner's driver: how many executions docs/method.md asks of it, who runs the program, and a
 build without the event tracer (a real invocation of the stand-in, which refuses the flag as such a
 build does)."""
 
