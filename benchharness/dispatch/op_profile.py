@@ -19,8 +19,9 @@ from benchharness.dispatch.session import DeviceSession
 from benchharness.errors import HarnessError, ParseError
 from benchharness.ondevice import protocol
 from benchharness.ondevice.protocol import RunnerResult
-from benchharness.parse.op_join import finish_rows, litert_rows, ort_rows
+from benchharness.parse.op_join import litert_rows, ort_rows
 from benchharness.plan.artifacts import Artifact
+from benchharness.results.rows import op_rows
 
 #: The traces our runners have ORT write: ``ort_profile_*.json``, ``ort-<hash>_*.json``.
 ORT_TRACE = ProfileKind(".json", prefix="ort")
@@ -66,7 +67,7 @@ def collect_ops(session: DeviceSession, artifact: Artifact, result: RunnerResult
     e2e = statistics.median(result.samples_ms) if result.samples_ms else result.ops_reference_ms
     op_sum_ms = sum(r["median_us"] or 0.0 for r in rows) / 1e3
     ratio = op_sum_ms / e2e if e2e and e2e > 0 else None
-    return OpsOutcome(rows=finish_rows(rows, base), sum_ratio=ratio)
+    return OpsOutcome(rows=op_rows(rows, base), sum_ratio=ratio)
 
 
 def _fetch(session: DeviceSession, remote: str) -> str:

@@ -184,13 +184,3 @@ def litert_rows(ops: Sequence[ProfiledOp], cost: GraphCost | None) -> list[dict[
                 rows.append({"op_name": op.op_name, "op_type": op.op_type, "calls": 0,
                              "median_us": None, **_cost_of(op)})  # fmt: skip
     return rows
-
-
-def finish_rows(rows: list[dict[str, Any]], base: dict[str, Any]) -> list[dict[str, Any]]:
-    """Numbered rows with the job's identity and each operator's share of the summed time."""
-    total = sum(r["median_us"] or 0.0 for r in rows)
-    out = []
-    for i, r in enumerate(rows):
-        share = (r["median_us"] / total) if total > 0 and r["median_us"] is not None else None
-        out.append({**base, "op_index": i, **r, "share": share})
-    return out

@@ -17,10 +17,10 @@ from benchharness import __version__
 from benchharness.errors import ParseError, UsageError
 from benchharness.ondevice.protocol import RunnerResult
 from benchharness.parse import native_result as nr
-from benchharness.parse.op_join import finish_rows, litert_rows, ort_rows
+from benchharness.parse.op_join import litert_rows, ort_rows
 from benchharness.parse.ort_profile import load_profile_events, model_run_durations_us
 from benchharness.plan.artifacts import Artifact
-from benchharness.results.rows import build_row
+from benchharness.results.rows import build_row, op_rows
 from benchharness.results.store import RunStore
 
 Kind = Literal["benchmark-model", "ort-perf-test", "executor-runner"]
@@ -187,7 +187,7 @@ def import_log(
         # what a log cannot say stays empty rather than made up
         for column in ("runtime_version", "finished_at", "wall_s", "started_at"):
             row.pop(column, None)
-        ops_rows = finish_rows(ops, {**ident, "runtime": tool.runtime})
+        ops_rows = op_rows(ops, {**ident, "runtime": tool.runtime})
         store.add_job(row, ops_rows)
     return store
 

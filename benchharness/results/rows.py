@@ -17,6 +17,7 @@ from benchharness.analysis.stats import Summary, ToolSummary, summarize, summari
 from benchharness.ondevice.protocol import RunnerResult, ToolStats
 from benchharness.plan.artifacts import Artifact
 from benchharness.results.memory_columns import memory_columns
+from benchharness.results.schema import OpRow, RunRow, SampleRow
 
 #: A rise of the hottest thermal zone during a model beyond this is thermal throttling territory.
 THERMAL_RISE_C = 5.0
@@ -96,11 +97,11 @@ def summary_of(results: Sequence[RunnerResult], governor: str | None) -> Summary
 
 
 def ops_sum_ratio(
-    ops_rows: Sequence[Mapping[str, Any]], median_ms: float | None, fallback: float | None = None
+    ops_rows: Sequence[OpRow], median_ms: float | None, fallback: float | None = None
 ) -> float | None:
     """Summed per-operator medians over the row's median: against all processes, not only the
     one the profiled pass followed, so one disturbed process does not skew it."""
-    known = [float(t) for r in ops_rows if (t := r.get("median_us")) is not None]
+    known = [r.median_us for r in ops_rows if r.median_us is not None]
     if not known or not median_ms or median_ms <= 0:
         return fallback
     return sum(known) / 1e3 / median_ms
@@ -117,11 +118,11 @@ def build_row(
     results: Sequence[RunnerResult],
     processes_wanted: int,
     error: str | None = None,
-    ops_rows: Sequence[Mapping[str, Any]] = (),
+    ops_rows: Sequence[OpRow] = (),
     ops_ratio: float | None = None,
     started_at: str = "",
     wall_s: float = 0.0,
-) -> dict[str, Any]:
+) -> RunRow:
     """The ``runs.csv`` row of one job: identity, environment, statistics, status.
 
     ``ops_ratio`` is the summed operator time over end-to-end when it was taken apart from the
@@ -170,7 +171,7 @@ def build_row(
         )
     if error or not results:
         row.update(status="failed", error=error or "no runner process finished")
-        return row
+        return RunRow.from_values(row)
     row["stats_source"] = results[0].stats_source
     row["throttle_ratio"] = throttle_ratio(results)
     node_costs = [r.profile.node_cost_us for r in results if r.profile is not None]
@@ -204,17 +205,28 @@ def build_row(
         row.update(status="failed", error="; ".join(problems))
     else:
         row.update(status="ok", error="")
-    return row
+    return RunRow.from_values(row)
 
 
 def sample_rows(
     device: str, artifact: Artifact, results: Sequence[RunnerResult]
-) -> list[dict[str, Any]]:
+) -> list[SampleRow]:
     """``samples.csv`` rows: every inference of every process, in order."""
     a = artifact
     return [
-        {"device": device, "model": a.model, "format": a.format, "precision": a.precision,
-         "process": p, "index": i, "latency_ms": ms}
+        SampleRow(device=device, model=a.model, format=a.format, precision=a.precision,
+                  process=p, index=i, latency_ms=ms)
         for p, result in enumerate(results)
         for i, ms in enumerate(result.samples_ms)
     ]  # fmt: skip
+
+
+def op_rows(rows: Sequence[Mapping[str, Any]], base: Mapping[str, Any]) -> list[OpRow]:
+    """A job's ``ops.csv`` rows from its joined operators (``parse/op_join``): numbered, with
+    the job's identity and each operator's share of the summed time."""
+    total = sum(r["median_us"] or 0.0 for r in rows)
+    out = []
+    for i, r in enumerate(rows):
+        share = (r["median_us"] / total) if total > 0 and r["median_us"] is not None else None
+        out.append(OpRow.from_values({**base, "op_index": i, **r, "share": share}))
+    return out

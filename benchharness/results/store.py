@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import errno
 import io
 import json
@@ -18,77 +19,39 @@ import re
 import secrets
 import socket
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from benchharness.errors import ResultsError
 from benchharness.lockfile import held
-from benchharness.results.memory_columns import MEMORY_COLUMNS, MEMORY_INT_COLUMNS, estimate_bytes
+from benchharness.results.memory_columns import MEMORY_COLUMNS, estimate_bytes
+from benchharness.results.schema import (
+    INT,
+    OPS_COLUMNS,
+    RUNS_COLUMNS,
+    SAMPLES_COLUMNS,
+    SCHEMA_VERSION,
+    OpRow,
+    Record,
+    RunRow,
+    SampleRow,
+    cell,
+    parse_cell,
+)
 
-#: Bumped whenever a column changes meaning or disappears, or a version's readers need to know
-#: that its columns exist (2: measured memory, ``results/memory_columns.py``); older folders
-#: are migrated on load (``MIGRATIONS``), never rewritten unless a resumed run writes them again.
-SCHEMA_VERSION = 2
+R = TypeVar("R", bound=Record)
 
 #: Where results go unless ``--results-dir`` or ``BENCH_RESULTS_DIR`` says otherwise.
 DEFAULT_RESULTS_DIR = Path("results")
-
-RUNS_COLUMNS: tuple[str, ...] = (
-    "schema_version", "run_id", "job_id", "device", "transport", "runtime", "runtime_version",
-    "provider", "format", "precision", "model", "source", "input_shape", "threads", "affinity",
-    "status", "error", "n", "warmup_n", "processes", "load_ms", "cold_ms",
-    "median_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "p10_ms", "p90_ms", "p99_ms",
-    "iqr_ms", "mad_ms", "cv", "ci99_low_ms", "ci99_high_ms", "process_medians_ms", "flags",
-    "macs", "flops", "params", "model_bytes", "activation_bytes", "gmacs_per_s",
-    "max_abs_err", "tolerance", "ops_sum_ratio", "artifact_sha256", "artifact",
-    "cpu_model", "governor", "max_freq_mhz", "temp_start_c", "temp_end_c", "loadavg_start",
-    "harness_version", "started_at", "finished_at", "wall_s", "cooldown_s", "cooldown_temp_c",
-    "stats_source", *MEMORY_COLUMNS, "worker_host", "worker_device", "ci95_low_ms",
-    "ci95_high_ms", "ci_method", "process_stop", "throttle_ratio", "ops_node_cost_us",
-)  # fmt: skip
-
-OPS_COLUMNS: tuple[str, ...] = (
-    "schema_version", "run_id", "job_id", "device", "model", "format", "precision", "runtime",
-    "op_index", "op_name", "op_type", "calls", "median_us", "share",
-    "macs", "flops", "params", "bytes", "graph_ops", "median_raw_us",
-)  # fmt: skip
-
-SAMPLES_COLUMNS: tuple[str, ...] = (
-    "schema_version", "run_id", "job_id", "device", "model", "format", "precision",
-    "process", "index", "latency_ms",
-)  # fmt: skip
-
-#: Columns holding whole numbers; every column not named here or in FLOAT_COLUMNS or
-#: LIST_COLUMNS is text.
-INT_COLUMNS = frozenset(
-    {"schema_version", "threads", "n", "warmup_n", "processes", "macs", "flops", "params",
-     "model_bytes", "activation_bytes", "op_index", "calls", "bytes", "process", "index",
-     *MEMORY_INT_COLUMNS}
-)  # fmt: skip
-#: Columns holding real numbers.
-FLOAT_COLUMNS = frozenset(
-    {"load_ms", "cold_ms", "median_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "p10_ms",
-     "p90_ms", "p99_ms", "iqr_ms", "mad_ms", "cv", "ci99_low_ms", "ci99_high_ms",
-     "gmacs_per_s", "max_abs_err", "tolerance", "ops_sum_ratio", "max_freq_mhz",
-     "temp_start_c", "temp_end_c", "loadavg_start", "wall_s", "cooldown_s", "cooldown_temp_c",
-     "median_us", "share", "latency_ms", "ci95_low_ms", "ci95_high_ms", "throttle_ratio",
-     "ops_node_cost_us", "median_raw_us"}
-)  # fmt: skip
-#: Columns holding a list of real numbers, written ``;``-separated.
-LIST_COLUMNS = frozenset({"process_medians_ms"})
 
 #: A run id names a folder here and a work directory on every device (removed with ``rm -rf``
 #: when the run ends): a letter or digit first, so ``.``, ``..`` and ``-rf`` never pass.
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 #: Held by the process writing a run (``RunStore.writing``).
 LOCK_FILE = ".writer.lock"
-#: Leading characters that make a spreadsheet evaluate a cell (OWASP's CSV injection list).
-FORMULA_CHARS = ("=", "+", "-", "@", "\t", "\r")
-#: The prefix that makes such a cell plain text in every spreadsheet; taken off on reading.
-TEXT_QUOTE = "'"
 #: errno -> what to do, for writes into a results folder.
 _WRITE_ADVICE = {
     errno.ENOSPC: "no space left on this host; free space or pass --results-dir on a larger disk",
@@ -110,9 +73,15 @@ def validate_run_id(run_id: str) -> str:
 
 
 def _runs_v1_to_v2(row: dict[str, Any]) -> dict[str, Any]:
-    """Version 1 had no memory columns: nothing was measured, the estimate is its own columns."""
-    row = {**dict.fromkeys(MEMORY_COLUMNS), **row}
-    row["mem_estimate_bytes"] = estimate_bytes(row.get("model_bytes"), row.get("activation_bytes"))
+    """Version 1 had no memory columns: nothing was measured, the estimate is its own columns.
+    (Rows are text cells here, as read from the file.)"""
+    row = {**dict.fromkeys(MEMORY_COLUMNS, ""), **row}
+    try:
+        weights = parse_cell(INT, row.get("model_bytes"))
+        activations = parse_cell(INT, row.get("activation_bytes"))
+    except ValueError:
+        return row  # the typed read that follows names the damaged cell
+    row["mem_estimate_bytes"] = cell(estimate_bytes(weights, activations))
     return row
 
 
@@ -122,10 +91,17 @@ MIGRATIONS = {1: _runs_v1_to_v2}
 
 
 def migrate_rows(path: Path, rows: list[dict[str, Any]], *, runs: bool) -> list[dict[str, Any]]:
-    """Rows of an older schema brought to ``SCHEMA_VERSION``; ResultsError for a newer one."""
+    """Rows (text cells) of an older schema brought to ``SCHEMA_VERSION``; ResultsError for a
+    newer one."""
     out = []
-    for row in rows:
-        version = row.get("schema_version")
+    for lineno, row in enumerate(rows, start=2):
+        try:
+            version = parse_cell(INT, row.get("schema_version"))
+        except ValueError:
+            raise ResultsError(
+                f"{path}, line {lineno}, column schema_version: expected a number, got "
+                f"{row.get('schema_version')!r}; the file was edited or damaged"
+            ) from None
         if version is not None and version > SCHEMA_VERSION:
             raise ResultsError(
                 f"{path} has schema_version {version}; this harness reads up to "
@@ -137,7 +113,7 @@ def migrate_rows(path: Path, rows: list[dict[str, Any]], *, runs: bool) -> list[
                 raise ResultsError(f"{path} has schema_version {version}, which no migration reads")
             row = step(row) if runs else dict(row)
             version += 1
-            row["schema_version"] = version
+            row["schema_version"] = str(version)
         out.append(row)
     return out
 
@@ -146,34 +122,6 @@ def new_run_id(now: datetime | None = None) -> str:
     """A sortable, unique run id: UTC timestamp plus a short random suffix."""
     now = now or datetime.now(UTC)
     return now.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value) if value == value else ""  # NaN becomes an empty cell
-    if isinstance(value, (list, tuple)):
-        return ";".join(_cell(v) for v in value)
-    text = str(value)
-    if isinstance(value, str) and _needs_quote(text):
-        return TEXT_QUOTE + text
-    return text
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _needs_quote(text: str) -> bool:
-    """Whether a text cell would run as a formula in a spreadsheet (a number would not)."""
-    if text.startswith(TEXT_QUOTE):
-        return text[1:].startswith(FORMULA_CHARS)  # keeps the round trip exact
-    return text.startswith(FORMULA_CHARS) and not _is_number(text)
 
 
 def _umask_mode() -> int:
@@ -221,14 +169,14 @@ def _sync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def rows_to_csv(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
+def rows_to_csv(columns: Sequence[str], rows: Iterable[Record]) -> str:
     buf = io.StringIO()
     # CRLF, as RFC 4180 has it: the csv module quotes a cell only for the characters of the line
     # terminator, so with "\n" alone a device's "\r" in an error message would split the row
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in columns])
+        writer.writerow(row.cells())
     return buf.getvalue()
 
 
@@ -243,49 +191,16 @@ def read_csv_rows(path: Path) -> list[dict[str, str]]:
         raise ResultsError(f"cannot read {path}: {exc}; the file may be damaged") from exc
 
 
-def typed_value(column: str, text: str | None) -> Any:
-    """One cell as its column's type: empty is None, numbers are numbers (ValueError if not)."""
-    if text is None or text == "":
-        return [] if column in LIST_COLUMNS else None
-    if column in INT_COLUMNS:
-        try:
-            return int(text)
-        except ValueError:
-            value = float(text)  # a whole number written as 12.0 by another tool
-            if not value.is_integer():
-                raise
-            return int(value)
-    if column in FLOAT_COLUMNS:
-        return float(text)
-    if column in LIST_COLUMNS:
-        return [float(v) for v in text.split(";") if v]
-    if text.startswith(TEXT_QUOTE) and text[1:].startswith(FORMULA_CHARS):
-        return text[1:]  # the quote _cell put before a formula-looking text
-    return text
-
-
-def _as_stored(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A row as it will read back from disk, so rows in memory and reloaded ones are alike."""
-    return {column: typed_value(column, _cell(value)) for column, value in row.items()}
-
-
-def read_typed_rows(path: Path) -> list[dict[str, Any]]:
-    """The rows of one of the run's CSVs with every cell as its column's type."""
-    rows = []
-    for lineno, raw in enumerate(read_csv_rows(path), start=2):
-        row: dict[str, Any] = {}
-        for column, text in raw.items():
-            if column is None:  # more cells than the header names: a damaged line
-                raise ResultsError(f"{path}, line {lineno}: more cells than columns")
-            try:
-                row[column] = typed_value(column, text)
-            except ValueError:
-                raise ResultsError(
-                    f"{path}, line {lineno}, column {column}: expected a number, got {text!r}; "
-                    "the file was edited or damaged"
-                ) from None
-        rows.append(row)
-    return rows
+def read_records(path: Path, record: type[R], *, runs: bool = False) -> list[R]:
+    """The rows of one of the run's CSVs as typed records, migrated to ``SCHEMA_VERSION``."""
+    raw = read_csv_rows(path)
+    for lineno, cells in enumerate(raw, start=2):
+        if None in cells:  # more cells than the header names: a damaged line
+            raise ResultsError(f"{path}, line {lineno}: more cells than columns")
+    return [
+        record.from_cells(cells, f"{path}, line {lineno}")
+        for lineno, cells in enumerate(migrate_rows(path, raw, runs=runs), start=2)
+    ]
 
 
 @dataclass
@@ -293,9 +208,9 @@ class RunStore:
     """One run folder, loaded into memory and written back atomically after every change."""
 
     path: Path
-    runs: list[dict[str, Any]] = field(default_factory=list)
-    ops: list[dict[str, Any]] = field(default_factory=list)
-    samples: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[RunRow] = field(default_factory=list)
+    ops: list[OpRow] = field(default_factory=list)
+    samples: list[SampleRow] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -350,10 +265,9 @@ class RunStore:
                 store.meta = json.loads(meta_path.read_text(encoding="utf-8"))
             except (OSError, json.JSONDecodeError) as exc:
                 raise ResultsError(f"cannot read {meta_path}: {exc}") from exc
-        store.runs = migrate_rows(path / "runs.csv", read_typed_rows(path / "runs.csv"), runs=True)
-        for name in ("ops", "samples"):
-            file = path / f"{name}.csv"
-            setattr(store, name, migrate_rows(file, read_typed_rows(file), runs=False))
+        store.runs = read_records(path / "runs.csv", RunRow, runs=True)
+        store.ops = read_records(path / "ops.csv", OpRow)
+        store.samples = read_records(path / "samples.csv", SampleRow)
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:
@@ -375,23 +289,31 @@ class RunStore:
         atomic_write_text(self.path / "run.json", json.dumps(self.meta, indent=2, default=str))
 
     def finished_job_ids(self) -> set[str]:
-        return {str(r["job_id"]) for r in self.runs if r.get("status") == "ok"}
+        return {r.job_id for r in self.runs if r.status == "ok"}
 
     def add_job(
         self,
-        run_row: Mapping[str, Any],
-        ops_rows: Sequence[Mapping[str, Any]] = (),
-        sample_rows: Sequence[Mapping[str, Any]] = (),
+        run_row: RunRow,
+        ops_rows: Sequence[OpRow] = (),
+        sample_rows: Sequence[SampleRow] = (),
     ) -> None:
         """Record one finished job (replacing an earlier attempt of the same job) and persist."""
-        job_id = str(run_row["job_id"])
-        common = {"schema_version": SCHEMA_VERSION, "run_id": self.run_id}
-        self.runs = [r for r in self.runs if str(r.get("job_id")) != job_id]
-        self.ops = [r for r in self.ops if str(r.get("job_id")) != job_id]
-        self.samples = [r for r in self.samples if str(r.get("job_id")) != job_id]
-        self.runs.append(_as_stored({**run_row, **common}))
-        self.ops.extend(_as_stored({**r, **common, "job_id": job_id}) for r in ops_rows)
-        self.samples.extend(_as_stored({**r, **common, "job_id": job_id}) for r in sample_rows)
+        job_id = run_row.job_id
+        run_id = self.run_id
+        self.runs = [r for r in self.runs if r.job_id != job_id]
+        self.ops = [r for r in self.ops if r.job_id != job_id]
+        self.samples = [r for r in self.samples if r.job_id != job_id]
+        self.runs.append(
+            dataclasses.replace(run_row, schema_version=SCHEMA_VERSION, run_id=run_id)
+        )
+        self.ops.extend(
+            dataclasses.replace(r, schema_version=SCHEMA_VERSION, run_id=run_id, job_id=job_id)
+            for r in ops_rows
+        )
+        self.samples.extend(
+            dataclasses.replace(r, schema_version=SCHEMA_VERSION, run_id=run_id, job_id=job_id)
+            for r in sample_rows
+        )
         self.flush()
 
     def flush(self) -> None:
@@ -405,20 +327,3 @@ def list_runs(results_dir: Path) -> list[str]:
     if not results_dir.is_dir():
         return []
     return sorted(p.name for p in results_dir.iterdir() if (p / "runs.csv").exists())
-
-
-def load_runs_frame(results_dir: Path, run_ids: Sequence[str]) -> Any:
-    """Load ``runs.csv`` of several runs into one pandas DataFrame (typed as the store is)."""
-    import pandas as pd
-
-    frames = []
-    for rid in run_ids:
-        store = RunStore.open(results_dir, rid)
-        frames.append(pd.DataFrame(store.runs, columns=list(RUNS_COLUMNS)))
-    if not frames:
-        return pd.DataFrame(columns=list(RUNS_COLUMNS))
-    frame = pd.concat(frames, ignore_index=True)
-    for col in frame.columns:
-        if col in INT_COLUMNS or col in FLOAT_COLUMNS:
-            frame[col] = pd.to_numeric(frame[col])
-    return frame

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from benchharness.parse.op_join import corrected_us, finish_rows, ort_rows
+from benchharness.parse.op_join import corrected_us, ort_rows
+from benchharness.results.rows import op_rows as finish_rows
 from tests.parse.test_ort_profile import three_runs
 
 
@@ -26,5 +27,5 @@ def test_ort_rows_keep_the_raw_figure_beside_the_corrected_one() -> None:
     fixed = ort_rows(text, 0, None, node_cost_us=4.0)
     # Conv: one call a run; Relu: a median of one call a run (2 in the second run)
     assert [(r["median_us"], r["median_raw_us"]) for r in fixed] == [(40.0, 44.0), (11.0, 15.0)]
-    shares = [r["share"] for r in finish_rows(fixed, {"model": "m"})]
+    shares = [r.share for r in finish_rows(fixed, {"model": "m"})]
     assert shares == pytest.approx([40.0 / 51.0, 11.0 / 51.0])  # shares of the corrected sum

@@ -1,0 +1,303 @@
+"""The results schema: one typed record per CSV row, and the cells they are written as.
+
+``RunRow`` (``runs.csv``), ``OpRow`` (``ops.csv``) and ``SampleRow`` (``samples.csv``) are the
+schema. Their fields, in order, are the CSV columns; each field's type is its column's type
+(``int``, ``float``, ``list[float]`` written ``;``-separated, or text), so one definition gives the
+header, the typed reload and what every reader may ask for. Readers use attributes: a misspelt
+column is a mypy error, never a silent ``None``.
+
+An empty cell reads back as ``None`` (a list as ``[]``); the text columns every row has (its
+identity, status and error) as ``""``. Rows are built from a mapping of column values with
+``from_values`` (an unknown column is a programming error and raises ``KeyError``), and read from a
+CSV with ``from_cells`` (a cell that is not its column's type is a ``ResultsError`` naming the file,
+the line and the column).
+
+Cells that a spreadsheet would run as a formula are written with a leading ``'`` and read back
+without it (OWASP's CSV-injection advice).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self
+
+from benchharness.errors import ResultsError
+
+#: Bumped whenever a column changes meaning or disappears, or a version's readers need to know
+#: that its columns exist (2: measured memory, ``results/memory_columns.py``); older folders
+#: are migrated on load (``results/store.MIGRATIONS``), never rewritten unless a resumed run
+#: writes them again.
+SCHEMA_VERSION = 2
+
+#: Leading characters that make a spreadsheet evaluate a cell (OWASP's CSV injection list).
+FORMULA_CHARS = ("=", "+", "-", "@", "\t", "\r")
+#: The prefix that makes such a cell plain text in every spreadsheet; taken off on reading.
+TEXT_QUOTE = "'"
+
+#: Column kinds, read off each field's annotation.
+INT, FLOAT, LIST, TEXT, REQUIRED_TEXT = "int", "float", "list", "text", "required-text"
+_KINDS = {
+    "int | None": INT,
+    "float | None": FLOAT,
+    "list[float]": LIST,
+    "str | None": TEXT,
+    "str": REQUIRED_TEXT,
+}
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _needs_quote(text: str) -> bool:
+    """Whether a text cell would run as a formula in a spreadsheet (a number would not)."""
+    if text.startswith(TEXT_QUOTE):
+        return text[1:].startswith(FORMULA_CHARS)  # keeps the round trip exact
+    return text.startswith(FORMULA_CHARS) and not _is_number(text)
+
+
+def cell(value: Any) -> str:
+    """One value as its CSV cell: None and NaN empty, lists ``;``-joined, formulas quoted."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value) if value == value else ""  # NaN becomes an empty cell
+    if isinstance(value, (list, tuple)):
+        return ";".join(cell(v) for v in value)
+    text = str(value)
+    if isinstance(value, str) and _needs_quote(text):
+        return TEXT_QUOTE + text
+    return text
+
+
+def parse_cell(kind: str, text: str | None) -> Any:
+    """One cell as its column's kind: empty is None (``[]``, ``""``); ValueError if not a number."""
+    if text is None or text == "":
+        return {LIST: [], REQUIRED_TEXT: ""}.get(kind)
+    if kind == INT:
+        try:
+            return int(text)
+        except ValueError:
+            value = float(text)  # a whole number written as 12.0 by another tool
+            if not value.is_integer():
+                raise
+            return int(value)
+    if kind == FLOAT:
+        return float(text)
+    if kind == LIST:
+        return [float(v) for v in text.split(";") if v]
+    if text.startswith(TEXT_QUOTE) and text[1:].startswith(FORMULA_CHARS):
+        return text[1:]  # the quote cell() put before a formula-looking text
+    return text
+
+
+class Record:
+    """What the three row types share: their columns, kinds, and the CSV round trip."""
+
+    __slots__ = ()
+    _kinds: ClassVar[dict[str, str]]
+
+    @classmethod
+    def kinds(cls) -> dict[str, str]:
+        """Column name -> kind, in column order."""
+        cached = cls.__dict__.get("_kinds")
+        if cached is None:
+            cached = {f.name: _KINDS[str(f.type)] for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+            cls._kinds = cached
+        return cached
+
+    @classmethod
+    def columns(cls) -> tuple[str, ...]:
+        return tuple(cls.kinds())
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> Self:
+        """A row from column values as code holds them (numbers, lists, text, None), each
+        normalised as it would read back from disk, so a row in memory and one reloaded are
+        alike. KeyError names a column the schema does not have."""
+        kinds = cls.kinds()
+        unknown = [k for k in values if k not in kinds]
+        if unknown:
+            raise KeyError(f"{cls.__name__} has no column {', '.join(sorted(unknown))}")
+        return cls(**{k: parse_cell(kinds[k], cell(v)) for k, v in values.items()})
+
+    @classmethod
+    def from_cells(cls, cells: Mapping[str, str | None], where: str) -> Self:
+        """A row from the text cells of a CSV line (``where`` names the file and line).
+        Columns the schema does not know are left out; a number column that does not hold a
+        number is a ResultsError."""
+        kinds = cls.kinds()
+        values: dict[str, Any] = {}
+        for column, text in cells.items():
+            kind = kinds.get(column)
+            if kind is None:
+                continue
+            try:
+                values[column] = parse_cell(kind, text)
+            except ValueError:
+                raise ResultsError(
+                    f"{where}, column {column}: expected a number, got {text!r}; "
+                    "the file was edited or damaged"
+                ) from None
+        return cls(**values)
+
+    def cells(self) -> list[str]:
+        """The row's CSV cells, in column order."""
+        return [cell(getattr(self, c)) for c in self.kinds()]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row as plain data (``--json``), in column order."""
+        return {c: getattr(self, c) for c in self.kinds()}
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with some columns changed, each normalised as ``from_values`` does."""
+        kinds = self.kinds()
+        normalised = {k: parse_cell(kinds[k], cell(v)) for k, v in changes.items()}
+        return dataclasses.replace(self, **normalised)  # type: ignore[type-var]
+
+
+@dataclass(kw_only=True, slots=True)
+class RunRow(Record):
+    """One ``runs.csv`` row: a device x artifact x settings measurement, its statistics, the
+    environment it ran in and its outcome (``status`` ``ok``, ``partial`` or ``failed``, and
+    why in ``error``). Columns are described in ``results/README.md``."""
+
+    schema_version: int | None = None
+    run_id: str = ""
+    job_id: str = ""
+    device: str = ""
+    transport: str = ""
+    runtime: str | None = None
+    runtime_version: str | None = None
+    provider: str | None = None
+    format: str = ""
+    precision: str = ""
+    model: str = ""
+    source: str | None = None
+    input_shape: str | None = None
+    threads: int | None = None
+    affinity: str | None = None
+    status: str = ""
+    error: str = ""
+    n: int | None = None
+    warmup_n: int | None = None
+    processes: int | None = None
+    load_ms: float | None = None
+    cold_ms: float | None = None
+    median_ms: float | None = None
+    mean_ms: float | None = None
+    std_ms: float | None = None
+    min_ms: float | None = None
+    max_ms: float | None = None
+    p10_ms: float | None = None
+    p90_ms: float | None = None
+    p99_ms: float | None = None
+    iqr_ms: float | None = None
+    mad_ms: float | None = None
+    cv: float | None = None
+    ci99_low_ms: float | None = None
+    ci99_high_ms: float | None = None
+    process_medians_ms: list[float] = field(default_factory=list)
+    flags: str = ""
+    macs: int | None = None
+    flops: int | None = None
+    params: int | None = None
+    model_bytes: int | None = None
+    activation_bytes: int | None = None
+    gmacs_per_s: float | None = None
+    max_abs_err: float | None = None
+    tolerance: float | None = None
+    ops_sum_ratio: float | None = None
+    artifact_sha256: str | None = None
+    artifact: str | None = None
+    cpu_model: str | None = None
+    governor: str | None = None
+    max_freq_mhz: float | None = None
+    temp_start_c: float | None = None
+    temp_end_c: float | None = None
+    loadavg_start: float | None = None
+    harness_version: str = ""
+    started_at: str | None = None
+    finished_at: str | None = None
+    wall_s: float | None = None
+    cooldown_s: float | None = None
+    cooldown_temp_c: float | None = None
+    stats_source: str | None = None
+    mem_source: str | None = None
+    mem_init_bytes: int | None = None
+    mem_peak_bytes: int | None = None
+    mem_estimate_bytes: int | None = None
+    mem_baseline_bytes: int | None = None
+    mem_runtime_load_bytes: int | None = None
+    mem_tensor_bytes: int | None = None
+    mem_code_bytes: int | None = None
+    worker_host: str | None = None
+    worker_device: str | None = None
+    ci95_low_ms: float | None = None
+    ci95_high_ms: float | None = None
+    ci_method: str | None = None
+    process_stop: str | None = None
+    throttle_ratio: float | None = None
+    ops_node_cost_us: float | None = None
+
+    @property
+    def flag_list(self) -> list[str]:
+        """The row's flags (``flags`` is ``;``-separated, as written)."""
+        return [f for f in self.flags.split(";") if f]
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass(kw_only=True, slots=True)
+class OpRow(Record):
+    """One ``ops.csv`` row: an operator of a measured artifact, its time and its cost."""
+
+    schema_version: int | None = None
+    run_id: str = ""
+    job_id: str = ""
+    device: str = ""
+    model: str = ""
+    format: str = ""
+    precision: str = ""
+    runtime: str | None = None
+    op_index: int | None = None
+    op_name: str = ""
+    op_type: str = ""
+    calls: int | None = None
+    median_us: float | None = None
+    share: float | None = None
+    macs: int | None = None
+    flops: int | None = None
+    params: int | None = None
+    bytes: int | None = None
+    graph_ops: str | None = None
+    median_raw_us: float | None = None
+
+
+@dataclass(kw_only=True, slots=True)
+class SampleRow(Record):
+    """One ``samples.csv`` row: one timed inference of one runner process."""
+
+    schema_version: int | None = None
+    run_id: str = ""
+    job_id: str = ""
+    device: str = ""
+    model: str = ""
+    format: str = ""
+    precision: str = ""
+    process: int | None = None
+    index: int | None = None
+    latency_ms: float | None = None
+
+
+RUNS_COLUMNS = RunRow.columns()
+OPS_COLUMNS = OpRow.columns()
+SAMPLES_COLUMNS = SampleRow.columns()
