@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchharness.errors import ResultsError
+from benchharness.results.schema import OpRow, RunRow, SampleRow
 from benchharness.results.store import (
     OPS_COLUMNS,
     RUNS_COLUMNS,
@@ -16,7 +17,6 @@ from benchharness.results.store import (
     RunStore,
     atomic_write_text,
     list_runs,
-    load_runs_frame,
 )
 
 REQUIRED_RUNS = (  # noqa: SIM905 - one readable block of column names
@@ -37,15 +37,15 @@ def test_schema_has_every_column_the_design_requires() -> None:
     assert "latency_ms" in SAMPLES_COLUMNS
 
 
-def _row(job: str, median: float, status: str = "ok") -> dict:
-    return {"job_id": job, "device": "local", "model": "m", "format": "onnx",
-            "median_ms": median, "status": status}  # fmt: skip
+def _row(job: str, median: float, status: str = "ok") -> RunRow:
+    return RunRow(job_id=job, device="local", model="m", format="onnx",
+                  median_ms=median, status=status)  # fmt: skip
 
 
 def test_rows_are_written_with_schema_version_and_replaced_per_job(tmp_path: Path) -> None:
     store = RunStore.create(tmp_path)
     store.add_job(
-        _row("a", 1.5), [{"op_index": 0, "op_name": "conv"}], [{"index": 0, "latency_ms": 1.5}]
+        _row("a", 1.5), [OpRow(op_index=0, op_name="conv")], [SampleRow(index=0, latency_ms=1.5)]
     )
     store.add_job(_row("b", 2.0))
     store.add_job(_row("a", 1.25))  # a second attempt replaces the first
@@ -63,7 +63,7 @@ def test_rows_are_written_with_schema_version_and_replaced_per_job(tmp_path: Pat
 def test_open_by_path_and_by_id(tmp_path: Path) -> None:
     store = RunStore.create(tmp_path, "r1")
     store.add_job(_row("a", 1.0))
-    assert RunStore.open(tmp_path, "r1").runs[0]["job_id"] == "a"
+    assert RunStore.open(tmp_path, "r1").runs[0].job_id == "a"
     assert RunStore.open(Path("/nonexistent"), str(store.path)).run_id == "r1"
     assert list_runs(tmp_path) == ["r1"]
 
@@ -96,12 +96,13 @@ def test_no_temporary_files_are_left_behind(tmp_path: Path) -> None:
     assert sorted(p.name for p in store.path.iterdir()) == ["ops.csv", "runs.csv", "samples.csv"]
 
 
-def test_runs_load_into_pandas_with_numbers(tmp_path: Path) -> None:
+def test_runs_reload_typed_with_numbers(tmp_path: Path) -> None:
     store = RunStore.create(tmp_path, "r1")
     store.add_job(_row("a", 1.5))
     store.add_job(_row("b", 2.5))
-    frame = load_runs_frame(tmp_path, ["r1"])
-    assert frame["median_ms"].sum() == pytest.approx(4.0)
+    runs = RunStore.open(tmp_path, "r1").runs
+    assert sum(r.median_ms or 0.0 for r in runs) == pytest.approx(4.0)
+    assert all(isinstance(r, RunRow) and r.schema_version == SCHEMA_VERSION for r in runs)
 
 
 def test_atomic_write_gives_the_mode_a_plain_open_would(tmp_path: Path) -> None:

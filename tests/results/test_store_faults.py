@@ -15,6 +15,7 @@ import pytest
 
 from benchharness.errors import ResultsError
 from benchharness.results import store as store_module
+from benchharness.results.schema import OpRow, RunRow
 from benchharness.results.store import RunStore, atomic_write_text, validate_run_id
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +37,7 @@ def test_hostile_run_ids_are_refused_everywhere(tmp_path: Path, bad: str) -> Non
 
 def test_resume_dot_is_the_run_it_names_never_an_empty_id(tmp_path: Path) -> None:
     run = RunStore.create(tmp_path / "results", "20261201-000000-abcd")
-    run.add_job({"job_id": "j", "status": "ok"})
+    run.add_job(RunRow(job_id="j", status="ok"))
     os.chdir(run.path)
     try:
         # Path(".").name is "": the device folder would have been workdir/ itself
@@ -86,17 +87,17 @@ def test_cells_a_spreadsheet_would_run_are_neutralised_and_read_back(
     tmp_path: Path, text: str
 ) -> None:
     run = RunStore.create(tmp_path)
-    row = {"job_id": "j", "model": text, "error": text, "cpu_model": text, "median_ms": -1.5}
-    run.add_job(row, [{"op_name": text, "op_index": 0}])
+    row = RunRow(job_id="j", model=text, error=text, cpu_model=text, median_ms=-1.5)
+    run.add_job(row, [OpRow(op_name=text, op_index=0)])
     with (run.path / "runs.csv").open(newline="") as fh:
         (raw,) = list(csv.DictReader(fh))
     for column in ("model", "error", "cpu_model"):
         assert raw[column] == "'" + text, "a leading quote makes the cell text"
     assert raw["median_ms"] == "-1.5", "numbers stay numbers"
     again = RunStore.open(tmp_path, run.run_id)
-    assert again.runs[0]["model"] == text and again.runs[0]["median_ms"] == -1.5
-    assert again.ops[0]["op_name"] == text
-    assert run.runs[0]["model"] == text, "rows in memory read the same"
+    assert again.runs[0].model == text and again.runs[0].median_ms == -1.5
+    assert again.ops[0].op_name == text
+    assert run.runs[0].model == text, "rows in memory read the same"
 
 
 @contextlib.contextmanager
@@ -119,16 +120,16 @@ def test_a_read_only_results_folder_is_a_results_error(tmp_path: Path) -> None:
         run = RunStore.create(mount)
         subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
         with pytest.raises(ResultsError, match=r"cannot write .*read-only"):
-            run.add_job({"job_id": "j", "status": "ok"})
+            run.add_job(RunRow(job_id="j", status="ok"))
 
 
 def test_a_full_disk_is_a_results_error_and_keeps_the_old_file(tmp_path: Path) -> None:
     with small_tmpfs(tmp_path / "small") as mount:
         run = RunStore.create(mount)
-        run.add_job({"job_id": "first", "status": "ok", "model": "m"})
+        run.add_job(RunRow(job_id="first", status="ok", model="m"))
         before = (run.path / "runs.csv").read_text()
         with pytest.raises(ResultsError, match="no space left"):
-            run.add_job({"job_id": "big", "status": "ok", "error": "x" * 200_000})
+            run.add_job(RunRow(job_id="big", status="ok", error="x" * 200_000))
         assert (run.path / "runs.csv").read_text() == before, "the old file is intact"
         assert not [p for p in run.path.iterdir() if p.name.endswith(".tmp")]
 
