@@ -47,6 +47,7 @@ SCRIPT = "; ".join(
         '[ -r "$z/temp" ] || continue; '
         'echo "$(cat $z/type 2>/dev/null || echo ${z##*/}) $(cat $z/temp 2>/dev/null)"; done',
         f"echo {MARK}load; cat /proc/loadavg 2>/dev/null",
+        f"echo {MARK}stat; grep -E '^cpu ' /proc/stat 2>/dev/null",
         f"echo {MARK}mem; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo 2>/dev/null",
         f"echo {MARK}end",
     ]
@@ -55,8 +56,12 @@ SCRIPT = "; ".join(
 #: The keys of ``environment()``: what a result carries about the device it ran on.
 ENVIRONMENT_KEYS = (
     "cpu_model", "soc", "os", "cpus", "pinned", "governor", "max_freq_mhz", "cur_freq_mhz",
-    "temp_c", "loadavg", "mem_total_kb", "mem_available_kb",
+    "temp_c", "loadavg", "mem_total_kb", "mem_available_kb", "cpu_ticks", "steal_ticks",
 )  # fmt: skip
+#: Fields of /proc/stat's ``cpu`` line (user nice system idle iowait irq softirq steal): the
+#: eighth is the time a hypervisor gave this machine's CPUs to other guests (steal), which a
+#: process's latency feels but its own CPU time does not show.
+STEAL_FIELD = 7
 
 
 def sections(text: str) -> dict[str, list[str]]:
@@ -133,6 +138,7 @@ def parse(text: str) -> dict[str, Any]:
         if PLAUSIBLE_C[0] <= celsius <= PLAUSIBLE_C[1]:
             zones.append([name or "zone", celsius])
     load = (s.get("load") or [""])[0].split()
+    ticks = [int(v) for v in (s.get("stat") or [""])[0].split()[1:] if v.isdigit()]
     mem = {}
     for line in s.get("mem", []):
         key, _, rest = line.partition(":")
@@ -152,6 +158,8 @@ def parse(text: str) -> dict[str, Any]:
         "loadavg": _number(load[0]) if load else None,
         "mem_total_kb": mem.get("MemTotal"),
         "mem_available_kb": mem.get("MemAvailable"),
+        "cpu_ticks": sum(ticks) if len(ticks) > STEAL_FIELD else None,
+        "steal_ticks": ticks[STEAL_FIELD] if len(ticks) > STEAL_FIELD else None,
     }
 
 
@@ -195,7 +203,21 @@ def environment(parsed: dict[str, Any], pinned: Sequence[int] | None = None) -> 
         "loadavg": parsed.get("loadavg"),
         "mem_total_kb": parsed.get("mem_total_kb"),
         "mem_available_kb": parsed.get("mem_available_kb"),
+        "cpu_ticks": parsed.get("cpu_ticks"),
+        "steal_ticks": parsed.get("steal_ticks"),
     }
+
+
+def steal_share(start: dict[str, Any] | None, end: dict[str, Any] | None) -> float | None:
+    """The share of all CPU time between two probes that the hypervisor gave to other guests
+    (0..1); None where /proc/stat has no steal field or no time passed."""
+    if not start or not end:
+        return None
+    t0, t1 = start.get("cpu_ticks"), end.get("cpu_ticks")
+    s0, s1 = start.get("steal_ticks"), end.get("steal_ticks")
+    if t0 is None or t1 is None or s0 is None or s1 is None or t1 <= t0 or s1 < s0:
+        return None
+    return float(s1 - s0) / float(t1 - t0)
 
 
 def read_local(pinned: Sequence[int] | None = None) -> dict[str, Any]:

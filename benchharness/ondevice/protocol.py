@@ -103,6 +103,10 @@ class Environment:
     loadavg: float | None = None
     mem_total_kb: int | None = None
     mem_available_kb: int | None = None
+    #: /proc/stat's summed CPU ticks and the steal ticks among them, since boot: two probes
+    #: give the share of the machine a hypervisor gave away between them (``probe.steal_share``)
+    cpu_ticks: int | None = None
+    steal_ticks: int | None = None
 
 
 @dataclass
@@ -324,7 +328,8 @@ _ENVIRONMENT = record(
     {"cpu_model": _opt_text, "soc": _opt_text, "os": _opt_text, "cpus": _opt_count,
      "pinned": optional(listing(count)), "governor": _opt_text, "max_freq_mhz": _opt_dur,
      "cur_freq_mhz": _opt_dur, "temp_c": _opt_num, "loadavg": _opt_dur,
-     "mem_total_kb": _opt_count, "mem_available_kb": _opt_count},
+     "mem_total_kb": _opt_count, "mem_available_kb": _opt_count, "cpu_ticks": _opt_count,
+     "steal_ticks": _opt_count},
 )  # fmt: skip
 _OP = record(
     ProfiledOp,

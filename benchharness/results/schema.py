@@ -245,6 +245,12 @@ class RunRow(Record):
     process_stop: str | None = None
     throttle_ratio: float | None = None
     ops_node_cost_us: float | None = None
+    #: the machine's load across the job: the last process's closing load average, the highest
+    #: any probe read, and the largest share (%) of CPU time a hypervisor gave to other guests
+    #: during one process (``probe.steal_share``); empty where the device cannot tell
+    loadavg_end: float | None = None
+    loadavg_max: float | None = None
+    steal_pct: float | None = None
 
     @property
     def flag_list(self) -> list[str]:
