@@ -251,6 +251,8 @@ class RunRow(Record):
     loadavg_end: float | None = None
     loadavg_max: float | None = None
     steal_pct: float | None = None
+    #: online CPUs of the device as the first probe read them (what a load average is against)
+    cpus: int | None = None
 
     @property
     def flag_list(self) -> list[str]:
