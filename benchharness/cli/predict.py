@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
@@ -22,7 +22,12 @@ from benchharness.cli.common import (
     split,
     text,
 )
-from benchharness.errors import PredictorError, UsageError
+from benchharness.errors import UsageError
+
+if TYPE_CHECKING:  # imported when the command runs: `bench --help` stays quick
+    from benchharness.api import RunRequest
+    from benchharness.predict import Predictor
+    from benchharness.results.store import RunStore
 
 #: ``--budget`` units.
 _UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
@@ -50,29 +55,21 @@ def graph_formats(value: str) -> tuple[str, ...]:
     return formats
 
 
-def _predictor_file(path: Path | None, results_dir: Path, device: str) -> Path:
-    from benchharness.predict.build import predictor_path
-
-    return path or predictor_path(results_dir, device)
+def _warn(warning: str) -> None:
+    console.print(f"[yellow]! {text(warning)}[/yellow]")
 
 
-def _check(predictor: Any, current: dict[str, Any], where: str, formats: Any, force: bool) -> None:
-    """Refuse (or, with --force, warn) when the predictor was built on something else."""
-    strict: list[str] = []
-    soft: list[str] = []
-    for f in formats:
-        strict += [d for d in predictor.strict_differences(current, f) if d not in strict]
-        soft += [d for d in predictor.differences(current, f) if d not in strict + soft]
-    if strict and not force:
-        raise PredictorError(
-            f"the predictor was built on another setup than the device now ({where}): "
-            f"{'; '.join(strict)}. Build a predictor for it (`bench predictor build`), or pass "
-            "--force to predict anyway"
-        )
-    for d in strict + soft:
-        console.print(
-            f"[yellow]! predictor fingerprint differs ({text(where)}): {text(d)}[/yellow]"
-        )
+def _say(line: str) -> None:
+    console.print(text(line))
+
+
+def _measure(request: RunRequest) -> RunStore:
+    """``bench run`` with its progress on the console (eval measuring the models it lacks)."""
+    from benchharness.api import run
+    from benchharness.cli.display import RichReporter
+
+    with RichReporter(console) as reporter:
+        return run(request, reporter=reporter)
 
 
 def output_option(help_text: str) -> Any:
@@ -107,7 +104,7 @@ def predictor_group() -> None:
 def build_cmd(**kw: Any) -> None:
     """Measure kernel models on a device with `bench run` and fit a predictor."""
     from benchharness.cli.display import RichReporter
-    from benchharness.predict.build import BuildRequest, build, find_run
+    from benchharness.predict import BuildRequest, build_predictor, interrupted_run
 
     req = BuildRequest(
         device=kw["device"],
@@ -124,34 +121,21 @@ def build_cmd(**kw: Any) -> None:
     )
     try:
         with RichReporter(console) as reporter:
-            outcome = build(req, reporter=reporter, stage=lambda t: reporter.stage("predictor", t))
+            outcome = build_predictor(
+                req, reporter=reporter, stage=lambda t: reporter.stage("predictor", t)
+            )
     except KeyboardInterrupt:
-        from benchharness.export.cache import cache_dir
-
-        plans = sorted(
-            (cache_dir() / "predict").glob("plan-*.toml"), key=lambda p: p.stat().st_mtime
-        )
-        run_id = req.resume or (find_run(req.results_dir, plans[-1]) if plans else None)
+        run_id = interrupted_run(req)
         hint = f"`bench predictor build --resume {run_id}`" if run_id else "a new build"
         print(
             f"Interrupted: every finished measurement is kept; finish with {hint}", file=sys.stderr
         )
         sys.exit(EXIT_INTERRUPTED)
-    p = outcome.predictor
-    summary = {
-        "predictor": str(outcome.path),
-        "runs": outcome.run_ids,
-        "wall_s": outcome.wall_s,
-        "kernel_models": p.build.get("kernel_models"),
-        "samples": len(p.samples),
-        "formats": {
-            f: {"kernel_types": len(m.regressors) - 1, "calibration": m.calibration.to_json()}
-            for f, m in p.formats.items()
-        },
-    }
+    summary = outcome.summary()
     if kw["as_json"]:
         print_json(summary)
         return
+    p = outcome.predictor
     console.print(text(f"predictor: {outcome.path}  (runs {', '.join(outcome.run_ids)})"))
     console.print(
         text(
@@ -162,7 +146,8 @@ def build_cmd(**kw: Any) -> None:
     _show_fusion(p)
 
 
-def _show_fusion(p: Any) -> None:
+def _show_fusion(p: Predictor) -> None:
+    """The fusion-pair verdicts of every format, when the build measured pairs."""
     table = Table(title="Fusion (pair test: T1 + T2 - T12 > 0.5 min(T1, T2))")
     for col in ("format", "pair", "T1 us", "T2 us", "T12 us", "saving us", "fused"):
         table.add_column(col, justify="left" if col in ("format", "pair", "fused") else "right")
@@ -188,22 +173,10 @@ def _show_fusion(p: Any) -> None:
 @json_option
 def show_cmd(path: Path | None, device: str, results_dir: Path, as_json: bool) -> None:
     """A predictor's fingerprint, calibration, kernel types and fusion findings."""
-    from benchharness.predict.predictor import Predictor
+    from benchharness.predict import load_predictor
 
-    p = Predictor.load(_predictor_file(path, results_dir, device))
-    data = {
-        "fingerprint": p.fingerprint,
-        "build": p.build,
-        "formats": {
-            f: {
-                "calibration": m.calibration.to_json(),
-                "kernel_types": {k: r.n for k, r in m.regressors.items()},
-                "pairs": [r.to_json() for r in m.pairs],
-                "fusion_rules": m.evidence.to_json(),
-            }
-            for f, m in p.formats.items()
-        },
-    }
+    p = load_predictor(results_dir, device, path)
+    data = p.overview()
     if as_json:
         print_json(data)
         return
@@ -241,48 +214,21 @@ def eval_cmd(**kw: Any) -> None:
     """Held-out accuracy: leave one zoo family out, outside models, next to the MACs lines."""
     import json
 
-    from benchharness.api import RunRequest, run
-    from benchharness.predict.evaluate import METHODS, evaluate
-    from benchharness.predict.predictor import Predictor, fingerprint_of_rows
-    from benchharness.results.store import RunStore, atomic_write_text
-    from benchharness.zoo.registry import resolve_models
+    from benchharness.predict import METHODS, EvalRequest, evaluate_runs
+    from benchharness.results.store import atomic_write_text
 
-    formats = graph_formats(kw["formats"])
-    results_dir: Path = kw["results_dir"]
-    p = Predictor.load(_predictor_file(kw["path"], results_dir, kw["device"]))
-    none = kw["models"].strip().lower() in ("", "none")
-    zoo = [] if none else [r.name for r in resolve_models(kw["models"])]
-    outside = [r.name for r in resolve_models(kw["outside"])] if kw["outside"].strip() else []
-    rows = [
-        r
-        for rid in kw["runs"]
-        for r in RunStore.open(results_dir, rid).runs
-        if r.get("device") == kw["device"]
-    ]
-    have = {(str(r["model"]), str(r["format"])) for r in rows if r.get("status") == "ok"}
-    missing = [m for m in zoo + outside if any((m, f) not in have for f in formats)]
-    if missing:
-        wanted = [m for m in zoo if m in missing]
-        wanted += [o for o in split(kw["outside"]) if o.split(":")[-1] in missing]
-        asked = ",".join(wanted)
-        console.print(text(f"measuring {len(missing)} model(s) not in the given runs"))
-        from benchharness.cli.display import RichReporter
-
-        with RichReporter(console) as reporter:
-            store = run(
-                RunRequest(
-                    devices=(kw["device"],),
-                    models=asked,
-                    formats=formats,
-                    quick=kw["quick"],
-                    results_dir=results_dir,
-                ),
-                reporter=reporter,
-            )
-        rows += store.runs
-        console.print(text(f"measured in run {store.run_id}"))
-    _check(p, fingerprint_of_rows(rows), "the measured runs", formats, kw["force"])
-    ev = evaluate(p, rows, zoo, outside, formats)
+    req = EvalRequest(
+        device=kw["device"],
+        runs=kw["runs"],
+        models=kw["models"],
+        outside=split(kw["outside"]),
+        formats=graph_formats(kw["formats"]),
+        quick=kw["quick"],
+        force=kw["force"],
+        predictor=kw["path"],
+        results_dir=kw["results_dir"],
+    )
+    ev = evaluate_runs(req, measure=_measure, say=_say, warn=_warn)
     data = ev.to_json()
     if kw["output"]:
         atomic_write_text(kw["output"], json.dumps(data, indent=1))
@@ -334,23 +280,25 @@ def eval_cmd(**kw: Any) -> None:
 @json_option
 def predict_cmd(**kw: Any) -> None:
     """Predicted latency of models on a device, without touching the device."""
-    from benchharness.predict.apply import device_fingerprint, predict_models
-    from benchharness.predict.predictor import Predictor
-    from benchharness.profiles.schema import load_profile
+    from benchharness.predict import PredictRequest, predict_on_device
 
-    formats = graph_formats(kw["formats"])
-    profile = load_profile(kw["device"])
-    p = Predictor.load(_predictor_file(kw["path"], kw["results_dir"], profile.name))
-    current, where = device_fingerprint(profile, kw["results_dir"], kw["threads"])
-    _check(p, current, where, formats, kw["force"])
+    req = PredictRequest(
+        models=kw["models"],
+        device=kw["device"],
+        formats=graph_formats(kw["formats"]),
+        input_shape=kw["input_shape"],
+        threads=kw["threads"],
+        predictor=kw["path"],
+        force=kw["force"],
+        results_dir=kw["results_dir"],
+    )
     with console.status("exporting (cached) and predicting"):
-        preds = predict_models(p, kw["models"], formats, kw["input_shape"])
+        result = predict_on_device(req, warn=_warn)
     if kw["as_json"]:
-        print_json(
-            {"device": profile.name, "predictions": [m.to_json(kw["show_ops"]) for m in preds]}
-        )
+        print_json(result.to_json(kw["show_ops"]))
         return
-    table = Table(title=f"Predicted latency on {text(profile.name)}")
+    preds = result.models
+    table = Table(title=f"Predicted latency on {text(result.device)}")
     for col in ("model", "format", "predicted ms", "GMACs", "kernels"):
         table.add_column(col, justify="left" if col in ("model", "format") else "right")
     for m in preds:

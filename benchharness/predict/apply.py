@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from benchharness.cost.artifact_cost import GRAPH_FORMATS
 from benchharness.errors import HarnessError
 from benchharness.export.cache import cache_dir
 from benchharness.plan.artifacts import prepare_artifacts
-from benchharness.predict.predictor import KernelPrediction, Predictor, fingerprint_of_rows
+from benchharness.predict.build import load_predictor
+from benchharness.predict.predictor import (
+    KernelPrediction,
+    Predictor,
+    check_fingerprint,
+    fingerprint_of_rows,
+)
 from benchharness.predict.wiring import read_graph
-from benchharness.profiles.schema import DeviceProfile
+from benchharness.profiles.schema import DeviceProfile, load_profile
 from benchharness.results.store import RunStore, list_runs
 from benchharness.zoo.registry import parse_shape, resolve_models
 
@@ -88,15 +95,59 @@ def device_fingerprint(
             store = RunStore.open(results_dir, run_id)
         except HarnessError:
             continue
-        rows = [
-            r for r in store.runs if r.get("device") == profile.name and r.get("status") == "ok"
-        ]
+        rows = [r for r in store.runs if r.device == profile.name and r.ok]
         if rows:
             fp = fingerprint_of_rows(rows)
             if threads:
                 fp["threads"] = threads
             return fp, f"run {run_id}"
     return {"device": profile.name}, "nothing (no run on this device yet)"
+
+
+@dataclass
+class PredictRequest:
+    """What ``bench predict`` was asked."""
+
+    models: str  # all | a,b | module:function | model files
+    device: str = "local"
+    formats: tuple[str, ...] = GRAPH_FORMATS
+    input_shape: str | None = None  # e.g. 1x3x160x160, instead of the zoo's
+    threads: int | None = None  # threads the models would run with
+    predictor: Path | None = None  # None: the device's current predictor
+    force: bool = False  # predict although the fingerprints differ
+    results_dir: Path = Path("results")
+
+
+@dataclass
+class DevicePredictions:
+    """The predicted latency of models on one device."""
+
+    device: str
+    models: list[ModelPrediction]
+
+    def to_json(self, with_kernels: bool = False) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "predictions": [m.to_json(with_kernels) for m in self.models],
+        }
+
+
+def _ignore(_warning: str) -> None:
+    """Where warnings go when the caller gives no ``warn``."""
+
+
+def predict_on_device(
+    req: PredictRequest, warn: Callable[[str], None] = _ignore
+) -> DevicePredictions:
+    """Check the device's predictor against what this host knows of the device (refused on a
+    strict difference unless ``req.force``; ``warn`` gets every difference), then predict."""
+    profile = load_profile(req.device)
+    predictor = load_predictor(req.results_dir, profile.name, req.predictor)
+    current, where = device_fingerprint(profile, req.results_dir, req.threads)
+    for warning in check_fingerprint(predictor, current, where, req.formats, req.force):
+        warn(warning)
+    models = predict_models(predictor, req.models, req.formats, req.input_shape)
+    return DevicePredictions(profile.name, models)
 
 
 def predict_models(

@@ -103,10 +103,30 @@ class BuildOutcome:
     wall_s: float
     rounds: list[dict[str, Any]] = field(default_factory=list)
 
+    def summary(self) -> dict[str, Any]:
+        """What ``bench predictor build`` reports: the file, runs, time and what was fitted."""
+        p = self.predictor
+        return {
+            "predictor": str(self.path),
+            "runs": self.run_ids,
+            "wall_s": self.wall_s,
+            "kernel_models": p.build.get("kernel_models"),
+            "samples": len(p.samples),
+            "formats": {
+                f: {"kernel_types": len(m.regressors) - 1, "calibration": m.calibration.to_json()}
+                for f, m in p.formats.items()
+            },
+        }
+
 
 def predictor_path(results_dir: Path, device: str) -> Path:
     """The device's current predictor (the one ``bench predict`` and the report use)."""
     return results_dir / PREDICTORS_DIR / f"{device}.json.gz"
+
+
+def load_predictor(results_dir: Path, device: str, path: Path | None = None) -> Predictor:
+    """The predictor file at ``path``, or the device's current predictor when None."""
+    return Predictor.load(path or predictor_path(results_dir, device))
 
 
 def _write_plan(plan: planning.Plan, params: dict[str, Any], round_no: int) -> Path:
@@ -140,6 +160,15 @@ def find_run(results_dir: Path, manifest: Path) -> str | None:
         if (meta.get("request") or {}).get("manifest") == str(manifest):
             return run_id
     return None
+
+
+def interrupted_run(req: BuildRequest) -> str | None:
+    """The run id that resumes an interrupted build: the one it resumed, else the run of the
+    newest kernel plan (None when no round had started)."""
+    if req.resume:
+        return req.resume
+    plans = sorted((cache_dir() / "predict").glob("plan-*.toml"), key=lambda p: p.stat().st_mtime)
+    return find_run(req.results_dir, plans[-1]) if plans else None
 
 
 def _unfinished(results_dir: Path) -> list[str]:
@@ -182,7 +211,7 @@ def _load_state(store: RunStore) -> dict[str, Any] | None:
         raise ResultsError(f"cannot read {path}: {exc}") from exc
 
 
-def build(
+def build_predictor(
     req: BuildRequest, *, reporter: Reporter | None = None, stage: Stage | None = None
 ) -> BuildOutcome:
     """Run (or resume) a predictor build and save the predictor."""

@@ -15,7 +15,7 @@ other families (for outside models: on the whole zoo). Measured latencies come f
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ from benchharness.predict.metrics import LinearFit, Scores, scores
 from benchharness.predict.predictor import Predictor
 from benchharness.predict.samples import artifact_graph, graph_bytes
 from benchharness.predict.wiring import Graph
+from benchharness.results.schema import RunRow
 
 #: The methods compared, in the order tables show them.
 PREDICTOR = "predictor"
@@ -100,80 +101,120 @@ def _line_predict(fit: LinearFit, macs: float, nbytes: float) -> float:
 
 def evaluate(
     predictor: Predictor,
-    rows: Iterable[Mapping[str, Any]],
+    rows: Iterable[RunRow],
     zoo_names: Iterable[str],
     outside_names: Iterable[str] = (),
     formats: Sequence[str] | None = None,
-    graph_of: Callable[[Mapping[str, Any]], Graph] = artifact_graph,
+    graph_of: Callable[[RunRow], Graph] = artifact_graph,
 ) -> Evaluation:
     """Score the predictor and the MACs lines on the measured ``ok`` rows of zoo/outside models."""
     zoo = set(zoo_names)
     outside = set(outside_names) - zoo
     wanted = set(formats) if formats else set(predictor.formats)
-    results: list[ModelResult] = []
-    graphs = {}
-    skipped: list[str] = []
-    seen: set[tuple[str, str]] = set()
-    for row in rows:
-        model, fmt = str(row.get("model")), str(row.get("format"))
-        if row.get("status") != "ok" or fmt not in wanted or (model, fmt) in seen:
-            continue
-        if model not in zoo and model not in outside:
-            continue
-        if fmt not in predictor.formats:
-            skipped.append(f"{model} {fmt}: the predictor has no {fmt} part")
-            continue
-        try:
-            graph = graph_of(row)
-        except CostError as exc:
-            skipped.append(f"{model} {fmt}: {exc}")
-            continue
-        seen.add((model, fmt))
-        graphs[(model, fmt)] = graph
-        family = family_of(model, str(row.get("source") or ""))
-        results.append(
-            ModelResult(
-                model,
-                family,
-                ZOO if model in zoo else OUTSIDE,
-                fmt,
-                float(row["median_ms"]),
-                int(row.get("macs") or sum(n.cost.macs for n in graph.nodes)),
-                graph_bytes(graph),
-            )
-        )
-    if not results:
+    measured = _measured_models(predictor, rows, zoo, outside, wanted, graph_of)
+    if not measured.results:
         raise PredictorError(
             "no measured zoo or outside model to evaluate on: give a run of them with --run, "
             "or let eval measure them"
         )
+    _predict(predictor, measured)
+    return Evaluation(measured.results, _score_table(measured.results), measured.skipped)
+
+
+@dataclass
+class _Measured:
+    """The models an evaluation is scored on, their graphs, and the rows it could not use."""
+
+    results: list[ModelResult] = field(default_factory=list)
+    graphs: dict[tuple[str, str], Graph] = field(default_factory=dict)  # (model, format)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _measured_models(
+    predictor: Predictor,
+    rows: Iterable[RunRow],
+    zoo: set[str],
+    outside: set[str],
+    wanted: set[str],
+    graph_of: Callable[[RunRow], Graph],
+) -> _Measured:
+    """The first ``ok`` row of each wanted zoo/outside model and format, with its graph."""
+    out = _Measured()
+    for row in rows:
+        model, fmt = row.model, row.format
+        if not row.ok or fmt not in wanted or (model, fmt) in out.graphs:
+            continue
+        if model not in zoo and model not in outside:
+            continue
+        if fmt not in predictor.formats:
+            out.skipped.append(f"{model} {fmt}: the predictor has no {fmt} part")
+            continue
+        if row.median_ms is None:
+            out.skipped.append(f"{model} {fmt}: the row has no median")
+            continue
+        try:
+            graph = graph_of(row)
+        except CostError as exc:
+            out.skipped.append(f"{model} {fmt}: {exc}")
+            continue
+        out.graphs[(model, fmt)] = graph
+        out.results.append(
+            ModelResult(
+                model,
+                family_of(model, row.source or ""),
+                ZOO if model in zoo else OUTSIDE,
+                fmt,
+                row.median_ms,
+                row.macs or sum(n.cost.macs for n in graph.nodes),
+                graph_bytes(graph),
+            )
+        )
+    return out
+
+
+def _predict(predictor: Predictor, measured: _Measured) -> None:
+    """Every model's prediction by the predictor (its family's fold for a zoo model) and by the
+    four MACs lines, into ``predicted_ms``."""
     folds: dict[tuple[str, str], Predictor] = {}
-    for r in results:
+    for r in measured.results:
         held_out = r.family if r.set == ZOO else None
         key = (held_out or "", r.format)
         if key not in folds:
             folds[key] = predictor.without([held_out], [r.format]) if held_out else predictor
-        fold = folds[key]
-        r.predicted_ms[PREDICTOR] = fold.predict_graph(graphs[(r.model, r.format)]).ms
-        kernel_rows = [
-            (p.macs, p.bytes, p.e2e_us / 1e3)
-            for p in predictor.points
-            if p.format == r.format and p.origin != held_out
-        ]
-        zoo_rows = [
-            (o.macs, o.bytes, o.measured_ms)
-            for o in results
-            if o.set == ZOO and o.format == r.format and o.family != r.family
-        ]
-        for name, inputs, train in (
-            (MACS_KERNELS, ("macs",), kernel_rows),
-            (MACS_BYTES_KERNELS, ("macs", "bytes"), kernel_rows),
-            (MACS_ZOO, ("macs",), zoo_rows),
-            (MACS_BYTES_ZOO, ("macs", "bytes"), zoo_rows),
-        ):
-            r.predicted_ms[name] = (
-                _line_predict(_fit_line(inputs, train), r.macs, r.bytes) if train else math.nan
-            )
+        r.predicted_ms[PREDICTOR] = (
+            folds[key].predict_graph(measured.graphs[(r.model, r.format)]).ms
+        )
+        r.predicted_ms.update(_line_predictions(predictor, measured.results, r, held_out))
+
+
+def _line_predictions(
+    predictor: Predictor, results: Sequence[ModelResult], r: ModelResult, held_out: str | None
+) -> dict[str, float]:
+    """``r`` by the MACs lines fitted on the kernel models (its family's left out) and on the
+    other zoo families; NaN where a line has nothing to be fitted on."""
+    kernel_rows = [
+        (p.macs, p.bytes, p.e2e_us / 1e3)
+        for p in predictor.points
+        if p.format == r.format and p.origin != held_out
+    ]
+    zoo_rows = [
+        (o.macs, o.bytes, o.measured_ms)
+        for o in results
+        if o.set == ZOO and o.format == r.format and o.family != r.family
+    ]
+    out: dict[str, float] = {}
+    for name, inputs, train in (
+        (MACS_KERNELS, ("macs",), kernel_rows),
+        (MACS_BYTES_KERNELS, ("macs", "bytes"), kernel_rows),
+        (MACS_ZOO, ("macs",), zoo_rows),
+        (MACS_BYTES_ZOO, ("macs", "bytes"), zoo_rows),
+    ):
+        out[name] = _line_predict(_fit_line(inputs, train), r.macs, r.bytes) if train else math.nan
+    return out
+
+
+def _score_table(results: Sequence[ModelResult]) -> dict[tuple[str, str, str], Scores]:
+    """Scores per (model set, format, method), for every set and format that has models."""
     table: dict[tuple[str, str, str], Scores] = {}
     for s in (ZOO, OUTSIDE):
         for fmt in sorted({r.format for r in results}):
@@ -185,4 +226,4 @@ def evaluate(
                     [r.predicted_ms.get(method, math.nan) for r in chosen],
                     [r.measured_ms for r in chosen],
                 )
-    return Evaluation(results, table, skipped)
+    return table

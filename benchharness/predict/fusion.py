@@ -23,6 +23,7 @@ from typing import Any
 
 from benchharness.predict.join import Evidence, Kernel, down_candidate, up_candidate
 from benchharness.predict.wiring import Graph
+from benchharness.results.schema import OpRow
 
 #: nn-Meter's fusion rule: the pair saves more than half the cheaper operator's time.
 FUSION_SAVING_SHARE = 0.5
@@ -107,12 +108,10 @@ class PairResult:
         }
 
 
-def model_time_us(rows: Sequence[Mapping[str, Any]]) -> float:
+def model_time_us(rows: Sequence[OpRow]) -> float:
     """A pair model's time: its profiled operators, layout changes at its edges left out."""
     return sum(
-        float(r["median_us"])
-        for r in rows
-        if r.get("median_us") is not None and str(r.get("op_type")) not in LAYOUT_ROW_TYPES
+        r.median_us for r in rows if r.median_us is not None and r.op_type not in LAYOUT_ROW_TYPES
     )
 
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchharness.predict.wiring import Graph, Node
+from benchharness.results.schema import OpRow
 
 #: ORT's fused and layout-transformed kernels, and the graph operator type each one stands for.
 ORT_TYPE_OF = {
@@ -244,17 +245,15 @@ def _tflite_anchor(graph: Graph, graph_ops: str | None) -> list[Node]:
     ]
 
 
-def _anchor(graph: Graph, row: Mapping[str, Any]) -> list[Node]:
+def _anchor(graph: Graph, row: OpRow) -> list[Node]:
     if graph.format == "onnx":
-        return _ort_anchor(graph, str(row.get("op_name") or ""), str(row.get("op_type")))
-    if row.get("median_us") is None:
+        return _ort_anchor(graph, row.op_name, row.op_type)
+    if row.median_us is None:
         return []  # a graph node the runtime gave no time of its own: placed with the others
-    return _tflite_anchor(graph, row.get("graph_ops"))
+    return _tflite_anchor(graph, row.graph_ops)
 
 
-def measured_kernels(
-    graph: Graph, rows: Sequence[Mapping[str, Any]]
-) -> tuple[list[Kernel], Evidence]:
+def measured_kernels(graph: Graph, rows: Sequence[OpRow]) -> tuple[list[Kernel], Evidence]:
     """The kernels of one measured artifact (rows of one ops.csv job, in profile order)."""
     kernels: list[Kernel] = []
     owner: dict[int, Kernel] = {}
@@ -262,14 +261,14 @@ def measured_kernels(
     sequence: list[Kernel | None] = []
     loose: list[tuple[int, float, str]] = []
     for row in rows:
-        t = row.get("median_us")
+        t = row.median_us
         nodes = [n for n in _anchor(graph, row) if n.index not in owner]
         if not nodes:
             sequence.append(None)
             if t is not None:
-                loose.append((len(sequence) - 1, float(t), str(row.get("op_type"))))
+                loose.append((len(sequence) - 1, t, row.op_type))
             continue
-        k = Kernel(head=nodes[0], nodes=list(nodes), time_us=float(t or 0.0), rows=1)
+        k = Kernel(head=nodes[0], nodes=list(nodes), time_us=t or 0.0, rows=1)
         k.clean = all(n.type in ABSORBABLE for n in nodes[1:])
         kernels.append(k)
         sequence.append(k)

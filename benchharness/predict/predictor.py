@@ -30,6 +30,7 @@ from benchharness.predict.regress import Regressor, Sample, fit_format, predict_
 from benchharness.predict.samples import Measured, Point
 from benchharness.predict.selection import ORIGIN_PAIR
 from benchharness.predict.wiring import Graph
+from benchharness.results.schema import RunRow
 
 #: What a predictor file says it is, and the layout version this harness writes and reads.
 FILE_KIND = "benchharness-latency-predictor"
@@ -252,6 +253,23 @@ class Predictor:
 
     # --- file ---------------------------------------------------------------------------------
 
+    def overview(self) -> dict[str, Any]:
+        """What ``bench predictor show`` shows: fingerprint, build record and, per format, the
+        calibration, the kernel types (with their sample counts) and the fusion findings."""
+        return {
+            "fingerprint": self.fingerprint,
+            "build": self.build,
+            "formats": {
+                f: {
+                    "calibration": m.calibration.to_json(),
+                    "kernel_types": {k: r.n for k, r in m.regressors.items()},
+                    "pairs": [r.to_json() for r in m.pairs],
+                    "fusion_rules": m.evidence.to_json(),
+                }
+                for f, m in self.formats.items()
+            },
+        }
+
     def to_json(self) -> dict[str, Any]:
         from benchharness import __version__
 
@@ -362,26 +380,48 @@ def flat_fingerprint(fp: Mapping[str, Any], fmt: str | None) -> dict[str, Any]:
     return flat
 
 
-def fingerprint_of_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+def fingerprint_of_rows(rows: Iterable[RunRow]) -> dict[str, Any]:
     """The fingerprint of the ``ok`` runs.csv rows of one device (the first row of each format)."""
     fp: dict[str, Any] = {"runtimes": {}}
     for row in rows:
-        if row.get("status") != "ok":
+        if not row.ok:
             continue
-        fmt = str(row.get("format"))
-        fp.setdefault("device", row.get("device"))
-        fp.setdefault("cpu_model", row.get("cpu_model"))
-        fp.setdefault("threads", row.get("threads"))
-        fp.setdefault("harness_version", row.get("harness_version"))
+        fp.setdefault("device", row.device)
+        fp.setdefault("cpu_model", row.cpu_model)
+        fp.setdefault("threads", row.threads)
+        fp.setdefault("harness_version", row.harness_version)
         fp.setdefault("runner", runner_of(row))
         fp.setdefault("statistic", "median")
         fp["runtimes"].setdefault(
-            fmt, {"runtime": row.get("runtime"), "version": row.get("runtime_version")}
+            row.format, {"runtime": row.runtime, "version": row.runtime_version}
         )
     return fp
 
 
-def runner_of(row: Mapping[str, Any]) -> str:
+def runner_of(row: RunRow) -> str:
     """Which runner produced a row: the python runner (samples) or a native tool."""
-    source = str(row.get("stats_source") or "samples")
+    source = row.stats_source or "samples"
     return "python" if source == "samples" else f"native ({source})"
+
+
+def check_fingerprint(
+    predictor: Predictor,
+    current: Mapping[str, Any],
+    where: str,
+    formats: Iterable[str],
+    force: bool = False,
+) -> list[str]:
+    """Refuse a predictor built on another setup than ``current`` (``where`` says what that is),
+    unless ``force``; returns a warning per difference (with ``force``, the strict ones too)."""
+    strict: list[str] = []
+    soft: list[str] = []
+    for f in formats:
+        strict += [d for d in predictor.strict_differences(current, f) if d not in strict]
+        soft += [d for d in predictor.differences(current, f) if d not in strict + soft]
+    if strict and not force:
+        raise PredictorError(
+            f"the predictor was built on another setup than the device now ({where}): "
+            f"{'; '.join(strict)}. Build a predictor for it (`bench predictor build`), or pass "
+            "--force to predict anyway"
+        )
+    return [f"predictor fingerprint differs ({where}): {d}" for d in strict + soft]

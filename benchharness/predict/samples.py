@@ -24,6 +24,7 @@ from benchharness.predict.fusion import model_time_us
 from benchharness.predict.join import Evidence, measured_kernels
 from benchharness.predict.regress import Sample
 from benchharness.predict.wiring import Graph, read_graph
+from benchharness.results.schema import OpRow, RunRow
 from benchharness.results.store import RunStore
 
 
@@ -86,7 +87,7 @@ class Measured:
 
 def measure_artifact(
     graph: Graph,
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[OpRow],
     origin: str,
     model: str,
     e2e_us: float,
@@ -122,15 +123,15 @@ def measure_artifact(
     return samples, evidence, point
 
 
-def artifact_graph(row: Mapping[str, Any]) -> Graph:
+def artifact_graph(row: RunRow) -> Graph:
     """The graph of a runs.csv row's artifact, checked against the hash the row recorded."""
-    path = Path(str(row.get("artifact") or ""))
+    path = Path(row.artifact or "")
     if not path.is_file():
-        raise CostError(f"artifact {path} of {row.get('model')} is gone; re-export it")
-    sha = str(row.get("artifact_sha256") or "")
+        raise CostError(f"artifact {path} of {row.model} is gone; re-export it")
+    sha = row.artifact_sha256 or ""
     if sha and sha256_file(path) != sha:
-        raise CostError(f"artifact {path} changed since {row.get('model')} was measured")
-    return read_graph(path, str(row["format"]), sha)
+        raise CostError(f"artifact {path} changed since {row.model} was measured")
+    return read_graph(path, row.format, sha)
 
 
 def graph_bytes(graph: Graph) -> int:
@@ -144,29 +145,36 @@ def collect(
     """Samples, evidence, calibration points and pair times of the kernel runs."""
     out = Measured()
     for store in stores:
-        ops_by_job: dict[str, list[dict[str, Any]]] = {}
-        for op in store.ops:
-            ops_by_job.setdefault(str(op.get("job_id")), []).append(op)
+        ops = _ops_by_job(store.ops)
         for row in store.runs:
-            fmt = str(row.get("format"))
-            model = str(row.get("model"))
-            if row.get("status") != "ok" or fmt not in formats or model not in origins:
-                continue
-            rows = sorted(ops_by_job.get(str(row["job_id"]), []), key=lambda r: r["op_index"])
-            if not rows or row.get("median_ms") is None:
-                out.skipped.append(f"{model} {fmt}: no operator profile")
-                continue
-            try:
-                graph = artifact_graph(row)
-            except CostError as exc:
-                out.skipped.append(f"{model} {fmt}: {exc}")
-                continue
-            if model.startswith("pair-"):
-                out.pair_times[(fmt, model)] = model_time_us(rows)
-            macs = int(row.get("macs") or sum(n.cost.macs for n in graph.nodes))
-            out.add(
-                measure_artifact(
-                    graph, rows, origins[model], model, float(row["median_ms"]) * 1e3, macs
-                )
-            )
+            if row.ok and row.format in formats and row.model in origins:
+                _collect_row(out, row, ops, origins[row.model])
     return out
+
+
+def _ops_by_job(ops: Iterable[OpRow]) -> dict[str, list[OpRow]]:
+    """A run's ops.csv rows per job, each job's in profile order."""
+    out: dict[str, list[OpRow]] = {}
+    for op in ops:
+        out.setdefault(op.job_id, []).append(op)
+    for rows in out.values():
+        rows.sort(key=lambda r: r.op_index or 0)  # every ops.csv row has its index
+    return out
+
+
+def _collect_row(out: Measured, row: RunRow, ops: Mapping[str, list[OpRow]], origin: str) -> None:
+    """One kernel model's samples, evidence and point (or why it has none) into ``out``."""
+    model, fmt = row.model, row.format
+    rows = ops.get(row.job_id, [])
+    if not rows or row.median_ms is None:
+        out.skipped.append(f"{model} {fmt}: no operator profile")
+        return
+    try:
+        graph = artifact_graph(row)
+    except CostError as exc:
+        out.skipped.append(f"{model} {fmt}: {exc}")
+        return
+    if model.startswith("pair-"):
+        out.pair_times[(fmt, model)] = model_time_us(rows)
+    macs = row.macs or sum(n.cost.macs for n in graph.nodes)
+    out.add(measure_artifact(graph, rows, origin, model, row.median_ms * 1e3, macs))

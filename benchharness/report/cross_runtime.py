@@ -17,8 +17,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from benchharness.report.cells import Cell, Table, num_cell
 from benchharness.report.figures import Point, Series, SeriesKey, point_label
-from benchharness.report.tables import Cell, Table, num_cell
 
 #: Fewer stacks than this on a device leave nothing to set side by side.
 MIN_STACKS = 2

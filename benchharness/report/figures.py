@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 import numpy as np
 from scipy import stats as sps
 
+from benchharness.report.cells import Table
 from benchharness.report.fits import (
     MIN_POINTS_CORRELATION,
     Correlation,
@@ -30,11 +31,10 @@ from benchharness.report.fits import (
     loglog_fit,
     rank_correlation,
 )
-from benchharness.report.loading import environment, flags_of, load, ops_traffic, quartiles
+from benchharness.report.loading import environment, load, ops_traffic, quartiles
+from benchharness.report.memory_section import MemoryPoint, memory_points
+from benchharness.results.schema import OpRow, RunRow, SampleRow
 from benchharness.results.store import RunStore
-
-if TYPE_CHECKING:
-    from benchharness.report.memory_section import MemoryPoint
 
 #: How many models the headline names as furthest off the fit, per series.
 HEADLINE_OUTLIERS = 3
@@ -45,11 +45,9 @@ VARIANT_SEPARATOR = "@"
 
 BYTES_FROM_OPS = "ops"
 BYTES_ESTIMATE = "estimate"
-#: Columns of ``runs.csv`` a point keeps as they are, under the same names.
-POINT_COLUMNS = (
-    "p90_ms", "iqr_ms", "ci99_low_ms", "ci99_high_ms", "n", "macs", "flops", "params",
-    "model_bytes", "activation_bytes",
-)  # fmt: skip
+
+#: The rows of ``ops.csv`` and ``samples.csv``: matched to their ``runs.csv`` row by run and job id.
+_JobRow = TypeVar("_JobRow", OpRow, SampleRow)
 
 
 @dataclass(frozen=True)
@@ -224,7 +222,7 @@ class Analysis:
     #: measured peak memory against the estimate (``report/memory_section.py``)
     memory: list[MemoryPoint] = field(default_factory=list)
     # predicted vs measured tables (report/predicted.py), when a device has a predictor
-    predictions: list[Any] = field(default_factory=list)
+    predictions: list[Table] = field(default_factory=list)
 
     def series_for(self, key: SeriesKey) -> Series | None:
         return next((s for s in self.series if s.key == key), None)
@@ -243,99 +241,140 @@ def analyze_runs(results_dir: Path, run_ids: Sequence[str]) -> Analysis:
 def analyze(stores: Sequence[RunStore]) -> Analysis:
     """Everything the report shows, from already opened runs (later runs win on duplicates)."""
     notes: list[str] = []
-    runs: list[RunInfo] = []
     failed: list[Failed] = []
     grouped: dict[SeriesKey, dict[tuple[str, str, str], Point]] = {}
-    ops_by_job: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
-    keys_by_job: dict[tuple[str, str], tuple[SeriesKey, Point]] = {}
+    ops_by_job: dict[tuple[str, str], list[OpRow]] = defaultdict(list)
     for store in stores:
-        rid = store.run_id
-        runs.append(RunInfo(rid, store.path, dict(store.meta), environment(store.runs)))
-        ops = [{**o, "run_id": o.get("run_id") or rid} for o in store.ops]
-        traffic = ops_traffic(ops)
-        job_quartiles = quartiles({**r, "run_id": r.get("run_id") or rid} for r in store.samples)
+        ops = _with_run_id(store.ops, store.run_id)
         for op in ops:
-            ops_by_job[(str(op["run_id"]), str(op.get("job_id", "")))].append(op)
-        for row in store.runs:
-            status = str(row.get("status") or "")
-            median = row.get("median_ms")
-            if status not in MEASURED_STATUSES or median is None or median <= 0:
-                failed.append(
-                    Failed(
-                        rid,
-                        str(row.get("device", "")),
-                        str(row.get("model", "")),
-                        str(row.get("format", "")),
-                        str(row.get("precision", "")),
-                        status or "?",
-                        str(row.get("error") or "no median"),
-                    )
-                )
-                continue
-            key = SeriesKey(
-                str(row.get("device", "")), str(row.get("runtime", "")), str(row.get("format", ""))
-            )
-            job = str(row.get("job_id", ""))
-            as_stored: dict[str, Any] = {c: row.get(c) for c in POINT_COLUMNS}
-            point = Point(
-                run_id=rid,
-                job_id=job,
-                model=str(row.get("model", "")),
-                precision=str(row.get("precision", "")),
-                input_shape=str(row.get("input_shape", "")),
-                status=status,
-                median_ms=median,
-                flags=flags_of(row.get("flags")),
-                **as_stored,
-            )
-            point.gmacs_per_s = gmacs_per_s(point.macs, median)
-            if (rid, job) in job_quartiles:
-                point.q1_ms, point.q3_ms = job_quartiles[(rid, job)]
-            if (rid, job) in traffic:
-                point.traffic_bytes, point.bytes_source = traffic[(rid, job)], BYTES_FROM_OPS
-            elif point.model_bytes is not None or point.activation_bytes is not None:
-                point.traffic_bytes = (point.model_bytes or 0.0) + (point.activation_bytes or 0.0)
-                point.bytes_source = BYTES_ESTIMATE
-            bucket = grouped.setdefault(key, {})
-            if point.ident in bucket:
-                notes.append(
-                    f"{key.label} {point.model} {point.precision}: measured in "
-                    f"{bucket[point.ident].run_id} and {rid}; the report uses {rid}"
-                )
-            bucket[point.ident] = point
-            keys_by_job[(rid, job)] = (key, point)
+            ops_by_job[(op.run_id, op.job_id)].append(op)
+        measured, store_failed = _store_points(store, ops)
+        failed.extend(store_failed)
+        for key, point in measured:
+            _keep(grouped.setdefault(key, {}), key, point, notes)
     series = [_series(key, list(points.values())) for key, points in grouped.items()]
     series.sort(key=lambda s: (s.key.device, s.key.runtime, s.key.format))
-    for s in series:
-        if s.bytes_source == "mixed":
-            notes.append(
-                f"{s.key.label}: bytes come from per-operator traffic for some models and from "
-                "model + activation bytes (a lower bound) for others; compare with care"
-            )
-    kept = {(p.run_id, p.job_id) for s in series for p in s.points}
-    breakdowns = [
-        b
-        for job, rows in ops_by_job.items()
-        if job in keys_by_job
-        and job in kept
-        and (b := _breakdown(keys_by_job[job][0], keys_by_job[job][1], rows)) is not None
-    ]
-    breakdowns.sort(key=lambda b: (b.key.device, b.key.runtime, b.key.format, b.model))
-    flagged = [Flagged(s.key, p) for s in series for p in s.points if p.flags]
-    from benchharness.report.memory_section import (
-        memory_points,  # it builds on this module's tables
-    )
-
+    notes.extend(_mixed_bytes_notes(series))
     return Analysis(
         memory=memory_points([(store.run_id, store.runs) for store in stores]),
-        runs=runs,
+        runs=[RunInfo(s.run_id, s.path, dict(s.meta), environment(s.runs)) for s in stores],
         series=series,
-        op_breakdowns=breakdowns,
+        op_breakdowns=_op_breakdowns(ops_by_job, series),
         cross_device=_cross_device(series),
-        flagged=flagged,
+        flagged=[Flagged(s.key, p) for s in series for p in s.points if p.flags],
         failed=failed,
         notes=notes,
     )
+
+
+def _with_run_id(rows: Sequence[_JobRow], run_id: str) -> list[_JobRow]:
+    """The rows, those without a run id (a hand-made or imported CSV) given the run's own."""
+    return [r if r.run_id else r.replace(run_id=run_id) for r in rows]
+
+
+def _store_points(
+    store: RunStore, ops: Sequence[OpRow]
+) -> tuple[list[tuple[SeriesKey, Point]], list[Failed]]:
+    """One run's measured rows as points of their series, and the rows without a measurement."""
+    rid = store.run_id
+    traffic = ops_traffic(ops)
+    job_quartiles = quartiles(_with_run_id(store.samples, rid))
+    measured: list[tuple[SeriesKey, Point]] = []
+    failed: list[Failed] = []
+    for row in store.runs:
+        median = row.median_ms
+        if row.status not in MEASURED_STATUSES or median is None or median <= 0:
+            failed.append(_failed(rid, row))
+            continue
+        point = _point(rid, row, median)
+        point.q1_ms, point.q3_ms = job_quartiles.get((rid, row.job_id), (None, None))
+        _set_traffic(point, traffic.get((rid, row.job_id)))
+        measured.append((SeriesKey(row.device, row.runtime or "", row.format), point))
+    return measured, failed
+
+
+def _failed(run_id: str, row: RunRow) -> Failed:
+    return Failed(
+        run_id,
+        row.device,
+        row.model,
+        row.format,
+        row.precision,
+        row.status or "?",
+        row.error or "no median",
+    )
+
+
+def _point(run_id: str, row: RunRow, median_ms: float) -> Point:
+    """The point of a measured row (``median_ms`` its positive median)."""
+    return Point(
+        run_id=run_id,
+        job_id=row.job_id,
+        model=row.model,
+        precision=row.precision,
+        input_shape=row.input_shape or "",
+        status=row.status,
+        median_ms=median_ms,
+        p90_ms=row.p90_ms,
+        iqr_ms=row.iqr_ms,
+        ci99_low_ms=row.ci99_low_ms,
+        ci99_high_ms=row.ci99_high_ms,
+        n=row.n,
+        macs=row.macs,
+        flops=row.flops,
+        params=row.params,
+        model_bytes=row.model_bytes,
+        activation_bytes=row.activation_bytes,
+        flags=tuple(row.flag_list),
+        gmacs_per_s=gmacs_per_s(row.macs, median_ms),
+    )
+
+
+def _set_traffic(point: Point, ops_bytes: float | None) -> None:
+    """The point's memory traffic: its operators' bytes (``ops_bytes``) where the run profiled
+    them, else the lower bound from the model's weights and peak activations."""
+    if ops_bytes is not None:
+        point.traffic_bytes, point.bytes_source = ops_bytes, BYTES_FROM_OPS
+    elif point.model_bytes is not None or point.activation_bytes is not None:
+        point.traffic_bytes = (point.model_bytes or 0.0) + (point.activation_bytes or 0.0)
+        point.bytes_source = BYTES_ESTIMATE
+
+
+def _keep(
+    bucket: dict[tuple[str, str, str], Point], key: SeriesKey, point: Point, notes: list[str]
+) -> None:
+    """Put ``point`` in its series' ``bucket``; a model measured again replaces the earlier
+    measurement, and ``notes`` says so."""
+    earlier = bucket.get(point.ident)
+    if earlier is not None:
+        notes.append(
+            f"{key.label} {point.model} {point.precision}: measured in "
+            f"{earlier.run_id} and {point.run_id}; the report uses {point.run_id}"
+        )
+    bucket[point.ident] = point
+
+
+def _mixed_bytes_notes(series: Sequence[Series]) -> list[str]:
+    return [
+        f"{s.key.label}: bytes come from per-operator traffic for some models and from "
+        "model + activation bytes (a lower bound) for others; compare with care"
+        for s in series
+        if s.bytes_source == "mixed"
+    ]
+
+
+def _op_breakdowns(
+    ops_by_job: dict[tuple[str, str], list[OpRow]], series: Sequence[Series]
+) -> list[OpBreakdown]:
+    """The operator-type breakdown of every point the series kept whose run profiled its ops."""
+    kept = {(p.run_id, p.job_id): (s.key, p) for s in series for p in s.points}
+    breakdowns = [
+        b
+        for job, rows in ops_by_job.items()
+        if job in kept and (b := _breakdown(*kept[job], rows)) is not None
+    ]
+    breakdowns.sort(key=lambda b: (b.key.device, b.key.runtime, b.key.format, b.model))
+    return breakdowns
 
 
 def _series(key: SeriesKey, points: list[Point]) -> Series:
@@ -399,19 +438,17 @@ def _share(part: float, total: float) -> float | None:
     return part / total if total > 0 else None
 
 
-def _breakdown(
-    key: SeriesKey, point: Point, ops: Sequence[Mapping[str, Any]]
-) -> OpBreakdown | None:
+def _breakdown(key: SeriesKey, point: Point, ops: Sequence[OpRow]) -> OpBreakdown | None:
     time: dict[str, float] = defaultdict(float)
     macs: dict[str, float] = defaultdict(float)
     nbytes: dict[str, float] = defaultdict(float)
     count: dict[str, int] = defaultdict(int)
     for op in ops:
-        op_type = str(op.get("op_type") or "?")
+        op_type = op.op_type or "?"
         count[op_type] += 1
-        time[op_type] += op.get("median_us") or 0.0
-        macs[op_type] += op.get("macs") or 0.0
-        nbytes[op_type] += op.get("bytes") or 0.0
+        time[op_type] += op.median_us or 0.0
+        macs[op_type] += op.macs or 0.0
+        nbytes[op_type] += op.bytes or 0.0
     total_t, total_m, total_b = sum(time.values()), sum(macs.values()), sum(nbytes.values())
     if total_t <= 0 and total_m <= 0 and total_b <= 0:
         return None

@@ -13,10 +13,12 @@ from pathlib import Path
 
 from benchharness import __version__
 from benchharness.report import tables as T
+from benchharness.report.cells import Cell, Table
 from benchharness.report.cross_runtime import cross_runtime, family_table, runtime_table
+from benchharness.report.drawing import Plot
 from benchharness.report.figures import Analysis
 from benchharness.report.memory_section import memory_summary, memory_table
-from benchharness.report.plots import Plot, all_plots
+from benchharness.report.plots import all_plots
 from benchharness.results.store import atomic_write_text
 
 CSS = """
@@ -101,14 +103,14 @@ SORT_JS = """
 """
 
 
-def _cell_html(cell: T.Cell) -> str:
+def _cell_html(cell: Cell) -> str:
     attrs = f' class="{escape(cell.css)}"' if cell.css else ""
     if cell.sort is not None:
         attrs += f' data-sort="{escape(str(cell.sort))}"'
     return f"<td{attrs}>{escape(cell.text)}</td>"
 
 
-def table_html(table: T.Table, *, sortable: bool = True, css: str = "") -> str:
+def table_html(table: Table, *, sortable: bool = True, css: str = "") -> str:
     classes = " ".join(c for c in ("sortable" if sortable else "", css) if c)
     head = "".join(f'<th scope="col">{escape(c)}</th>' for c in table.columns)
     body = "\n".join("<tr>" + "".join(_cell_html(c) for c in row) + "</tr>" for row in table.rows)
@@ -145,10 +147,46 @@ def _section(
     return [f'<section id="{anchor}"><h2>{title}</h2>', *content, "</section>"]
 
 
+#: The sections of the report as the navigation bar lists them: (anchor, title).
+NAV = (
+    ("headline", "Headline"),
+    ("plots", "Plots"),
+    ("tables", "Tables"),
+    ("ops", "Operator types"),
+    ("devices", "Devices"),
+    ("memory", "Memory"),
+    ("runtimes", "Runtimes"),
+    ("flagged", "Flagged"),
+    ("method", "Method &amp; environment"),
+)
+
+
 def render_html(analysis: Analysis, plots: Sequence[Plot], title: str = "") -> str:
     run_ids = ", ".join(r.run_id for r in analysis.runs)
     title = title or f"Latency vs FLOPs — {run_ids}"
-    parts: list[str] = [
+    parts = [
+        *_head(title),
+        *_headline_section(analysis),
+        *_plots_section(plots),
+        *_tables_section(analysis),
+        *_predicted_section(analysis),
+        *_ops_section(analysis),
+        *_devices_section(analysis),
+        *_memory_section(analysis),
+        *_runtimes_section(analysis),
+        *_flagged_section(analysis),
+        *_method_section(analysis),
+        '<pre id="js-errors"></pre>',
+        f"<script>{SORT_JS}</script>",
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def _head(title: str) -> list[str]:
+    """The document up to the navigation bar: title, inline CSS and the error trap."""
+    nav = "".join(f'<a href="#{anchor}">{text}</a>' for anchor, text in NAV)
+    return [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -157,19 +195,20 @@ def render_html(analysis: Analysis, plots: Sequence[Plot], title: str = "") -> s
         f"<script>{ERROR_TRAP_JS}</script>",
         "</head><body>",
         f"<h1>{escape(title)}</h1>",
-        '<nav><a href="#headline">Headline</a><a href="#plots">Plots</a>'
-        '<a href="#tables">Tables</a><a href="#ops">Operator types</a>'
-        '<a href="#devices">Devices</a><a href="#memory">Memory</a><a href="#runtimes">Runtimes</a>'
-        '<a href="#flagged">Flagged</a>'
-        '<a href="#method">Method &amp; environment</a></nav>',
+        f"<nav>{nav}</nav>",
+    ]
+
+
+def _headline_section(analysis: Analysis) -> list[str]:
+    """The headline table, the analysis' notes, a pointer to the flags and the failures."""
+    parts = [
         '<section id="headline"><h2>Headline</h2>',
         "<p>Rank correlations of median latency with MACs (and with memory traffic) per device "
         "and runtime: 1 means the cheaper model is always the faster one. 'vs fit' compares a "
         "model's latency with what the log-log fit of its series predicts from its MACs.</p>",
         table_html(T.headline_table(analysis)),
     ]
-    for note in analysis.notes:
-        parts.append(f'<p class="warn">{escape(note)}</p>')
+    parts += [f'<p class="warn">{escape(note)}</p>' for note in analysis.notes]
     if analysis.flagged:
         parts.append(
             f'<p class="warn">{len(analysis.flagged)} measurement(s) raised flags and are '
@@ -178,13 +217,24 @@ def render_html(analysis: Analysis, plots: Sequence[Plot], title: str = "") -> s
     if analysis.failed:
         parts.append(table_html(T.failed_table(analysis)))
     parts.append("</section>")
-    parts.append('<section id="plots"><h2>Plots</h2>')
-    # side by side on a wide screen: one device's MACs, GMAC/s and bytes plots read as a row
-    parts.append('<div class="plots">' + "".join(img_html(p) for p in plots) + "</div>")
+    return parts
+
+
+def _plots_section(plots: Sequence[Plot]) -> list[str]:
+    parts = [
+        '<section id="plots"><h2>Plots</h2>',
+        # side by side on a wide screen: one device's MACs, GMAC/s and bytes plots read as a row
+        '<div class="plots">' + "".join(img_html(p) for p in plots) + "</div>",
+    ]
     if not plots:
         parts.append("<p>No plot: no measurement has MACs or bytes.</p>")
     parts.append("</section>")
-    parts.append('<section id="tables"><h2>Tables</h2><p>Click a column header to sort.</p>')
+    return parts
+
+
+def _tables_section(analysis: Analysis) -> list[str]:
+    """Per series: its models, their achieved GMAC/s and the variants of each family."""
+    parts = ['<section id="tables"><h2>Tables</h2><p>Click a column header to sort.</p>']
     for s in analysis.series:
         parts.append(table_html(T.model_table(s), css="models"))
         parts.append(table_html(T.gmacs_table(s)))
@@ -192,15 +242,24 @@ def render_html(analysis: Analysis, plots: Sequence[Plot], title: str = "") -> s
         if variants is not None:
             parts.append(table_html(variants))
     parts.append("</section>")
-    if analysis.predictions:
-        parts.append('<section id="predicted"><h2>Predicted vs measured</h2>')
-        parts.append(
-            "<p>The device's latency predictor (<code>bench predictor build</code>) on each "
-            "model, next to the MACs line of its series.</p>"
-        )
-        parts.extend(table_html(t) for t in analysis.predictions)
-        parts.append("</section>")
-    parts += _section(
+    return parts
+
+
+def _predicted_section(analysis: Analysis) -> list[str]:
+    """Predicted against measured; no section at all where no device has a predictor."""
+    if not analysis.predictions:
+        return []
+    return [
+        '<section id="predicted"><h2>Predicted vs measured</h2>',
+        "<p>The device's latency predictor (<code>bench predictor build</code>) on each "
+        "model, next to the MACs line of its series.</p>",
+        *(table_html(t) for t in analysis.predictions),
+        "</section>",
+    ]
+
+
+def _ops_section(analysis: Analysis) -> list[str]:
+    return _section(
         "ops",
         "Operator types",
         [table_html(T.op_table(b)) for b in analysis.op_breakdowns],
@@ -208,14 +267,20 @@ def render_html(analysis: Analysis, plots: Sequence[Plot], title: str = "") -> s
         intro="Per operator type: its share of the model's time against its share of MACs and of "
         "bytes. 'time / MACs share' above 1: the type costs more time than its MACs.",
     )
-    parts += _section(
+
+
+def _devices_section(analysis: Analysis) -> list[str]:
+    return _section(
         "devices",
         "Across devices",
         [table_html(T.cross_table(c)) for c in analysis.cross_device],
         "One device (or no models in common): no cross-device comparison.",
     )
+
+
+def _memory_section(analysis: Analysis) -> list[str]:
     memory = analysis.memory
-    parts += _section(
+    return _section(
         "memory",
         "Memory",
         [*(f"<p>{escape(line)}</p>" for line in memory_summary(memory)),
@@ -226,28 +291,41 @@ def render_html(analysis: Analysis, plots: Sequence[Plot], title: str = "") -> s
         "the runtime holds more than the estimate (arena, packed weights, its own buffers); "
         "below: it reuses memory in place.",
     )  # fmt: skip
-    runtimes = cross_runtime(analysis.series)
-    parts += _section(
+
+
+def _runtimes_section(analysis: Analysis) -> list[str]:
+    return _section(
         "runtimes",
         "Across runtimes",
-        [table_html(t(view)) for view in runtimes for t in (runtime_table, family_table)],
+        [
+            table_html(t(view))
+            for view in cross_runtime(analysis.series)
+            for t in (runtime_table, family_table)
+        ],
         "One runtime per device (or no models in common): nothing side by side.",
     )
+
+
+def _flagged_section(analysis: Analysis) -> list[str]:
     advice = "".join(
         f"<dt><b>{escape(flag)}</b></dt><dd>{escape(text)}</dd>"
         for flag, text in T.flag_advice(analysis)
     )
-    parts += _section(
+    return _section(
         "flagged",
         "Flagged measurements",
         [table_html(T.flagged_table(analysis)), f"<dl>{advice}</dl>"] if analysis.flagged else [],
         "No measurement raised a flag.",
     )
-    parts.append('<section id="method"><h2>Method &amp; environment</h2>')
+
+
+def _method_section(analysis: Analysis) -> list[str]:
+    """Each run's method and environment (values in a monospace cell that wraps), unsortable."""
+    parts = ['<section id="method"><h2>Method &amp; environment</h2>']
     for run in analysis.runs:
         table = T.run_table(run)
         table.rows = [
-            [c if i < 2 else T.Cell(c.text, None, "value") for i, c in enumerate(row)]
+            [c if i < 2 else Cell(c.text, None, "value") for i, c in enumerate(row)]
             for row in table.rows
         ]
         parts.append(table_html(table, sortable=False))
@@ -256,10 +334,8 @@ def render_html(analysis: Analysis, plots: Sequence[Plot], title: str = "") -> s
         "MACs follow the paper convention (multiply-accumulates of convolutions and matrix "
         "products); element-wise work and bytes are separate columns.</p>"
     )
-    parts.append('</section><pre id="js-errors"></pre>')
-    parts.append(f"<script>{SORT_JS}</script>")
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+    parts.append("</section>")
+    return parts
 
 
 def write_html(analysis: Analysis, out: Path) -> list[Plot]:

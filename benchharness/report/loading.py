@@ -3,40 +3,33 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from benchharness.errors import ResultsError
+from benchharness.results.schema import OpRow, RunRow, SampleRow
 from benchharness.results.store import RunStore
 
 
-def flags_of(text: Any) -> tuple[str, ...]:
-    """A row's ``flags`` cell (``A;B``) as a tuple."""
-    return tuple(f for f in str(text or "").split(";") if f)
-
-
-def ops_traffic(ops: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], float]:
+def ops_traffic(ops: Iterable[OpRow]) -> dict[tuple[str, str], float]:
     """(run_id, job_id) -> sum of per-operator bytes, for jobs whose ops carry bytes."""
     totals: dict[tuple[str, str], float] = {}
     for op in ops:
-        value = op.get("bytes")
-        if value is None:
+        if op.bytes is None:
             continue
-        key = (str(op.get("run_id", "")), str(op.get("job_id", "")))
-        totals[key] = totals.get(key, 0.0) + value
+        key = (op.run_id, op.job_id)
+        totals[key] = totals.get(key, 0.0) + op.bytes
     return totals
 
 
-def quartiles(samples: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], tuple[float, float]]:
+def quartiles(samples: Iterable[SampleRow]) -> dict[tuple[str, str], tuple[float, float]]:
     """(run_id, job_id) -> (q1, q3) of the raw per-inference latencies."""
     by_job: dict[tuple[str, str], list[float]] = defaultdict(list)
     for row in samples:
-        value = row.get("latency_ms")
-        if value is not None:
-            by_job[(str(row.get("run_id", "")), str(row.get("job_id", "")))].append(value)
+        if row.latency_ms is not None:
+            by_job[(row.run_id, row.job_id)].append(row.latency_ms)
     out = {}
     for key, values in by_job.items():
         q1, q3 = np.quantile(np.asarray(values), [0.25, 0.75])
@@ -44,20 +37,27 @@ def quartiles(samples: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], tup
     return out
 
 
-def environment(runs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+def _environment_of(r: RunRow) -> dict[str, object]:
+    """The columns of a row that describe where and with what it ran, by column name."""
+    return {
+        "cpu_model": r.cpu_model,
+        "governor": r.governor,
+        "max_freq_mhz": r.max_freq_mhz,
+        "runtime": r.runtime,
+        "runtime_version": r.runtime_version,
+        "provider": r.provider,
+        "threads": r.threads,
+        "affinity": r.affinity,
+        "harness_version": r.harness_version,
+    }
+
+
+def environment(runs: Sequence[RunRow]) -> dict[str, str]:
+    """Column -> every value the rows hold for it (``a, b``); columns no row fills are left out."""
+    described = [_environment_of(r) for r in runs]
     env: dict[str, str] = {}
-    for col in (
-        "cpu_model",
-        "governor",
-        "max_freq_mhz",
-        "runtime",
-        "runtime_version",
-        "provider",
-        "threads",
-        "affinity",
-        "harness_version",
-    ):
-        seen = sorted({str(r.get(col)) for r in runs if r.get(col) not in (None, "")})
+    for col in _environment_of(RunRow()):  # the columns, in the order the table shows them
+        seen = sorted({str(d[col]) for d in described if d[col] not in (None, "")})
         if seen:
             env[col] = ", ".join(seen)
     return env

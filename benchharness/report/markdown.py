@@ -11,10 +11,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 from benchharness.report import tables as T
+from benchharness.report.cells import Table
 from benchharness.report.cross_runtime import cross_runtime, family_table, runtime_table
+from benchharness.report.drawing import Plot
 from benchharness.report.figures import Analysis
 from benchharness.report.memory_section import memory_summary, memory_table
-from benchharness.report.plots import Plot, all_plots
+from benchharness.report.plots import all_plots
 from benchharness.results.store import atomic_write_text
 
 #: Characters that would end or restyle a Markdown table cell; escaped with a backslash.
@@ -26,7 +28,7 @@ def md_escape(text: str) -> str:
     return out.replace("\r", " ").replace("\n", " ")
 
 
-def table_md(table: T.Table) -> str:
+def table_md(table: Table) -> str:
     lines = [f"**{md_escape(table.title)}**", ""]
     lines.append("| " + " | ".join(md_escape(c) for c in table.columns) + " |")
     lines.append(
@@ -45,7 +47,7 @@ def table_md(table: T.Table) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _numeric(table: T.Table, col: int) -> bool:
+def _numeric(table: Table, col: int) -> bool:
     cells = [row[col] for row in table.rows if col < len(row)]
     return bool(cells) and all("num" in c.css for c in cells)
 
@@ -61,8 +63,24 @@ def _section(title: str, body: Sequence[str], empty: str) -> list[str]:
 
 def render_markdown(analysis: Analysis, plots: Sequence[Plot], image_dir: str) -> str:
     run_ids = ", ".join(r.run_id for r in analysis.runs)
-    parts: list[str] = [f"# Latency vs FLOPs — {md_escape(run_ids)}", ""]
-    parts += ["## Headline", "", table_md(T.headline_table(analysis))]
+    parts = [
+        f"# Latency vs FLOPs — {md_escape(run_ids)}",
+        "",
+        *_headline_md(analysis),
+        *_plots_md(plots, image_dir),
+        *_tables_md(analysis),
+        *_comparisons_md(analysis),
+        *_flagged_md(analysis),
+        "## Method & environment",
+        "",
+        *(table_md(T.run_table(run)) for run in analysis.runs),
+    ]
+    return "\n".join(parts)
+
+
+def _headline_md(analysis: Analysis) -> list[str]:
+    """The headline table, the analysis' notes, a pointer to the flags and the failures."""
+    parts = ["## Headline", "", table_md(T.headline_table(analysis))]
     parts += [f"> {md_escape(n)}\n" for n in analysis.notes]
     if analysis.flagged:
         parts.append(
@@ -71,7 +89,11 @@ def render_markdown(analysis: Analysis, plots: Sequence[Plot], image_dir: str) -
         )
     if analysis.failed:
         parts.append(table_md(T.failed_table(analysis)))
-    parts += ["## Plots", ""]
+    return parts
+
+
+def _plots_md(plots: Sequence[Plot], image_dir: str) -> list[str]:
+    parts = ["## Plots", ""]
     for p in plots:
         parts += [
             f"![{md_escape(p.alt)}]({image_dir}/{p.slug}.png)",
@@ -79,7 +101,12 @@ def render_markdown(analysis: Analysis, plots: Sequence[Plot], image_dir: str) -
             f"_{md_escape(p.title)}_",
             "",
         ]
-    parts += ["## Tables", ""]
+    return parts
+
+
+def _tables_md(analysis: Analysis) -> list[str]:
+    """Per series its models, GMAC/s and variants; then predicted against measured, if any."""
+    parts = ["## Tables", ""]
     for s in analysis.series:
         parts.append(table_md(T.model_table(s)))
         parts.append(table_md(T.gmacs_table(s)))
@@ -89,38 +116,45 @@ def render_markdown(analysis: Analysis, plots: Sequence[Plot], image_dir: str) -
     if analysis.predictions:
         parts += ["## Predicted vs measured", ""]
         parts += [table_md(t) for t in analysis.predictions]
-    parts += _section(
-        "Operator types",
-        [table_md(T.op_table(b)) for b in analysis.op_breakdowns],
-        "No per-operator rows in these runs (ops.csv is empty).",
-    )
-    parts += _section(
-        "Across devices",
-        [table_md(T.cross_table(c)) for c in analysis.cross_device],
-        "One device (or no models in common): no cross-device comparison.",
-    )
+    return parts
+
+
+def _comparisons_md(analysis: Analysis) -> list[str]:
+    """Operator types, across devices, memory and across runtimes, each with a note when empty."""
     memory = analysis.memory
     summary = [f"- {md_escape(line)}" for line in memory_summary(memory)] if memory else []
-    parts += _section(
-        "Memory",
-        [*summary, "", table_md(memory_table(memory))] if memory else [],
-        "No measured memory in these runs.",
-    )
     runtimes = cross_runtime(analysis.series)
-    parts += _section(
-        "Across runtimes",
-        [table_md(t(view)) for view in runtimes for t in (runtime_table, family_table)],
-        "One runtime per device (or no models in common): nothing side by side.",
-    )
+    return [
+        *_section(
+            "Operator types",
+            [table_md(T.op_table(b)) for b in analysis.op_breakdowns],
+            "No per-operator rows in these runs (ops.csv is empty).",
+        ),
+        *_section(
+            "Across devices",
+            [table_md(T.cross_table(c)) for c in analysis.cross_device],
+            "One device (or no models in common): no cross-device comparison.",
+        ),
+        *_section(
+            "Memory",
+            [*summary, "", table_md(memory_table(memory))] if memory else [],
+            "No measured memory in these runs.",
+        ),
+        *_section(
+            "Across runtimes",
+            [table_md(t(view)) for view in runtimes for t in (runtime_table, family_table)],
+            "One runtime per device (or no models in common): nothing side by side.",
+        ),
+    ]
+
+
+def _flagged_md(analysis: Analysis) -> list[str]:
     advice = [f"- **{flag}**: {md_escape(text)}" for flag, text in T.flag_advice(analysis)]
-    parts += _section(
+    return _section(
         "Flagged measurements",
         [table_md(T.flagged_table(analysis)), *advice, ""] if analysis.flagged else [],
         "No measurement raised a flag.",
     )
-    parts += ["## Method & environment", ""]
-    parts += [table_md(T.run_table(run)) for run in analysis.runs]
-    return "\n".join(parts)
 
 
 def write_markdown(analysis: Analysis, out: Path) -> list[Plot]:

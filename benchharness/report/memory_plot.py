@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from matplotlib.figure import Figure
 
+from benchharness.report.drawing import OP_COLORS, Plot, log_log, mpl_text, to_png
 from benchharness.report.memory_section import MIB, MemoryPoint
-from benchharness.report.plots import OP_COLORS, Plot, log_log, mpl_text, to_png
 
 
 def memory_plot(points: Sequence[MemoryPoint]) -> Plot | None:

@@ -10,18 +10,18 @@ in-place reuse below it.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from benchharness.errors import HarnessError
-from benchharness.report.tables import Cell, Table, num_cell, sig
+from benchharness.plan.memory_fit import memory_budget
+from benchharness.profiles.schema import load_profile
+from benchharness.report.cells import Cell, Table, num_cell, sig
+from benchharness.results.schema import RunRow
 
 #: Row statuses whose memory the section shows (as the latency sections).
 MEASURED = ("ok", "partial")
 MIB = 1 << 20
-#: The figures a point takes from the row's ``mem_<name>`` columns as they are.
-POINT_FIGURES = ("init_bytes", "estimate_bytes", "runtime_load_bytes", "tensor_bytes", "code_bytes")
 
 
 @dataclass
@@ -59,9 +59,6 @@ class MemoryPoint:
 
 def _budgets(devices: Sequence[str]) -> dict[str, int | None]:
     """Each device's memory budget from its profile; None where it has no profile or budget."""
-    from benchharness.plan.memory_fit import memory_budget
-    from benchharness.profiles.schema import load_profile
-
     out: dict[str, int | None] = {}
     for device in devices:
         try:
@@ -71,33 +68,41 @@ def _budgets(devices: Sequence[str]) -> dict[str, int | None]:
     return out
 
 
-def memory_points(runs: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) -> list[MemoryPoint]:
+def memory_points(runs: Sequence[tuple[str, Sequence[RunRow]]]) -> list[MemoryPoint]:
     """The points of ``(run_id, runs.csv rows)`` pairs; later runs win on the same job."""
     rows = [
-        (rid, r)
+        (rid, r, peak)
         for rid, rs in runs
         for r in rs
-        if str(r.get("status") or "") in MEASURED and r.get("mem_peak_bytes") is not None
+        if r.status in MEASURED and (peak := r.mem_peak_bytes) is not None
     ]
-    budgets = _budgets(sorted({str(r.get("device") or "") for _, r in rows}))
+    budgets = _budgets(sorted({r.device for _, r, _ in rows}))
     points: dict[tuple[str, ...], MemoryPoint] = {}
-    for rid, r in rows:
-        device = str(r.get("device") or "")
-        point = MemoryPoint(
-            run_id=rid,
-            device=device,
-            runtime=str(r.get("runtime") or ""),
-            format=str(r.get("format") or ""),
-            model=str(r.get("model") or ""),
-            precision=str(r.get("precision") or ""),
-            peak_bytes=int(r["mem_peak_bytes"]),
-            source=str(r.get("mem_source") or ""),
-            budget_bytes=budgets.get(device),
-            **{name: r.get(f"mem_{name}") for name in POINT_FIGURES},
-        )
-        key = (point.series, point.model, point.precision, str(r.get("input_shape") or ""))
+    for rid, r, peak in rows:
+        point = _point(rid, r, peak, budgets.get(r.device))
+        key = (point.series, point.model, point.precision, r.input_shape or "")
         points[key] = point
     return sorted(points.values(), key=lambda p: (p.series, p.estimate_bytes or 0, p.model))
+
+
+def _point(run_id: str, r: RunRow, peak_bytes: int, budget_bytes: int | None) -> MemoryPoint:
+    """The memory point of one measured row, whose ``mem_peak_bytes`` is ``peak_bytes``."""
+    return MemoryPoint(
+        run_id=run_id,
+        device=r.device,
+        runtime=r.runtime or "",
+        format=r.format,
+        model=r.model,
+        precision=r.precision,
+        peak_bytes=peak_bytes,
+        source=r.mem_source or "",
+        budget_bytes=budget_bytes,
+        init_bytes=r.mem_init_bytes,
+        estimate_bytes=r.mem_estimate_bytes,
+        runtime_load_bytes=r.mem_runtime_load_bytes,
+        tensor_bytes=r.mem_tensor_bytes,
+        code_bytes=r.mem_code_bytes,
+    )
 
 
 def _mib(value: int | None) -> Cell:

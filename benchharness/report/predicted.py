@@ -11,11 +11,14 @@ the run (runtime version, threads, CPU) is named in the table's note.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from benchharness.errors import HarnessError
+from benchharness.predict.build import predictor_path
+from benchharness.predict.predictor import Predictor, fingerprint_of_rows
+from benchharness.predict.samples import artifact_graph
+from benchharness.report.cells import Cell, Table, num_cell, sig
 from benchharness.report.figures import Analysis, Series
-from benchharness.report.tables import Cell, Table, num_cell, sig
+from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore
 
 #: The error band the table counts: nn-Meter's +-10 %.
@@ -29,24 +32,21 @@ def _error_cell(predicted: float | None, measured: float) -> Cell:
     return num_cell(err * 100, f"{err * 100:+.1f} %", "num" if abs(err) <= BAND else "slower")
 
 
-def _rows_by_job(analysis: Analysis) -> dict[tuple[str, str], dict[str, Any]]:
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
+def _rows_by_job(analysis: Analysis) -> dict[tuple[str, str], RunRow]:
+    rows: dict[tuple[str, str], RunRow] = {}
     for info in analysis.runs:
         try:
             store = RunStore.open(info.path.parent, str(info.path))
         except HarnessError:
             continue
         for r in store.runs:
-            rows[(store.run_id, str(r.get("job_id")))] = r
+            rows[(store.run_id, r.job_id)] = r
     return rows
 
 
 def series_table(
-    series: Series, predictor: Any, rows: dict[tuple[str, str], dict[str, Any]]
+    series: Series, predictor: Predictor, rows: dict[tuple[str, str], RunRow]
 ) -> Table | None:
-    from benchharness.predict.predictor import fingerprint_of_rows
-    from benchharness.predict.samples import artifact_graph
-
     fmt = series.key.format
     if fmt not in predictor.formats:
         return None
@@ -96,12 +96,9 @@ def series_table(
 
 def prediction_tables(analysis: Analysis, results_dir: Path) -> list[Table]:
     """One table per series whose device has a predictor; [] when none has."""
-    from benchharness.predict.build import predictor_path
-    from benchharness.predict.predictor import Predictor
-
-    predictors: dict[str, Any] = {}
+    predictors: dict[str, Predictor | None] = {}
     tables: list[Table] = []
-    rows: dict[tuple[str, str], dict[str, Any]] | None = None
+    rows: dict[tuple[str, str], RunRow] | None = None
     for s in analysis.series:
         device = s.key.device
         if device not in predictors:

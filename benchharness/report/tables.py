@@ -1,16 +1,25 @@
 """The report's tables as plain data, shared by the HTML and Markdown writers.
 
-Each cell carries its display text and a sort key, so the HTML table sorts numbers as numbers
-(``1.2 G`` after ``900 M``) and the Markdown table shows the same text.
+Built from the analysis (``figures``) with the cells of ``cells``, which also says how numbers
+are written into them.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from benchharness.analysis.stats import FLAG_ADVICE
+from benchharness.report.cells import (
+    Cell,
+    Table,
+    corr_text,
+    num_cell,
+    pct,
+    ratio_text,
+    scaled,
+    sig,
+)
 from benchharness.report.figures import (
     HEADLINE_OUTLIERS,
     Analysis,
@@ -21,53 +30,6 @@ from benchharness.report.figures import (
     Series,
     point_label,
 )
-
-#: Significant digits of latencies and ratios: the measurement noise is rarely below 0.1 %.
-SIG_DIGITS = 3
-
-
-@dataclass(frozen=True)
-class Cell:
-    text: str
-    sort: float | str | None = None  # None: sort by text; numbers sort numerically
-    css: str = ""  # "flagged", "slower", "faster", "num"
-
-
-@dataclass
-class Table:
-    title: str
-    columns: list[str]
-    rows: list[list[Cell]] = field(default_factory=list)
-    note: str = ""
-
-
-def sig(value: float | None, digits: int = SIG_DIGITS) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.{digits}g}" if abs(value) < 10**digits else f"{value:,.0f}"
-
-
-def num_cell(value: float | None, text: str | None = None, css: str = "num") -> Cell:
-    return Cell(text if text is not None else sig(value), value if value is not None else "", css)
-
-
-def scaled(value: float | None, scale: float, digits: int = SIG_DIGITS) -> Cell:
-    return num_cell(value, sig(value / scale, digits) if value is not None else None)
-
-
-def ratio_text(ratio: float | None) -> str:
-    """0.26 -> '3.85× faster', 2.65 -> '2.65× slower'."""
-    if ratio is None:
-        return "–"
-    if ratio >= 1:
-        return f"{sig(ratio)}× slower"
-    return f"{sig(1 / ratio)}× faster"
-
-
-def corr_text(value: float | None, p: float | None = None) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.3f}" + (f" (p={p:.2g})" if p is not None else "")
 
 
 def headline_table(analysis: Analysis) -> Table:
@@ -213,10 +175,6 @@ def variants_table(s: Series) -> Table | None:
                 ]
             )
     return table
-
-
-def pct(value: float | None) -> Cell:
-    return num_cell(value, f"{100 * value:.1f} %" if value is not None else "–")
 
 
 def op_table(b: OpBreakdown) -> Table:

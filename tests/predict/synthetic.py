@@ -16,6 +16,7 @@ from typing import Any
 
 from benchharness.cost.records import GraphCost, OpCost
 from benchharness.predict.wiring import Graph, Node
+from benchharness.results.schema import OpRow
 
 #: The fake device's per-run cost outside every operator (us).
 OFFSET_US = 25.0
@@ -136,9 +137,9 @@ def conv_model(cin: int, hw: int, convs: Sequence[tuple[int, int, int]]) -> Grap
     return b.graph()
 
 
-def fake_rows(graph: Graph) -> list[dict[str, Any]]:
+def fake_rows(graph: Graph) -> list[OpRow]:
     """The fake device's profile of a graph: ops.csv rows in execution order."""
-    rows = []
+    rows: list[OpRow] = []
     for n in graph.nodes:
         if n.type == "Relu":
             continue  # fused into the convolution before it, as ORT does
@@ -153,12 +154,12 @@ def fake_rows(graph: Graph) -> list[dict[str, Any]]:
             t = reduce_us(n.cost.bytes)
         else:
             t = CONCAT_US
-        rows.append({"op_name": n.name, "op_type": n.type, "median_us": t, "graph_ops": n.name})
+        rows.append(OpRow(op_name=n.name, op_type=n.type, median_us=t, graph_ops=n.name))
     return rows
 
 
 def fake_e2e_us(graph: Graph) -> float:
-    return sum(r["median_us"] for r in fake_rows(graph)) + OFFSET_US
+    return sum(r.median_us or 0.0 for r in fake_rows(graph)) + OFFSET_US
 
 
 def random_convs(rng: random.Random, n: int) -> list[tuple[int, int, int]]:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from benchharness.api import RunRequest, run
-from benchharness.predict.build import BUILD_FILE, BuildOutcome, BuildRequest, build
+from benchharness.predict.build import BUILD_FILE, BuildOutcome, BuildRequest, build_predictor
 from benchharness.predict.predictor import Predictor
 from benchharness.predict.selection import KernelModel, PairModel, Plan
 
@@ -66,7 +66,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> BuildOutcome:
     req = BuildRequest(
         results_dir=results, plan=PLAN.to_json(), refine=False, min_s=0.2, warmup_min_s=0.2
     )
-    return build(req)
+    return build_predictor(req)
 
 
 def _cli(*args: str) -> tuple[int, str, str]:
@@ -169,7 +169,7 @@ def test_a_predictor_of_another_runtime_is_refused(built: BuildOutcome, tmp_path
 
 def test_resume_finishes_without_measuring_again(built: BuildOutcome) -> None:
     results = built.path.parent.parent
-    again = build(BuildRequest(results_dir=results, resume=built.run_ids[0]))
+    again = build_predictor(BuildRequest(results_dir=results, resume=built.run_ids[0]))
     assert again.run_ids == built.run_ids
     assert len(again.predictor.samples) == len(Predictor.load(built.path).samples)
 

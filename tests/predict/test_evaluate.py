@@ -12,6 +12,7 @@ from benchharness.predict import evaluate as E
 from benchharness.predict.metrics import LinearFit, scores
 from benchharness.predict.predictor import Predictor
 from benchharness.predict.samples import Measured, measure_artifact
+from benchharness.results.schema import RunRow
 from tests.predict import synthetic as S
 
 
@@ -42,17 +43,17 @@ def test_leave_one_family_out_on_a_fake_zoo() -> None:
     zoo = {f"resnet{i}": S.random_model(rng, 8) for i in range(3)}
     zoo |= {f"mobilenet{i}": S.random_model(rng, 4) for i in range(3)}
     rows = [
-        {
-            "model": name,
-            "format": "onnx",
-            "status": "ok",
-            "median_ms": S.fake_e2e_us(g) / 1e3,
-            "macs": g.cost.macs,
-            "source": "torchvision",
-        }
+        RunRow(
+            model=name,
+            format="onnx",
+            status="ok",
+            median_ms=S.fake_e2e_us(g) / 1e3,
+            macs=g.cost.macs,
+            source="torchvision",
+        )
         for name, g in zoo.items()
     ]
-    ev = E.evaluate(predictor, rows, zoo, graph_of=lambda r: zoo[str(r["model"])])
+    ev = E.evaluate(predictor, rows, zoo, graph_of=lambda r: zoo[r.model])
     assert {r.family for r in ev.models} == {"resnet", "mobilenet"}
     sc = ev.scores[(E.ZOO, "onnx", E.PREDICTOR)]
     assert sc.n == 6 and sc.within_10 == 1.0

@@ -7,15 +7,16 @@ import pytest
 
 from benchharness.predict.fusion import PairResult, detect_kernels, model_time_us, pair_results
 from benchharness.predict.join import Evidence
+from benchharness.results.schema import OpRow
 from tests.predict.synthetic import Builder, conv_us, reduce_us, relu_us
 
 #: A 1x1 convolution and a ReLU on 64x56x56, timed by the fake device of synthetic.py.
 CONV_MACS, CONV_BYTES, ACT_BYTES = 64 * 64 * 56 * 56, 2 * 64 * 56 * 56 * 4, 2 * 64 * 56 * 56 * 4
 
 
-def _rows(*times: tuple[str, float]) -> list[dict[str, object]]:
-    edges = [{"op_type": "TRANSPOSE", "median_us": 40.0}]  # a layout change at the graph edge
-    return [*edges, *({"op_type": t, "median_us": us} for t, us in times), *edges]
+def _rows(*times: tuple[str, float]) -> list[OpRow]:
+    edges = [OpRow(op_type="TRANSPOSE", median_us=40.0)]  # a layout change at the graph edge
+    return [*edges, *(OpRow(op_type=t, median_us=us) for t, us in times), *edges]
 
 
 def test_a_pair_that_fuses_and_one_that_does_not() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from benchharness.predict.join import measured_kernels
+from benchharness.results.schema import OpRow
 from tests.predict.synthetic import Builder
 
 
@@ -18,10 +19,10 @@ def _conv_relu_mean() -> Builder:
 def test_an_nchwc_row_is_the_convolution_and_the_activation_it_names() -> None:
     g = _conv_relu_mean().graph()
     rows = [
-        {"op_name": "ReorderInput", "op_type": "ReorderInput", "median_us": 2.0},
-        {"op_name": "relu_4_nchwc", "op_type": "Conv", "median_us": 30.0},
-        {"op_name": "ReorderOutput_token_7", "op_type": "ReorderOutput", "median_us": 5.0},
-        {"op_name": "node_ReduceMean_2", "op_type": "ReduceMean", "median_us": 4.0},
+        OpRow(op_name="ReorderInput", op_type="ReorderInput", median_us=2.0),
+        OpRow(op_name="relu_4_nchwc", op_type="Conv", median_us=30.0),
+        OpRow(op_name="ReorderOutput_token_7", op_type="ReorderOutput", median_us=5.0),
+        OpRow(op_name="node_ReduceMean_2", op_type="ReduceMean", median_us=4.0),
     ]
     kernels, evidence = measured_kernels(g, rows)
     conv, mean = kernels
@@ -44,10 +45,10 @@ def test_a_node_without_a_row_runs_inside_its_producer_and_takes_the_loose_rows(
     b.add("ReduceMean", ["h"], "m", [y], (1, 12, 1, 1))
     g = b.graph()
     rows = [
-        {"op_name": "node_Conv_0", "op_type": "Conv", "median_us": 20.0},
-        {"op_name": "HardSigmoid_85", "op_type": "HardSigmoid", "median_us": 6.0},
-        {"op_name": "Mul_86", "op_type": "Mul", "median_us": 7.0},
-        {"op_name": "node_ReduceMean_2", "op_type": "ReduceMean", "median_us": 4.0},
+        OpRow(op_name="node_Conv_0", op_type="Conv", median_us=20.0),
+        OpRow(op_name="HardSigmoid_85", op_type="HardSigmoid", median_us=6.0),
+        OpRow(op_name="Mul_86", op_type="Mul", median_us=7.0),
+        OpRow(op_name="node_ReduceMean_2", op_type="ReduceMean", median_us=4.0),
     ]
     kernels, _ = measured_kernels(g, rows)
     conv = kernels[0]
@@ -66,8 +67,8 @@ def test_fusion_names_anchor_at_their_first_part_and_unnamed_leaders_join_their_
     b.add("Mul", ["c", "input"], "m", [x, x], x)
     g = b.graph()
     rows = [
-        {"op_name": "node_Conv_1", "op_type": "Conv", "median_us": 50.0},
-        {"op_name": "node_Mul_2/SomeFusion/", "op_type": "Mul", "median_us": 3.0},
+        OpRow(op_name="node_Conv_1", op_type="Conv", median_us=50.0),
+        OpRow(op_name="node_Mul_2/SomeFusion/", op_type="Mul", median_us=3.0),
     ]
     kernels, evidence = measured_kernels(g, rows)
     conv, mul = kernels
@@ -94,14 +95,14 @@ def test_tflite_rows_join_by_node_index_and_a_node_without_time_is_placed() -> N
     g = b.graph()
     g.format = "tflite"
     rows = [
-        {
-            "op_name": "Convolution",
-            "op_type": "DEPTHWISE_CONV_2D",
-            "median_us": 12.0,
-            "graph_ops": f"[{nodes[1].name}]:1,[{nodes[0].name}]:0",
-        },
-        {"op_name": "Mean", "op_type": "MEAN", "median_us": 2.0, "graph_ops": "[m]:2"},
-        {"op_name": "Mean", "op_type": "MEAN", "median_us": None, "graph_ops": None},
+        OpRow(
+            op_name="Convolution",
+            op_type="DEPTHWISE_CONV_2D",
+            median_us=12.0,
+            graph_ops=f"[{nodes[1].name}]:1,[{nodes[0].name}]:0",
+        ),
+        OpRow(op_name="Mean", op_type="MEAN", median_us=2.0, graph_ops="[m]:2"),
+        OpRow(op_name="Mean", op_type="MEAN", median_us=None, graph_ops=None),
     ]
     kernels, _ = measured_kernels(g, rows)
     dw, mean = kernels
@@ -121,6 +122,6 @@ def test_a_kernel_holding_two_compute_nodes_is_no_sample() -> None:
     g = b.graph()
     g.format = "tflite"
     # an aligned-weak LiteRT row that took both nodes: its time cannot be split between them
-    rows = [{"op_name": "Mean", "op_type": "MEAN", "median_us": 3.0, "graph_ops": "[m]:1,[mp]:0"}]
+    rows = [OpRow(op_name="Mean", op_type="MEAN", median_us=3.0, graph_ops="[m]:1,[mp]:0")]
     kernels, _ = measured_kernels(g, rows)
     assert len(kernels) == 1 and not kernels[0].clean

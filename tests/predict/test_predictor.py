@@ -13,6 +13,7 @@ from benchharness.errors import PredictorError
 from benchharness.predict.predictor import Calibration, Predictor, fingerprint_of_rows
 from benchharness.predict.samples import Measured, Point, measure_artifact
 from benchharness.predict.selection import ORIGIN_PAIR
+from benchharness.results.schema import RunRow
 from tests.predict import synthetic as S
 
 FP = {
@@ -81,18 +82,18 @@ def test_fingerprint_differences_are_strict_or_warnings(predictor: Predictor) ->
 
 def test_fingerprint_of_rows() -> None:
     rows = [
-        {"status": "failed", "device": "x"},
-        {
-            "status": "ok",
-            "device": "local",
-            "format": "onnx",
-            "cpu_model": "Xeon",
-            "threads": 2,
-            "runtime": "onnxruntime",
-            "runtime_version": "1.32.0",
-            "harness_version": "0.1.0",
-            "stats_source": "samples",
-        },
+        RunRow(status="failed", device="x"),
+        RunRow(
+            status="ok",
+            device="local",
+            format="onnx",
+            cpu_model="Xeon",
+            threads=2,
+            runtime="onnxruntime",
+            runtime_version="1.32.0",
+            harness_version="0.1.0",
+            stats_source="samples",
+        ),
     ]
     assert fingerprint_of_rows(rows) == FP
 

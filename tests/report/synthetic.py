@@ -6,13 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchharness.results.store import (
-    OPS_COLUMNS,
-    RUNS_COLUMNS,
-    SAMPLES_COLUMNS,
-    atomic_write_text,
-    rows_to_csv,
-)
+from benchharness.results.schema import OpRow, Record, RunRow, SampleRow
+from benchharness.results.store import atomic_write_text, rows_to_csv
 
 #: model -> (MACs, median ms on devA, median ms on devB, model_bytes, activation_bytes)
 MODELS: dict[str, tuple[float, float, float, float, float]] = {
@@ -73,6 +68,11 @@ ALPHA_OPS = [
     ("Relu", 400.0, 0.0, 2e6),
     ("Add", 100.0, 0.0, ""),
 ]
+
+
+def write_csv(path: Path, record: type[Record], rows: list[dict[str, Any]]) -> None:
+    """``rows`` (column values) written as one of a run's CSVs, as the store writes them."""
+    atomic_write_text(path, rows_to_csv(record.columns(), [record.from_values(r) for r in rows]))
 
 
 def write_run(
@@ -145,9 +145,9 @@ def write_run(
         }
         for i, v in enumerate([1.0, 2.0, 3.0, 4.0, 5.0])
     ]
-    atomic_write_text(path / "runs.csv", rows_to_csv(RUNS_COLUMNS, rows))
-    atomic_write_text(path / "ops.csv", rows_to_csv(OPS_COLUMNS, ops))
-    atomic_write_text(path / "samples.csv", rows_to_csv(SAMPLES_COLUMNS, samples))
+    write_csv(path / "runs.csv", RunRow, rows)
+    write_csv(path / "ops.csv", OpRow, ops)
+    write_csv(path / "samples.csv", SampleRow, samples)
     meta = {
         "run_id": run_id,
         "created": "2026-01-01T00:00:00+00:00",

@@ -11,7 +11,8 @@ import pytest
 from benchharness.report import write_report
 from benchharness.report.cross_runtime import cross_runtime, family_of, family_table
 from benchharness.report.figures import analyze_runs
-from benchharness.results.store import OPS_COLUMNS, RUNS_COLUMNS, rows_to_csv
+from benchharness.results.schema import OpRow, RunRow
+from tests.report.synthetic import write_csv
 
 #: model -> median ms under (onnxruntime/onnx, litert/tflite, executorch/pte); None: not measured
 MEDIANS = {
@@ -36,8 +37,8 @@ def write(root: Path, run_id: str = "r3") -> Path:
                          "status": "ok", "n": 100, "median_ms": median, "macs": 1e9})  # fmt: skip
     path = root / run_id
     path.mkdir(parents=True)
-    (path / "runs.csv").write_text(rows_to_csv(RUNS_COLUMNS, rows))
-    (path / "ops.csv").write_text(rows_to_csv(OPS_COLUMNS, []))
+    write_csv(path / "runs.csv", RunRow, rows)
+    write_csv(path / "ops.csv", OpRow, [])
     (path / "run.json").write_text(json.dumps({"run_id": run_id}))
     return root
 

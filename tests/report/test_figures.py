@@ -18,6 +18,8 @@ from benchharness.report.figures import (
     analyze_runs,
     headline,
 )
+from benchharness.results.schema import RUNS_COLUMNS
+from benchharness.results.store import RunStore, atomic_write_text, rows_to_csv
 from tests.report.synthetic import ALPHA_OPS, MODELS, write_run
 
 A = SeriesKey("devA", "onnxruntime", "onnx")
@@ -175,12 +177,8 @@ def test_flags_failures_and_variants(two_devices: Path) -> None:
 
 def test_precision_variants_share_a_family(tmp_path: Path) -> None:
     path = write_run(tmp_path, "run-a", "devA", 1, with_ops=False)
-    import csv
-
-    rows = list(csv.DictReader((path / "runs.csv").open()))
-    extra = {**rows[0], "precision": "int8", "job_id": "x", "median_ms": "0.9", "macs": "1e8"}
-    from benchharness.results.store import RUNS_COLUMNS, atomic_write_text, rows_to_csv
-
+    rows = RunStore.open(tmp_path, "run-a").runs
+    extra = rows[0].replace(precision="int8", job_id="x", median_ms=0.9, macs=1e8)
     atomic_write_text(path / "runs.csv", rows_to_csv(RUNS_COLUMNS, [*rows, extra]))
     a = analyze_runs(tmp_path, ["run-a"]).series[0]
     group = next(g for g in a.variants if g.family == "alpha")
@@ -221,12 +219,8 @@ def test_missing_and_empty_runs(tmp_path: Path) -> None:
 
 def test_too_few_points_and_empty_cells(tmp_path: Path) -> None:
     path = write_run(tmp_path, "run-a", "devA", 1, with_ops=False, failed=False)
-    import csv
-
-    rows = list(csv.DictReader((path / "runs.csv").open()))[:2]
-    rows[1]["macs"] = ""  # a model whose MACs could not be counted
-    from benchharness.results.store import RUNS_COLUMNS, atomic_write_text, rows_to_csv
-
+    rows = RunStore.open(tmp_path, "run-a").runs[:2]
+    rows[1] = rows[1].replace(macs=None)  # a model whose MACs could not be counted
     atomic_write_text(path / "runs.csv", rows_to_csv(RUNS_COLUMNS, rows))
     analysis = analyze_runs(tmp_path, ["run-a"])
     (s,) = analysis.series

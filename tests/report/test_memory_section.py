@@ -10,20 +10,21 @@ import pytest
 from benchharness.report import write_report
 from benchharness.report.figures import analyze_runs
 from benchharness.report.memory_section import memory_summary, memory_table
+from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore
 
 MIB = 1 << 20
 BOARD = 'name = "board"\ntransport = "local"\n[constraints]\nmax_total_bytes = 8388608\n'
 
 
-def _row(device: str, model: str, estimate: int, peak: int | None, fmt: str = "tflite") -> dict:
-    return {"job_id": f"{device}|{model}|{fmt}", "device": device, "runtime": "litert",
+def _row(device: str, model: str, estimate: int, peak: int | None, fmt: str = "tflite") -> RunRow:
+    return RunRow.from_values({"job_id": f"{device}|{model}|{fmt}", "device": device, "runtime": "litert",
             "format": fmt, "precision": "fp32", "model": model, "status": "ok",
             "median_ms": 2.0, "n": 100, "macs": 1e8, "model_bytes": estimate // 2,
             "activation_bytes": estimate - estimate // 2, "mem_estimate_bytes": estimate,
             "mem_peak_bytes": peak, "mem_init_bytes": peak // 2 if peak else None,
             "mem_source": "vmhwm" if peak else None, "mem_runtime_load_bytes": 14 * MIB,
-            "mem_tensor_bytes": MIB}  # fmt: skip
+            "mem_tensor_bytes": MIB})  # fmt: skip
 
 
 @pytest.fixture

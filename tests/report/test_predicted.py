@@ -12,6 +12,7 @@ from benchharness.predict.build import predictor_path
 from benchharness.predict.predictor import Predictor
 from benchharness.predict.samples import Measured, measure_artifact
 from benchharness.report import write_report
+from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore
 from tests.predict import synthetic as S
 
@@ -20,25 +21,27 @@ def _run(results: Path, artifact: Any) -> str:
     store = RunStore.create(results, "run-p")
     for name, macs, median in (("small", 1e6, 0.2), ("large", 4e6, 0.5)):
         store.add_job(
-            {
-                "job_id": f"local|{name}|onnx",
-                "device": "local",
-                "runtime": "onnxruntime",
-                "runtime_version": "1.32.0",
-                "format": "onnx",
-                "precision": "fp32",
-                "model": name,
-                "input_shape": "1x3x32x32",
-                "status": "ok",
-                "n": 100,
-                "median_ms": median,
-                "macs": macs,
-                "artifact": str(artifact.path),
-                "artifact_sha256": artifact.sha256,
-                "threads": 2,
-                "cpu_model": "Xeon",
-                "stats_source": "samples",
-            }
+            RunRow.from_values(
+                {
+                    "job_id": f"local|{name}|onnx",
+                    "device": "local",
+                    "runtime": "onnxruntime",
+                    "runtime_version": "1.32.0",
+                    "format": "onnx",
+                    "precision": "fp32",
+                    "model": name,
+                    "input_shape": "1x3x32x32",
+                    "status": "ok",
+                    "n": 100,
+                    "median_ms": median,
+                    "macs": macs,
+                    "artifact": str(artifact.path),
+                    "artifact_sha256": artifact.sha256,
+                    "threads": 2,
+                    "cpu_model": "Xeon",
+                    "stats_source": "samples",
+                }
+            )
         )
     return store.run_id
 
