@@ -54,23 +54,26 @@ def test_whole_zoo_runs_ok_in_every_format(tmp_path: Path) -> None:
     run_id = json.loads(proc.stdout[proc.stdout.index("{") :])["run_id"]
     store = RunStore.open(results, run_id)
     zoo = load_zoo()
-    got = {(r["model"], r["format"]): r for r in store.runs}
+    got = {(r.model, r.format): r for r in store.runs}
     assert set(got) == {(m, f) for m in zoo for f in FORMATS}
     for (model, fmt), row in got.items():
-        assert row["status"] == "ok", (model, fmt, row["error"])
-        assert float(row["median_ms"]) > 0
-        assert float(row["max_abs_err"]) <= float(row["tolerance"])
-        assert int(row["macs"]) > 0 and int(row["params"]) > 0
-        assert row["runtime"] == RUNTIMES[fmt]
+        assert row.status == "ok", (model, fmt, row.error)
+        assert row.median_ms is not None and row.median_ms > 0
+        assert row.max_abs_err is not None and row.tolerance is not None
+        assert row.max_abs_err <= row.tolerance
+        assert row.macs is not None and row.macs > 0 and row.params is not None and row.params > 0
+        assert row.runtime == RUNTIMES[fmt]
         if fmt == "pte":
             partly = model in PTE_PARTLY_LOWERED
-            assert row["provider"] == ("XNNPACK+portable" if partly else "XNNPACK"), model
+            assert row.provider == ("XNNPACK+portable" if partly else "XNNPACK"), model
         # measured memory beside the estimate (issue 15): read in every process, peak over init
-        assert row["mem_source"] in ("vmhwm", "rss-delta"), (model, fmt)
-        assert row["mem_peak_bytes"] >= row["mem_init_bytes"] > 0, (model, fmt)
-        assert row["mem_estimate_bytes"] == row["model_bytes"] + row["activation_bytes"]
-        ops = [o for o in store.ops if o["job_id"] == row["job_id"]]
+        assert row.mem_source in ("vmhwm", "rss-delta"), (model, fmt)
+        assert row.mem_peak_bytes is not None and row.mem_init_bytes is not None
+        assert row.mem_peak_bytes >= row.mem_init_bytes > 0, (model, fmt)
+        assert row.model_bytes is not None and row.activation_bytes is not None
+        assert row.mem_estimate_bytes == row.model_bytes + row.activation_bytes
+        ops = [o for o in store.ops if o.job_id == row.job_id]
         assert ops, f"no operator rows for {model} {fmt}"
-        op_macs = sum(float(o["macs"] or 0) for o in ops)
-        assert op_macs == pytest.approx(float(row["macs"]), rel=OPS_MACS_REL), (model, fmt)
-        assert float(row["ops_sum_ratio"]) > 0
+        op_macs = sum(float(o.macs or 0) for o in ops)
+        assert op_macs == pytest.approx(float(row.macs), rel=OPS_MACS_REL), (model, fmt)
+        assert row.ops_sum_ratio is not None and row.ops_sum_ratio > 0

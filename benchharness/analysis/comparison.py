@@ -5,7 +5,10 @@ ratio of medians B/A with a 95 % CI and a two-sided p-value, both from Welch's t
 process medians (the processes are the independent units; with one process a side, a bootstrap CI
 and a Mann-Whitney test on the raw samples, noted as optimistic), and a verdict.
 Only results measured on the same setup (the device fingerprint) are compared unless the caller
-allows a mismatch. ``gate`` turns a comparison into the CI pass/fail of ``--fail-on``.
+allows a mismatch. ``gate`` turns a comparison into the CI pass/fail of ``--fail-on``
+(``analysis/gates.py`` says which matches failed it, and why).
+
+The comparison takes rows, not run folders: ``results/compare_runs.py`` loads the two stores.
 """
 
 from __future__ import annotations
@@ -16,14 +19,13 @@ import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, TypedDict
 
 import numpy as np
 from scipy import stats as sps
 
 from benchharness.errors import ResultsError, UsageError
-from benchharness.results.store import RunStore
+from benchharness.results.schema import RunRow, SampleRow
 
 #: A change is called only below this p-value (docs/method.md): 1 % keeps false alarms rare in CI.
 ALPHA = 0.01
@@ -56,9 +58,10 @@ PROCESS_LEVEL_FLAGS: frozenset[str] = frozenset(
 #: Flags reported beside a verdict without overturning it (see UNRELIABLE_FLAGS).
 TAIL_FLAGS: frozenset[str] = frozenset({"EXTREME", "HIGH_CV"})
 
-#: Columns that identify what was measured; rows match on these.
+#: Columns that identify what was measured; rows match on these (``_match_key``).
 MATCH_KEY: tuple[str, ...] = ("model", "format", "precision", "input_shape")
-#: Columns that identify where and how it was measured; they must agree for a fair comparison.
+#: Columns that identify where and how it was measured; they must agree for a fair comparison
+#: (``_fingerprint``).
 FINGERPRINT: tuple[str, ...] = (
     "device",
     "runtime",
@@ -69,7 +72,7 @@ FINGERPRINT: tuple[str, ...] = (
     "cpu_model",
 )
 #: When one run holds several rows with the same match key (several devices or thread counts),
-#: they are paired on these as well.
+#: they are paired on these as well (``_settings_key``).
 DISAMBIGUATE: tuple[str, ...] = ("device", "runtime", "provider", "threads")
 
 VERDICTS: tuple[str, ...] = ("slower", "faster", "same", "unreliable")
@@ -219,55 +222,80 @@ class PairNames(TypedDict):
     device_b: str
 
 
-def pair_names(ra: Mapping[str, Any], rb: Mapping[str, Any]) -> PairNames:
+def pair_names(ra: RunRow, rb: RunRow) -> PairNames:
     return PairNames(
-        model=str(ra.get("model") or ""),
-        format=str(ra.get("format") or ""),
-        precision=str(ra.get("precision") or ""),
-        device_a=str(ra.get("device") or ""),
-        device_b=str(rb.get("device") or ""),
+        model=ra.model,
+        format=ra.format,
+        precision=ra.precision,
+        device_a=ra.device,
+        device_b=rb.device,
     )
 
 
-def _split(text: Any) -> list[str]:
-    return [part.strip() for part in str(text or "").split(";") if part.strip()]
+#: Per process (its number, as text), the (index, latency) of each of its samples.
+_ByProcess = dict[str, list[tuple[int, float]]]
 
 
-def _key(row: Mapping[str, Any], columns: Sequence[str]) -> tuple[str, ...]:
-    return tuple(str(row.get(c) or "").strip() for c in columns)
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(";") if part.strip()]
 
 
-def _group_samples(
-    sample_rows: Sequence[Mapping[str, Any]],
-) -> dict[tuple[str, ...], dict[str, list[tuple[int, float]]]]:
+def _text(value: object) -> str:
+    """A cell as the text rows are matched on: an absent cell (None, "") is ""."""
+    return str(value or "").strip()
+
+
+def _match_key(row: RunRow) -> tuple[str, ...]:
+    """What was measured (``MATCH_KEY``)."""
+    return tuple(_text(v) for v in (row.model, row.format, row.precision, row.input_shape))
+
+
+def _settings_key(row: RunRow) -> tuple[str, ...]:
+    """Where and with what it was measured, to tell apart rows of one key (``DISAMBIGUATE``)."""
+    return tuple(_text(v) for v in (row.device, row.runtime, row.provider, row.threads))
+
+
+def _fingerprint(row: RunRow) -> dict[str, str]:
+    """The setup that must agree for a fair comparison (``FINGERPRINT``), column -> text."""
+    return {
+        "device": _text(row.device),
+        "runtime": _text(row.runtime),
+        "runtime_version": _text(row.runtime_version),
+        "threads": _text(row.threads),
+        "format": _text(row.format),
+        "precision": _text(row.precision),
+        "cpu_model": _text(row.cpu_model),
+    }
+
+
+def _sample_key(row: RunRow | SampleRow) -> tuple[str, ...]:
+    """The samples of a row without a job id are found by device, model, format, precision."""
+    return ("key", *(_text(v) for v in (row.device, row.model, row.format, row.precision)))
+
+
+def _group_samples(sample_rows: Sequence[SampleRow]) -> dict[tuple[str, ...], _ByProcess]:
     """Samples by job id (and by device/model/format/precision for rows without one)."""
-    grouped: dict[tuple[str, ...], dict[str, list[tuple[int, float]]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
+    grouped: dict[tuple[str, ...], _ByProcess] = defaultdict(lambda: defaultdict(list))
     for row in sample_rows:
-        latency = row.get("latency_ms")
-        if latency is None:
+        if row.latency_ms is None:
             continue
-        index = row.get("index") or 0
-        process = str(row.get("process") or "0")
-        job = str(row.get("job_id") or "").strip()
-        entry = (index, latency)
+        process = str(row.process or "0")
+        entry = (row.index or 0, row.latency_ms)
+        job = row.job_id.strip()
         if job:
             grouped[("job", job)][process].append(entry)
-        grouped[("key", *_key(row, ("device", "model", "format", "precision")))][process].append(
-            entry
-        )
+        grouped[_sample_key(row)][process].append(entry)
     return grouped
 
 
 def _samples_for(
-    row: Mapping[str, Any], grouped: Mapping[tuple[str, ...], dict[str, list[tuple[int, float]]]]
+    row: RunRow, grouped: Mapping[tuple[str, ...], _ByProcess]
 ) -> dict[str, list[float]]:
     """The row's samples per process, in measurement order."""
-    job = str(row.get("job_id") or "").strip()
+    job = row.job_id.strip()
     by_process = grouped.get(("job", job)) if job else None
     if by_process is None:
-        by_process = grouped.get(("key", *_key(row, ("device", "model", "format", "precision"))))
+        by_process = grouped.get(_sample_key(row))
     if not by_process:
         return {}
     return {p: [v for _, v in sorted(entries)] for p, entries in sorted(by_process.items())}
@@ -324,35 +352,29 @@ def welch_log(
     return p, float(sps.t.ppf(0.5 + confidence / 2.0, df)) * se
 
 
-def _fingerprint_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, list[str]]:
-    diff: dict[str, list[str]] = {}
-    for col in FINGERPRINT:
-        va, vb = str(a.get(col) or "").strip(), str(b.get(col) or "").strip()
-        if va != vb:
-            diff[col] = [va, vb]
-    return diff
+def _fingerprint_diff(a: RunRow, b: RunRow) -> dict[str, list[str]]:
+    fa, fb = _fingerprint(a), _fingerprint(b)
+    return {col: [fa[col], fb[col]] for col in fa if fa[col] != fb[col]}
 
 
 def _pair_rows(
-    runs_a: Sequence[Mapping[str, Any]], runs_b: Sequence[Mapping[str, Any]]
-) -> tuple[list[tuple[Mapping[str, Any], Mapping[str, Any]]], list[str], list[str]]:
+    runs_a: Sequence[RunRow], runs_b: Sequence[RunRow]
+) -> tuple[list[tuple[RunRow, RunRow]], list[str], list[str]]:
     """Pairs of rows measuring the same thing, and the labels found on one side only."""
 
-    def ok_rows(
-        rows: Sequence[Mapping[str, Any]],
-    ) -> dict[tuple[str, ...], list[Mapping[str, Any]]]:
-        by_key: dict[tuple[str, ...], list[Mapping[str, Any]]] = defaultdict(list)
+    def ok_rows(rows: Sequence[RunRow]) -> dict[tuple[str, ...], list[RunRow]]:
+        by_key: dict[tuple[str, ...], list[RunRow]] = defaultdict(list)
         for row in rows:
-            if str(row.get("status") or "ok").strip() == "ok":
-                by_key[_key(row, MATCH_KEY)].append(row)
+            if (row.status.strip() or "ok") == "ok":  # a row without a status counts as ok
+                by_key[_match_key(row)].append(row)
         return by_key
 
-    def label(row: Mapping[str, Any]) -> str:
-        device = str(row.get("device") or "").strip()
-        return "/".join(v for v in _key(row, MATCH_KEY) if v) + (f" on {device}" if device else "")
+    def label(row: RunRow) -> str:
+        device = row.device.strip()
+        return "/".join(v for v in _match_key(row) if v) + (f" on {device}" if device else "")
 
     a_by, b_by = ok_rows(runs_a), ok_rows(runs_b)
-    pairs: list[tuple[Mapping[str, Any], Mapping[str, Any]]] = []
+    pairs: list[tuple[RunRow, RunRow]] = []
     only_a: list[str] = []
     only_b: list[str] = []
     for key in list(a_by) + [k for k in b_by if k not in a_by]:
@@ -363,9 +385,7 @@ def _pair_rows(
         # several devices/settings per key: pair on the settings, leave the rest unmatched
         rest_b = list(rows_b)
         for ra in rows_a:
-            partner = next(
-                (rb for rb in rest_b if _key(rb, DISAMBIGUATE) == _key(ra, DISAMBIGUATE)), None
-            )
+            partner = next((rb for rb in rest_b if _settings_key(rb) == _settings_key(ra)), None)
             if partner is None:
                 only_a.append(label(ra))
             else:
@@ -376,115 +396,165 @@ def _pair_rows(
 
 
 def pair_rows(
-    runs_a: Sequence[Mapping[str, Any]], runs_b: Sequence[Mapping[str, Any]]
-) -> tuple[list[tuple[Mapping[str, Any], Mapping[str, Any]]], list[str], list[str]]:
+    runs_a: Sequence[RunRow], runs_b: Sequence[RunRow]
+) -> tuple[list[tuple[RunRow, RunRow]], list[str], list[str]]:
     """The pairing every comparison shares (latency here, memory in ``memory_compare``)."""
     return _pair_rows(runs_a, runs_b)
 
 
+@dataclass(frozen=True, eq=False)  # eq=False: an array field has no truth value to compare
+class _Side:
+    """One run's side of a pair: its row, its raw samples and what they give."""
+
+    row: RunRow
+    pooled: np.ndarray  # every raw sample (empty when samples.csv has none for the row)
+    median: float | None  # of the pooled samples, else the row's
+    process_medians: list[float]
+
+    @property
+    def count(self) -> int:
+        return int(self.pooled.size) if self.pooled.size else int(self.row.n or 0)
+
+    @property
+    def processes(self) -> int:
+        return max(len(self.process_medians), 1 if self.pooled.size else 0)
+
+
+def _side(row: RunRow, by_process: dict[str, list[float]]) -> _Side:
+    pooled = np.asarray([v for vs in by_process.values() for v in vs], dtype=float)
+    if len(by_process) >= 2:
+        process_medians = [float(np.median(v)) for v in by_process.values() if v]
+    else:
+        process_medians = [float(v) for v in row.process_medians_ms]
+    return _Side(
+        row=row,
+        pooled=pooled,
+        median=float(np.median(pooled)) if pooled.size else row.median_ms,
+        process_medians=process_medians,
+    )
+
+
+@dataclass(frozen=True)
+class _Test:
+    """The test of a change and its interval: which test ran, its p-value, and why."""
+
+    test: str  # "processes-welch", "samples" or "none"
+    p_value: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    notes: tuple[str, ...] = ()
+
+
+def _test_change(a: _Side, b: _Side, ratio: float | None, rng: np.random.Generator) -> _Test:
+    """Welch's t on the log process medians where both sides have two or more, else a rank
+    test on the raw samples (optimistic), else none; with the ratio's interval."""
+    pm_a, pm_b = a.process_medians, b.process_medians
+    both_pooled = bool(a.pooled.size and b.pooled.size)
+    if len(pm_a) >= 2 and len(pm_b) >= 2 and min(pm_a + pm_b) > 0:
+        p_value, half = welch_log(pm_a, pm_b)
+        ci_low = ci_high = None
+        if ratio is not None:
+            ci_low, ci_high = ratio * math.exp(-half), ratio * math.exp(half)
+            if both_pooled:
+                # never narrower than the samples alone allow (processes that agree by chance)
+                lo, hi = _ratio_ci(a.pooled, b.pooled, rng)
+                ci_low = min(ci_low, lo) if lo is not None else ci_low
+                ci_high = max(ci_high, hi) if hi is not None else ci_high
+        note = "Welch's t-test on log process medians (processes are what repeats)"
+        return _Test("processes-welch", p_value, ci_low, ci_high, (note,))
+    if both_pooled:
+        ci_low, ci_high = _ratio_ci(a.pooled, b.pooled, rng) if ratio is not None else (None, None)
+        p_value = float(sps.mannwhitneyu(b.pooled, a.pooled, alternative="two-sided").pvalue)
+        note = "one process: tested raw samples, which are autocorrelated, so p is optimistic"
+        return _Test("samples", p_value, ci_low, ci_high, (note,))
+    if ratio is not None:
+        return _Test("none", notes=("no raw samples on one side: no CI and no test",))
+    return _Test("none")
+
+
+@dataclass(frozen=True)
+class _Flags:
+    """The two rows' flags, sorted by what they do to a verdict."""
+
+    shaky: list[str]  # void a call (UNRELIABLE_FLAGS the test does not carry)
+    carried: list[str]  # in the variance of the process test (PROCESS_LEVEL_FLAGS)
+    tails: list[str]  # noted beside the verdict (TAIL_FLAGS)
+
+
+def _sort_flags(flags_a: list[str], flags_b: list[str], test: str) -> _Flags:
+    raised = set(flags_a) | set(flags_b)
+    shaky = sorted(raised & UNRELIABLE_FLAGS)
+    carried: list[str] = []
+    if test.startswith("processes"):
+        # process-to-process differences are the test's own noise now, not a reason to give up
+        carried = [f for f in shaky if f in PROCESS_LEVEL_FLAGS]
+        shaky = [f for f in shaky if f not in PROCESS_LEVEL_FLAGS]
+    return _Flags(shaky=shaky, carried=carried, tails=sorted(raised & TAIL_FLAGS))
+
+
+def _verdict(
+    ratio: float | None, p_value: float | None, shaky: list[str], threshold: float
+) -> tuple[str, str | None]:
+    """The verdict on a tested change, and the note that explains an unreliable one."""
+    if ratio is None or p_value is None:
+        return "unreliable", None  # the ratio or the test already said why
+    if shaky:
+        return "unreliable", f"flagged: {', '.join(shaky)}"
+    if p_value < ALPHA and ratio >= 1.0 + threshold:
+        return "slower", None
+    if p_value < ALPHA and ratio <= 1.0 - threshold:
+        return "faster", None
+    if abs(ratio - 1.0) >= threshold:
+        # moved past the threshold but not significant: neither a change nor "same"
+        return "unreliable", (
+            f"moved {ratio - 1.0:+.1%} but p = {p_value:.2g} >= {ALPHA}: measure more processes "
+            "(--processes 10, or a tighter --target-ci) to decide"
+        )
+    return "same", None
+
+
 def _compare_pair(
-    ra: Mapping[str, Any],
-    rb: Mapping[str, Any],
+    ra: RunRow,
+    rb: RunRow,
     samples_a: dict[str, list[float]],
     samples_b: dict[str, list[float]],
     threshold: float,
     rng: np.random.Generator,
 ) -> Match:
+    a, b = _side(ra, samples_a), _side(rb, samples_b)
     notes: list[str] = []
-    pooled_a = np.asarray([v for vs in samples_a.values() for v in vs], dtype=float)
-    pooled_b = np.asarray([v for vs in samples_b.values() for v in vs], dtype=float)
-    med_a = float(np.median(pooled_a)) if pooled_a.size else ra.get("median_ms")
-    med_b = float(np.median(pooled_b)) if pooled_b.size else rb.get("median_ms")
-
-    def process_medians(row: Mapping[str, Any], by_process: dict[str, list[float]]) -> list[float]:
-        if len(by_process) >= 2:
-            return [float(np.median(v)) for v in by_process.values() if v]
-        return [float(v) for v in row.get("process_medians_ms") or []]
-
-    pm_a, pm_b = process_medians(ra, samples_a), process_medians(rb, samples_b)
-
     ratio: float | None = None
-    ci_low: float | None = None
-    ci_high: float | None = None
-    if med_a is not None and med_b is not None and med_a > 0:
-        ratio = med_b / med_a
+    if a.median is not None and b.median is not None and a.median > 0:
+        ratio = b.median / a.median
     else:
         notes.append("no usable median on one side")
-    p_value: float | None = None
-    test = "none"
-    if len(pm_a) >= 2 and len(pm_b) >= 2 and min(pm_a + pm_b) > 0:
-        p_value, half = welch_log(pm_a, pm_b)
-        test = "processes-welch"
-        notes.append("Welch's t-test on log process medians (processes are what repeats)")
-        if ratio is not None:
-            ci_low, ci_high = ratio * math.exp(-half), ratio * math.exp(half)
-            if pooled_a.size and pooled_b.size:
-                # never narrower than the samples alone allow (processes that agree by chance)
-                lo, hi = _ratio_ci(pooled_a, pooled_b, rng)
-                ci_low = min(ci_low, lo) if lo is not None else ci_low
-                ci_high = max(ci_high, hi) if hi is not None else ci_high
-    elif pooled_a.size and pooled_b.size:
-        if ratio is not None:
-            ci_low, ci_high = _ratio_ci(pooled_a, pooled_b, rng)
-        p_value = float(sps.mannwhitneyu(pooled_b, pooled_a, alternative="two-sided").pvalue)
-        test = "samples"
+    tested = _test_change(a, b, ratio, rng)
+    notes.extend(tested.notes)
+    flags_a, flags_b = _split(ra.flags), _split(rb.flags)
+    flags = _sort_flags(flags_a, flags_b, tested.test)
+    if flags.carried:
+        notes.append(f"{', '.join(flags.carried)}: in the process medians' variance the test uses")
+    verdict, why = _verdict(ratio, tested.p_value, flags.shaky, threshold)
+    if why:
+        notes.append(why)
+    if flags.tails and verdict != "unreliable":
         notes.append(
-            "one process: tested raw samples, which are autocorrelated, so p is optimistic"
+            f"outliers in the tails ({', '.join(flags.tails)}); the median and the test hold"
         )
-    elif ratio is not None:
-        notes.append("no raw samples on one side: no CI and no test")
-
-    flags_a, flags_b = _split(ra.get("flags")), _split(rb.get("flags"))
-    shaky = sorted((set(flags_a) | set(flags_b)) & UNRELIABLE_FLAGS)
-    if test.startswith("processes"):
-        # process-to-process differences are the test's own noise now, not a reason to give up
-        carried = [f for f in shaky if f in PROCESS_LEVEL_FLAGS]
-        shaky = [f for f in shaky if f not in PROCESS_LEVEL_FLAGS]
-        if carried:
-            notes.append(f"{', '.join(carried)}: in the process medians' variance the test uses")
-    tails = sorted((set(flags_a) | set(flags_b)) & TAIL_FLAGS)
-    if ratio is None or p_value is None:
-        verdict = "unreliable"
-        if not notes:
-            notes.append("cannot test the change without raw samples or process medians")
-    elif shaky:
-        verdict = "unreliable"
-        notes.append(f"flagged: {', '.join(shaky)}")
-    elif p_value < ALPHA and ratio >= 1.0 + threshold:
-        verdict = "slower"
-    elif p_value < ALPHA and ratio <= 1.0 - threshold:
-        verdict = "faster"
-    elif abs(ratio - 1.0) >= threshold:
-        # moved past the threshold but not significant: neither a change nor "same"
-        verdict = "unreliable"
-        notes.append(
-            f"moved {ratio - 1.0:+.1%} but p = {p_value:.2g} >= {ALPHA}: measure more processes "
-            "(--processes 10, or a tighter --target-ci) to decide"
-        )
-    else:
-        verdict = "same"
-    if tails and verdict != "unreliable":
-        notes.append(f"outliers in the tails ({', '.join(tails)}); the median and the test hold")
-
-    def count(row: Mapping[str, Any], pooled: np.ndarray) -> int:
-        if pooled.size:
-            return int(pooled.size)
-        return int(row.get("n") or 0)
-
     return Match(
         **pair_names(ra, rb),
-        input_shape=str(ra.get("input_shape") or ""),
-        median_a_ms=med_a,
-        median_b_ms=med_b,
-        n_a=count(ra, pooled_a),
-        n_b=count(rb, pooled_b),
-        processes_a=max(len(pm_a), 1 if pooled_a.size else 0),
-        processes_b=max(len(pm_b), 1 if pooled_b.size else 0),
+        input_shape=ra.input_shape or "",
+        median_a_ms=a.median,
+        median_b_ms=b.median,
+        n_a=a.count,
+        n_b=b.count,
+        processes_a=a.processes,
+        processes_b=b.processes,
         ratio=ratio,
-        ci_low=ci_low,
-        ci_high=ci_high,
-        p_value=p_value,
-        test=test,
+        ci_low=tested.ci_low,
+        ci_high=tested.ci_high,
+        p_value=tested.p_value,
+        test=tested.test,
         verdict=verdict,
         flags_a=flags_a,
         flags_b=flags_b,
@@ -493,11 +563,30 @@ def _compare_pair(
     )
 
 
+def _setup_warnings(matches: Sequence[Match]) -> list[str]:
+    """One line per match whose two rows were measured on different setups."""
+    warnings: list[str] = []
+    for m in matches:
+        if m.fingerprint_diff:
+            diffs = ", ".join(
+                f"{c} {a or '?'} -> {b or '?'}" for c, (a, b) in m.fingerprint_diff.items()
+            )
+            warnings.append(f"{m.label}: different setup: {diffs}")
+    return warnings
+
+
+def _geomean_ratio(matches: Sequence[Match]) -> tuple[float | None, int]:
+    """The geometric mean of the matches' ratios B/A, and how many it is over."""
+    ratios = [m.ratio for m in matches if m.ratio is not None and m.ratio > 0]
+    geomean = math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios else None
+    return geomean, len(ratios)
+
+
 def compare_runs(
-    runs_a: Sequence[Mapping[str, Any]],
-    samples_a: Sequence[Mapping[str, Any]],
-    runs_b: Sequence[Mapping[str, Any]],
-    samples_b: Sequence[Mapping[str, Any]],
+    runs_a: Sequence[RunRow],
+    samples_a: Sequence[SampleRow],
+    runs_b: Sequence[RunRow],
+    samples_b: Sequence[SampleRow],
     *,
     threshold: float = DEFAULT_THRESHOLD,
     allow_mismatch: bool = False,
@@ -527,14 +616,7 @@ def compare_runs(
         )
         for ra, rb in pairs
     ]
-
-    warnings: list[str] = []
-    for m in matches:
-        if m.fingerprint_diff:
-            diffs = ", ".join(
-                f"{c} {a or '?'} -> {b or '?'}" for c, (a, b) in m.fingerprint_diff.items()
-            )
-            warnings.append(f"{m.label}: different setup: {diffs}")
+    warnings = _setup_warnings(matches)
     if warnings and not allow_mismatch:
         raise UsageError(
             f"runs {run_a} and {run_b} were measured on different setups, so a difference would "
@@ -545,9 +627,7 @@ def compare_runs(
     for missing, side in ((only_a, run_a), (only_b, run_b)):
         if missing:
             warnings.append(f"only in {side}: {', '.join(missing)}")
-
-    ratios = [m.ratio for m in matches if m.ratio is not None and m.ratio > 0]
-    geomean = math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios else None
+    geomean, geomean_n = _geomean_ratio(matches)
     return Comparison(
         run_a=run_a,
         run_b=run_b,
@@ -557,28 +637,5 @@ def compare_runs(
         only_b=only_b,
         warnings=warnings,
         geomean_ratio=geomean,
-        geomean_n=len(ratios),
-    )
-
-
-def compare_run_ids(
-    results_dir: Path,
-    run_a: str,
-    run_b: str,
-    *,
-    threshold: float = DEFAULT_THRESHOLD,
-    allow_mismatch: bool = False,
-) -> Comparison:
-    """Load two run folders (ids under ``results_dir`` or paths) and compare B against A."""
-    store_a = RunStore.open(results_dir, run_a)
-    store_b = RunStore.open(results_dir, run_b)
-    return compare_runs(
-        store_a.runs,
-        store_a.samples,
-        store_b.runs,
-        store_b.samples,
-        threshold=threshold,
-        allow_mismatch=allow_mismatch,
-        run_a=store_a.run_id,
-        run_b=store_b.run_id,
+        geomean_n=geomean_n,
     )

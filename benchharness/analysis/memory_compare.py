@@ -1,6 +1,6 @@
 """Compare the peak memory of two runs, as ``compare.py`` compares their latency.
 
-Rows are paired as for latency (``compare.pair_rows``). A row's peak (``mem_peak_bytes``) is one
+Rows are paired as for latency (``comparison.pair_rows``). A row's peak (``mem_peak_bytes``) is one
 figure, the largest of its processes, and a process's peak repeats to a few pages from start to
 start, so there is no test: B/A is the ratio, a change is called when it moved by the threshold
 *and* by more than ``MIN_CHANGE_BYTES``. Peaks read two different ways (``mem_source``: an exact
@@ -10,11 +10,12 @@ peak_mem:10%`` fails when some peak grew by more than 10 %.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from benchharness.analysis.comparison import metric_threshold, pair_names, pair_rows
+from benchharness.results.schema import RunRow
 
 #: The ``--fail-on`` metric of this comparison.
 GATE_METRIC = "peak_mem"
@@ -66,9 +67,9 @@ def memory_gate_threshold(spec: str) -> float | None:
     return metric_threshold(spec, GATE_METRIC)
 
 
-def _match(ra: Mapping[str, Any], rb: Mapping[str, Any], threshold: float) -> MemoryMatch:
-    pa, pb = ra.get("mem_peak_bytes"), rb.get("mem_peak_bytes")
-    sa, sb = ra.get("mem_source") or None, rb.get("mem_source") or None
+def _match(ra: RunRow, rb: RunRow, threshold: float) -> MemoryMatch:
+    pa, pb = ra.mem_peak_bytes, rb.mem_peak_bytes
+    sa, sb = ra.mem_source or None, rb.mem_source or None
     ratio = pb / pa if pa and pb is not None else None
     note = ""
     if pa is None or pb is None or ratio is None:
@@ -100,8 +101,8 @@ def _match(ra: Mapping[str, Any], rb: Mapping[str, Any], threshold: float) -> Me
 
 
 def compare_memory(
-    runs_a: Sequence[Mapping[str, Any]],
-    runs_b: Sequence[Mapping[str, Any]],
+    runs_a: Sequence[RunRow],
+    runs_b: Sequence[RunRow],
     threshold: float = DEFAULT_THRESHOLD,
 ) -> list[MemoryMatch]:
     """Every pair of rows measuring the same thing, by peak memory."""

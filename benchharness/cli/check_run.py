@@ -22,7 +22,7 @@ def check_run_cmd(
 ) -> None:
     """Judge every measured row of ``run_id`` against each device; exit 1 if any fails."""
     from benchharness.plan.fit import fmt_bytes
-    from benchharness.plan.memory_fit import check_run
+    from benchharness.analysis.memory_fit import check_run
     from benchharness.profiles.schema import load_profile
     from benchharness.results.store import RunStore
 
@@ -30,7 +30,7 @@ def check_run_cmd(
     rows = store.runs
     if models and models != "all":
         wanted = {m.strip() for m in models.split(",") if m.strip()}
-        rows = [r for r in rows if r.get("model") in wanted]
+        rows = [r for r in rows if r.model in wanted]
     results = [fit for d in devices for fit in check_run(load_profile(d), rows)]
     if as_json:
         print_json([r.to_json() for r in results])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -87,13 +88,36 @@ def fmt(value: Any, digits: int = 3) -> str:
     return f"{number:.{digits}f}".rstrip("0").rstrip(".") if digits else f"{number:.0f}"
 
 
-#: --formats of export and run: the default pair runs on every device kind; torch is opt-in.
-formats_option = click.option(
-    "--formats",
-    default="onnx,tflite",
-    show_default=True,
-    help="onnx, tflite, torch (PyTorch eager on a torch.export .pt2; needs torch on the device).",
-)
+#: What the formats beyond the default pair are, for --formats' help (a format the export
+#: pipeline adds without a note here is still named).
+FORMAT_NOTES = {
+    "torch": "PyTorch eager on a torch.export .pt2, needs torch on the device",
+    "pte": "an ExecuTorch program, needs ExecuTorch on the device",
+}
+
+
+def formats_help(formats: Sequence[str]) -> str:
+    """--formats' help: every format, comma-separated, and what the opt-in ones need."""
+    notes = "; ".join(f"{f}: {FORMAT_NOTES[f]}" for f in formats if f in FORMAT_NOTES)
+    return ", ".join(formats) + (f" ({notes})." if notes else ".")
+
+
+class FormatsOption(click.Option):
+    """--formats, whose help names every format of the export pipeline (``FORMATS``), read when
+    help is shown: the pipeline imports numpy, which starting a command does not need."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        from benchharness.export.pipeline import FORMATS
+
+        self.help = formats_help(FORMATS)
+        return super().get_help_record(ctx)
+
+
+def formats_option(func: Any) -> Any:
+    """--formats of export and run: the default pair runs on every device kind; the rest are
+    asked for by name."""
+    option = click.option("--formats", cls=FormatsOption, default="onnx,tflite", show_default=True)
+    return option(func)
 
 
 def split(value: str) -> tuple[str, ...]:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+
+if TYPE_CHECKING:
+    from benchharness.results.schema import RunRow
 
 
 class RichReporter:
@@ -34,11 +37,9 @@ class RichReporter:
     def stage(self, device: str, text: str) -> None:
         self.progress.update(self._task(device), description=text)
 
-    def job_done(self, device: str, row: dict[str, Any]) -> None:
-        status = row.get("status")
-        median = row.get("median_ms")
-        text = f"{row.get('model')} {row.get('format')}: "
-        text += f"{median:.3f} ms" if isinstance(median, float) else str(status)
+    def job_done(self, device: str, row: RunRow) -> None:
+        text = f"{row.model} {row.format}: "
+        text += f"{row.median_ms:.3f} ms" if row.median_ms is not None else row.status
         self.progress.update(self._task(device), advance=1, description=text)
 
     def __enter__(self) -> RichReporter:

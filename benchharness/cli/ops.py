@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
 
 from benchharness.cli import common
+
+if TYPE_CHECKING:  # imported when the command runs: `bench --help` stays quick
+    from benchharness.analysis.op_breakdown import OpSummary
 
 
 @click.command("ops")
@@ -27,41 +31,47 @@ def ops_cmd(
     store = RunStore.open(results_dir, run_id)
     summaries = op_summary(store.ops, model=model, fmt=format_name, top=top)
     if as_json:
-        common.print_json(summaries)
+        common.print_json([s.to_dict() for s in summaries])
         return
     for s in summaries:
-        title = f"{s['model']} {s['format']} on {s['device']}: top operators by time"
-        table = Table(title=common.text(title))
-        for col in ("#", "operator", "type", "us", "time %", "MMACs", "KB"):
-            table.add_column(col, justify="left" if col in ("operator", "type") else "right")
-        for o in s["top"]:
-            share = float(o["share"]) * 100 if o.get("share") not in (None, "") else None
-            macs = float(o["macs"]) / 1e6 if o.get("macs") not in (None, "") else None
-            kb = float(o["bytes"]) / 1024 if o.get("bytes") not in (None, "") else None
-            table.add_row(
-                common.text(o["op_index"]),
-                common.text(str(o["op_name"])[:48]),
-                common.text(o["op_type"]),
-                common.fmt(o["median_us"], 1),
-                common.fmt(share, 1),
-                common.fmt(macs, 2),
-                common.fmt(kb, 1),
-            )
-        common.console.print(table)
-        types = Table(title="by operator type: share of time next to share of MACs and bytes")
-        for col in ("type", "count", "time %", "MACs %", "bytes %", "GMAC/s"):
-            types.add_column(col, justify="left" if col == "type" else "right")
-        for t in s["by_type"]:
-            pct = [
-                None if t[k] is None else t[k] * 100
-                for k in ("time_share", "macs_share", "bytes_share")
-            ]
-            types.add_row(
-                common.text(t["op_type"]),
-                common.text(t["count"]),
-                common.fmt(pct[0], 1),
-                common.fmt(pct[1], 1),
-                common.fmt(pct[2], 1),
-                common.fmt(t["gmacs_per_s"], 1),
-            )
-        common.console.print(types)
+        _print_top(s)
+        _print_types(s)
+
+
+def _scaled(value: float | None, times: float = 1.0, per: float = 1.0) -> float | None:
+    """A column in the table's unit (a share in %, MACs in millions, bytes in KB)."""
+    return None if value is None else value * times / per
+
+
+def _print_top(s: OpSummary) -> None:
+    title = f"{s.model} {s.format} on {s.device}: top operators by time"
+    table = Table(title=common.text(title))
+    for col in ("#", "operator", "type", "us", "time %", "MMACs", "KB"):
+        table.add_column(col, justify="left" if col in ("operator", "type") else "right")
+    for o in s.top:
+        table.add_row(
+            common.text(o.op_index),
+            common.text(o.op_name[:48]),
+            common.text(o.op_type),
+            common.fmt(o.median_us, 1),
+            common.fmt(_scaled(o.share, times=100), 1),
+            common.fmt(_scaled(o.macs, per=1e6), 2),
+            common.fmt(_scaled(o.bytes, per=1024), 1),
+        )
+    common.console.print(table)
+
+
+def _print_types(s: OpSummary) -> None:
+    types = Table(title="by operator type: share of time next to share of MACs and bytes")
+    for col in ("type", "count", "time %", "MACs %", "bytes %", "GMAC/s"):
+        types.add_column(col, justify="left" if col == "type" else "right")
+    for t in s.by_type:
+        types.add_row(
+            common.text(t.op_type),
+            common.text(t.count),
+            common.fmt(_scaled(t.time_share, times=100), 1),
+            common.fmt(_scaled(t.macs_share, times=100), 1),
+            common.fmt(_scaled(t.bytes_share, times=100), 1),
+            common.fmt(t.gmacs_per_s, 1),
+        )
+    common.console.print(types)

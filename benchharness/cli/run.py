@@ -6,13 +6,16 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
 
 from benchharness.cli import common
 from benchharness.errors import UsageError
+
+if TYPE_CHECKING:  # imported when the command runs: `bench --help` stays quick
+    from benchharness.results.schema import RunRow
 
 
 def _positive_seconds(value: float | None) -> float | None:
@@ -116,7 +119,7 @@ def run_cmd(**kw: Any) -> None:
     with RichReporter(common.console) as reporter:
         store = run(request, reporter=reporter)
     show_results(store.runs, store.run_id, kw["as_json"], store.path)
-    if any(r.get("status") != "ok" for r in store.runs):
+    if not all(r.ok for r in store.runs):
         sys.exit(common.EXIT_FAILURE)
 
 
@@ -132,59 +135,60 @@ def _target(text: str | None) -> float | None:
     return value
 
 
-def summary_rows(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    keys = (
-        "device", "model", "format", "precision", "runtime", "threads", "status", "error",
-        "n", "median_ms", "p90_ms", "cold_ms", "macs", "gmacs_per_s", "flags", "max_abs_err",
-        "processes", "ci95_low_ms", "ci95_high_ms", "process_stop",
-    )  # fmt: skip
-    # rows come typed from the store, so numbers print as numbers and empty cells as null
-    return [{k: r.get(k) for k in keys} for r in runs]
+def summary_row(r: RunRow) -> dict[str, Any]:
+    """The columns of a row that ``bench run --json`` and ``bench results --json`` print."""
+    return {
+        "device": r.device, "model": r.model, "format": r.format, "precision": r.precision,
+        "runtime": r.runtime, "threads": r.threads, "status": r.status, "error": r.error,
+        "n": r.n, "median_ms": r.median_ms, "p90_ms": r.p90_ms, "cold_ms": r.cold_ms,
+        "macs": r.macs, "gmacs_per_s": r.gmacs_per_s, "flags": r.flags,
+        "max_abs_err": r.max_abs_err, "processes": r.processes, "ci95_low_ms": r.ci95_low_ms,
+        "ci95_high_ms": r.ci95_high_ms, "process_stop": r.process_stop,
+    }  # fmt: skip
 
 
-def show_results(runs: Sequence[dict[str, Any]], run_id: str, as_json: bool, path: Path) -> None:
-    rows = sorted(
-        summary_rows(runs), key=lambda r: (str(r["device"]), str(r["model"]), str(r["format"]))
-    )
+def show_results(runs: Sequence[RunRow], run_id: str, as_json: bool, path: Path) -> None:
+    rows = sorted(runs, key=lambda r: (r.device, r.model, r.format))
     if as_json:
-        common.print_json({"run_id": run_id, "path": str(path), "rows": rows})
+        common.print_json(
+            {"run_id": run_id, "path": str(path), "rows": [summary_row(r) for r in rows]}
+        )
         return
     table = Table(title=f"Run {run_id}  ({path})")
     for col in ("device", "model", "format", "median ms", "p90 ms", "GMACs", "GMAC/s", "status"):
         table.add_column(
             col, justify="left" if col in ("device", "model", "format", "status") else "right"
         )
-    flagged = []
     for r in rows:
-        flags = str(r.get("flags") or "")
-        status = str(r.get("status") or "")
-        mark = " [yellow]![/yellow]" if flags else ""
-        if flags:
-            flagged.append((r, flags))
+        mark = " [yellow]![/yellow]" if r.flags else ""
         table.add_row(
-            common.text(r["device"]),
-            common.text(r["model"]),
-            common.text(r["format"]),
-            common.fmt(r["median_ms"]) + mark,
-            common.fmt(r["p90_ms"]),
-            common.fmt(r["macs"] / 1e9 if r.get("macs") is not None else None),
-            common.fmt(r["gmacs_per_s"], 2),
-            "ok"
-            if status == "ok"
-            else f"[red]{common.text(status)}: {common.text(r.get('error') or '')}[/red]",
+            common.text(r.device),
+            common.text(r.model),
+            common.text(r.format),
+            common.fmt(r.median_ms) + mark,
+            common.fmt(r.p90_ms),
+            common.fmt(r.macs / 1e9 if r.macs is not None else None),
+            common.fmt(r.gmacs_per_s, 2),
+            "ok" if r.ok else f"[red]{common.text(r.status)}: {common.text(r.error)}[/red]",
         )
     common.console.print(table)
-    if flagged:
-        from benchharness.analysis.stats import FLAG_ADVICE
+    _print_flags([r for r in rows if r.flags])
 
-        common.console.print("[yellow]! shaky numbers: these measurements raised flags[/yellow]")
-        seen: set[str] = set()
-        for r, flags in flagged:
-            where = common.text(f"{r['device']} {r['model']} {r['format']}")
-            common.console.print(f"  {where}: {common.text(flags.replace(';', ', '))}")
-            seen.update(f for f in flags.split(";") if f)
-        for flag in sorted(seen):
-            common.console.print(f"  [bold]{flag}[/bold]: {FLAG_ADVICE.get(flag, '')}")
+
+def _print_flags(flagged: Sequence[RunRow]) -> None:
+    """The flags raised, row by row, and what to do about each."""
+    if not flagged:
+        return
+    from benchharness.analysis.stats import FLAG_ADVICE
+
+    common.console.print("[yellow]! shaky numbers: these measurements raised flags[/yellow]")
+    seen: set[str] = set()
+    for r in flagged:
+        where = common.text(f"{r.device} {r.model} {r.format}")
+        common.console.print(f"  {where}: {common.text(r.flags.replace(';', ', '))}")
+        seen.update(r.flag_list)
+    for flag in sorted(seen):
+        common.console.print(f"  [bold]{flag}[/bold]: {FLAG_ADVICE.get(flag, '')}")
 
 
 @click.command("results")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from benchharness.analysis.comparison import compare_runs
+from benchharness.results.schema import RunRow, SampleRow
 from tests.analysis.test_comparison import measure, run_of
 
 STACKS = {
@@ -15,7 +16,7 @@ STACKS = {
 }
 
 
-def three(seed: int, pte_scale: float = 1.0, **pte: str) -> tuple[list, list]:
+def three(seed: int, pte_scale: float = 1.0, **pte: str) -> tuple[list[RunRow], list[SampleRow]]:
     return run_of(
         *(
             measure("resnet18", seed=seed + i, format=fmt, job=f"resnet18-{fmt}",

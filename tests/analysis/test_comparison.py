@@ -13,7 +13,6 @@ import pytest
 from benchharness.analysis import comparison as compare
 from benchharness.analysis.comparison import (
     Comparison,
-    compare_run_ids,
     compare_runs,
     gate,
     parse_fail_on,
@@ -21,7 +20,9 @@ from benchharness.analysis.comparison import (
 )
 from benchharness.analysis.stats import summarize
 from benchharness.errors import ResultsError, UsageError
-from benchharness.results.store import RunStore, typed_value
+from benchharness.results.compare_runs import compare_run_ids
+from benchharness.results.schema import RunRow, SampleRow
+from benchharness.results.store import RunStore
 
 BASE_ROW = {
     "status": "ok",
@@ -48,7 +49,7 @@ def measure(
     process_sigma: float = 0.0,
     job: str | None = None,
     **overrides: str,
-) -> tuple[dict[str, str], list[dict[str, str]]]:
+) -> tuple[RunRow, list[SampleRow]]:
     """A runs.csv row and its samples.csv rows, typed the way the store gives them."""
     rng = np.random.default_rng(seed)
     # process_sigma: each process's own level, as memory layout and core placement give one
@@ -73,21 +74,20 @@ def measure(
         for p, part in enumerate(parts)
         for i, v in enumerate(part)
     ]
-    return typed(row), [typed(s) for s in samples]
+    return RunRow.from_values(row), [SampleRow.from_values(s) for s in samples]
 
 
-def typed(row: dict[str, str]) -> dict[str, Any]:
-    """A row as the store hands it to callers: each cell as its column's type."""
-    return {k: typed_value(k, v) for k, v in row.items()}
-
-
-def run_of(*measurements: tuple[dict[str, str], list[dict[str, str]]]) -> tuple[list, list]:
+def run_of(
+    *measurements: tuple[RunRow, list[SampleRow]],
+) -> tuple[list[RunRow], list[SampleRow]]:
     rows = [m[0] for m in measurements]
     samples = [s for m in measurements for s in m[1]]
     return rows, samples
 
 
-def compare_one(a: Any, b: Any, **kwargs: Any) -> Comparison:
+def compare_one(
+    a: tuple[RunRow, list[SampleRow]], b: tuple[RunRow, list[SampleRow]], **kwargs: Any
+) -> Comparison:
     runs_a, samples_a = run_of(a)
     runs_b, samples_b = run_of(b)
     return compare_runs(runs_a, samples_a, runs_b, samples_b, **kwargs)
@@ -161,7 +161,7 @@ def test_flagged_side_is_unreliable_and_does_not_gate() -> None:
     # one process a side: the test is on raw samples, which a wide bulk spread undermines
     a = measure("m", seed=1, processes=1)
     b_row, b_samples = measure("m", seed=2, scale=1.3, processes=1)
-    b_row["flags"] = "HIGH_IQR;FEW_SAMPLES"
+    b_row.flags = "HIGH_IQR;FEW_SAMPLES"
     result = compare_one(a, (b_row, b_samples))
     (m,) = result.matches
     assert m.verdict == "unreliable"
@@ -172,7 +172,7 @@ def test_flagged_side_is_unreliable_and_does_not_gate() -> None:
 
 def test_throttled_voids_a_process_level_test_too() -> None:
     b_row, b_samples = measure("m", seed=2, scale=1.3)
-    b_row["flags"] = "THROTTLED"
+    b_row.flags = "THROTTLED"
     (m,) = compare_one(measure("m", seed=1), (b_row, b_samples)).matches
     assert m.test.startswith("processes")
     assert m.verdict == "unreliable" and any("THROTTLED" in n for n in m.notes)
@@ -184,7 +184,7 @@ def test_a_bulk_spread_is_the_process_test_s_own_noise(flag: str) -> None:
     # (1 thread against 2 on mobilenet_v2 here: ratio 1.70-1.80, p < 1e-4, and HIGH_IQR made it
     # "unreliable".)
     b_row, b_samples = measure("m", seed=2, scale=1.3)
-    b_row["flags"] = flag
+    b_row.flags = flag
     (m,) = compare_one(measure("m", seed=1), (b_row, b_samples)).matches
     assert m.test.startswith("processes")
     assert m.verdict == "slower"
@@ -193,13 +193,13 @@ def test_a_bulk_spread_is_the_process_test_s_own_noise(flag: str) -> None:
 
 def test_setup_only_flags_do_not_make_it_unreliable() -> None:
     b_row, b_samples = measure("m", seed=2)
-    b_row["flags"] = "FEW_SAMPLES;CLOCKS_UNLOCKED"
+    b_row.flags = "FEW_SAMPLES;CLOCKS_UNLOCKED"
     assert compare_one(measure("m", seed=1), (b_row, b_samples)).matches[0].verdict == "same"
 
 
 def test_tail_flags_are_noted_but_do_not_overturn_the_verdict() -> None:
     b_row, b_samples = measure("m", seed=2, scale=1.2)
-    b_row["flags"] = "EXTREME;HIGH_CV"
+    b_row.flags = "EXTREME;HIGH_CV"
     m = compare_one(measure("m", seed=1), (b_row, b_samples)).matches[0]
     assert m.verdict == "slower"
     assert any("EXTREME, HIGH_CV" in n for n in m.notes)
@@ -273,7 +273,7 @@ def test_several_devices_pair_on_device() -> None:
 def test_failed_rows_and_nothing_in_common() -> None:
     a_row, a_samples = measure("m", seed=1)
     b_row, b_samples = measure("m", seed=2)
-    b_row["status"] = "failed"
+    b_row.status = "failed"
     with pytest.raises(ResultsError, match="no successful measurement in common"):
         compare_runs([a_row], a_samples, [b_row], b_samples)
 
@@ -288,7 +288,7 @@ def test_without_samples_there_is_no_test() -> None:
     assert m.test == "processes-welch" and m.p_value is not None and m.p_value < 0.01
     assert m.ci_low is not None and m.ci_high is not None
     assert 1.0 < m.ci_low < m.ratio < m.ci_high and m.verdict == "slower"
-    a_row["process_medians_ms"] = b_row["process_medians_ms"] = ""
+    a_row.process_medians_ms = b_row.process_medians_ms = []
     (m,) = compare_runs([a_row], [], [b_row], []).matches
     assert m.p_value is None and m.verdict == "unreliable"
     assert any("no raw samples" in n for n in m.notes)
@@ -374,3 +374,12 @@ def test_a_large_move_without_significance_is_not_called_same() -> None:
     assert m.ratio is not None and abs(m.ratio - 1.0) >= 0.05
     assert m.verdict == "unreliable"
     assert any("--processes" in n for n in m.notes)
+
+
+def test_the_keys_read_the_columns_their_constants_name() -> None:
+    # the keys read attributes (a misspelt column is a mypy error); the constants name them
+    columns = {*compare.FINGERPRINT, *compare.MATCH_KEY, *compare.DISAMBIGUATE}
+    row = RunRow.from_values({c: 4 if c == "threads" else f"v-{c}" for c in columns})
+    assert tuple(compare._fingerprint(row)) == compare.FINGERPRINT
+    assert compare._match_key(row) == tuple(str(getattr(row, c)) for c in compare.MATCH_KEY)
+    assert compare._settings_key(row) == tuple(str(getattr(row, c)) for c in compare.DISAMBIGUATE)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
+from benchharness.analysis.gates import parse_fail_on_specs
 from benchharness.analysis.memory_compare import (
     MIN_CHANGE_BYTES,
     compare_memory,
@@ -17,8 +17,9 @@ from benchharness.analysis.memory_compare import (
     memory_gate_threshold,
 )
 from benchharness.cli import main  # at import: the CLI's console must not bind to capsys
-from benchharness.cli.compare_memory import memory_section
 from benchharness.errors import UsageError
+from benchharness.results.compare_runs import compare_and_gate
+from benchharness.results.schema import RunRow, SampleRow
 from benchharness.results.store import RunStore
 
 MIB = 1 << 20
@@ -27,9 +28,9 @@ ROW = {"status": "ok", "device": "local", "runtime": "onnxruntime", "runtime_ver
        "cpu_model": "Test CPU"}  # fmt: skip
 
 
-def row(model: str, peak: int | None, source: str | None = "vmhwm") -> dict[str, Any]:
-    return {**ROW, "model": model, "job_id": model, "median_ms": 10.0,
-            "mem_peak_bytes": peak, "mem_source": source}  # fmt: skip
+def row(model: str, peak: int | None, source: str | None = "vmhwm") -> RunRow:
+    return RunRow.from_values({**ROW, "model": model, "job_id": model, "median_ms": 10.0,
+                               "mem_peak_bytes": peak, "mem_source": source})  # fmt: skip
 
 
 def test_ratio_and_verdicts() -> None:
@@ -63,9 +64,9 @@ def _store(root: Path, run_id: str, peaks: dict[str, int]) -> None:
     rng = np.random.default_rng(0)  # the same latency draw in every run
     for model, peak in peaks.items():
         values = rng.lognormal(np.log(10.0), 0.02, 200)
-        samples = [{"process": 0, "index": i, "latency_ms": float(v)} for i, v in enumerate(values)]
-        store.add_job({**row(model, peak), "median_ms": float(np.median(values)), "n": 200,
-                       "processes": 1}, sample_rows=samples)  # fmt: skip
+        samples = [SampleRow(process=0, index=i, latency_ms=float(v)) for i, v in enumerate(values)]
+        store.add_job(row(model, peak).replace(median_ms=float(np.median(values)), n=200,
+                                               processes=1), sample_rows=samples)  # fmt: skip
 
 
 def test_cli_gate_exit_status_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -86,7 +87,10 @@ def test_cli_gate_exit_status_and_json(tmp_path: Path, capsys: pytest.CaptureFix
     assert status("--fail-on", "median:5%", "--fail-on", "peak_mem:10%") == 1
     assert status("--fail-on", "peak_mem:10%", "--json") == 1
     # what --json adds to the latency comparison
-    data = json.loads(json.dumps(memory_section(tmp_path, "run-a", "run-b", 0.05, 0.1).to_dict()))
+    gated = compare_and_gate(
+        tmp_path, "run-a", "run-b", threshold=0.05, fail_on=parse_fail_on_specs(["peak_mem:10%"])
+    )
+    data = json.loads(json.dumps(gated.to_dict()))
     assert data["memory_gate_failed"] is True and data["memory_gate_threshold"] == 0.1
     assert {m["model"]: m["verdict"] for m in data["memory"]} == {"m": "grew", "n": "same"}
     assert status("--fail-on", "peak_mem:10%", "--fail-on", "peak_mem:5%") == 1  # UsageError

@@ -90,10 +90,10 @@ def test_run_then_results_json_then_cached_rerun(results_dir: Path) -> None:
     run_id = data["run_id"]
     store = RunStore.open(results_dir, run_id)
     assert store.meta["request"]["models"] == TINY
-    assert {r["runtime"] for r in store.runs} == {"onnxruntime", "litert"}
-    assert all(int(r["n"]) >= 20 for r in store.runs)
-    samples = [s for s in store.samples if s["format"] == "onnx"]
-    assert len(samples) == int(next(r["n"] for r in store.runs if r["format"] == "onnx"))
+    assert {r.runtime for r in store.runs} == {"onnxruntime", "litert"}
+    assert all((r.n or 0) >= 20 for r in store.runs)
+    samples = [s for s in store.samples if s.format == "onnx"]
+    assert len(samples) == next(r.n for r in store.runs if r.format == "onnx")
 
     again = bench("results", run_id, "--results-dir", str(results_dir), "--json")
     assert json.loads(again.stdout)["rows"] == rows
@@ -105,8 +105,8 @@ def test_run_then_results_json_then_cached_rerun(results_dir: Path) -> None:
     )
     assert cached.returncode == 0
     rid2 = json.loads(cached.stdout[cached.stdout.index("{") :])["run_id"]
-    artifacts = {r["artifact"] for r in RunStore.open(results_dir, rid2).runs}
-    assert artifacts == {r["artifact"] for r in store.runs}
+    artifacts = {r.artifact for r in RunStore.open(results_dir, rid2).runs}
+    assert artifacts == {r.artifact for r in store.runs}
 
 
 def test_a_failing_model_becomes_a_failed_row_and_the_run_goes_on(results_dir: Path) -> None:
@@ -153,17 +153,17 @@ def test_ctrl_c_keeps_finished_rows_and_resume_completes(results_dir: Path) -> N
     run_id = runs_csv.parent.name
     kept = RunStore.open(results_dir, run_id).runs
     assert kept, "the finished process was lost"
-    assert all(r["status"] in ("ok", "partial") for r in kept)
+    assert all(r.status in ("ok", "partial") for r in kept)
 
     resumed = bench("run", "--resume", run_id, "--results-dir", str(results_dir), "--json")
     assert resumed.returncode == 0, resumed.stderr
     final = RunStore.open(results_dir, run_id)
-    assert sorted((r["format"], r["status"]) for r in final.runs) == [
+    assert sorted((r.format, r.status) for r in final.runs) == [
         ("onnx", "ok"),
         ("tflite", "ok"),
     ]
-    assert all(int(r["processes"]) == 3 for r in final.runs)
-    assert len({r["job_id"] for r in final.runs}) == len(final.runs)
+    assert all(r.processes == 3 for r in final.runs)
+    assert len({r.job_id for r in final.runs}) == len(final.runs)
 
 
 def test_models_lists_the_zoo_with_macs() -> None:
@@ -192,3 +192,14 @@ def test_process_rule_options_reach_the_run(results_dir: Path) -> None:
     }  # fmt: skip
     bad = bench("run", "--models", TINY, "--target-ci", "0%", "--results-dir", str(results_dir))
     assert_clean_failure(bad, "UsageError")
+
+
+def test_run_help_names_every_format() -> None:
+    from benchharness.cli.common import formats_help
+    from benchharness.export.pipeline import FORMATS
+
+    proc = bench("run", "--help")
+    assert proc.returncode == 0, proc.stderr
+    # click wraps the help: compare with the whitespace collapsed
+    assert " ".join(formats_help(FORMATS).split()) in " ".join(proc.stdout.split())
+    assert all(f in formats_help(FORMATS) for f in ("onnx", "tflite", "torch", "pte"))

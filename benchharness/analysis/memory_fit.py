@@ -3,21 +3,21 @@
 The estimate side is the run's own static figures (``model_bytes``, ``activation_bytes`` of each
 artifact) against the profile's ``max_model_bytes``, ``max_activation_bytes`` and
 ``max_total_bytes``, as ``plan/fit.py`` judges a model before a run. The measured side is the
-row's ``mem_peak_bytes`` (``results/memory_columns.py``) against the device's memory budget: a
-measured
-peak cannot be split into weights and activations, so it is held against the one memory that
-holds both (``max_total_bytes``; without it, the sum of the weight and activation limits).
+row's ``mem_peak_bytes`` (``results/memory_columns.py``) against the device's memory budget:
+a measured peak cannot be split into weights and activations, so it is held against the one
+memory that holds both (``max_total_bytes``; without it, the sum of the weight and activation limits).
 Each row says which side failed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from benchharness.plan.fit import Violation, fmt_bytes
 from benchharness.profiles.schema import DeviceProfile
+from benchharness.results.schema import RunRow
 
 #: What a row's verdict names: nothing failed, one side, both, or nothing could be judged.
 FAILED_NONE = "-"
@@ -95,41 +95,41 @@ class MeasuredFit:
 
 
 def _estimate_violations(
-    profile: DeviceProfile, row: Mapping[str, Any]
+    profile: DeviceProfile, row: RunRow
 ) -> tuple[list[Violation], bool]:
     """The static figures' violations, and whether any limit met a figure at all."""
-    weights, acts = row.get("model_bytes"), row.get("activation_bytes")
+    weights, acts = row.model_bytes, row.activation_bytes
     limits = [
         (kind, limit, actual)
         for kind, limit, actual in (
             ("model_bytes", profile.max_model_bytes, weights),
             ("activation_bytes", profile.max_activation_bytes, acts),
-            ("total_bytes", profile.max_total_bytes, row.get("mem_estimate_bytes")),
+            ("total_bytes", profile.max_total_bytes, row.mem_estimate_bytes),
         )
         if limit is not None and actual is not None
     ]
     return [Violation(k, lim, int(a)) for k, lim, a in limits if a > lim], bool(limits)
 
 
-def check_run(profile: DeviceProfile, rows: Sequence[Mapping[str, Any]]) -> list[MeasuredFit]:
+def check_run(profile: DeviceProfile, rows: Sequence[RunRow]) -> list[MeasuredFit]:
     """Every measured row (status ok or partial) of a run against ``profile``."""
     budget = memory_budget(profile)
     out = []
     for row in rows:
-        if str(row.get("status") or "") not in ("ok", "partial"):
+        if row.status not in ("ok", "partial"):
             continue
         violations, judged = _estimate_violations(profile, row)
         out.append(
             MeasuredFit(
                 device=profile.name,
-                measured_on=str(row.get("device") or ""),
-                model=str(row.get("model") or ""),
-                format=str(row.get("format") or ""),
-                precision=str(row.get("precision") or ""),
-                runtime=str(row.get("runtime") or ""),
-                estimate_bytes=row.get("mem_estimate_bytes"),
-                peak_bytes=row.get("mem_peak_bytes"),
-                source=row.get("mem_source"),
+                measured_on=row.device,
+                model=row.model,
+                format=row.format,
+                precision=row.precision,
+                runtime=row.runtime or "",
+                estimate_bytes=row.mem_estimate_bytes,
+                peak_bytes=row.mem_peak_bytes,
+                source=row.mem_source,
                 budget_bytes=budget,
                 estimate_violations=violations,
                 estimate_judged=judged,

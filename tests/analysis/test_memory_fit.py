@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from benchharness.analysis.memory_fit import check_run, memory_budget
 from benchharness.cli import main  # at import: the CLI's console must not bind to capsys
-from benchharness.plan.memory_fit import check_run, memory_budget
 from benchharness.profiles.schema import load_profile, parse_profile
+from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore
 
 MIB = 1 << 20
@@ -25,11 +26,11 @@ max_total_bytes = 8388608
 """
 
 
-def _row(model: str, weights: int, acts: int, peak: int | None, status: str = "ok") -> dict:
-    return {"job_id": model, "model": model, "device": "local", "format": "tflite",
+def _row(model: str, weights: int, acts: int, peak: int | None, status: str = "ok") -> RunRow:
+    return RunRow.from_values({"job_id": model, "model": model, "device": "local", "format": "tflite",
             "precision": "fp32", "runtime": "litert", "status": status, "median_ms": 1.0,
             "model_bytes": weights, "activation_bytes": acts, "mem_estimate_bytes": weights + acts,
-            "mem_peak_bytes": peak, "mem_source": "vmhwm" if peak is not None else None}  # fmt: skip
+            "mem_peak_bytes": peak, "mem_source": "vmhwm" if peak is not None else None})  # fmt: skip
 
 
 ROWS = [
