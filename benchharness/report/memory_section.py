@@ -1,9 +1,9 @@
 """The report's memory section: measured peak against the static estimate and the device budget.
 
 One point per measured row with a peak (``mem_peak_bytes``): the estimate is the artifact's
-weights plus its peak live activations (``mem_estimate_bytes``), the budget the device profile's
-memory budget (``plan.memory_fit.memory_budget``) where the row's device has a profile that sets
-one. Where the two disagree is the news: a runtime's arena and packed weights above the estimate,
+weights plus its peak live activations (``mem_estimate_bytes``), the budget the device
+profile's memory budget (``analysis.memory_fit.memory_budget``) where the row's device has a
+profile that sets one. Where the two disagree is the news: a runtime's arena and packed weights above the estimate,
 in-place reuse below it.
 """
 
@@ -13,8 +13,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from benchharness.analysis.memory_fit import memory_budget
 from benchharness.errors import HarnessError
-from benchharness.plan.memory_fit import memory_budget
 from benchharness.profiles.schema import load_profile
 from benchharness.report.cells import Cell, Table, num_cell, sig
 from benchharness.results.schema import RunRow
