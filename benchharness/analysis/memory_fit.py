@@ -5,8 +5,8 @@ artifact) against the profile's ``max_model_bytes``, ``max_activation_bytes`` an
 ``max_total_bytes``, as ``plan/fit.py`` judges a model before a run. The measured side is the
 row's ``mem_peak_bytes`` (``results/memory_columns.py``) against the device's memory budget:
 a measured peak cannot be split into weights and activations, so it is held against the one
-memory that holds both (``max_total_bytes``; without it, the sum of the weight and activation limits).
-Each row says which side failed.
+memory that holds both (``max_total_bytes``; without it, the sum of the weight and activation
+limits). Each row says which side failed.
 """
 
 from __future__ import annotations

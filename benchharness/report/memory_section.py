@@ -3,8 +3,8 @@
 One point per measured row with a peak (``mem_peak_bytes``): the estimate is the artifact's
 weights plus its peak live activations (``mem_estimate_bytes``), the budget the device
 profile's memory budget (``analysis.memory_fit.memory_budget``) where the row's device has a
-profile that sets one. Where the two disagree is the news: a runtime's arena and packed weights above the estimate,
-in-place reuse below it.
+profile that sets one. Where the two disagree is the news: a runtime's arena and packed weights
+above the estimate, in-place reuse below it.
 """
 
 from __future__ import annotations
