@@ -360,7 +360,35 @@ def _attr(node: onnx.NodeProto, name: str, default: object) -> object:
     return default
 
 
-def _graph_cost(graph: onnx.GraphProto, model_bytes: int, label: str) -> GraphCost:
+@dataclass
+class _Shapes:
+    """The graph's known tensors, read so that a missing static shape says where it is needed."""
+
+    tensors: dict[str, _Tensor]
+    label: str
+
+    def shape(self, name: str, node: onnx.NodeProto) -> tuple[int, ...]:
+        t = self.tensors.get(name)
+        if t is None or t.shape is None:
+            raise CostError(
+                f"{self.label}: the shape of tensor {name!r} (at node "
+                f"{node.name or node.op_type!r}) is unknown or symbolic; export the model with "
+                "static input shapes"
+            )
+        return t.shape
+
+    def nbytes(self, name: str, node: onnx.NodeProto) -> int:
+        self.shape(name, node)
+        return self.tensors[name].nbytes
+
+
+def _is_constant_node(node: onnx.NodeProto) -> bool:
+    return node.op_type == "Constant" and node.domain in ("", "ai.onnx")
+
+
+def _known_tensors(graph: onnx.GraphProto) -> tuple[dict[str, _Tensor], set[str]]:
+    """Every tensor whose type is declared, and the names of the stored constants among them
+    (initializers and Constant nodes' outputs)."""
     tensors: dict[str, _Tensor] = {}
     for vi in (*graph.input, *graph.value_info, *graph.output):
         t = _type_of(vi)
@@ -371,78 +399,80 @@ def _graph_cost(graph: onnx.GraphProto, model_bytes: int, label: str) -> GraphCo
         tensors[init.name] = _Tensor(init.data_type, tuple(init.dims))
         source_constants.add(init.name)
     for node in graph.node:
-        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+        if _is_constant_node(node):
             t = _constant_node_tensor(node)
             if t is not None and (node.output[0] not in tensors or t.shape is not None):
                 tensors[node.output[0]] = t
             source_constants.add(node.output[0])
+    return tensors, source_constants
 
+
+def _graph_cost(graph: onnx.GraphProto, model_bytes: int, label: str) -> GraphCost:
+    """The cost of a shape-inferred graph, its operators counted in execution order."""
+    tensors, source_constants = _known_tensors(graph)
+    shapes = _Shapes(tensors, label)
     constants = set(source_constants)  # grows by propagation: ops on constants only
     graph_inputs = [i.name for i in graph.input if i.name not in source_constants]
     graph_outputs = [o.name for o in graph.output]
-
-    def shape(name: str, node: onnx.NodeProto) -> tuple[int, ...]:
-        t = tensors.get(name)
-        if t is None or t.shape is None:
-            raise CostError(
-                f"{label}: the shape of tensor {name!r} (at node {node.name or node.op_type!r}) "
-                "is unknown or symbolic; export the model with static input shapes"
-            )
-        return t.shape
-
-    def nbytes(name: str, node: onnx.NodeProto) -> int:
-        shape(name, node)
-        return tensors[name].nbytes
-
     tally = cm.Tally("onnx", graph_inputs, graph_outputs)
-    param_sources: set[str] = set()
-
+    param_sources: set[str] = set()  # stored constants some operator reads as a weight
     for name in graph_inputs:
-        tally.activation_sizes[name] = nbytes(name, graph.node[0]) if graph.node else 0
-
+        tally.activation_sizes[name] = shapes.nbytes(name, graph.node[0]) if graph.node else 0
     for index, node in enumerate(graph.node):
-        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+        if _is_constant_node(node):
             continue  # a constant is a weight, not an executed operator
-        inputs = [n for n in node.input if n]
-        outputs = [n for n in node.output if n]
-        if inputs and all(n in constants for n in inputs):
-            constants.update(outputs)
+        _tally_node(tally, index, node, shapes, constants, source_constants, param_sources)
+    total_params, total_weight_bytes = _weight_totals(tensors, source_constants, param_sources)
+    return tally.totals(
+        params=total_params, weight_bytes=total_weight_bytes, model_bytes=model_bytes
+    )
 
-        def node_bytes(name: str, _node: onnx.NodeProto = node) -> int:
-            return nbytes(name, _node)
 
-        moved = cm.traffic(inputs, outputs, constants, node_bytes)
+def _tally_node(
+    tally: cm.Tally,
+    index: int,
+    node: onnx.NodeProto,
+    shapes: _Shapes,
+    constants: set[str],
+    source_constants: set[str],
+    param_sources: set[str],
+) -> None:
+    """Count one executed operator into ``tally``; its outputs join ``constants`` when it reads
+    constants only, and the stored constants it reads as weights join ``param_sources``."""
+    inputs = [n for n in node.input if n]
+    outputs = [n for n in node.output if n]
+    if inputs and all(n in constants for n in inputs):
+        constants.update(outputs)
+    moved = cm.traffic(inputs, outputs, constants, lambda name: shapes.nbytes(name, node))
+    params = 0
+    for pos, n in enumerate(node.input):
+        if n and n in constants and _is_weight(node.op_type, pos, shapes.tensors[n]):
+            params += math.prod(shapes.shape(n, node))
+            if n in source_constants:
+                param_sources.add(n)
+    macs, flops, known = _compute(node, lambda name: shapes.shape(name, node))
+    if not known:
+        tally.uncounted.add(node.op_type if not node.domain else f"{node.domain}.{node.op_type}")
+    for n in outputs:
+        if n not in constants:
+            tally.activation_sizes[n] = shapes.nbytes(n, node)
+    tally.add(
+        index,
+        node.name or f"{node.op_type}_{index}",
+        node.op_type,
+        (macs, flops),
+        params=params,
+        output_shape=shapes.shape(outputs[0], node) if outputs else (),
+        moved=moved,
+        writes=[o for o in outputs if o not in constants],
+    )
 
-        params = 0
-        for pos, n in enumerate(node.input):
-            if n and n in constants and _is_weight(node.op_type, pos, tensors[n]):
-                params += math.prod(shape(n, node))
-                if n in source_constants:
-                    param_sources.add(n)
 
-        def node_shape(name: str, _node: onnx.NodeProto = node) -> tuple[int, ...]:
-            return shape(name, _node)
-
-        macs, flops, known = _compute(node, node_shape)
-        if not known:
-            tally.uncounted.add(
-                node.op_type if not node.domain else f"{node.domain}.{node.op_type}"
-            )
-        for n in outputs:
-            if n not in constants:
-                tally.activation_sizes[n] = nbytes(n, node)
-        tally.add(
-            index,
-            node.name or f"{node.op_type}_{index}",
-            node.op_type,
-            (macs, flops),
-            params=params,
-            output_shape=shape(outputs[0], node) if outputs else (),
-            moved=moved,
-            writes=[o for o in outputs if o not in constants],
-        )
-
-    # total params and weight bytes over distinct stored constants
+def _weight_totals(
+    tensors: dict[str, _Tensor], source_constants: set[str], param_sources: set[str]
+) -> tuple[int, int]:
+    """(params, weight bytes) over the distinct stored constants: every constant's bytes, the
+    elements of those read as weights."""
     total_params = 0
     total_weight_bytes = 0
     for name in source_constants:
@@ -452,9 +482,7 @@ def _graph_cost(graph: onnx.GraphProto, model_bytes: int, label: str) -> GraphCo
         total_weight_bytes += t.nbytes
         if name in param_sources:
             total_params += math.prod(t.shape)
-    return tally.totals(
-        params=total_params, weight_bytes=total_weight_bytes, model_bytes=model_bytes
-    )
+    return total_params, total_weight_bytes
 
 
 def _is_weight(op_type: str, position: int, tensor: _Tensor) -> bool:

@@ -27,7 +27,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchharness.results.store import atomic_write_text
+from benchharness.atomic import write_text_atomic
+from benchharness.errors import ExportError
 
 #: The cache's folder under the user's cache directory (XDG Base Directory specification).
 CACHE_SUBDIR = Path("benchharness") / "exports"
@@ -57,6 +58,9 @@ INSTALLED_DIRS = ("site-packages", "dist-packages")
 #: The export modules whose code decides the bytes written: their source is in the key, so an
 #: edit re-exports without anyone remembering to bump EXPORT_CODE_VERSION.
 EXPORT_SOURCES = ("convert.py", "quantize.py")
+#: What to do when a file cannot be written into the cache (a full disk, a read-only or foreign
+#: folder): the environment variable that moves the whole cache elsewhere.
+WRITE_ADVICE = "free space or fix the folder's owner or mode, or set BENCH_CACHE_DIR elsewhere"
 
 
 def default_cache_dir() -> Path:
@@ -146,6 +150,15 @@ def builder_fingerprint(builder: str) -> str | None:
             digest.update(str(file.relative_to(origin.parent)).encode() + b"\0")
         digest.update(file.read_bytes())
     return f"sha256:{digest.hexdigest()}"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a file into the cache atomically (``benchharness.atomic``); an OSError is an
+    ExportError that says what to do."""
+    try:
+        write_text_atomic(path, text)
+    except OSError as exc:
+        raise ExportError(f"cannot write {path}: {exc.strerror or exc}; {WRITE_ADVICE}") from exc
 
 
 def sha256_file(path: Path) -> str:

@@ -67,7 +67,7 @@ import importlib.util
 import os
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1003,6 +1003,135 @@ def profile_ops(
     return _summarise(per_run_events, run_ms, graph, main, threads, kernel_mode)
 
 
+@dataclass
+class _OpTotals:
+    """Each op key's events over all runs: summed per run, and counted per run."""
+
+    runs: int
+    order: list[_OpKey] = field(default_factory=list)  # first-seen execution order over all runs
+    names: dict[_OpKey, str] = field(default_factory=dict)
+    sums: dict[_OpKey, list[float]] = field(default_factory=dict)  # per run, microseconds
+    counts: dict[_OpKey, list[int]] = field(default_factory=dict)  # events per run
+
+    def add(self, run: int, key: _OpKey, event: _Event) -> None:
+        if key not in self.sums:
+            self.order.append(key)
+            self.names[key] = event.tag
+            self.sums[key] = [0.0] * self.runs
+            self.counts[key] = [0] * self.runs
+        self.sums[key][run] += event.elapsed_us
+        self.counts[key][run] += 1
+
+
+def _op_totals(keyed_runs: Sequence[Sequence[tuple[_OpKey, _Event]]]) -> _OpTotals:
+    totals = _OpTotals(runs=len(keyed_runs))
+    for run, keyed in enumerate(keyed_runs):
+        for key, event in keyed:
+            totals.add(run, key, event)
+    return totals
+
+
+@dataclass(frozen=True)
+class _XnnpackPlacement:
+    """Where XNNPACK's operators sit among the main subgraph's nodes (see the module docstring)."""
+
+    main_types: list[str]  # the main subgraph's op types, by node
+    delegated: list[int]  # its nodes no TFLite kernel event claimed: XNNPACK ran them
+    rank: dict[_OpKey, int]  # each XNNPACK op's position among the XNNPACK ops
+    assignment: list[int] | None  # by rank, an index into ``delegated``; None: not aligned
+    absorbed: dict[int, list[int]]  # by rank, indices into ``delegated`` it absorbed
+
+
+def _place_xnnpack(
+    op_keys: Sequence[_OpKey], names: dict[_OpKey, str], graph: list[list[str]], main: int
+) -> _XnnpackPlacement:
+    main_types = graph[main] if main < len(graph) else []
+    # Delegated nodes: main-subgraph nodes no TFLite kernel event claimed.
+    kernel_nodes = {k[2] for k in op_keys if k[0] == "tflite" and k[1] == main}
+    delegated = [pos for pos in range(len(main_types)) if pos not in kernel_nodes]
+    delegated_types = [main_types[p] for p in delegated]
+    xnn_keys = [k for k in op_keys if k[0] == "xnnpack"]
+    assignment = align_xnnpack_ops([names[k] for k in xnn_keys], delegated_types)
+    absorbed = absorbed_nodes(assignment, delegated_types) if assignment else {}
+    rank = {k: r for r, k in enumerate(xnn_keys)}
+    return _XnnpackPlacement(main_types, delegated, rank, assignment, absorbed)
+
+
+def _op_row(
+    exec_order: int,
+    key: _OpKey,
+    totals: _OpTotals,
+    graph: list[list[str]],
+    main: int,
+    xnn: _XnnpackPlacement,
+) -> dict[str, Any]:
+    """One op's row: its times over the runs and where it sits in the TFLite graph."""
+    kind, group, index = key
+    per_run = totals.sums[key]
+    row: dict[str, Any] = {
+        "op_name": totals.names[key],
+        "calls": statistics.median_low(totals.counts[key]),
+        "median_us": _median(per_run),
+        "mean_us": float(statistics.fmean(per_run)),
+        "min_us": float(min(per_run)),
+        "exec_order": exec_order,
+    }
+    if kind == "tflite":
+        row.update(
+            op_index=index,
+            op_type=graph[group][index],
+            subgraph_index=group,
+            op_index_source="event",
+            executor="tflite",
+            absorbed_op_indices=[],
+        )
+    else:
+        row.update(subgraph_index=main, executor="xnnpack", xnnpack_partition=group)
+        row["xnnpack_op_index"] = index
+        row.update(_xnnpack_node(key, totals.names[key], xnn))
+    return row
+
+
+def _xnnpack_node(key: _OpKey, name: str, xnn: _XnnpackPlacement) -> dict[str, Any]:
+    """The TFLite node an XNNPACK operator was aligned to, and the nodes it absorbed."""
+    if xnn.assignment is None:
+        return {
+            "op_index": -1,
+            "op_type": xnnpack_kind(name),
+            "op_index_source": "unaligned",
+            "absorbed_op_indices": [],
+        }
+    rank = xnn.rank[key]
+    node = xnn.delegated[xnn.assignment[rank]]
+    strong = _score(name, xnn.main_types[node]) == _SCORE_MATCH
+    return {
+        "op_index": node,
+        "op_type": xnn.main_types[node],
+        "op_index_source": "aligned" if strong else "aligned-weak",
+        "absorbed_op_indices": [xnn.delegated[p] for p in xnn.absorbed.get(rank, [])],
+    }
+
+
+def _default_events_us(
+    per_run_events: Sequence[Sequence[_Event]], wanted: Callable[[str], bool]
+) -> list[float]:
+    """Per run, the summed time of the generic (DEFAULT) events whose tag is ``wanted``."""
+    return [
+        float(sum(e.elapsed_us for e in events if e.event_type == _EV_DEFAULT and wanted(e.tag)))
+        for events in per_run_events
+    ]
+
+
+def _is_invoke(tag: str) -> bool:
+    return tag == _INVOKE_TAG
+
+
+def _is_run_event(tag: str) -> bool:
+    # the runtime's own time of the whole run: its run phases ("LiteRT::Run[buffer
+    # registration]", "LiteRT::Run[Buffer sync]") plus the invoke; LiteRT's model_run
+    return tag == _INVOKE_TAG or tag.startswith(_RUN_PHASE_PREFIX)
+
+
 def _summarise(
     per_run_events: Sequence[Sequence[_Event]],
     run_ms: list[float],
@@ -1011,123 +1140,39 @@ def _summarise(
     threads: int | None,
     kernel_mode: str,
 ) -> dict[str, Any]:
-    runs = len(per_run_events)
+    """The profile's JSON: one row per op (delegate nodes apart) and the per-run totals."""
     keyed_runs = [_op_events(events, graph) for events in per_run_events]
     if not any(keyed_runs):
         raise LiteRtProfilerError(
             "the profiler recorded no per-operator events; this libLiteRt build ignores "
             "enable_profiling or its delegate does not report operators"
         )
-    order: list[_OpKey] = []  # first-seen execution order over all runs
-    names: dict[_OpKey, str] = {}
-    sums: dict[_OpKey, list[float]] = {}
-    counts: dict[_OpKey, list[int]] = {}
-    for r, keyed in enumerate(keyed_runs):
-        for key, event in keyed:
-            if key not in sums:
-                order.append(key)
-                names[key] = event.tag
-                sums[key] = [0.0] * runs
-                counts[key] = [0] * runs
-            sums[key][r] += event.elapsed_us
-            counts[key][r] += 1
-
-    op_keys = [k for k in order if k[0] != "delegate-node"]
-    main_types = graph[main] if main < len(graph) else []
-    # Delegated nodes: main-subgraph nodes no TFLite kernel event claimed.
-    kernel_nodes = {k[2] for k in op_keys if k[0] == "tflite" and k[1] == main}
-    delegated = [pos for pos in range(len(main_types)) if pos not in kernel_nodes]
-    xnn_keys = [k for k in op_keys if k[0] == "xnnpack"]
-    assignment = align_xnnpack_ops([names[k] for k in xnn_keys], [main_types[p] for p in delegated])
-    absorbed = absorbed_nodes(assignment, [main_types[p] for p in delegated]) if assignment else {}
-
-    rows: list[dict[str, Any]] = []
-    xnn_rank = {k: r for r, k in enumerate(xnn_keys)}
-    for exec_order, key in enumerate(op_keys):
-        kind, group, index = key
-        per_run = sums[key]
-        row: dict[str, Any] = {
-            "op_name": names[key],
-            "calls": statistics.median_low(counts[key]),
-            "median_us": _median(per_run),
-            "mean_us": float(statistics.fmean(per_run)),
-            "min_us": float(min(per_run)),
-            "exec_order": exec_order,
-        }
-        if kind == "tflite":
-            row.update(
-                op_index=index,
-                op_type=graph[group][index],
-                subgraph_index=group,
-                op_index_source="event",
-                executor="tflite",
-                absorbed_op_indices=[],
-            )
-        else:
-            rank = xnn_rank[key]
-            row.update(subgraph_index=main, executor="xnnpack", xnnpack_partition=group)
-            row["xnnpack_op_index"] = index
-            if assignment is None:
-                row.update(
-                    op_index=-1,
-                    op_type=xnnpack_kind(names[key]),
-                    op_index_source="unaligned",
-                    absorbed_op_indices=[],
-                )
-            else:
-                node = delegated[assignment[rank]]
-                strong = _score(names[key], main_types[node]) == _SCORE_MATCH
-                row.update(
-                    op_index=node,
-                    op_type=main_types[node],
-                    op_index_source="aligned" if strong else "aligned-weak",
-                    absorbed_op_indices=[delegated[p] for p in absorbed.get(rank, [])],
-                )
-        rows.append(row)
-
+    totals = _op_totals(keyed_runs)
+    op_keys = [k for k in totals.order if k[0] != "delegate-node"]
+    xnn = _place_xnnpack(op_keys, totals.names, graph, main)
+    rows = [_op_row(i, key, totals, graph, main, xnn) for i, key in enumerate(op_keys)]
     delegate_nodes = [
         {
-            "op_name": names[k],
+            "op_name": totals.names[k],
             "node_index": k[2],
             "subgraph_index": k[1],
-            "median_us": _median(sums[k]),
+            "median_us": _median(totals.sums[k]),
         }
-        for k in order
+        for k in totals.order
         if k[0] == "delegate-node"
     ]
-    invoke_us = [
-        float(
-            sum(
-                e.elapsed_us for e in events if e.event_type == _EV_DEFAULT and e.tag == _INVOKE_TAG
-            )
-        )
-        for events in per_run_events
-    ]
-    # Per run, the runtime's own time of the whole run: its run phases ("LiteRT::Run[buffer
-    # registration]", "LiteRT::Run[Buffer sync]") plus the invoke; LiteRT's model_run.
-    run_events_us = [
-        float(
-            sum(
-                e.elapsed_us
-                for e in events
-                if e.event_type == _EV_DEFAULT
-                and (e.tag == _INVOKE_TAG or e.tag.startswith(_RUN_PHASE_PREFIX))
-            )
-        )
-        for events in per_run_events
-    ]
     # Per run, the time all op rows account for: compare with run_ms to see runtime overhead.
-    ops_total_us = [float(sum(sums[k][r] for k in op_keys)) for r in range(runs)]
+    ops_total_us = [float(sum(totals.sums[k][r] for k in op_keys)) for r in range(totals.runs)]
     return {
         "ops": rows,
         "run_ms": run_ms,
         "ops_total_us": ops_total_us,
-        "invoke_us": invoke_us,
-        "run_events_us": run_events_us,
+        "invoke_us": _default_events_us(per_run_events, _is_invoke),
+        "run_events_us": _default_events_us(per_run_events, _is_run_event),
         "source": "litert-profiler",
         "events_per_run": [len(k) for k in keyed_runs],
         "graph_subgraph_index": main,
-        "graph_ops": [{"op_index": i, "op_type": t} for i, t in enumerate(main_types)],
+        "graph_ops": [{"op_index": i, "op_type": t} for i, t in enumerate(xnn.main_types)],
         "delegate_nodes": delegate_nodes,
         "threads": threads,
         "kernel_mode": kernel_mode,

@@ -704,6 +704,27 @@ class _Parser:
         raise line_error(lineno, f"malformed row in profile table '{table.title}'", body)
 
     def _line(self, lineno: int, text: str) -> bool:
+        """Read one line outside a profile table; False when it is none of the tool's lines."""
+        readers = (
+            self._setup_line,
+            self._result_line,
+            self._delegate_line,
+            self._litert_line,
+            self._profile_line,
+            self._param_line,
+        )
+        for reader in readers:
+            taken = reader(lineno, text)
+            if taken is not None:
+                return taken
+        return False
+
+    # Each reader below returns None for a line that is none of its kinds (the next one then
+    # tries it), else whether the line was read. The order of readers and of the patterns in
+    # each is the order the patterns are tried in: it decides which pattern takes a line.
+
+    def _setup_line(self, lineno: int, text: str) -> bool | None:
+        """The command line, start, model load and the warm-up / regular phase lines."""
         if m := _COMMAND_RE.search(text):
             state = self._run_for(lineno, _STAGE_COMMAND, filled=self._seen("seen_command"))
             state.seen_command = True
@@ -727,15 +748,22 @@ class _Parser:
             state.phases.append(_Phase(header=True))
             return True
         if _STATS_RE.match(text):
-            stats = _parse_stats(text)
-            phases = self.state.phases if self.state else []
-            headerless = not any(p.header for p in phases)
-            state = self._run_for(lineno, _STAGE_PHASES, filled=headerless and len(phases) > 1)
-            if state.phases and state.phases[-1].header and state.phases[-1].stats is None:
-                state.phases[-1].stats = stats
-            else:
-                state.phases.append(_Phase(header=False, stats=stats))
+            self._phase_stats(lineno, _parse_stats(text))
             return True
+        return None
+
+    def _phase_stats(self, lineno: int, stats: TimingStats) -> None:
+        """A ``count=...`` line: the stats of the phase header before it, or a phase of its own."""
+        phases = self.state.phases if self.state else []
+        headerless = not any(p.header for p in phases)
+        state = self._run_for(lineno, _STAGE_PHASES, filled=headerless and len(phases) > 1)
+        if state.phases and state.phases[-1].header and state.phases[-1].stats is None:
+            state.phases[-1].stats = stats
+        else:
+            state.phases.append(_Phase(header=False, stats=stats))
+
+    def _result_line(self, lineno: int, text: str) -> bool | None:
+        """The end-of-run summaries: timings, memory footprint and status, failure."""
         if (m := _SUMMARY_RE.match(text)) or (m := _LEGACY_SUMMARY_RE.match(text)):
             summary = _parse_summary(m.group(1))
             if summary is None:
@@ -769,6 +797,10 @@ class _Parser:
             state.run.failed = True
             state.run.error = "; ".join([*self.errors[-ERROR_CONTEXT_LINES:], text])
             return True
+        return None
+
+    def _delegate_line(self, lineno: int, text: str) -> bool | None:
+        """What a delegate reports while the model loads: nodes replaced, graph applied."""
         if m := _REPLACING_RE.match(text):
             state = self._run_for(lineno, _STAGE_LOAD)
             replaced, total, delegate, parts, subgraph = m.groups()
@@ -795,6 +827,10 @@ class _Parser:
                 )
             )
             return True
+        return None
+
+    def _litert_line(self, lineno: int, text: str) -> bool | None:
+        """The LiteRT CompiledModel tool's ``BENCHMARK RESULTS`` block."""
         if _LITERT_BEGIN_RE.match(text):
             state = self._result_run(lineno, bool(self.state and self.state.seen_litert))
             state.seen_litert = True
@@ -806,15 +842,12 @@ class _Parser:
                 runs_key = "warmup_runs" if key.startswith("warmup") else "inference_runs"
                 self.state.litert[runs_key] = int(m.group("runs"))
             return True
+        return None
+
+    def _profile_line(self, lineno: int, text: str) -> bool | None:
+        """The op profiler's section and graph headers, table titles and block totals."""
         if m := _SECTION_RE.match(text):
-            section: Literal["init", "regular"] = "init" if m.group("init") else "regular"
-            has = bool(self.state and any(p.section == section for p in self.state.run.profiles))
-            later = bool(
-                self.state and section == "init" and self.state.run.regular_profile is not None
-            )
-            self._result_run(lineno, has or later)
-            self.section = section
-            self.block = None
+            self._open_section(lineno, "init" if m.group("init") else "regular")
             return True
         if _GRAPH_RE.match(text):
             state = self._result_run(lineno, False)
@@ -822,19 +855,7 @@ class _Parser:
             state.run.profiles.append(self.block)
             return True
         if m := _TITLE_RE.match(text):
-            title = m.group("title")
-            block = self.block
-            if block is None or getattr(block, _TABLE_ATTR[title]):
-                # a table without a section header (LiteRT) opens a regular-runs block
-                again = self.section is None and bool(
-                    self.state and self.state.run.regular_profile is not None
-                )
-                state = self._result_run(lineno, again)
-                graph = block.graph if block is not None else None
-                block = ProfileBlock(section=self.section or "regular", graph=graph)
-                self.block = block
-                state.run.profiles.append(block)
-            self.table = _Table(title=title)
+            self._open_table(lineno, m.group("title"))
             return True
         if m := _NODES_EXECUTED_RE.match(text):
             if self.block is not None:
@@ -849,6 +870,37 @@ class _Parser:
                 self.block.nodes_observed = int(m.group(1))
                 self.block = None  # the block ends here; the next tables are a new one
             return True
+        return None
+
+    def _open_section(self, lineno: int, section: Literal["init", "regular"]) -> None:
+        """A profiling section header: a second one of a kind (or init after regular) is a new
+        run's."""
+        has = bool(self.state and any(p.section == section for p in self.state.run.profiles))
+        later = bool(
+            self.state and section == "init" and self.state.run.regular_profile is not None
+        )
+        self._result_run(lineno, has or later)
+        self.section = section
+        self.block = None
+
+    def _open_table(self, lineno: int, title: str) -> None:
+        """A table title: the table opens in the current block, or in a new one when the block
+        has that table already."""
+        block = self.block
+        if block is None or getattr(block, _TABLE_ATTR[title]):
+            # a table without a section header (LiteRT) opens a regular-runs block
+            again = self.section is None and bool(
+                self.state and self.state.run.regular_profile is not None
+            )
+            state = self._result_run(lineno, again)
+            graph = block.graph if block is not None else None
+            block = ProfileBlock(section=self.section or "regular", graph=graph)
+            self.block = block
+            state.run.profiles.append(block)
+        self.table = _Table(title=title)
+
+    def _param_line(self, lineno: int, text: str) -> bool | None:
+        """A ``Description: [value]`` parameter echo, or progress chatter."""
         if m := _PARAM_RE.match(text):
             desc = m.group("desc").strip()
             echoed = bool(self.state and desc in self.state.run.params)
@@ -860,7 +912,7 @@ class _Parser:
             if self.state is None:
                 self._run_for(lineno, _STAGE_LOAD)
             return True
-        return False
+        return None
 
     def _has(self, attr: str) -> bool:
         if self.state is None:

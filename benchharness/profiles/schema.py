@@ -224,12 +224,78 @@ def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
 
 
 def parse_profile(data: dict[str, Any], path: Path | None = None) -> DeviceProfile:
+    """A profile's TOML table as a DeviceProfile; DeviceProfileError names the first bad field.
+
+    Fields are checked in a fixed order (the first mistake is the one reported).
+    """
     f = _Fields(data, path)
+    name = _profile_name(f, path)
+    transport, host, serial, port = _connection(f)
+    runtimes = _runtimes(f)
+    runner = f.get("runner", str, f"one of {', '.join(RUNNERS)}", "auto")
+    if runner not in RUNNERS:
+        raise f.fail("runner", f"one of {', '.join(RUNNERS)}")
+    threads = f.get("threads", int, "a positive integer")
+    if threads is not None and threads < 1:
+        raise f.fail("threads", "a positive integer")
+    affinity = _affinity(f)
+    workdir = _workdir(f, transport)
+    cmin, cmax = _cooldown(f)
+    limits, ops = _constraints(f)
+    providers = f.get("providers", list, "a list of ONNX Runtime execution providers", [])
+    if not all(isinstance(p, str) and p for p in providers):
+        raise f.fail("providers", "a list of ONNX Runtime execution providers")
+    fixed = f.get("fixed_performance", bool, "true or false", False)
+    description = f.get("description", str, "a string", "")
+    user = f.get("user", str, "a user name")
+    key_file = f.get("key_file", str, "a path to a private key")
+    known_hosts = f.get("known_hosts", str, "a path to a known_hosts file")
+    device_class = f.get("class", str, "a device class name such as 'pixel4'")
+    if device_class is not None and not DEVICE_CLASS_RE.match(device_class):
+        raise f.fail("class", "a name of letters, digits, '.', '_' or '-'")
+    extra = _extra_fields(f)
+    return DeviceProfile(
+        name=name,
+        transport=transport,
+        path=path,
+        description=description,
+        host=host,
+        port=port,
+        user=user,
+        key_file=_expand(key_file, path),
+        known_hosts=_expand(known_hosts, path),
+        serial=serial,
+        runtimes=dict(runtimes),
+        runner=runner,
+        threads=threads,
+        affinity=affinity,
+        workdir=workdir,
+        cooldown_min_s=cmin,
+        cooldown_max_s=cmax,
+        fixed_performance=fixed,
+        providers=tuple(providers),
+        max_model_bytes=limits["max_model_bytes"],
+        max_activation_bytes=limits["max_activation_bytes"],
+        max_layer_bytes=limits["max_layer_bytes"],
+        max_total_bytes=limits["max_total_bytes"],
+        supported_ops=tuple(ops) if ops is not None else None,
+        extra=extra,
+        device_class=device_class,
+    )
+
+
+def _profile_name(f: _Fields, path: Path | None) -> str:
+    """``name``, else the file's stem."""
     default_name = path.stem if path else None
-    name = f.get("name", str, "a string", default_name)
+    name: str | None = f.get("name", str, "a string", default_name)
     if not name:
         raise DeviceProfileError(f"{f.where}: field 'name' is missing: expected a string")
     check_name(name, f.where)
+    return name
+
+
+def _connection(f: _Fields) -> tuple[str, str | None, str | None, int]:
+    """``transport`` and what it needs to reach the device: (transport, host, serial, port)."""
     transport = f.required("transport", str, f"one of {', '.join(TRANSPORTS)}")
     if transport not in TRANSPORTS:
         raise f.fail("transport", f"one of {', '.join(TRANSPORTS)}")
@@ -242,7 +308,12 @@ def parse_profile(data: dict[str, Any], path: Path | None = None) -> DeviceProfi
     port = f.get("port", int, "an integer port 1-65535", DEFAULT_SSH_PORT)
     if not 0 < port < 65536:
         raise f.fail("port", "an integer port 1-65535")
-    runtimes = f.get("runtimes", dict, "a table of runtime = path", {})
+    return transport, host, serial, port
+
+
+def _runtimes(f: _Fields) -> dict[str, str]:
+    """``[runtimes]``: known runtime names, each a non-empty path."""
+    runtimes: dict[str, str] = f.get("runtimes", dict, "a table of runtime = path", {})
     for key, value in runtimes.items():
         if key not in RUNTIME_KEYS:
             raise DeviceProfileError(
@@ -250,28 +321,37 @@ def parse_profile(data: dict[str, Any], path: Path | None = None) -> DeviceProfi
             )
         if not isinstance(value, str) or not value:
             raise DeviceProfileError(f"{f.where}: field 'runtimes.{key}': expected a path string")
-    runner = f.get("runner", str, f"one of {', '.join(RUNNERS)}", "auto")
-    if runner not in RUNNERS:
-        raise f.fail("runner", f"one of {', '.join(RUNNERS)}")
-    threads = f.get("threads", int, "a positive integer")
-    if threads is not None and threads < 1:
-        raise f.fail("threads", "a positive integer")
-    affinity = f.get("affinity", str, "a hexadecimal taskset mask such as 'f0'")
+    return runtimes
+
+
+def _affinity(f: _Fields) -> str | None:
+    """``affinity``: a non-zero hexadecimal taskset mask."""
+    affinity: str | None = f.get("affinity", str, "a hexadecimal taskset mask such as 'f0'")
     if affinity is not None:
         try:
             if int(affinity, 16) <= 0:
                 raise ValueError
         except ValueError:
             raise f.fail("affinity", "a hexadecimal taskset mask such as 'f0'") from None
+    return affinity
+
+
+def _workdir(f: _Fields, transport: str) -> str | None:
+    """``workdir``: an absolute path (or ``~/...`` over SSH), defaulting by transport."""
     default_workdir = {"adb": DEFAULT_ADB_WORKDIR, "ssh": DEFAULT_SSH_WORKDIR}.get(transport)
     # over SSH, ``~/...`` is the device user's home, resolved on the device by the transport
     home_ok = transport == "ssh"
     where_ok = "an absolute path" + (" or ~/... (the device user's home)" if home_ok else "")
-    workdir = f.get("workdir", str, where_ok, default_workdir)
+    workdir: str | None = f.get("workdir", str, where_ok, default_workdir)
     if workdir is not None and not (
         workdir.startswith("/") or (home_ok and (workdir == "~" or workdir.startswith("~/")))
     ):
         raise f.fail("workdir", where_ok)
+    return workdir
+
+
+def _cooldown(f: _Fields) -> tuple[float, float]:
+    """``[cooldown]``: (min_s, max_s), non-negative numbers; max_s defaults to min_s."""
     cooldown = f.get("cooldown", dict, "a table with min_s and max_s", {})
     cmin = cooldown.get("min_s", 0.0)
     cmax = cooldown.get("max_s", cmin)
@@ -280,6 +360,11 @@ def parse_profile(data: dict[str, Any], path: Path | None = None) -> DeviceProfi
             raise DeviceProfileError(
                 f"{f.where}: field 'cooldown.{key}': expected a non-negative number, got {val!r}"
             )
+    return float(cmin), float(cmax)
+
+
+def _constraints(f: _Fields) -> tuple[dict[str, int | None], list[str] | None]:
+    """``[constraints]``: the byte limits (None where unset) and ``supported_ops``."""
     constraints = f.get("constraints", dict, "a table of limits", {})
     limits: dict[str, int | None] = {}
     for key in CONSTRAINT_LIMITS:
@@ -300,49 +385,18 @@ def parse_profile(data: dict[str, Any], path: Path | None = None) -> DeviceProfi
         raise DeviceProfileError(
             f"{f.where}: field 'constraints.supported_ops': expected a list of operator names"
         )
-    providers = f.get("providers", list, "a list of ONNX Runtime execution providers", [])
-    if not all(isinstance(p, str) and p for p in providers):
-        raise f.fail("providers", "a list of ONNX Runtime execution providers")
-    fixed = f.get("fixed_performance", bool, "true or false", False)
-    description = f.get("description", str, "a string", "")
-    user = f.get("user", str, "a user name")
-    key_file = f.get("key_file", str, "a path to a private key")
-    known_hosts = f.get("known_hosts", str, "a path to a known_hosts file")
-    device_class = f.get("class", str, "a device class name such as 'pixel4'")
-    if device_class is not None and not DEVICE_CLASS_RE.match(device_class):
-        raise f.fail("class", "a name of letters, digits, '.', '_' or '-'")
-    extra = {k: v for k, v in data.items() if k not in f.used}
+    return limits, ops
+
+
+def _extra_fields(f: _Fields) -> dict[str, Any]:
+    """The fields no reader took: only ``notes`` may be among them (anything else is a typo).
+
+    Call it after every other field has been read."""
+    extra = {k: v for k, v in f.data.items() if k not in f.used}
     unknown = sorted(set(extra) - {"notes"})
     if unknown:
         raise DeviceProfileError(f"{f.where}: unknown field '{unknown[0]}'; check its spelling")
-    return DeviceProfile(
-        name=name,
-        transport=transport,
-        path=path,
-        description=description,
-        host=host,
-        port=port,
-        user=user,
-        key_file=_expand(key_file, path),
-        known_hosts=_expand(known_hosts, path),
-        serial=serial,
-        runtimes=dict(runtimes),
-        runner=runner,
-        threads=threads,
-        affinity=affinity,
-        workdir=workdir,
-        cooldown_min_s=float(cmin),
-        cooldown_max_s=float(cmax),
-        fixed_performance=fixed,
-        providers=tuple(providers),
-        max_model_bytes=limits["max_model_bytes"],
-        max_activation_bytes=limits["max_activation_bytes"],
-        max_layer_bytes=limits["max_layer_bytes"],
-        max_total_bytes=limits["max_total_bytes"],
-        supported_ops=tuple(ops) if ops is not None else None,
-        extra=extra,
-        device_class=device_class,
-    )
+    return extra
 
 
 def _expand(value: str | None, path: Path | None) -> str | None:

@@ -18,13 +18,13 @@ import os
 import re
 import secrets
 import socket
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from benchharness.atomic import write_text_atomic
 from benchharness.errors import ResultsError
 from benchharness.lockfile import held
 from benchharness.results.memory_columns import MEMORY_COLUMNS, estimate_bytes
@@ -124,49 +124,18 @@ def new_run_id(now: datetime | None = None) -> str:
     return now.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
-def _umask_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-#: What ``open(..., "w")`` would give a new file under this process's umask.
-_CREATE_MODE = _umask_mode()
-
-
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half.
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half
+    (``benchharness.atomic``).
 
-    The folder is synced after the rename, so the new name survives a power cut too. An OSError
-    (a full disk, a read-only or foreign folder) is a ResultsError that says what to do; the old
-    file stays as it was.
+    An OSError (a full disk, a read-only or foreign folder) is a ResultsError that says what to
+    do; the old file stays as it was.
     """
-    tmp: str | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.fchmod(fd, _CREATE_MODE)  # mkstemp makes 0600; results and reports are for sharing
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        _sync_dir(path.parent)
+        write_text_atomic(path, text)
     except OSError as exc:
         advice = _WRITE_ADVICE.get(exc.errno or 0, exc.strerror or str(exc))
         raise ResultsError(f"cannot write {path}: {advice}") from exc
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-
-
-def _sync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def rows_to_csv(columns: Sequence[str], rows: Iterable[Record]) -> str:

@@ -11,11 +11,12 @@ Which runner a job gets is the profile's ``runner`` field (``profiles/schema.py`
 * ``python`` / ``native``: always that runner (``native`` fails a format without its tool).
 
 One runner process of docs/method.md is one tool invocation. Per invocation the artifact is pushed
-(the
-hash-keyed ``DeviceSession.artifact_path``), the tool runs under ``taskset`` with the job timeout,
-pinned and threaded as the python runner would be, and its output is parsed by the existing
-parsers. The same shell round trip runs the environment probe (``ondevice/probe.py``, the one the
-python runner runs too) before and after the tool, for the environment columns and THROTTLED.
+(the hash-keyed ``DeviceSession.artifact_path``), the tool runs under ``taskset`` with the job
+timeout, pinned and threaded as the python runner would be, and its output is parsed by the
+existing parsers. The same shell round trip runs the environment probe (``ondevice/probe.py``, the
+one the python runner runs too) before and after the tool, for the environment columns and
+THROTTLED. That invocation, the binary's version and the rules below are shared with
+``runners/native_pte.py`` through ``runners/native_invoke.py``.
 
 How docs/method.md's rules map onto the tools' own flags (no tool has an adaptive stop):
 
@@ -44,22 +45,19 @@ and its path on the device.
 
 from __future__ import annotations
 
-import contextlib
-import math
 import posixpath
 import shlex
 import shutil
 import tempfile
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from benchharness.cost.artifact_cost import graph_cost_or_none
-from benchharness.errors import DeviceProfileError, HarnessError, ParseError, RunnerError
-from benchharness.ondevice import probe, protocol
-from benchharness.ondevice.method import DEFAULT, QUICK, WARMUP_DEFAULT, StoppingRule, WarmupRule
-from benchharness.ondevice.protocol import Environment, Profile, RunnerResult
+from benchharness.errors import DeviceProfileError, ParseError, RunnerError
+from benchharness.ondevice import protocol
+from benchharness.ondevice.protocol import Profile, RunnerResult
 from benchharness.parse import benchmark_model as bm
 from benchharness.parse import native_result as nr
 from benchharness.parse import ort_perf_test as pt
@@ -69,10 +67,18 @@ from benchharness.parse.native_result import (
     PERF_TEST,
     TOOLS,
     Tool,
-    ToolOutput,
 )
-from benchharness.runners.python import RunnerSettings, remote_sha256
-from benchharness.transport.base import Transport, quote_argv
+from benchharness.runners import native_pte
+from benchharness.runners.native_invoke import (
+    Invocation,
+    Session,
+    invoke,
+    perf_test_runs,
+    rules,
+    tool_rule,
+    tool_version,
+)
+from benchharness.runners.python import RunnerSettings
 
 if TYPE_CHECKING:
     from benchharness.profiles.schema import DeviceProfile
@@ -83,8 +89,6 @@ if TYPE_CHECKING:
 REPORT_PEAK_MEMORY = True
 #: Inferences of perf_test's pilot: enough to estimate one inference, cheap next to min_s.
 PILOT_RUNS = 10
-#: Hex digits of the binary's sha256 kept as its version: unique enough, short to read.
-VERSION_HASH_CHARS = 16
 #: ORT execution providers as perf_test's ``-e`` names them (its default is the CPU provider).
 PERF_TEST_EP: dict[str, str] = {
     "XnnpackExecutionProvider": "xnnpack",
@@ -101,22 +105,8 @@ PERF_TEST_EP: dict[str, str] = {
 #: ORT's CPU provider: perf_test's default, passed as no ``-e`` at all.
 ORT_CPU = nr.ORT_CPU
 
-#: Marker lines around the tool's output in the one shell round trip (the probe's are its own).
-TOOL_BEGIN = "@@bh-native:tool"
-TOOL_END = "@@bh-native:tool-end"
-#: The probe as a shell function, run before and after the tool.
-PROBE_FUNCTION = "bh_probe() { " + probe.SCRIPT + "; }; "
-
-
-class Session(Protocol):
-    """What of ``dispatch.session.DeviceSession`` this module uses."""
-
-    profile: DeviceProfile
-    transport: Transport
-    local: bool
-    workdir: str | None
-
-    def artifact_path(self, artifact: Any) -> str: ...
+#: Per device session: perf_test's estimate of one inference, by artifact and settings.
+_ESTIMATES: weakref.WeakKeyDictionary[Any, dict[str, float]] = weakref.WeakKeyDictionary()
 
 
 # ------------------------------------------------------------------------------- which runner
@@ -165,26 +155,6 @@ def _no_way(profile: DeviceProfile, fmt: str, tool: Tool | None, *, python_ok: b
 # ------------------------------------------------------------------------------- command lines
 
 
-def rules(settings: RunnerSettings) -> tuple[StoppingRule, WarmupRule]:
-    """docs/method.md's stopping and warm-up rules with the run's overrides, as the python
-    runner's."""
-    stop = QUICK if settings.quick else DEFAULT
-    changes: dict[str, Any] = {
-        k: v
-        for k, v in (
-            ("min_n", settings.min_n),
-            ("min_s", settings.min_s),
-            ("max_s", settings.max_s),
-        )
-        if v is not None
-    }
-    stop = replace(stop, **changes)
-    warm = WARMUP_DEFAULT
-    if settings.warmup_min_s is not None:
-        warm = replace(warm, min_s=settings.warmup_min_s)
-    return stop, warm
-
-
 def benchmark_model_argv(
     binary: str, graph: str, settings: RunnerSettings, *, op_profiling: bool = False
 ) -> list[str]:
@@ -204,15 +174,6 @@ def benchmark_model_argv(
         report_peak_memory=REPORT_PEAK_MEMORY and not op_profiling,
         extra=[f"--max_secs={stop.max_s:g}", f"--warmup_min_secs={warm.min_s:g}"],
     )
-
-
-def perf_test_runs(stop: StoppingRule, estimate_ms: float | None) -> int:
-    """``-r`` for perf_test: at least min_n and min_s worth of inferences, at most max_s worth."""
-    if estimate_ms is None or estimate_ms <= 0:
-        return stop.min_n
-    want = max(stop.min_n, math.ceil(stop.min_s * 1000.0 / estimate_ms))
-    cap = max(1, math.floor(stop.max_s * 1000.0 / estimate_ms))
-    return min(want, cap)
 
 
 def _perf_test_ep(providers: Sequence[str]) -> list[str]:
@@ -248,104 +209,6 @@ def perf_test_argv(
 
 
 # ------------------------------------------------------------------------------- running
-
-
-@dataclass
-class _Cache:
-    """Per device session: binary versions and perf_test's per-inference estimates."""
-
-    versions: dict[str, str] = field(default_factory=dict)
-    estimates_ms: dict[str, float] = field(default_factory=dict)
-
-
-_CACHES: weakref.WeakKeyDictionary[Any, _Cache] = weakref.WeakKeyDictionary()
-
-
-def _cache(session: Session) -> _Cache:
-    cache = _CACHES.get(session)
-    if cache is None:
-        cache = _CACHES[session] = _Cache()
-    return cache
-
-
-@dataclass(frozen=True)
-class Invocation:
-    """One tool run: its output (stdout and stderr merged in order) and the environment."""
-
-    argv: list[str]
-    output: str
-    returncode: int
-    env_start: Environment | None
-    env_end: Environment | None
-
-    def tool_output(self, tool: Tool) -> ToolOutput:
-        return ToolOutput(tool, self.output, self.returncode, quote_argv(self.argv))
-
-
-def _script(argv: Sequence[str]) -> str:
-    return (
-        f"{PROBE_FUNCTION}bh_probe; echo {TOOL_BEGIN}; {quote_argv(argv)} 2>&1; rc=$?; "
-        f"echo; echo {TOOL_END}; bh_probe; exit $rc"
-    )
-
-
-def invoke(
-    session: Session, argv: Sequence[str], timeout: float, affinity: str | None = None
-) -> Invocation:
-    """Run ``argv`` on the device between two environment probes (one round trip)."""
-    result = session.transport.run(["sh", "-c", _script(argv)], timeout=timeout)
-    lines = result.stdout.splitlines()
-    begin = _index(lines, TOOL_BEGIN, last=False)
-    end = _index(lines, TOOL_END, last=True)
-    if begin is None:
-        # the shell itself failed before the tool: report whatever it said
-        output = result.stdout
-        before: list[str] = []
-        after: list[str] = []
-    else:
-        stop = end if end is not None and end > begin else len(lines)
-        before, after = lines[:begin], lines[stop + 1 :]
-        body = lines[begin + 1 : stop]
-        if body and not body[-1].strip():
-            body = body[:-1]  # the newline the script adds in case the tool printed none
-        output = "\n".join(body)
-    if result.stderr.strip():
-        output = f"{output}\n{result.stderr}" if output else result.stderr
-    return Invocation(
-        argv=list(argv),
-        output=output,
-        returncode=result.returncode,
-        env_start=parse_environment(before, affinity),
-        env_end=parse_environment(after, affinity),
-    )
-
-
-def _index(lines: Sequence[str], marker: str, *, last: bool) -> int | None:
-    hits = [i for i, line in enumerate(lines) if line.strip() == marker]
-    if not hits:
-        return None
-    return hits[-1] if last else hits[0]
-
-
-def parse_environment(lines: Sequence[str], affinity: str | None = None) -> Environment | None:
-    """One probe's output as the result's environment, for the CPUs ``affinity`` pins."""
-    env = probe.environment(probe.parse("\n".join(lines)), probe.mask_cpus(affinity))
-    return Environment(**env) if env else None
-
-
-def tool_version(session: Session, binary: str) -> str:
-    """``sha256:<16 hex> <path>``: the tools print no version, their bytes identify them."""
-    cache = _cache(session)
-    if binary not in cache.versions:
-        digest = None
-        with contextlib.suppress(HarnessError):
-            digest = remote_sha256(session.transport, binary)
-        cache.versions[binary] = (
-            f"sha256:{digest[:VERSION_HASH_CHARS]} {binary}"
-            if digest
-            else f"{binary} (no sha256sum on the device)"
-        )
-    return cache.versions[binary]
 
 
 def tool_result(
@@ -410,14 +273,14 @@ class _PerfTest:
 
     def estimate_ms(self, key: str) -> float | None:
         """One inference's ms from a short pilot run, cached per artifact and settings."""
-        cache = _cache(self.session)
-        if key not in cache.estimates_ms:
+        cache = _ESTIMATES.setdefault(self.session, {})
+        if key not in cache:
             stats = nr.perf_test_stats(nr.single_run(self.run(PILOT_RUNS).tool_output(self.tool)))
             estimate = stats.median if stats.median is not None else stats.mean
             if estimate is None:
                 return None
-            cache.estimates_ms[key] = estimate
-        return cache.estimates_ms[key]
+            cache[key] = estimate
+        return cache[key]
 
     def profile(self, artifact: Any) -> Profile:
         session = self.session
@@ -454,10 +317,8 @@ def run_process(
         # does
         settings = replace(settings, threads=bin(int(settings.affinity, 16)).count("1"))
     if tool is EXECUTOR_RUNNER:
-        from benchharness.runners import native_pte  # it builds on this module
-
         result = native_pte.run_process(session, tool, artifact, settings, timeout)
-        result.rule = _rule(settings)
+        result.rule = tool_rule(settings)
         return result
     model = session.artifact_path(artifact)
     if session.workdir:
@@ -480,17 +341,8 @@ def run_process(
         result = perf_test_result(tool, inv, version, settings)
         if settings.profile_runs > 0:
             result.profile = perf.profile(artifact)
-    result.rule = _rule(settings)
+    result.rule = tool_rule(settings)
     return result
-
-
-def _rule(settings: RunnerSettings) -> protocol.Rule:
-    """The rule a tool invocation ran under: docs/method.md's minimums and cap, no adaptive stop."""
-    stop, warm = rules(settings)
-    return protocol.Rule(
-        min_n=stop.min_n, min_s=stop.min_s, max_s=stop.max_s, adaptive=False,
-        warmup_min_s=warm.min_s,
-    )  # fmt: skip
 
 
 __all__ = [
@@ -502,6 +354,5 @@ __all__ = [
     "benchmark_model_argv",
     "native_tool",
     "perf_test_argv",
-    "perf_test_runs",
     "run_process",
 ]

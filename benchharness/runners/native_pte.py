@@ -1,10 +1,9 @@
 """Jobs measured by ExecuTorch's ``executor_runner`` on a device without python.
 
-Driven as ``runners/native.py`` drives the other native tools: one runner process of docs/method.md
-is
-one invocation, pushed artifact, ``taskset`` pinning and threads as the python runner would use,
-the environment probe before and after in the same shell round trip, and the binary's sha256 as
-its version.
+Driven as ``runners/native.py`` drives the other native tools, through the same
+``runners/native_invoke.py``: one runner process of docs/method.md is one invocation, pushed
+artifact, ``taskset`` pinning and threads as the python runner would use, the environment probe
+before and after in the same shell round trip, and the binary's sha256 as its version.
 
 The tool has no warm-up and no stopping rule of its own, only ``--num_executions``. So a pilot of
 ``PILOT_EXECUTIONS`` (once per artifact, settings and device) estimates one inference, and the
@@ -36,7 +35,7 @@ from benchharness.ondevice.pte_file import PteFormatError, summarize_file
 from benchharness.parse import executor_runner as er
 from benchharness.parse import native_result as nr
 from benchharness.parse.native_result import Tool
-from benchharness.runners.native import Session, invoke, perf_test_runs, rules, tool_version
+from benchharness.runners.native_invoke import Session, invoke, perf_test_runs, rules, tool_version
 from benchharness.runners.python import RunnerSettings
 
 #: Executions of the pilot: enough to estimate one inference past the cold one.

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 import textwrap
 from importlib import metadata
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from benchharness.errors import ExportError
 from benchharness.export import cache, pipeline
 from benchharness.zoo.registry import ModelSpec
 
@@ -77,3 +80,22 @@ def test_every_package_that_writes_bytes_is_in_the_key() -> None:
     for pkg in ("torch", "onnx", "onnxscript", "litert-torch", "litert-converter",
                 "onnxruntime", "ai-edge-quantizer"):  # fmt: skip
         assert pkg in versions, pkg
+
+
+def test_a_cache_file_that_cannot_be_written_is_an_export_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(path: Path, text: str) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(cache, "write_text_atomic", full_disk)
+    with pytest.raises(ExportError, match=r"cannot write .*No space left.*BENCH_CACHE_DIR"):
+        cache.atomic_write_text(tmp_path / "m" / "m-0.onnx.json", "{}")
+
+
+def test_cache_files_are_written_whole(tmp_path: Path) -> None:
+    side = tmp_path / "m" / "m-0.onnx.json"
+    cache.atomic_write_text(side, '{"sha256": "x"}')
+    cache.atomic_write_text(side, '{"sha256": "y"}')
+    assert side.read_text(encoding="utf-8") == '{"sha256": "y"}'
+    assert [p.name for p in side.parent.iterdir()] == [side.name], "no temporary file is left"

@@ -17,7 +17,7 @@ def op(index: int, op_type: str, handle: int) -> EdgeOp:
 
 
 def event(name: str, raw: list[float], **fields: Any) -> SimpleNamespace:
-    base = {"is_delegated_op": False, "debug_handles": None, "op_types": [],
+    base: dict[str, Any] = {"is_delegated_op": False, "debug_handles": None, "op_types": [],
             "delegate_backend_name": None}  # fmt: skip
     return SimpleNamespace(name=name, perf_data=SimpleNamespace(raw=raw), **{**base, **fields})
 

@@ -8,11 +8,17 @@ the failure logs of the other parser tests do.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
 
 from benchharness.ondevice import protocol
 from benchharness.parse import native_result as nr
-from benchharness.parse.benchmark_model import MemoryFootprint, parse_benchmark_model
+from benchharness.parse.benchmark_model import (
+    BenchmarkModelRun,
+    MemoryFootprint,
+    parse_benchmark_model,
+)
 from benchharness.parse.ort_perf_test import parse_ort_perf_test
 from tests.runners.fixtures import fixture_text
 
@@ -23,7 +29,7 @@ PT = "onnxruntime_perf_test/onnxruntime_perf_test_{}.txt"
 LOGCAT = ("I/tflite  ( 5395): ", "11-23 13:56:50.123  5395  5395 I tflite  : ")
 
 
-def _memory_run(text: str) -> tuple[object, protocol.Memory | None]:
+def _memory_run(text: str) -> tuple[BenchmarkModelRun, protocol.Memory | None]:
     runs = [r for r in parse_benchmark_model(text) if r.memory or r.litert or r.peak_memory_mb]
     assert len(runs) == 1, runs
     return runs[0], nr.benchmark_model_memory(runs[0])
@@ -38,10 +44,10 @@ def _memory_run(text: str) -> tuple[object, protocol.Memory | None]:
     ],
 )
 def test_init_overall_lines_of_every_capture(
-    number: int, kind: str, init_mb: float, overall_mb: float
+    number: int, kind: Literal["delta", "peak"], init_mb: float, overall_mb: float
 ) -> None:
     run, memory = _memory_run(fixture_text(BM.format(number)))
-    assert run.memory == MemoryFootprint(kind, init_mb, overall_mb)  # type: ignore[attr-defined]
+    assert run.memory == MemoryFootprint(kind, init_mb, overall_mb)
     assert memory is not None and memory.source == protocol.MEM_BENCHMARK_MODEL
     assert memory.init_bytes == round(init_mb * MIB)
     assert memory.peak_bytes == round(overall_mb * MIB)
@@ -59,7 +65,8 @@ def test_the_same_lines_through_logcat(number: int, prefix: str) -> None:
 
 def test_litert_tool_footprints_and_peak_not_available() -> None:
     run, memory = _memory_run(fixture_text(BM.format(10)))
-    litert = run.litert  # type: ignore[attr-defined]
+    litert = run.litert
+    assert litert is not None
     assert (litert.init_footprint_mb, litert.overall_footprint_mb) == (8.94, 11.51)
     assert litert.peak_memory_mb is None  # "Peak memory usage not available. (peak_mem_mb <= 0)"
     assert memory is not None
@@ -75,8 +82,8 @@ def test_periodic_monitoring_gives_the_baseline() -> None:
         "INFO: + RssFile + RssShmem : 12 MB\n"
     )
     run, memory = _memory_run(text)
-    assert run.peak_memory_mb == 115.5  # type: ignore[attr-defined]
-    assert run.memory_status == {  # type: ignore[attr-defined]
+    assert run.peak_memory_mb == 115.5
+    assert run.memory_status == {
         "VmRSS": "112 MB", "RssAnnon": "100 MB", "RssFile + RssShmem": "12 MB",
     }  # fmt: skip
     assert memory is not None and memory.peak_bytes == round(109.832 * MIB)

@@ -25,16 +25,14 @@ from benchharness.results.rows import tool_stats
 from benchharness.runners.native import (
     BENCHMARK_MODEL,
     PERF_TEST,
-    Invocation,
     benchmark_model_argv,
     benchmark_model_profile,
     benchmark_model_result,
     native_tool,
-    parse_environment,
     perf_test_argv,
     perf_test_result,
-    perf_test_runs,
 )
+from benchharness.runners.native_invoke import Invocation, parse_environment, perf_test_runs
 from benchharness.runners.python import RunnerSettings
 from tests.runners.fixtures import fixture_text
 from tests.support.native_tools import BM_FAILED

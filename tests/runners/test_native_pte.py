@@ -52,7 +52,7 @@ def test_a_build_without_the_event_tracer_gives_a_profile_error_not_a_failed_job
     artifact = SimpleNamespace(path=outcome.entry.path, sha256=outcome.entry.sha256)
     settings = RunnerSettings(fmt="pte", threads=1, profile_runs=10)
     prof = drv.profile(session, EXECUTOR_RUNNER, str(tool), str(outcome.entry.path), settings,
-                       60.0, artifact)  # type: ignore[arg-type]  # fmt: skip
+                       60.0, artifact)  # fmt: skip
     assert prof.source is None and "unknown command line flag 'etdump_path'" in (prof.error or "")
     (call,) = calls(tool)
     assert call["argv"][-1].startswith(f"--etdump_path={tmp_path}/etdump-")
