@@ -71,7 +71,7 @@ def check_cmd(devices: tuple[str, ...], models: str | None, input_shape: str | N
                 "[green]yes[/green]" if r.fits else "[red]no[/red]",
                 fmt_bytes(r.model_bytes), fmt_bytes(r.activation_peak_bytes), common.text(layer),
             )  # fmt: skip
-        common.console.print(table)
+        common.print_table(table)
         for r in results:
             if r.fits:
                 continue

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from benchharness.cli.common import EXIT_FAILURE, console, print_json, text
+from benchharness.cli.common import EXIT_FAILURE, console, print_json, print_table, text
 
 
 def _verdict(fits: bool | None) -> str:
@@ -21,8 +21,8 @@ def check_run_cmd(
     devices: Sequence[str], run_id: str, models: str | None, results_dir: Path, as_json: bool
 ) -> None:
     """Judge every measured row of ``run_id`` against each device; exit 1 if any fails."""
-    from benchharness.plan.fit import fmt_bytes
     from benchharness.analysis.memory_fit import check_run
+    from benchharness.plan.fit import fmt_bytes
     from benchharness.profiles.schema import load_profile
     from benchharness.results.store import RunStore
 
@@ -50,7 +50,7 @@ def check_run_cmd(
                     fmt_bytes(r.peak_bytes), text(r.source or "-"), _verdict(r.estimate_fits),
                     _verdict(r.measured_fits), text(r.failed),
                 )  # fmt: skip
-            console.print(table)
+            print_table(table)
         if not results:
             console.print(text(f"run {store.run_id} has no measured rows to judge"))
         for r in results:

@@ -1,4 +1,4 @@
-"""What every ``bench`` command shares: the console, common options, number formatting."""
+"""What every ``bench`` command shares: the console, common options, tables, number formatting."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import click
+from rich import box
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
+from rich.table import Table
 
 from benchharness.errors import UsageError
 
@@ -35,6 +38,28 @@ def _console() -> Console:
 
 
 console = _console()
+
+
+#: Width a table is measured in before printing it whole: wider than any table's natural width.
+MEASURE_WIDTH = 100_000
+
+
+def print_table(table: Table, out: Console | None = None) -> None:
+    """A table as its reader can read it: on a terminal, fitted to the window; in a log or a
+    pipe (where a console assumes 80 columns and would cut model names to ``mobilen…``), at its
+    natural width with a light frame, so every name and column is whole."""
+    out = out or console
+    if out.is_terminal:
+        out.print(table)
+        return
+    table.box, table.show_edge = box.SIMPLE_HEAD, False
+    natural = Measurement.get(out, out.options.update_width(MEASURE_WIDTH), table).maximum
+    saved = out.width
+    out.width = max(saved, natural)
+    try:
+        out.print(table)
+    finally:
+        out.width = saved
 
 
 def text(value: Any) -> str:

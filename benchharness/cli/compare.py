@@ -109,7 +109,7 @@ def _print_latency(result: Comparison) -> None:
             _p_text(m),
             verdict,
         )
-    common.console.print(table)
+    common.print_table(table)
     if result.geomean_ratio is not None:
         common.console.print(
             f"geometric mean of ratios B/A over {result.geomean_n} models: "

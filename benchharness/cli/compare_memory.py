@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from benchharness.cli.common import console, text
+from benchharness.cli.common import print_table, text
 
 if TYPE_CHECKING:  # imported when the command runs: `bench --help` stays quick
     from benchharness.analysis.memory_compare import MemoryMatch
@@ -35,4 +35,4 @@ def print_memory(run_a: str, run_b: str, matches: Sequence[MemoryMatch]) -> None
             _mib(m.peak_b_bytes), "-" if m.ratio is None else f"{m.ratio:.3f}",
             text(source or "-"), verdict + (f" ({text(m.note)})" if m.note else ""),
         )  # fmt: skip
-    console.print(table)
+    print_table(table)

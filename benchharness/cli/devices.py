@@ -48,7 +48,7 @@ def devices_cmd(ctx: click.Context, scheduler: str | None, as_json: bool) -> Non
             common.text(r["transport"]),
             common.text(r["error"] or r["description"]),
         )
-    common.console.print(table)
+    common.print_table(table)
 
 
 def show_farm(scheduler: str, as_json: bool) -> None:
@@ -71,7 +71,7 @@ def show_farm(scheduler: str, as_json: bool) -> None:
     for r in rows:
         table.add_row(*(common.text(r[c] or "") for c in ("host", "worker", "device", "class",
                                                   "transport", "state")))  # fmt: skip
-    common.console.print(table)
+    common.print_table(table)
     if not rows:
         common.console.print(
             "no devices: start `bench worker --scheduler ADDRESS --device D` on a host"
@@ -114,7 +114,7 @@ def devices_check_cmd(device: str, as_json: bool) -> None:
         for what, value in rows:
             if value is not None:
                 table.add_row(common.text(what), common.text(value))
-        common.console.print(table)
+        common.print_table(table)
     if not report.reachable:
         sys.exit(common.EXIT_FAILURE)  # not click's Exit: see compare_cmd
 

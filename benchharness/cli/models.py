@@ -43,7 +43,7 @@ def models_cmd(as_json: bool) -> None:
     for r in rows:
         names = (common.text(r[k]) for k in ("model", "source", "input_shape", "classes"))
         table.add_row(*names, f"{r['macs'] / 1e9:.3f}", f"{r['params'] / 1e6:.3f}")
-    common.console.print(table)
+    common.print_table(table)
 
 
 #: Portable operators named in the export table; the JSON has them all.
@@ -115,7 +115,7 @@ def export_cmd(
                 common.text(r["path"] or "-"),
                 common.text(backend_text(r)),
             )
-        common.console.print(table)
+        common.print_table(table)
     if any(r["error"] for r in rows):
         sys.exit(common.EXIT_FAILURE)
 

@@ -58,7 +58,7 @@ def _print_top(s: OpSummary) -> None:
             common.fmt(_scaled(o.macs, per=1e6), 2),
             common.fmt(_scaled(o.bytes, per=1024), 1),
         )
-    common.console.print(table)
+    common.print_table(table)
 
 
 def _print_types(s: OpSummary) -> None:
@@ -74,4 +74,4 @@ def _print_types(s: OpSummary) -> None:
             common.fmt(_scaled(t.bytes_share, times=100), 1),
             common.fmt(t.gmacs_per_s, 1),
         )
-    common.console.print(types)
+    common.print_table(types)

@@ -53,7 +53,7 @@ def report_cmd(run_ids: tuple[str, ...], out: Path, results_dir: Path, as_json: 
             ("spearman_bytes", 3),
         )
         table.add_row(*names, *(common.fmt(r[k], d) for k, d in digits))
-    common.console.print(table)
+    common.print_table(table)
     for r in rows:
         off = ", ".join(f"{o['model']} {ratio_text(o['ratio'])}" for o in r["furthest_off_fit"])
         if off:

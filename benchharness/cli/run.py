@@ -1,14 +1,19 @@
-"""``bench run`` and ``bench results``: measure, then show a run's summary table."""
+"""``bench run`` and ``bench results``: measure, then show a run's summary table and what its flags
+mean (one diagnosis per cause; every row's flags with ``--flags``)."""
 
 from __future__ import annotations
 
 import math
+import os
+import shlex
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from rich.console import Console
 from rich.table import Table
 
 from benchharness.cli import common
@@ -16,6 +21,13 @@ from benchharness.errors import UsageError
 
 if TYPE_CHECKING:  # imported when the command runs: `bench --help` stays quick
     from benchharness.results.schema import RunRow
+
+
+#: Rows a diagnosis names when it explains only some: more are a list nobody reads, and
+#: ``--flags`` has them all.
+WHERE_MAX = 3
+#: Indent of the lines under a heading (a diagnosis's evidence and advice, a row's flags).
+DIAGNOSIS_INDENT = 2
 
 
 def _positive_seconds(value: float | None) -> float | None:
@@ -114,9 +126,9 @@ def run_cmd(**kw: Any) -> None:
         process_ci_rel=_target(kw["target_ci"]),
         **common.variants(kw),
     )
-    from benchharness.cli.display import RichReporter
+    from benchharness.cli.display import reporter_for
 
-    with RichReporter(common.console) as reporter:
+    with reporter_for(common.console) as reporter:
         store = run(request, reporter=reporter)
     show_results(store.runs, store.run_id, kw["as_json"], store.path)
     if not all(r.ok for r in store.runs):
@@ -147,56 +159,163 @@ def summary_row(r: RunRow) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def show_results(runs: Sequence[RunRow], run_id: str, as_json: bool, path: Path) -> None:
+def show_results(
+    runs: Sequence[RunRow],
+    run_id: str,
+    as_json: bool,
+    path: Path,
+    *,
+    flags: bool = False,
+    out: Console | None = None,
+) -> None:
+    """A run's summary: its table, its failures, then one diagnosis per cause of its flags (or,
+    with ``flags``, every row's flags and what each means)."""
+    out = out or common.console
     rows = sorted(runs, key=lambda r: (r.device, r.model, r.format))
     if as_json:
         common.print_json(
             {"run_id": run_id, "path": str(path), "rows": [summary_row(r) for r in rows]}
         )
         return
-    table = Table(title=f"Run {run_id}  ({path})")
-    for col in ("device", "model", "format", "median ms", "p90 ms", "GMACs", "GMAC/s", "status"):
-        table.add_column(
-            col, justify="left" if col in ("device", "model", "format", "status") else "right"
-        )
+    common.print_table(_table(rows, run_id, path), out)
+    _print_errors(rows, out)
+    if flags:
+        _print_flags([r for r in rows if r.flags], out)
+    else:
+        _print_diagnoses(rows, _flags_command(run_id, path), out)
+
+
+def _table(rows: Sequence[RunRow], run_id: str, path: Path) -> Table:
+    """The summary table: a median beside its interval and the processes it stands on."""
+    from benchharness.cli.rowtext import fmt_interval, fmt_processes
+
+    # one precision (the default) needs no column; a sweep or a compressed run does
+    show_precision = bool({r.precision for r in rows} - {"fp32", ""})
+    table = Table(title=common.text(f"Run {run_id}  ({path})"), caption=_caption(rows))
+    columns = ["device", "model", "format", *(["precision"] if show_precision else [])]
+    numbers = ["median ms", "±", "p90 ms", "processes", "GMACs", "GMAC/s"]
+    for col in (*columns, *numbers, "status"):
+        table.add_column(col, justify="right" if col in numbers else "left")
     for r in rows:
-        mark = " [yellow]![/yellow]" if r.flags else ""
         table.add_row(
             common.text(r.device),
             common.text(r.model),
             common.text(r.format),
-            common.fmt(r.median_ms) + mark,
+            *([common.text(r.precision)] if show_precision else []),
+            common.fmt(r.median_ms),
+            fmt_interval(r),
             common.fmt(r.p90_ms),
+            fmt_processes(r),
             common.fmt(r.macs / 1e9 if r.macs is not None else None),
             common.fmt(r.gmacs_per_s, 2),
-            "ok" if r.ok else f"[red]{common.text(r.status)}: {common.text(r.error)}[/red]",
+            "ok" if r.ok else f"[red]{common.text(r.status)}[/red]",
         )
-    common.console.print(table)
-    _print_flags([r for r in rows if r.flags])
+    return table
 
 
-def _print_flags(flagged: Sequence[RunRow]) -> None:
+def _caption(rows: Sequence[RunRow]) -> str | None:
+    """What the table's marks mean, for the marks it has."""
+    from benchharness.cli.rowtext import STOP_CAP, interval_pct
+
+    notes = []
+    if any(interval_pct(r) is not None for r in rows):
+        notes.append(
+            "±: half the 95 % interval of the median, as a share of it (99 % where a row has no "
+            "95 % one)"
+        )
+    if any(r.process_stop == STOP_CAP for r in rows):
+        notes.append("(max): --max-processes ended the model before --target-ci")
+    return "; ".join(notes) or None
+
+
+def _print_errors(rows: Sequence[RunRow], out: Console) -> None:
+    """Why each row is not ok, in full: under the table, where a long message does not widen
+    every row of it."""
+    for r in rows:
+        if not r.ok and r.error:
+            where = f"{r.device} {r.model} {r.format}"
+            out.print(f"{where}: {r.status}: {r.error}", style="red", markup=False, soft_wrap=True)
+
+
+def _flags_command(run_id: str, path: Path) -> str:
+    """The ``bench results`` command that lists the run's flags row by row."""
+    command = f"bench results {run_id} --flags"
+    default = Path(os.environ.get("BENCH_RESULTS_DIR", "results"))
+    if path.parent.resolve() != default.resolve():
+        command += f" --results-dir {shlex.quote(str(path.parent))}"
+    return command
+
+
+def _print_diagnoses(rows: Sequence[RunRow], flags_command: str, out: Console) -> None:
+    """One block per cause of the run's flags: what it is, how many rows, the evidence the run
+    recorded, and what to do."""
+    from benchharness.analysis.diagnosis import diagnose
+
+    diagnoses = diagnose(rows)
+    for d in diagnoses:
+        out.print(
+            f"[yellow]! {common.text(d.cause)}[/yellow]: {d.rows} of {d.of} row{_s(d.of)} "
+            f"[dim]({common.text(', '.join(d.flags))})[/dim]",
+            soft_wrap=True,  # a heading stays one line
+        )
+        lines = [_sentence(d.evidence), d.advice]
+        if d.rows < d.of and len(d.where) <= WHERE_MAX:
+            lines.append("rows: " + ", ".join(d.where))
+        for line in lines:
+            _print_indented(line, out)
+    if diagnoses:
+        # one line however long: the command is copied whole
+        out.print(f"Flags row by row: {flags_command}", markup=False, soft_wrap=True)
+
+
+def _print_indented(line: str, out: Console) -> None:
+    """A line under a heading, wrapped at the console's width with the indent kept (and no
+    blanks padded after it: a log stays clean)."""
+    indent = " " * DIAGNOSIS_INDENT
+    wrapped = textwrap.fill(
+        line, width=out.width, initial_indent=indent, subsequent_indent=indent,
+        break_long_words=False, break_on_hyphens=False,  # keeps --options and names whole
+    )  # fmt: skip
+    out.print(wrapped, markup=False, highlight=False, soft_wrap=True)
+
+
+def _s(count: int) -> str:
+    return "" if count == 1 else "s"
+
+
+def _sentence(text: str) -> str:
+    """Evidence as a sentence: capitalised, with its full stop."""
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+def _print_flags(flagged: Sequence[RunRow], out: Console) -> None:
     """The flags raised, row by row, and what to do about each."""
     if not flagged:
+        out.print("no flags raised")
         return
     from benchharness.analysis.stats import FLAG_ADVICE
 
-    common.console.print("[yellow]! shaky numbers: these measurements raised flags[/yellow]")
+    out.print("[yellow]! shaky numbers: these measurements raised flags[/yellow]")
     seen: set[str] = set()
     for r in flagged:
-        where = common.text(f"{r.device} {r.model} {r.format}")
-        common.console.print(f"  {where}: {common.text(r.flags.replace(';', ', '))}")
+        _print_indented(f"{r.device} {r.model} {r.format}: {', '.join(r.flag_list)}", out)
         seen.update(r.flag_list)
     for flag in sorted(seen):
-        common.console.print(f"  [bold]{flag}[/bold]: {FLAG_ADVICE.get(flag, '')}")
+        _print_indented(f"{flag}: {FLAG_ADVICE.get(flag, '')}", out)
 
 
 @click.command("results")
 @click.argument("run_id", required=False)
 @common.results_dir_option
+@click.option(
+    "--flags",
+    "show_flags",
+    is_flag=True,
+    help="List every row's flags and what each means, instead of one diagnosis per cause.",
+)
 @common.json_option
-def results_cmd(run_id: str | None, results_dir: Path, as_json: bool) -> None:
-    """Summary table of a run (the newest when RUN_ID is left out)."""
+def results_cmd(run_id: str | None, results_dir: Path, show_flags: bool, as_json: bool) -> None:
+    """Summary table of a run (the newest when RUN_ID is left out) and what its flags mean."""
     from benchharness.results.store import RunStore, list_runs
 
     if run_id is None:
@@ -205,4 +324,4 @@ def results_cmd(run_id: str | None, results_dir: Path, as_json: bool) -> None:
             raise UsageError(f"no runs in {results_dir}; start one with `bench run`")
         run_id = runs[-1]
     store = RunStore.open(results_dir, run_id)
-    show_results(store.runs, store.run_id, as_json, store.path)
+    show_results(store.runs, store.run_id, as_json, store.path, flags=show_flags)
