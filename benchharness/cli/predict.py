@@ -66,9 +66,9 @@ def _say(line: str) -> None:
 def _measure(request: RunRequest) -> RunStore:
     """``bench run`` with its progress on the console (eval measuring the models it lacks)."""
     from benchharness.api import run
-    from benchharness.cli.display import RichReporter
+    from benchharness.cli.display import reporter_for
 
-    with RichReporter(console) as reporter:
+    with reporter_for(console) as reporter:
         return run(request, reporter=reporter)
 
 
@@ -103,7 +103,7 @@ def predictor_group() -> None:
 @json_option
 def build_cmd(**kw: Any) -> None:
     """Measure kernel models on a device with `bench run` and fit a predictor."""
-    from benchharness.cli.display import RichReporter
+    from benchharness.cli.display import reporter_for
     from benchharness.predict import BuildRequest, build_predictor, interrupted_run
 
     req = BuildRequest(
@@ -120,7 +120,7 @@ def build_cmd(**kw: Any) -> None:
         max_models=kw["max_models"],
     )
     try:
-        with RichReporter(console) as reporter:
+        with reporter_for(console) as reporter:
             outcome = build_predictor(
                 req, reporter=reporter, stage=lambda t: reporter.stage("predictor", t)
             )
