@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from benchharness.results.schema import RunRow
     from benchharness.results.store import RunStore
 
 #: The default model set: two small models, so ``pytest --benchmark`` finishes in a minute or two.
@@ -53,6 +54,9 @@ MARKER = "benchharness"
 SKIP_REASON = "latency benchmark: run with `pytest --benchmark` to measure"
 #: pytest-benchmark's group of a case: one table per device and format.
 GROUP_FORMAT = "{device} {format}"
+
+#: The ``extra_info`` figures that are counts (the others are reported as floats).
+WHOLE_FIGURES = frozenset({"macs", "flops", "params", "n"})
 
 _SESSION_KEY = pytest.StashKey["BenchSession"]()
 
@@ -111,17 +115,19 @@ class Measurement:
     """What the run measured for one case (a runs.csv row and its raw samples)."""
 
     case: BenchCase
-    row: dict[str, Any]
+    row: RunRow
     samples_ms: list[float]
     run_id: str
     results_path: Path
 
     @property
     def ok(self) -> bool:
-        return self.row.get("status") == "ok"
+        return self.row.ok
 
     def number(self, column: str) -> float | None:
-        value = self.row.get(column)
+        """A numeric column by its name, as a float (None when empty or not a number): for a
+        test that names the column at run time; code that knows it reads ``row.<column>``."""
+        value = self.row.as_dict().get(column)
         try:
             return float(value) if value not in (None, "") else None
         except (TypeError, ValueError):
@@ -129,14 +135,15 @@ class Measurement:
 
     @property
     def median_ms(self) -> float | None:
-        return self.number("median_ms")
+        return self.row.median_ms
 
     @property
     def flags(self) -> list[str]:
-        return [f for f in str(self.row.get("flags") or "").split(";") if f]
+        return self.row.flag_list
 
     def extra_info(self) -> dict[str, Any]:
         """What goes into pytest-benchmark's ``extra_info`` (and so its JSON)."""
+        r = self.row
         info: dict[str, Any] = {
             "model": self.case.model,
             "format": self.case.format,
@@ -145,16 +152,22 @@ class Measurement:
             "results": str(self.results_path),
             "flags": self.flags,
         }
-        for col in ("runtime", "runtime_version", "provider", "precision", "input_shape",
-                    "threads", "processes"):  # fmt: skip
-            if self.row.get(col) not in (None, ""):
-                info[col] = self.row[col]
-        for col in ("macs", "flops", "params", "model_bytes", "gmacs_per_s", "median_ms",
-                    "p90_ms", "iqr_ms", "ci99_low_ms", "ci99_high_ms", "cold_ms", "n"):  # fmt: skip
-            value = self.number(col)
+        described: dict[str, str | int | None] = {
+            "runtime": r.runtime, "runtime_version": r.runtime_version, "provider": r.provider,
+            "precision": r.precision, "input_shape": r.input_shape, "threads": r.threads,
+            "processes": r.processes,
+        }  # fmt: skip
+        info.update({k: v for k, v in described.items() if v not in (None, "")})
+        figures: dict[str, float | None] = {
+            "macs": r.macs, "flops": r.flops, "params": r.params, "model_bytes": r.model_bytes,
+            "gmacs_per_s": r.gmacs_per_s, "median_ms": r.median_ms, "p90_ms": r.p90_ms,
+            "iqr_ms": r.iqr_ms, "ci99_low_ms": r.ci99_low_ms, "ci99_high_ms": r.ci99_high_ms,
+            "cold_ms": r.cold_ms, "n": r.n,
+        }  # fmt: skip
+        for name, value in figures.items():
             if value is not None:
-                info[col] = int(value) if col in ("macs", "flops", "params", "n") else value
-        macs, median = self.number("macs"), self.median_ms
+                info[name] = int(value) if name in WHOLE_FIGURES else float(value)
+        macs, median = r.macs, r.median_ms
         if "gmacs_per_s" not in info and macs and median:
             info["gmacs_per_s"] = macs / (median / 1e3) / 1e9
         return info
@@ -238,19 +251,17 @@ class BenchSession:
         rows = [
             r
             for r in self.store.runs
-            if r.get("model") == case.model
-            and r.get("format") == case.format
-            and r.get("device") == case.device
+            if r.model == case.model and r.format == case.format and r.device == case.device
         ]
         if not rows:
             pytest.fail(f"{case.id}: the run {self.store.run_id} has no row for it", pytrace=False)
         row = rows[-1]
         samples = [
-            float(s["latency_ms"])
+            s.latency_ms
             for s in self.store.samples
-            if s.get("job_id") == row.get("job_id") and s.get("latency_ms") not in (None, "")
+            if s.job_id == row.job_id and s.latency_ms is not None
         ]
-        return Measurement(case, dict(row), samples, self.store.run_id, self.store.path)
+        return Measurement(case, row, samples, self.store.run_id, self.store.path)
 
 
 # ----------------------------------------------------------------------------- hooks
@@ -294,8 +305,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=float,
         default=None,
         help=(
-            "Seconds of measuring per process (smoke runs; shorter than docs/method.md's "
-            "default)."
+            "Seconds of measuring per process (smoke runs; shorter than docs/method.md's default)."
         ),
     )
     group.addoption(
@@ -440,7 +450,7 @@ def test_model_latency(
     m = bench_session.measure(bench_case, request.session)
     if not m.ok:
         pytest.fail(
-            f"{m.case.id} on {m.case.device}: {m.row.get('status')}: {m.row.get('error')}",
+            f"{m.case.id} on {m.case.device}: {m.row.status}: {m.row.error}",
             pytrace=False,
         )
     if not m.samples_ms:

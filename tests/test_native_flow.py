@@ -82,52 +82,50 @@ def test_bench_run_with_only_native_tools_over_adb(
     _install(device.sandbox)
     store = run(RunRequest(devices=(str(profile),), models=TINY, input_shape=SHAPE, quick=True,
                            results_dir=tmp_path / "results"))  # fmt: skip
-    rows = {r["format"]: r for r in store.runs}
-    assert {f: r["status"] for f, r in rows.items()} == {"onnx": "ok", "tflite": "ok"}, store.runs
+    rows = {r.format: r for r in store.runs}
+    assert {f: r.status for f, r in rows.items()} == {"onnx": "ok", "tflite": "ok"}, store.runs
 
     tfl = rows["tflite"]
-    assert tfl["runtime"] == "tflite-benchmark_model" and tfl["transport"] == "adb"
-    assert tfl["stats_source"] == "benchmark_model"
-    assert tfl["median_ms"] == pytest.approx(1239.807)  # median=1239807 in the captured log
-    assert tfl["n"] == 50 and tfl["processes"] == 1
-    assert tfl["mean_ms"] == pytest.approx(1240.27) and tfl["min_ms"] == pytest.approx(1238.588)
-    assert tfl["p90_ms"] is None and "FEW_SAMPLES" in tfl["flags"]  # 50 < 64
-    assert tfl["cold_ms"] == pytest.approx(1357.602) and tfl["load_ms"] == pytest.approx(5.579)
-    assert tfl["runtime_version"].startswith("sha256:")
-    assert tfl["runtime_version"].endswith(f"{DEVICE_TMP}/benchmark_model")
-    assert tfl["cpu_model"], "the environment probe read nothing on the device"
+    assert tfl.runtime == "tflite-benchmark_model" and tfl.transport == "adb"
+    assert tfl.stats_source == "benchmark_model"
+    assert tfl.median_ms == pytest.approx(1239.807)  # median=1239807 in the captured log
+    assert tfl.n == 50 and tfl.processes == 1
+    assert tfl.mean_ms == pytest.approx(1240.27) and tfl.min_ms == pytest.approx(1238.588)
+    assert tfl.p90_ms is None and "FEW_SAMPLES" in tfl.flag_list  # 50 < 64
+    assert tfl.cold_ms == pytest.approx(1357.602) and tfl.load_ms == pytest.approx(5.579)
+    assert tfl.runtime_version.startswith("sha256:")
+    assert tfl.runtime_version.endswith(f"{DEVICE_TMP}/benchmark_model")
+    assert tfl.cpu_model, "the environment probe read nothing on the device"
     # "Memory footprint delta from the start of the tool (MB): init=6.36328 overall=109.832"
-    assert tfl["mem_source"] == "benchmark_model"
-    assert tfl["mem_init_bytes"] == round(6.36328 * 2**20)
-    assert tfl["mem_peak_bytes"] == round(109.832 * 2**20)
-    assert tfl["mem_estimate_bytes"] == tfl["model_bytes"] + tfl["activation_bytes"]
+    assert tfl.mem_source == "benchmark_model"
+    assert tfl.mem_init_bytes == round(6.36328 * 2**20)
+    assert tfl.mem_peak_bytes == round(109.832 * 2**20)
+    assert tfl.mem_estimate_bytes == tfl.model_bytes + tfl.activation_bytes
 
     onx = rows["onnx"]
-    assert (
-        onx["runtime"] == "onnxruntime_perf_test" and onx["stats_source"] == "onnxruntime_perf_test"
-    )
-    assert onx["median_ms"] == pytest.approx(19.9047) and onx["n"] == 100
-    assert onx["p90_ms"] == pytest.approx(20.0251) and onx["mean_ms"] == pytest.approx(19.918)
-    assert onx["load_ms"] == pytest.approx(50.8382) and onx["warmup_n"] == 1
+    assert onx.runtime == "onnxruntime_perf_test" and onx.stats_source == "onnxruntime_perf_test"
+    assert onx.median_ms == pytest.approx(19.9047) and onx.n == 100
+    assert onx.p90_ms == pytest.approx(20.0251) and onx.mean_ms == pytest.approx(19.918)
+    assert onx.load_ms == pytest.approx(50.8382) and onx.warmup_n == 1
     # "Peak working set size: 109531136 bytes": the whole process, no baseline printed
-    assert onx["mem_source"] == "onnxruntime_perf_test" and onx["mem_peak_bytes"] == 109531136
-    assert onx["mem_baseline_bytes"] is None and onx["mem_init_bytes"] is None
+    assert onx.mem_source == "onnxruntime_perf_test" and onx.mem_peak_bytes == 109531136
+    assert onx.mem_baseline_bytes is None and onx.mem_init_bytes is None
 
     assert store.samples == [], "a native tool prints no samples; none may be invented"
     # ops.csv from the op-profiling pass (benchmark_model) and the pulled -p profile (perf_test)
-    tfl_ops = [o for o in store.ops if o["format"] == "tflite"]
-    assert "Fully Connected (NC, PF32) GEMM" in {o["op_type"] for o in tfl_ops}
-    assert sum(o["macs"] or 0 for o in tfl_ops) == tfl["macs"], "graph MACs lost in the join"
-    onnx_ops = [o for o in store.ops if o["format"] == "onnx"]
-    assert [o["op_name"] for o in onnx_ops][:2] == ["DmlFusedNode_0_41", "DmlFusedNode_4_63"]
-    assert onnx_ops[0]["median_us"] == 378.0
+    tfl_ops = [o for o in store.ops if o.format == "tflite"]
+    assert "Fully Connected (NC, PF32) GEMM" in {o.op_type for o in tfl_ops}
+    assert sum(o.macs or 0 for o in tfl_ops) == tfl.macs, "graph MACs lost in the join"
+    onnx_ops = [o for o in store.ops if o.format == "onnx"]
+    assert [o.op_name for o in onnx_ops][:2] == ["DmlFusedNode_0_41", "DmlFusedNode_4_63"]
+    assert onnx_ops[0].median_us == 378.0
 
     # what the tools were asked: the pushed artifact, pinned, and docs/method.md's --quick mapping
     bm_calls = calls(device.sandbox / "benchmark_model")
     timing, profiling = bm_calls
     graph = Path(timing["argv"][0].removeprefix("--graph="))
     assert graph.parent == device.sandbox / "benchharness" / "artifacts"
-    assert hashlib.sha256(graph.read_bytes()).hexdigest() == tfl["artifact_sha256"]
+    assert hashlib.sha256(graph.read_bytes()).hexdigest() == tfl.artifact_sha256
     assert timing["cpus"] == [0], "taskset 1 was not applied"
     assert timing["argv"][1:] == ["--num_threads=1", "--num_runs=64", "--warmup_runs=10",
                                   "--min_secs=5", "--report_peak_memory_footprint=true",
@@ -157,18 +155,18 @@ def test_tool_failure_and_garbage_become_failed_rows_then_resume_finishes(
     req = RunRequest(devices=(str(profile),), models=TINY, input_shape=SHAPE, quick=True,
                      results_dir=tmp_path / "results")  # fmt: skip
     store = run(req)
-    rows = {r["format"]: r for r in store.runs}
-    assert {f: r["status"] for f, r in rows.items()} == {"onnx": "failed", "tflite": "failed"}
-    tfl_error = rows["tflite"]["error"]
+    rows = {r.format: r for r in store.runs}
+    assert {f: r.status for f, r in rows.items()} == {"onnx": "failed", "tflite": "failed"}
+    tfl_error = rows["tflite"].error
     assert tfl_error.startswith("RunnerError: benchmark_model failed (exit status 1)")
     assert "Registration failed.; Failed to initialize the interpreter" in tfl_error
-    onnx_error = rows["onnx"]["error"]
+    onnx_error = rows["onnx"].error
     assert onnx_error.startswith("ParseError: onnxruntime_perf_test's output cannot be read")
     assert "not onnxruntime_perf_test output" in onnx_error and "Segmentation fault?" in onnx_error
 
     _install(device.sandbox)  # the tools are fixed on the phone
     again = run(RunRequest(resume=store.run_id, results_dir=tmp_path / "results"))
-    assert sorted((r["format"], r["status"]) for r in again.runs) == [
+    assert sorted((r.format, r.status) for r in again.runs) == [
         ("onnx", "ok"),
         ("tflite", "ok"),
     ]
@@ -188,15 +186,15 @@ def test_missing_tool_and_format_without_a_tool_on_this_host(tmp_path: Path) -> 
     )
     store = run(RunRequest(devices=(str(profile),), models=TINY, input_shape=SHAPE, quick=True,
                            processes=2, results_dir=tmp_path / "results"))  # fmt: skip
-    rows = {r["format"]: r for r in store.runs}
-    assert rows["onnx"]["status"] == "failed"
-    assert rows["onnx"]["error"].startswith("DeviceProfileError: host has no way to run onnx")
-    assert 'onnxruntime_perf_test = "' in rows["onnx"]["error"]
+    rows = {r.format: r for r in store.runs}
+    assert rows["onnx"].status == "failed"
+    assert rows["onnx"].error.startswith("DeviceProfileError: host has no way to run onnx")
+    assert 'onnxruntime_perf_test = "' in rows["onnx"].error
     tfl = rows["tflite"]
-    assert tfl["status"] == "ok" and tfl["processes"] == 2 and tfl["n"] == 100
+    assert tfl.status == "ok" and tfl.processes == 2 and tfl.n == 100
     # two processes: the median of the process medians, no pooled percentiles
-    assert tfl["median_ms"] == pytest.approx(1239.807) and tfl["p90_ms"] is None
-    assert tfl["process_medians_ms"] == [1239.81, 1239.81]  # typed on reload
+    assert tfl.median_ms == pytest.approx(1239.807) and tfl.p90_ms is None
+    assert tfl.process_medians_ms == [1239.81, 1239.81]  # typed on reload
     # no threads given: one per pinned core, as docs/method.md says
     assert all("--num_threads=1" in c["argv"] for c in calls(tools / "benchmark_model"))
 
@@ -208,5 +206,5 @@ def test_missing_tool_and_format_without_a_tool_on_this_host(tmp_path: Path) -> 
     store = run(RunRequest(devices=(str(gone),), models=TINY, input_shape=SHAPE, quick=True,
                            formats=("tflite",), results_dir=tmp_path / "results"))  # fmt: skip
     (row,) = store.runs
-    assert row["status"] == "failed" and "exit status 127" in row["error"]
-    assert "bench devices check" in row["error"]
+    assert row.status == "failed" and "exit status 127" in row.error
+    assert "bench devices check" in row.error

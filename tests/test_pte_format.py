@@ -40,20 +40,20 @@ def test_bench_run_local_formats_pte_gives_a_row_and_operator_rows(results_dir: 
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
     store = RunStore.open(results_dir, json.loads(proc.stdout[proc.stdout.index("{") :])["run_id"])
     (row,) = store.runs
-    assert (row["format"], row["status"], row["runtime"], row["provider"]) == (
+    assert (row.format, row.status, row.runtime, row.provider) == (
         "pte", "ok", "executorch", "XNNPACK",
     )  # fmt: skip
-    assert row["runtime_version"] == metadata.version("executorch") and row["threads"] == 1
-    assert row["artifact"].endswith(".pte") and row["median_ms"] > 0 and row["n"] >= 20
-    assert row["cold_ms"] > 0 and row["load_ms"] > 0 and row["warmup_n"] > 0
-    assert row["macs"] > 0 and row["params"] > 0 and row["flops"] > 0 and row["model_bytes"] > 0
-    assert row["max_abs_err"] <= row["tolerance"]
+    assert row.runtime_version == metadata.version("executorch") and row.threads == 1
+    assert row.artifact.endswith(".pte") and row.median_ms > 0 and row.n >= 20
+    assert row.cold_ms > 0 and row.load_ms > 0 and row.warmup_n > 0
+    assert row.macs > 0 and row.params > 0 and row.flops > 0 and row.model_bytes > 0
+    assert row.max_abs_err <= row.tolerance
     ops = store.ops
-    assert ops and {o["runtime"] for o in ops} == {"executorch"}
-    assert sum(o["macs"] or 0 for o in ops) == row["macs"], "graph MACs lost in the join"
-    assert any(o["op_name"].startswith("Convolution") for o in ops)
-    assert row["ops_sum_ratio"] > 0
-    assert [s for s in store.samples if s["format"] == "pte"]
+    assert ops and {o.runtime for o in ops} == {"executorch"}
+    assert sum(o.macs or 0 for o in ops) == row.macs, "graph MACs lost in the join"
+    assert any(o.op_name.startswith("Convolution") for o in ops)
+    assert row.ops_sum_ratio > 0
+    assert [s for s in store.samples if s.format == "pte"]
 
 
 def test_nothing_imports_executorch_when_no_job_is_pte(tmp_path: Path) -> None:
@@ -64,7 +64,7 @@ import benchharness.cli.app, benchharness.dispatch.op_profile, benchharness.repo
 store = run(RunRequest(devices=("local",), models={TINY!r}, input_shape="1x3x32x32",
             formats=("onnx",), results_dir=__import__("pathlib").Path({str(tmp_path)!r}),
             quick=True, min_s=0.1, min_n=10, warmup_min_s=0.05))
-assert [r["status"] for r in store.runs] == ["ok"], store.runs
+assert [r.status for r in store.runs] == ["ok"], store.runs
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("executorch", "torchao"))
 assert not loaded, loaded
 """
@@ -100,18 +100,18 @@ def test_executor_runner_on_a_phone_without_python(
                            formats=("pte",), quick=True, min_s=0.2, min_n=20, warmup_min_s=0.1,
                            results_dir=tmp_path / "results"))  # fmt: skip
     (row,) = store.runs
-    assert row["status"] == "ok", row["error"]
-    assert (row["runtime"], row["provider"], row["transport"]) == (
+    assert row.status == "ok", row.error
+    assert (row.runtime, row.provider, row.transport) == (
         "executorch-executor_runner", "XNNPACK", "adb",
     )  # fmt: skip
-    assert row["runtime_version"].startswith("sha256:")
-    assert row["runtime_version"].endswith(f"{DEVICE_TMP}/executor_runner")
-    assert row["stats_source"] == "executor_runner" and row["n"] >= 20
-    assert row["cold_ms"] > 0 and row["load_ms"] > 0 and row["threads"] == 1
+    assert row.runtime_version.startswith("sha256:")
+    assert row.runtime_version.endswith(f"{DEVICE_TMP}/executor_runner")
+    assert row.stats_source == "executor_runner" and row.n >= 20
+    assert row.cold_ms > 0 and row.load_ms > 0 and row.threads == 1
     # every execution is printed: the samples are the tool's own per-inference times
-    assert len([s for s in store.samples if s["format"] == "pte"]) == row["n"]
+    assert len([s for s in store.samples if s.format == "pte"]) == row.n
     ops = store.ops
-    assert ops and sum(o["macs"] or 0 for o in ops) == row["macs"]
+    assert ops and sum(o.macs or 0 for o in ops) == row.macs
 
     pilot, timed, profiled = calls(tool)
     assert pilot["argv"][1:] == ["--num_executions=10", "--cpu_threads=1"]

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from benchharness.api import RunRequest, run
+from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore
 from tests.support.sshd import SSHServer
 
@@ -48,7 +49,7 @@ class KillAfterFirst:
     def stage(self, device: str, text: str) -> None:
         pass
 
-    def job_done(self, device: str, row: dict[str, Any]) -> None:
+    def job_done(self, device: str, row: RunRow) -> None:
         self.done += 1
         if self.done == 1:
             self.server.kill()
@@ -58,17 +59,17 @@ def test_run_over_ssh_with_the_python_runner(sshd_server: SSHServer, tmp_path: P
     profile = _ssh_profile(sshd_server, tmp_path)
     store = run(RunRequest(devices=(str(profile),), models=TINY, input_shape="1x3x32x32",
                            results_dir=tmp_path / "results", **FAST))  # fmt: skip
-    rows = {r["format"]: r for r in store.runs}
+    rows = {r.format: r for r in store.runs}
     assert set(rows) == {"onnx", "tflite"}
-    assert all(r["status"] == "ok" and r["transport"] == "ssh" for r in rows.values())
-    assert rows["onnx"]["runtime"] == "onnxruntime"
-    assert any(o["format"] == "onnx" for o in store.ops), "the ORT profile was not pulled back"
+    assert all(r.status == "ok" and r.transport == "ssh" for r in rows.values())
+    assert rows["onnx"].runtime == "onnxruntime"
+    assert any(o.format == "onnx" for o in store.ops), "the ORT profile was not pulled back"
     # the profiler's per-node cost was calibrated on the device and taken off every ORT operator
-    assert rows["onnx"]["ops_node_cost_us"] is not None and rows["onnx"]["ops_node_cost_us"] >= 0
-    onnx_ops = [o for o in store.ops if o["format"] == "onnx" and o["median_us"] is not None]
-    assert all(o["median_raw_us"] >= o["median_us"] for o in onnx_ops)
-    tflite_ops = [o for o in store.ops if o["format"] == "tflite" and o["median_us"] is not None]
-    assert all(o["median_raw_us"] == o["median_us"] for o in tflite_ops)
+    assert rows["onnx"].ops_node_cost_us is not None and rows["onnx"].ops_node_cost_us >= 0
+    onnx_ops = [o for o in store.ops if o.format == "onnx" and o.median_us is not None]
+    assert all(o.median_raw_us >= o.median_us for o in onnx_ops)
+    tflite_ops = [o for o in store.ops if o.format == "tflite" and o.median_us is not None]
+    assert all(o.median_raw_us == o.median_us for o in tflite_ops)
     # the run's own work directory is cleaned up; artifacts stay for the next run
     work = tmp_path / "board-work"
     assert not (work / store.run_id).exists()
@@ -83,17 +84,17 @@ def test_ssh_server_killed_mid_run_then_resume(
     req = RunRequest(devices=(str(profile),), models=TINY, input_shape="1x3x32x32",
                      results_dir=tmp_path / "results", profile_ops=False, **FAST)  # fmt: skip
     store = run(req, reporter=KillAfterFirst(server))
-    statuses = sorted(r["status"] for r in store.runs)
+    statuses = sorted(r.status for r in store.runs)
     assert statuses == ["failed", "ok"], store.runs
-    failed = next(r for r in store.runs if r["status"] == "failed")
-    assert "Error" in failed["error"]
-    ok_before = next(r for r in store.runs if r["status"] == "ok")
+    failed = next(r for r in store.runs if r.status == "failed")
+    assert "Error" in failed.error
+    ok_before = next(r for r in store.runs if r.status == "ok")
 
     server.restart()
     again = run(RunRequest(resume=store.run_id, results_dir=tmp_path / "results"))
-    assert sorted(r["status"] for r in again.runs) == ["ok", "ok"]
-    kept = next(r for r in again.runs if r["job_id"] == ok_before["job_id"])
-    assert float(kept["median_ms"]) == float(ok_before["median_ms"]), "a finished job was redone"
+    assert sorted(r.status for r in again.runs) == ["ok", "ok"]
+    kept = next(r for r in again.runs if r.job_id == ok_before.job_id)
+    assert float(kept.median_ms) == float(ok_before.median_ms), "a finished job was redone"
     assert len(RunStore.open(tmp_path / "results", store.run_id).runs) == 2
 
 
@@ -111,12 +112,12 @@ def test_run_over_adb_with_the_python_runner(
     })  # fmt: skip
     store = run(RunRequest(devices=(str(profile),), models=TINY, input_shape="1x3x32x32",
                            results_dir=tmp_path / "results", **FAST))  # fmt: skip
-    assert sorted((r["format"], r["status"]) for r in store.runs) == [
+    assert sorted((r.format, r.status) for r in store.runs) == [
         ("onnx", "ok"),
         ("tflite", "ok"),
     ]
-    assert all(r["transport"] == "adb" for r in store.runs)
-    assert any(o["format"] == "onnx" for o in store.ops)
+    assert all(r.transport == "adb" for r in store.runs)
+    assert any(o.format == "onnx" for o in store.ops)
 
 
 def _script(path: Path, body: str) -> str:
@@ -130,8 +131,8 @@ def test_runner_that_prints_garbage_becomes_a_failed_row(tmp_path: Path) -> None
     profile = _toml(tmp_path / "junk.toml", {"name": "junk", "transport": "local"}, python=python)
     store = run(RunRequest(devices=(str(profile),), models=TINY, input_shape="1x3x32x32",
                            results_dir=tmp_path / "results", profile_ops=False, **FAST))  # fmt: skip
-    assert [r["status"] for r in store.runs] == ["failed", "failed"]
-    assert all("printed no result" in r["error"] for r in store.runs)
+    assert [r.status for r in store.runs] == ["failed", "failed"]
+    assert all("printed no result" in r.error for r in store.runs)
 
 
 def test_runner_that_hangs_is_killed_at_the_timeout(tmp_path: Path) -> None:
@@ -141,5 +142,5 @@ def test_runner_that_hangs_is_killed_at_the_timeout(tmp_path: Path) -> None:
                            formats=("onnx",), results_dir=tmp_path / "results", timeout_s=2,
                            profile_ops=False, **FAST))  # fmt: skip
     (row,) = store.runs
-    assert row["status"] == "failed"
-    assert "CommandTimeoutError" in row["error"]
+    assert row.status == "failed"
+    assert "CommandTimeoutError" in row.error

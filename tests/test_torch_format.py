@@ -30,13 +30,13 @@ def test_bench_run_local_formats_torch_quick_gives_an_ok_row(results_dir: Path) 
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout[proc.stdout.index("{") :])
     (row,) = RunStore.open(results_dir, data["run_id"]).runs
-    assert (row["format"], row["status"], row["runtime"], row["provider"]) == (
+    assert (row.format, row.status, row.runtime, row.provider) == (
         "torch", "ok", "torch", "cpu",
     )  # fmt: skip
-    assert row["artifact"].endswith(".pt2") and float(row["median_ms"]) > 0
-    assert int(row["n"]) >= 20 and row["precision"] == "fp32"
+    assert row.artifact.endswith(".pt2") and float(row.median_ms) > 0
+    assert int(row.n) >= 20 and row.precision == "fp32"
     # cost from torch (paper-convention MACs, params); no per-operator rows for torch
-    assert int(row["macs"]) > 0 and int(row["params"]) > 0 and int(row["model_bytes"]) > 0
+    assert int(row.macs) > 0 and int(row.params) > 0 and int(row.model_bytes) > 0
     assert not RunStore.open(results_dir, data["run_id"]).ops
 
 
@@ -52,5 +52,5 @@ def test_formats_torch_over_ssh(sshd_server: SSHServer, tmp_path: Path) -> None:
                            formats=("torch",), results_dir=tmp_path / "results", quick=True,
                            min_s=0.2, min_n=20, warmup_min_s=0.1))  # fmt: skip
     (row,) = store.runs
-    assert (row["status"], row["transport"], row["runtime"]) == ("ok", "ssh", "torch"), row
+    assert (row.status, row.transport, row.runtime) == ("ok", "ssh", "torch"), row
     assert [p.suffix for p in (tmp_path / "work" / "artifacts").iterdir()] == [".torch"]

@@ -15,6 +15,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from benchharness.dispatch.cooldown import DeviceCooldown, describe, read_temperature
@@ -30,6 +31,7 @@ from benchharness.plan.artifacts import Artifact
 from benchharness.plan.options import RunOptions, job_id
 from benchharness.profiles.schema import DeviceProfile
 from benchharness.results.rows import process_values
+from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore
 from benchharness.runners import native
 from benchharness.runners import python as python_runner
@@ -141,6 +143,25 @@ def _one_process(
         state.error = f"{type(exc).__name__}: {exc}"
 
 
+@dataclass
+class _DeviceRun:
+    """One device's part of a run: what each step of ``run_device`` works with."""
+
+    store: RunStore
+    profile: DeviceProfile
+    opts: RunOptions
+    reporter: Reporter
+    ops_hook: OpsHook | None
+    lock: threading.Lock
+    stop: threading.Event
+    session: DeviceSession
+    cooling: DeviceCooldown
+    #: job id -> why it needs no more processes
+    stops: dict[str, str]
+    #: jobs whose row this run has written
+    written: set[str] = field(default_factory=set)
+
+
 def run_device(
     store: RunStore,
     profile: DeviceProfile,
@@ -166,83 +187,111 @@ def run_device(
     """
     rng = random.Random(opts.seed)
     states = _states(store, profile, artifacts, opts, lock)
-    rule = opts.process_rule
-    # job id -> why it needs no more processes (a resumed job may need none)
-    stops = {
-        s.job_id: why
-        for s in states
-        if s.results and not s.error and (why := rule.reason(process_values(s.results)))
-    }
-    written: set[str] = set()
-    stop = stop or threading.Event()
+    # a resumed job may need no more processes
+    stops = _stopped(states, opts)
     with device_lock(profile):
         reporter.stage(profile.name, "connecting")
         session = DeviceSession(profile, store.run_id, transport_factory)
         if sessions is not None:
             sessions[profile.name] = session
         try:
-            # read through session.transport at call time: a reconnect replaces it
-            cooling = DeviceCooldown(
-                profile.cooldown_min_s,
-                profile.cooldown_max_s,
-                lambda: read_temperature(session.transport),
-            )
-            if cooling.enabled:
-                with lock:
-                    devices = store.meta.setdefault("devices", {})
-                    devices.setdefault(profile.name, {})["cooldown"] = cooling.meta()
-                    store.write_meta()
-            for round_no in range(rule.max_processes):
-                measuring = [s for s in states if not s.error and s.job_id not in stops]
-                if not measuring:
-                    break
-                # a resumed job skips the rounds its restored processes already stand for
-                todo = [s for s in measuring if len(s.results) <= round_no]
-                rng.shuffle(todo)
-                for state in todo:
-                    if stop.is_set():
-                        raise KeyboardInterrupt
-                    a = state.artifact
-                    cooling.before(
-                        state.job_id,
-                        lambda waited, temp, target: reporter.stage(
-                            profile.name, describe(waited, temp, target, cooling.limit_s)
-                        ),
-                    )
-                    reporter.stage(
-                        profile.name,
-                        f"{a.model} {a.format} process {round_no + 1}/{rule.describe()}",
-                    )
-                    if not state.started_at:
-                        state.started_at = datetime.now(UTC).isoformat(timespec="seconds")
-                    t0 = time.perf_counter()
-                    _one_process(session, state, opts, ops_hook, reporter, stop)
-                    state.wall_s += time.perf_counter() - t0
-                    why = rule.reason(process_values(state.results))
-                    if why and not state.error:
-                        stops[state.job_id] = why
-                    wanted = rule.wanted(len(state.results), bool(why))
-                    row = job_row(profile, state, opts, store.run_id, wanted)
-                    row.update(cooling.columns(state.job_id))
-                    row["process_stop"] = stops.get(state.job_id, "")
-                    with lock:
-                        store.add_job(row, state.ops_rows, job_samples(profile, state))
-                    written.add(state.job_id)
-                    reporter.job_done(profile.name, row)
-            for state in states:
-                if state.job_id in written:
-                    continue
-                if state.error and any(r.get("job_id") == state.job_id for r in store.runs):
-                    continue
-                if state.error or state.job_id in stops:
-                    # failed before any process, or resumed with every process it needed
-                    row = job_row(profile, state, opts, store.run_id, len(state.results))
-                    row["process_stop"] = stops.get(state.job_id, "")
-                    with lock:
-                        store.add_job(row, state.ops_rows, job_samples(profile, state))
-                    reporter.job_done(profile.name, row)
+            cooling = _cooldown(store, profile, session, lock)
+            run = _DeviceRun(store, profile, opts, reporter, ops_hook, lock,
+                             stop or threading.Event(), session, cooling, stops)  # fmt: skip
+            _measure_rounds(run, states, rng)
+            _write_unmeasured(run, states)
         finally:
             session.close()
+
+
+def _stopped(states: Sequence[JobState], opts: RunOptions) -> dict[str, str]:
+    """Job id -> why it needs no more processes, for the jobs whose restored processes do."""
+    rule = opts.process_rule
+    return {
+        s.job_id: why
+        for s in states
+        if s.results and not s.error and (why := rule.reason(process_values(s.results)))
+    }
+
+
+def _cooldown(
+    store: RunStore, profile: DeviceProfile, session: DeviceSession, lock: threading.Lock
+) -> DeviceCooldown:
+    """The device's cooldowns for this run, their settings recorded in run.json."""
+    # read through session.transport at call time: a reconnect replaces it
+    cooling = DeviceCooldown(
+        profile.cooldown_min_s,
+        profile.cooldown_max_s,
+        lambda: read_temperature(session.transport),
+    )
+    if cooling.enabled:
+        with lock:
+            devices = store.meta.setdefault("devices", {})
+            devices.setdefault(profile.name, {})["cooldown"] = cooling.meta()
+            store.write_meta()
+    return cooling
+
+
+def _measure_rounds(run: _DeviceRun, states: Sequence[JobState], rng: random.Random) -> None:
+    """Rounds of one process per job still measuring, in a fresh random order each."""
+    for round_no in range(run.opts.process_rule.max_processes):
+        measuring = [s for s in states if not s.error and s.job_id not in run.stops]
+        if not measuring:
+            break
+        # a resumed job skips the rounds its restored processes already stand for
+        todo = [s for s in measuring if len(s.results) <= round_no]
+        rng.shuffle(todo)
+        for state in todo:
+            if run.stop.is_set():
+                raise KeyboardInterrupt
+            _measure_once(run, state, round_no)
+
+
+def _measure_once(run: _DeviceRun, state: JobState, round_no: int) -> None:
+    """Cool down, run one process of the job, and write the job's row as it now stands."""
+    profile, rule, a = run.profile, run.opts.process_rule, state.artifact
+    run.cooling.before(
+        state.job_id,
+        lambda waited, temp, target: run.reporter.stage(
+            profile.name, describe(waited, temp, target, run.cooling.limit_s)
+        ),
+    )
+    run.reporter.stage(
+        profile.name, f"{a.model} {a.format} process {round_no + 1}/{rule.describe()}"
+    )
+    if not state.started_at:
+        state.started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    _one_process(run.session, state, run.opts, run.ops_hook, run.reporter, run.stop)
+    state.wall_s += time.perf_counter() - t0
+    why = rule.reason(process_values(state.results))
+    if why and not state.error:
+        run.stops[state.job_id] = why
+    wanted = rule.wanted(len(state.results), bool(why))
+    row = job_row(profile, state, run.opts, run.store.run_id, wanted)
+    _record(run, state, row.replace(**run.cooling.columns(state.job_id)))
+    run.written.add(state.job_id)
+
+
+def _write_unmeasured(run: _DeviceRun, states: Sequence[JobState]) -> None:
+    """Rows of the jobs no round wrote: failed before any process, or resumed with every
+    process they needed."""
+    for state in states:
+        if state.job_id in run.written:
+            continue
+        if state.error and any(r.job_id == state.job_id for r in run.store.runs):
+            continue
+        if state.error or state.job_id in run.stops:
+            row = job_row(run.profile, state, run.opts, run.store.run_id, len(state.results))
+            _record(run, state, row)
+
+
+def _record(run: _DeviceRun, state: JobState, row: RunRow) -> None:
+    """Store the job's row (with why it stopped), its operators and samples; show the row."""
+    row = row.replace(process_stop=run.stops.get(state.job_id, ""))
+    with run.lock:
+        run.store.add_job(row, state.ops_rows, job_samples(run.profile, state))
+    run.reporter.job_done(run.profile.name, row)
 
 
 def execute(
@@ -312,7 +361,7 @@ def fail_remaining(
 ) -> None:
     """A device that could not be used at all: every job not yet finished gets a failed row."""
     with lock:
-        have = {r.get("job_id") for r in store.runs}
+        have = {r.job_id for r in store.runs}
         for a in artifacts:
             jid = job_id(profile.name, a, opts)
             if jid not in have:

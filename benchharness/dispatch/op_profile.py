@@ -10,7 +10,6 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from benchharness.cost.artifact_cost import graph_cost_or_none
 from benchharness.dispatch.etdump_ops import etdump_ops
@@ -22,6 +21,7 @@ from benchharness.ondevice.protocol import RunnerResult
 from benchharness.parse.op_join import litert_rows, ort_rows
 from benchharness.plan.artifacts import Artifact
 from benchharness.results.rows import op_rows
+from benchharness.results.schema import OpRow
 
 #: The traces our runners have ORT write: ``ort_profile_*.json``, ``ort-<hash>_*.json``.
 ORT_TRACE = ProfileKind(".json", prefix="ort")
@@ -31,7 +31,7 @@ ORT_TRACE = ProfileKind(".json", prefix="ort")
 class OpsOutcome:
     """The operator rows of one job, their summed time over end-to-end, or why there are none."""
 
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[OpRow] = field(default_factory=list)
     sum_ratio: float | None = None
     error: str | None = None
 
@@ -65,9 +65,10 @@ def collect_ops(session: DeviceSession, artifact: Artifact, result: RunnerResult
     }
     # native tools print no samples: their result names the end-to-end figure to compare with
     e2e = statistics.median(result.samples_ms) if result.samples_ms else result.ops_reference_ms
-    op_sum_ms = sum(r["median_us"] or 0.0 for r in rows) / 1e3
+    ops = op_rows(rows, base)
+    op_sum_ms = sum(r.median_us or 0.0 for r in ops) / 1e3
     ratio = op_sum_ms / e2e if e2e and e2e > 0 else None
-    return OpsOutcome(rows=op_rows(rows, base), sum_ratio=ratio)
+    return OpsOutcome(rows=ops, sum_ratio=ratio)
 
 
 def _fetch(session: DeviceSession, remote: str) -> str:

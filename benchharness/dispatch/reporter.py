@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
+
+from benchharness.results.schema import RunRow
 
 
 class Reporter(Protocol):
     def stage(self, device: str, text: str) -> None: ...
 
-    def job_done(self, device: str, row: dict[str, Any]) -> None: ...
+    def job_done(self, device: str, row: RunRow) -> None: ...
 
 
 class NullReporter:
@@ -17,5 +19,5 @@ class NullReporter:
     def stage(self, device: str, text: str) -> None:
         pass
 
-    def job_done(self, device: str, row: dict[str, Any]) -> None:
+    def job_done(self, device: str, row: RunRow) -> None:
         pass

@@ -2,15 +2,44 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from benchharness.dispatch.state import JobState
 from benchharness.ondevice.protocol import Environment, RunnerResult
 from benchharness.results.memory_columns import memory_from_row
+from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore
 
-#: What a restored process takes from its row (the runner result fields of the same names).
-RESTORED_COLUMNS = ("runtime", "runtime_version", "provider", "threads", "load_ms", "cold_ms")
+
+def _samples_by_process(store: RunStore, job_id: str) -> dict[int, list[float]]:
+    """The job's stored latencies, per runner process, in the order they were taken."""
+    by_proc: dict[int, list[float]] = {}
+    for s in store.samples:
+        if s.job_id == job_id and s.process is not None and s.latency_ms is not None:
+            by_proc.setdefault(s.process, []).append(s.latency_ms)
+    return by_proc
+
+
+def _restored_process(row: RunRow, samples_ms: list[float], *, first: bool) -> RunnerResult:
+    """One finished process as its runner result: its samples, and what its row says of how it
+    ran (the runtime columns, which every process of a job shares)."""
+    env = Environment(
+        cpu_model=row.cpu_model,
+        governor=row.governor,
+        max_freq_mhz=row.max_freq_mhz,
+        temp_c=row.temp_start_c,
+        loadavg=row.loadavg_start,
+    )
+    return RunnerResult(
+        samples_ms=samples_ms,
+        env_start=env if first else None,
+        # the row keeps the largest figures of the processes: carried by the first
+        memory=memory_from_row(row) if first else None,
+        runtime=row.runtime,
+        runtime_version=row.runtime_version,
+        provider=row.provider,
+        threads=row.threads,
+        load_ms=row.load_ms,
+        cold_ms=row.cold_ms,
+    )
 
 
 def restore(store: RunStore, state: JobState) -> None:
@@ -21,33 +50,11 @@ def restore(store: RunStore, state: JobState) -> None:
     process saw is taken from the row, so the resumed row keeps its environment columns (and
     the flags they raise, such as CLOCKS_UNLOCKED).
     """
-    by_proc: dict[int, list[float]] = {}
-    for s in store.samples:
-        if s.get("job_id") == state.job_id and s.get("latency_ms") is not None:
-            by_proc.setdefault(int(s["process"]), []).append(float(s["latency_ms"]))
-    row = next((r for r in store.runs if r.get("job_id") == state.job_id), {})
-    env = Environment(
-        cpu_model=row.get("cpu_model"),
-        governor=row.get("governor"),
-        max_freq_mhz=row.get("max_freq_mhz"),
-        temp_c=row.get("temp_start_c"),
-        loadavg=row.get("loadavg_start"),
-    )
-    kept: dict[str, Any] = {k: row.get(k) for k in RESTORED_COLUMNS}
+    by_proc = _samples_by_process(store, state.job_id)
+    # samples without a row (killed between the CSV writes): an empty row, nothing to keep
+    row = next((r for r in store.runs if r.job_id == state.job_id), RunRow())
     for p in sorted(by_proc):
-        first = not state.results
-        state.results.append(
-            RunnerResult(
-                samples_ms=by_proc[p],
-                env_start=env if first else None,
-                # the row keeps the largest figures of the processes: carried by the first
-                memory=memory_from_row(row) if first else None,
-                **kept,
-            )
-        )
-    state.ops_rows = [
-        {k: v for k, v in r.items() if k not in ("schema_version", "run_id", "job_id")}
-        for r in store.ops
-        if r.get("job_id") == state.job_id
-    ]
-    state.ops_sum_ratio = row.get("ops_sum_ratio")
+        state.results.append(_restored_process(row, by_proc[p], first=not state.results))
+    # their identity columns are the stored job's: add_job stamps them again when it is rewritten
+    state.ops_rows = [r for r in store.ops if r.job_id == state.job_id]
+    state.ops_sum_ratio = row.ops_sum_ratio

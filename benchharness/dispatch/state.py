@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from benchharness.ondevice.protocol import RunnerResult
 from benchharness.plan.artifacts import Artifact
 from benchharness.plan.options import RunOptions
 from benchharness.profiles.schema import DeviceProfile
 from benchharness.results import rows
+from benchharness.results.schema import OpRow, RunRow, SampleRow
 
 
 @dataclass
@@ -19,11 +19,12 @@ class JobState:
     artifact: Artifact
     job_id: str
     results: list[RunnerResult] = field(default_factory=list)
-    ops_rows: list[dict[str, Any]] = field(default_factory=list)
+    ops_rows: list[OpRow] = field(default_factory=list)
     #: summed operator time over end-to-end as first computed (kept when resumed)
     ops_sum_ratio: float | None = None
     error: str | None = None
-    #: why the job has no operator rows, when its per-operator pass failed
+    #: why the job has no operator rows, when its per-operator pass failed (``runs.csv`` has no
+    #: column for it: the job's row is written without it)
     ops_error: str | None = None
     started_at: str = ""
     wall_s: float = 0.0
@@ -31,9 +32,9 @@ class JobState:
 
 def job_row(
     profile: DeviceProfile, state: JobState, opts: RunOptions, run_id: str, processes_wanted: int
-) -> dict[str, Any]:
+) -> RunRow:
     """The job's ``runs.csv`` row as it stands."""
-    row = rows.build_row(
+    return rows.build_row(
         run_id=run_id,
         job_id=state.job_id,
         device=profile.name,
@@ -48,9 +49,8 @@ def job_row(
         started_at=state.started_at,
         wall_s=state.wall_s,
     )
-    row["ops_error"] = state.ops_error or ""
-    return row
 
 
-def job_samples(profile: DeviceProfile, state: JobState) -> list[dict[str, Any]]:
+def job_samples(profile: DeviceProfile, state: JobState) -> list[SampleRow]:
+    """The job's ``samples.csv`` rows: every inference of its finished processes."""
     return rows.sample_rows(profile.name, state.artifact, state.results)

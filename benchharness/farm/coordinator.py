@@ -173,8 +173,8 @@ class Coordinator:
 
     def _rebind(self, target: str, job: FarmJob) -> None:
         """A resumed partial job goes on where its processes ran, or starts over."""
-        row = next((r for r in self.store.runs if r.get("job_id") == job.state.job_id), {})
-        device = row.get("worker_device") or target
+        row = next((r for r in self.store.runs if r.job_id == job.state.job_id), None)
+        device = (row.worker_device if row is not None else None) or target
         for p in self.farm.providers(target, self.live):
             if p.device.name == device:
                 self._bind(job, p.device.name, p.worker.address, p.worker.host, p.device.profile)
@@ -374,8 +374,7 @@ class Coordinator:
     def _write_now(self, lane: Lane, job: FarmJob) -> None:
         profile = replace(job.profile or lane.profile, name=lane.target)
         row = job_row(profile, job.state, self.opts, self.store.run_id, self.wanted)
-        row.update(job.cooldown)
-        row.update(worker_host=job.host, worker_device=job.device or "")
+        row = row.replace(**job.cooldown).replace(worker_host=job.host, worker_device=job.device)
         self.store.add_job(row, job.state.ops_rows, job_samples(profile, job.state))
         self.reporter.job_done(lane.target, row)
 
@@ -469,7 +468,7 @@ class Coordinator:
 
     def _finish(self) -> None:
         """Rows for jobs that never ran (a failed export), and the lanes' dispatch figures."""
-        have = {r.get("job_id") for r in self.store.runs}
+        have = {r.job_id for r in self.store.runs}
         for lane in self.lanes:
             for job in lane.jobs:
                 if job.state.job_id not in have:

@@ -39,7 +39,8 @@ PROCESSES_PER_RUN = 1
 #: The tools print no version, and a captured log does not say which binary printed it.
 UNKNOWN_VERSION = "unknown (imported log)"
 
-Row = dict[str, Any]
+#: An operator joined to its cost (``parse/op_join``), before ``rows.op_rows`` makes it an OpRow.
+JoinedOp = dict[str, Any]
 
 
 def _input_shape(params: dict[str, str]) -> str:
@@ -56,7 +57,7 @@ def _read(path: Path, what: str) -> str:
         raise UsageError(f"cannot read the {what} {path}: {exc.strerror or exc}") from exc
 
 
-def _ort_profile(path: Path) -> tuple[list[Row], float | None]:
+def _ort_profile(path: Path) -> tuple[list[JoinedOp], float | None]:
     """Operator rows of an ORT profile and the median of its own timed runs (µs)."""
     text = _read(path, "profile")
     durations = model_run_durations_us(load_profile_events(text))
@@ -68,7 +69,7 @@ def _ort_profile(path: Path) -> tuple[list[Row], float | None]:
     return rows, statistics.median(timed) if timed else None
 
 
-def _benchmark_model_result(run: Any) -> tuple[RunnerResult, list[Row]]:
+def _benchmark_model_result(run: Any) -> tuple[RunnerResult, list[JoinedOp]]:
     """A benchmark_model run's result and its operators; a capture of only the operator table
     (no timing count) keeps its operators and invents no latency."""
     ops_profile = nr.benchmark_model_ops_profile(run, None)
@@ -85,7 +86,7 @@ def _benchmark_model_result(run: Any) -> tuple[RunnerResult, list[Row]]:
 
 def parse_log_rows(
     kind: Kind, log: Path, *, profile_json: Path | None = None
-) -> list[tuple[Artifact, RunnerResult, list[Row]]]:
+) -> list[tuple[Artifact, RunnerResult, list[JoinedOp]]]:
     """(what the log measured, its result, its operator rows) for every run in ``log``."""
     if kind not in KINDS:
         raise UsageError(f"unknown log kind {kind!r}; choose from {', '.join(KINDS)}")
@@ -108,7 +109,7 @@ def parse_log_rows(
             )
             if graph:
                 artifact.path = Path(graph)
-            ops: list[Row] = []
+            ops: list[JoinedOp] = []
             if run.failed:
                 result = RunnerResult(ok=False, error=run.error or "the tool failed")
             elif tool is nr.BENCHMARK_MODEL:
@@ -171,6 +172,7 @@ def import_log(
     for i, (artifact, result, ops) in enumerate(parsed):
         job_id = f"{device}|{model}|{tool.fmt}|{precision}|{TRANSPORT}|{i}"
         artifact.model, artifact.precision = model, precision
+        ops_rows = op_rows(ops, {**ident, "runtime": tool.runtime})
         row = build_row(
             run_id=store.run_id,
             job_id=job_id,
@@ -181,13 +183,17 @@ def import_log(
             results=[result] if result.ok else [],
             processes_wanted=PROCESSES_PER_RUN,
             error=None if result.ok else result.error,
-            ops_rows=ops,
+            ops_rows=ops_rows,
         )
-        row.update(runtime=tool.runtime, processes=PROCESSES_PER_RUN)
-        # what a log cannot say stays empty rather than made up
-        for column in ("runtime_version", "finished_at", "wall_s", "started_at"):
-            row.pop(column, None)
-        ops_rows = op_rows(ops, {**ident, "runtime": tool.runtime})
+        row = row.replace(
+            runtime=tool.runtime,
+            processes=PROCESSES_PER_RUN,
+            # what a log cannot say stays empty rather than made up
+            runtime_version=None,
+            finished_at=None,
+            wall_s=None,
+            started_at=None,
+        )
         store.add_job(row, ops_rows)
     return store
 
@@ -196,15 +202,14 @@ def summary_line(store: RunStore) -> str:
     """One line per import for the CLI: where it went and the headline numbers."""
     parts = []
     for row in store.runs:
-        if row.get("status") != "ok":
-            parts.append(f"failed: {row.get('error')}")
+        if not row.ok:
+            parts.append(f"failed: {row.error}")
             continue
-        headline = row.get("median_ms")
-        label = "median"
-        if headline in (None, ""):
-            headline, label = row.get("mean_ms"), "mean"
-        text = f"{label} {float(headline):.3f} ms" if headline not in (None, "") else "no e2e time"
-        parts.append(f"{text} (n={row.get('n') or '?'})")
+        headline, label = row.median_ms, "median"
+        if headline is None:
+            headline, label = row.mean_ms, "mean"
+        text = f"{label} {headline:.3f} ms" if headline is not None else "no e2e time"
+        parts.append(f"{text} (n={row.n or '?'})")
     ops = len(store.ops)
     return f"{store.run_id}: {len(store.runs)} run(s): " + "; ".join(parts) + f"; {ops} op rows"
 

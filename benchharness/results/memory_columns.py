@@ -16,6 +16,7 @@ from typing import Any
 
 from benchharness.ondevice import protocol
 from benchharness.ondevice.protocol import Memory, RunnerResult
+from benchharness.results.schema import RunRow
 
 #: The row's memory columns, in ``runs.csv`` order.
 MEMORY_COLUMNS: tuple[str, ...] = (
@@ -72,9 +73,16 @@ def memory_columns(results: Sequence[RunnerResult], cost: Mapping[str, Any]) -> 
     return row
 
 
-def memory_from_row(row: Mapping[str, Any]) -> Memory | None:
+def memory_from_row(row: RunRow) -> Memory | None:
     """A stored row's memory as one process's ``Memory`` (``--resume`` keeps it)."""
-    if not row.get("mem_source"):
+    if not row.mem_source:
         return None
-    figures: dict[str, Any] = {name: row.get(f"mem_{name}") for name in MEMORY_FIELDS}
-    return Memory(source=str(row["mem_source"]), **figures)
+    return Memory(
+        source=row.mem_source,
+        init_bytes=row.mem_init_bytes,
+        peak_bytes=row.mem_peak_bytes,
+        baseline_bytes=row.mem_baseline_bytes,
+        runtime_load_bytes=row.mem_runtime_load_bytes,
+        tensor_bytes=row.mem_tensor_bytes,
+        code_bytes=row.mem_code_bytes,
+    )

@@ -21,6 +21,8 @@ from benchharness.results.schema import OpRow, RunRow, SampleRow
 
 #: A rise of the hottest thermal zone during a model beyond this is thermal throttling territory.
 THERMAL_RISE_C = 5.0
+#: The artifact's cost figures a row keeps, each in the column of the same name.
+COST_COLUMNS = ("macs", "flops", "params", "model_bytes", "activation_bytes")
 
 
 def tool_stats(results: Sequence[RunnerResult]) -> list[ToolStats] | None:
@@ -128,57 +130,89 @@ def build_row(
     ``ops_ratio`` is the summed operator time over end-to-end when it was taken apart from the
     processes (a resumed job, a native tool's reference figure).
     """
-    a = artifact
     row: dict[str, Any] = {
         "run_id": run_id,
         "job_id": job_id,
         "device": device,
         "transport": transport,
+        "affinity": affinity,
+        **_artifact_columns(artifact),
+        "harness_version": __version__,
+        "started_at": started_at,
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "wall_s": round(wall_s, 3),
+        **_cost_columns(artifact),
+        **memory_columns(results, artifact.cost),
+    }
+    if results:
+        row.update(_environment_columns(results))
+    if error or not results:
+        row.update(status="failed", error=error or "no runner process finished")
+        return RunRow.from_values(row)
+    row.update(_measured_columns(results, artifact, ops_rows, ops_ratio))
+    row.update(_outcome_columns(results, artifact, processes_wanted))
+    return RunRow.from_values(row)
+
+
+def _artifact_columns(a: Artifact) -> dict[str, Any]:
+    """What was measured: the artifact's model, format, origin and its export's accuracy."""
+    return {
         "format": a.format,
         "precision": a.precision,
         "model": a.model,
         "source": a.source,
         "input_shape": a.input_shape,
-        "affinity": affinity,
         "artifact_sha256": a.sha256,
         "artifact": str(a.path) if a.path else "",
         "max_abs_err": a.max_abs_err,
         "tolerance": a.tolerance,
-        "harness_version": __version__,
-        "started_at": started_at,
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "wall_s": round(wall_s, 3),
-        **{
-            k: a.cost.get(k) for k in ("macs", "flops", "params", "model_bytes", "activation_bytes")
-        },
-        **memory_columns(results, a.cost),
     }
-    if results:
-        first, last = results[0], results[-1]
-        env_s, env_e = first.env_start, last.env_end
-        row.update(
-            runtime=first.runtime,
-            runtime_version=first.runtime_version,
-            provider=first.provider,
-            threads=first.threads,
-            load_ms=first.load_ms,
-            cpu_model=env_s.cpu_model if env_s else None,
-            governor=env_s.governor if env_s else None,
-            max_freq_mhz=env_s.max_freq_mhz if env_s else None,
-            temp_start_c=env_s.temp_c if env_s else None,
-            temp_end_c=env_e.temp_c if env_e else None,
-            loadavg_start=env_s.loadavg if env_s else None,
-        )
-    if error or not results:
-        row.update(status="failed", error=error or "no runner process finished")
-        return RunRow.from_values(row)
-    row["stats_source"] = results[0].stats_source
-    row["throttle_ratio"] = throttle_ratio(results)
+
+
+def _cost_columns(a: Artifact) -> dict[str, Any]:
+    """The artifact's static cost (``cost/artifact_cost.py``)."""
+    return {k: a.cost.get(k) for k in COST_COLUMNS}
+
+
+def _environment_columns(results: Sequence[RunnerResult]) -> dict[str, Any]:
+    """How the processes ran: the first one's runtime, the environment at the start of the first
+    and the temperature at the end of the last."""
+    first, last = results[0], results[-1]
+    env_s, env_e = first.env_start, last.env_end
+    return {
+        "runtime": first.runtime,
+        "runtime_version": first.runtime_version,
+        "provider": first.provider,
+        "threads": first.threads,
+        "load_ms": first.load_ms,
+        "cpu_model": env_s.cpu_model if env_s else None,
+        "governor": env_s.governor if env_s else None,
+        "max_freq_mhz": env_s.max_freq_mhz if env_s else None,
+        "temp_start_c": env_s.temp_c if env_s else None,
+        "temp_end_c": env_e.temp_c if env_e else None,
+        "loadavg_start": env_s.loadavg if env_s else None,
+    }
+
+
+def _measured_columns(
+    results: Sequence[RunnerResult],
+    a: Artifact,
+    ops_rows: Sequence[OpRow],
+    ops_ratio: float | None,
+) -> dict[str, Any]:
+    """The statistics of the finished processes (at least one), their throughput and the summed
+    operator time over end-to-end."""
+    env = results[0].env_start  # the governor the row names (``_environment_columns``)
+    governor = env.governor if env else None
     node_costs = [r.profile.node_cost_us for r in results if r.profile is not None]
-    row["ops_node_cost_us"] = next((c for c in node_costs if c is not None), None)
+    row: dict[str, Any] = {
+        "stats_source": results[0].stats_source,
+        "throttle_ratio": throttle_ratio(results),
+        "ops_node_cost_us": next((c for c in node_costs if c is not None), None),
+    }
     reference = results[0].ops_reference_ms
     if any(r.samples_ms for r in results) or tool_stats(results) is not None:
-        summary = summary_of(results, row.get("governor"))
+        summary = summary_of(results, governor)
         row.update(summary.as_row())
         macs = a.cost.get("macs")
         if macs and summary.median is not None and summary.median > 0:
@@ -191,6 +225,14 @@ def build_row(
         # benchmark_model's per-run averages)
         reference = results[0].ops_reference_ms
     row["ops_sum_ratio"] = ops_sum_ratio(ops_rows, reference, ops_ratio)
+    return row
+
+
+def _outcome_columns(
+    results: Sequence[RunnerResult], a: Artifact, processes_wanted: int
+) -> dict[str, str]:
+    """``status`` and ``error`` of a job with finished processes: ``partial`` until it has the
+    processes it wants, ``failed`` when the export or the outputs are wrong, else ``ok``."""
     problems = []
     if a.max_abs_err is not None and a.tolerance is not None and a.max_abs_err > a.tolerance:
         problems.append(
@@ -200,12 +242,10 @@ def build_row(
     if not all(r.outputs_finite for r in results):
         problems.append("the runtime produced non-finite outputs")
     if len(results) < processes_wanted:
-        row.update(status="partial", error=f"{len(results)} of {processes_wanted} processes")
-    elif problems:
-        row.update(status="failed", error="; ".join(problems))
-    else:
-        row.update(status="ok", error="")
-    return RunRow.from_values(row)
+        return {"status": "partial", "error": f"{len(results)} of {processes_wanted} processes"}
+    if problems:
+        return {"status": "failed", "error": "; ".join(problems)}
+    return {"status": "ok", "error": ""}
 
 
 def sample_rows(

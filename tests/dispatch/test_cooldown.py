@@ -261,10 +261,10 @@ def test_run_device_cools_down_between_processes(
     opts = RunOptions(formats=("onnx",), processes=1, profile_ops=False, seed=1)
     run_device(store, profile, artifacts, opts, Recorder(), lambda p: transport, None,
                threading.Lock())  # fmt: skip
-    rows = {r["model"]: r for r in store.runs}
-    assert {r["status"] for r in rows.values()} == {"ok"}
+    rows = {r.model: r for r in store.runs}
+    assert {r.status for r in rows.values()} == {"ok"}
     # the first process ran at once; the second waited 20 s, then one 5 s poll to 41 °C
-    waits = sorted((r["cooldown_s"], r["cooldown_temp_c"]) for r in rows.values())
+    waits = sorted((r.cooldown_s, r.cooldown_temp_c) for r in rows.values())
     assert waits == [(0.0, None), (25.0, 41.0)]
     assert any(s.startswith("cooling down 20/120 s, 45.0 °C -> 42.0 °C") for s in stages)
     meta = json.loads((store.path / "run.json").read_text())

@@ -25,6 +25,7 @@ from benchharness.dispatch.session import DeviceSession
 from benchharness.errors import DeviceLockError, ResultsError
 from benchharness.ondevice.protocol import RESULT_MARKER, RunnerResult
 from benchharness.profiles.schema import DeviceProfile
+from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore
 from benchharness.transport.local import LocalTransport
 from tests.support.sshd import SSHServer
@@ -108,7 +109,7 @@ def test_resume_dot_removes_only_the_runs_own_folder_on_the_device(
     models = f"{model(tmp_path, 'a')},{model(tmp_path, 'b')}"
     first = run(RunRequest(devices=(board,), models=models, results_dir=tmp_path / "r", **QUICK))
     # interrupted after one job, as far as the store is concerned
-    first.runs = [r for r in first.runs if r["model"] == "a"]
+    first.runs = [r for r in first.runs if r.model == "a"]
     first.flush()
     os.chdir(first.path)
     try:
@@ -116,7 +117,7 @@ def test_resume_dot_removes_only_the_runs_own_folder_on_the_device(
     finally:
         os.chdir(ROOT)
     assert resumed.run_id == first.run_id
-    assert sorted(r["status"] for r in resumed.runs) == ["ok", "ok"]
+    assert sorted(r.status for r in resumed.runs) == ["ok", "ok"]
     assert (work / "other-run" / "samples.bin").read_text() == "keep"
     assert (work / "benchmark_model").read_text() == "a pushed tool"
     assert not (work / first.run_id).exists(), "the run's own folder is gone"
@@ -180,7 +181,7 @@ def test_a_second_resume_is_refused_while_the_first_runs(tmp_path: Path) -> None
     _, err = one.communicate(timeout=120)
     assert one.returncode == 0, err[-2000:]
     final = RunStore.open(tmp_path / "r", first.run_id)
-    assert sorted((r["model"], r["status"]) for r in final.runs) == [("fast", "ok"), ("slow", "ok")]
+    assert sorted((r.model, r.status) for r in final.runs) == [("fast", "ok"), ("slow", "ok")]
 
 
 # ------------------------------------------------------------------ 4. Ctrl-C, two devices
@@ -245,15 +246,17 @@ def test_a_resumed_row_keeps_the_environment_of_its_first_process(tmp_path: Path
                      min_s=0.1, warmup_min_s=0.05, results_dir=tmp_path / "r")  # fmt: skip
     store = run(req)
     (whole,) = store.runs
-    assert whole["cpu_model"], "this host's probe names its CPU"
+    assert whole.cpu_model, "this host's probe names its CPU"
     # interrupted after the first process: its samples stay, the row says partial
-    store.samples = [s for s in store.samples if s["process"] == 0]
-    store.runs = [{**whole, "status": "partial", "processes": 1}]
+    store.samples = [s for s in store.samples if s.process == 0]
+    store.runs = [whole.replace(status="partial", processes=1)]
     store.flush()
     (resumed,) = run(RunRequest(resume=store.run_id, results_dir=tmp_path / "r")).runs
-    assert resumed["status"] == "ok" and resumed["processes"] == 2
-    for column in ("cpu_model", "governor", "max_freq_mhz", "loadavg_start"):
-        assert resumed[column] == whole[column], column
+    assert resumed.status == "ok" and resumed.processes == 2
+    assert resumed.cpu_model == whole.cpu_model
+    assert resumed.governor == whole.governor
+    assert resumed.max_freq_mhz == whole.max_freq_mhz
+    assert resumed.loadavg_start == whole.loadavg_start
 
 
 def test_killed_between_the_csv_writes_then_resumed(tmp_path: Path) -> None:
@@ -263,15 +266,15 @@ def test_killed_between_the_csv_writes_then_resumed(tmp_path: Path) -> None:
     store = run(RunRequest(devices=(here,), models=models, results_dir=tmp_path / "r", **QUICK))
     # kill -9 after samples.csv and ops.csv were replaced but before runs.csv: b's samples are
     # on disk, its row is not (runs.csv is written last: it commits a job)
-    store.runs = [r for r in store.runs if r["model"] == "a"]
+    store.runs = [r for r in store.runs if r.model == "a"]
     from benchharness.results.store import RUNS_COLUMNS, atomic_write_text, rows_to_csv
 
     atomic_write_text(store.path / "runs.csv", rows_to_csv(RUNS_COLUMNS, store.runs))
     again = run(RunRequest(resume=store.run_id, results_dir=tmp_path / "r"))
-    assert sorted((r["model"], r["status"]) for r in again.runs) == [("a", "ok"), ("b", "ok")]
+    assert sorted((r.model, r.status) for r in again.runs) == [("a", "ok"), ("b", "ok")]
     per_job: dict[str, int] = {}
     for s in again.samples:
-        per_job[s["job_id"]] = per_job.get(s["job_id"], 0) + 1
+        per_job[s.job_id] = per_job.get(s.job_id, 0) + 1
     assert sorted(per_job.values()) == [80, 80], "no sample twice, none lost"
 
 
@@ -280,10 +283,10 @@ def test_killed_between_the_csv_writes_then_resumed(tmp_path: Path) -> None:
 
 def test_markup_in_a_model_name_and_an_error_prints_as_text(tmp_path: Path) -> None:
     store = RunStore.create(tmp_path)
-    store.add_job({"job_id": "j1", "device": "d", "model": "net[/x]", "format": "onnx",
-                   "status": "ok", "median_ms": 1.0, "flags": "HIGH_CV"})  # fmt: skip
-    store.add_job({"job_id": "j2", "device": "d", "model": "m", "format": "onnx",
-                   "status": "failed", "error": "RunnerError: bad [/bold] thing [red]"})  # fmt: skip
+    store.add_job(RunRow(job_id="j1", device="d", model="net[/x]", format="onnx",
+                         status="ok", median_ms=1.0, flags="HIGH_CV"))  # fmt: skip
+    store.add_job(RunRow(job_id="j2", device="d", model="m", format="onnx",
+                         status="failed", error="RunnerError: bad [/bold] thing [red]"))  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
     proc = subprocess.run(
         [sys.executable, "-m", "benchharness.cli", "results", store.run_id, "--results-dir",

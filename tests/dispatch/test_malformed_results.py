@@ -90,13 +90,13 @@ OPTS = RunOptions(formats=("onnx",), processes=2, profile_ops=False, seed=3)
 
 
 def check_rows(store: RunStore, device: str, bad: dict[str, Any]) -> None:
-    rows = {r["model"]: r for r in store.runs if r["device"] == device}
+    rows = {r.model: r for r in store.runs if r.device == device}
     assert set(rows) == {"good", "good2", *bad}, "every job got its row"
     for name in ("good", "good2"):
-        assert rows[name]["status"] == "ok" and rows[name]["processes"] == 2
+        assert rows[name].status == "ok" and rows[name].processes == 2
     for name in bad:
-        assert rows[name]["status"] == "failed", rows[name]
-        error = rows[name]["error"]
+        assert rows[name].status == "failed", rows[name]
+        error = rows[name].error
         assert error.startswith("RunnerError: the runner on "), error
         assert device in error and NAMED.get(name, f"result.{name}") in error, error
 
@@ -140,12 +140,12 @@ def test_fuzz_random_json_per_field(tmp_path: Path) -> None:
     )
     store = RunStore.create(tmp_path / "results")
     assert execute(store, [profile], artifacts(tmp_path, fuzz), OPTS) == {"here": None}
-    rows = {r["model"]: r for r in RunStore.open(store.path.parent, store.run_id).runs}
+    rows = {r.model: r for r in RunStore.open(store.path.parent, store.run_id).runs}
     assert set(rows) == {"good", "good2", *fuzz}
     # well-typed values that mean a failure: the runner said so, or the outputs were not finite
     meant = {"ok": "the runner failed", "outputs_finite": "non-finite outputs"}
     for name in fuzz:
         row = rows[name]
-        if row["status"] != "ok":
-            named = f"result.{name}" in row["error"] or meant.get(name, "\0") in row["error"]
-            assert named, (name, fuzz[name], row["error"])
+        if row.status != "ok":
+            named = f"result.{name}" in row.error or meant.get(name, "\0") in row.error
+            assert named, (name, fuzz[name], row.error)

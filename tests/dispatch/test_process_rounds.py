@@ -19,6 +19,7 @@ from benchharness.ondevice.protocol import PROTOCOL_VERSION
 from benchharness.plan.artifacts import Artifact
 from benchharness.plan.options import RunOptions
 from benchharness.profiles.schema import DeviceProfile
+from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore
 from benchharness.transport.base import Command, CommandResult, Transport
 
@@ -87,10 +88,10 @@ class Rows(NullReporter):
     """Every row the dispatcher reported, in order."""
 
     def __init__(self) -> None:
-        self.rows: list[dict] = []
+        self.rows: list[RunRow] = []
 
-    def job_done(self, device: str, row: dict) -> None:
-        self.rows.append(dict(row))
+    def job_done(self, device: str, row: RunRow) -> None:
+        self.rows.append(row)
 
 
 def run(store: RunStore, arts: list[Artifact], opts: RunOptions, transport: FakeRunner) -> Rows:
@@ -105,18 +106,18 @@ def test_quiet_models_stop_early_and_noisy_ones_get_processes(tmp_path: Path) ->
     arts = artifacts(tmp_path, ["quiet", "noisy", "middling"])
     fake = FakeRunner()
     run(store, arts, RunOptions(formats=("onnx",), profile_ops=False, seed=3), fake)
-    rows = {r["model"]: r for r in store.runs}
-    assert {m: (r["processes"], r["process_stop"]) for m, r in rows.items()} == {
+    rows = {r.model: r for r in store.runs}
+    assert {m: (r.processes, r.process_stop) for m, r in rows.items()} == {
         "quiet": (5, "ci"),
         "noisy": (10, "max_processes"),
         "middling": (fake.seen["middling"], "ci"),
     }
     assert 5 < fake.seen["middling"] < 10
-    assert {r["status"] for r in rows.values()} == {"ok"}
+    assert {r.status for r in rows.values()} == {"ok"}
     # noisy's interval is honest about its spread: far wider than quiet's
-    width = {m: (r["ci95_high_ms"] - r["ci95_low_ms"]) / r["median_ms"] for m, r in rows.items()}
+    width = {m: (r.ci95_high_ms - r.ci95_low_ms) / r.median_ms for m, r in rows.items()}
     assert width["quiet"] < 0.01 < 0.04 < width["noisy"]
-    assert all(r["ci_method"].startswith("t over") for r in rows.values())
+    assert all(r.ci_method.startswith("t over") for r in rows.values())
 
 
 def test_rounds_interleave_every_unfinished_model_in_a_new_order(tmp_path: Path) -> None:
@@ -135,7 +136,7 @@ def test_rows_are_partial_until_the_rule_stops_them(tmp_path: Path) -> None:
     store = RunStore.create(tmp_path / "results")
     reporter = run(store, artifacts(tmp_path, ["quiet"]),
                    RunOptions(formats=("onnx",), profile_ops=False, seed=1), FakeRunner())  # fmt: skip
-    statuses = [(r["status"], r.get("error")) for r in reporter.rows]
+    statuses = [(r.status, r.error) for r in reporter.rows]
     assert statuses[:4] == [("partial", f"{k} of 5 processes") for k in range(1, 5)]
     assert statuses[4] == ("ok", "")
 
@@ -149,9 +150,7 @@ def test_a_fixed_count_is_run_exactly(tmp_path: Path, opts: RunOptions, count: i
     fake = FakeRunner()
     run(store, artifacts(tmp_path, ["quiet", "noisy"]), opts, fake)
     assert fake.seen == {"quiet": count, "noisy": count}
-    assert {(r["processes"], r["process_stop"], r["status"]) for r in store.runs} == {
-        (count, "fixed", "ok")
-    }
+    assert {(r.processes, r.process_stop, r.status) for r in store.runs} == {(count, "fixed", "ok")}
 
 
 def test_cap_and_target_are_options(tmp_path: Path) -> None:
@@ -161,12 +160,12 @@ def test_cap_and_target_are_options(tmp_path: Path) -> None:
                       process_ci_rel=0.2)  # fmt: skip
     run(store, artifacts(tmp_path, ["noisy"]), opts, fake)
     # a 20 % target: noisy's 8 % swings meet it at the minimum of five
-    assert fake.seen == {"noisy": 5} and store.runs[0]["process_stop"] == "ci"
+    assert fake.seen == {"noisy": 5} and store.runs[0].process_stop == "ci"
     store = RunStore.create(tmp_path / "results2")
     fake = FakeRunner()
     run(store, artifacts(tmp_path, ["noisy"]),
         RunOptions(formats=("onnx",), profile_ops=False, seed=1, max_processes=7), fake)  # fmt: skip
-    assert fake.seen == {"noisy": 7} and store.runs[0]["process_stop"] == "max_processes"
+    assert fake.seen == {"noisy": 7} and store.runs[0].process_stop == "max_processes"
 
 
 def test_an_interrupted_job_resumes_to_the_same_rule(tmp_path: Path) -> None:
@@ -177,13 +176,13 @@ def test_an_interrupted_job_resumes_to_the_same_rule(tmp_path: Path) -> None:
     with pytest.raises(Interrupted):
         run(store, arts, opts, first)
     reopened = RunStore.open(tmp_path / "results", store.run_id)
-    assert {r["status"] for r in reopened.runs} == {"partial"}
+    assert {r.status for r in reopened.runs} == {"partial"}
     assert reopened.finished_job_ids() == set()
     second = FakeRunner(seen=first.seen)
     run(reopened, arts, opts, second)
-    done = {r["model"]: r for r in reopened.runs}
-    assert done["quiet"]["processes"] == 5 and done["quiet"]["status"] == "ok"
-    assert done["noisy"]["processes"] == 10
+    done = {r.model: r for r in reopened.runs}
+    assert done["quiet"].processes == 5 and done["quiet"].status == "ok"
+    assert done["noisy"].processes == 10
     assert {m: first.seen[m] + second.order.count(m) for m in ("quiet", "noisy")} == {
         "quiet": 5,
         "noisy": 10,

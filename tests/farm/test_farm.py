@@ -29,6 +29,7 @@ pytest.importorskip("distributed", reason="the farm needs Dask: pip install -e '
 
 from benchharness.api import RunRequest, run
 from benchharness.errors import SchedulerLostError
+from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore
 from tests.support.adbd import EmulatedDevice
 from tests.support.farm import ROOT, Gate, Scheduler, Worker, toml, wait_until
@@ -165,19 +166,19 @@ def test_a_run_across_both_hosts_lands_every_row_once(lab: Lab) -> None:
     assert listing["board"]["class"] == "x86" and listing["phone"]["class"] is None
 
     store = run(lab.request("host-a", "phone", "board", processes=2))
-    ids = Counter(r["job_id"] for r in store.runs)
+    ids = Counter(r.job_id for r in store.runs)
     assert len(ids) == 6 and set(ids.values()) == {1}, ids
     for r in store.runs:
-        assert r["status"] == "ok", r
+        assert r.status == "ok", r
         # each device asked for ran its own jobs, through its own transport
-        assert r["worker_device"] == r["device"] and r["worker_host"] == HOST
-        assert r["transport"] == {"host-a": "local", "phone": "adb", "board": "ssh"}[r["device"]]
-        assert r["processes"] == 2
+        assert r.worker_device == r.device and r.worker_host == HOST
+        assert r.transport == {"host-a": "local", "phone": "adb", "board": "ssh"}[r.device]
+        assert r.processes == 2
     reread = RunStore.open(lab.dir / "results", store.run_id)
-    assert Counter(r["job_id"] for r in reread.runs) == ids
-    per_job = {(s["job_id"], s["process"]) for s in reread.samples}
+    assert Counter(r.job_id for r in reread.runs) == ids
+    per_job = {(s.job_id, s.process) for s in reread.samples}
     assert {p for _, p in per_job} == {0, 1}
-    assert {o["device"] for o in reread.ops if o["format"] == "onnx"} == {
+    assert {o.device for o in reread.ops if o.format == "onnx"} == {
         "host-a",
         "phone",
         "board",
@@ -194,7 +195,7 @@ def test_a_run_across_both_hosts_lands_every_row_once(lab: Lab) -> None:
 
 def test_a_second_run_sends_no_artifact_again(lab: Lab) -> None:
     store = run(lab.request("board", formats=("onnx",), profile_ops=False))
-    assert [r["status"] for r in store.runs] == ["ok"]
+    assert [r.status for r in store.runs] == ["ok"]
     assert set(store.meta["farm"]["sent_bytes"].values()) == {0}
 
 
@@ -220,10 +221,10 @@ def test_a_board_that_vanishes_mid_process_is_withdrawn_and_its_jobs_move(lab: L
     thread.join(240)
     assert not thread.is_alive() and "error" not in box, box.get("error")
     store: RunStore = box["value"]
-    assert sorted(r["format"] for r in store.runs) == ["onnx", "tflite"]
+    assert sorted(r.format for r in store.runs) == ["onnx", "tflite"]
     for r in store.runs:
         # started over on the other device of class x86, on the other worker
-        assert r["status"] == "ok" and r["device"] == "board" and r["worker_device"] == "host-a"
+        assert r.status == "ok" and r.device == "board" and r.worker_device == "host-a"
     assert any("vanished" in x["reason"] for x in store.meta["farm"]["restarts"])
     state = {r["device"]: r["state"] for r in farm_listing(lab)}
     assert state["board"].startswith("gone: board vanished")
@@ -252,21 +253,21 @@ def test_a_worker_killed_mid_job_leaves_every_row_once(fresh_lab: Lab) -> None:
     assert not thread.is_alive() and "error" not in box, box.get("error")
     store: RunStore = box["value"]
     runs = RunStore.open(lab.dir / "results", store.run_id).runs
-    ids = Counter(r["job_id"] for r in runs)
+    ids = Counter(r.job_id for r in runs)
     assert len(ids) == 4 and set(ids.values()) == {1}, ids  # never lost, never twice
-    by_device: dict[str, list[dict[str, Any]]] = {}
+    by_device: dict[str, list[RunRow]] = {}
     for r in runs:
-        by_device.setdefault(r["device"], []).append(r)
+        by_device.setdefault(r.device, []).append(r)
     # host-a's jobs ran again on the board, the other x86 device, whole (2 processes there)
     for r in by_device["host-a"]:
-        assert r["status"] == "ok" and r["worker_device"] == "board", r
-        assert r["processes"] == 2
+        assert r.status == "ok" and r.worker_device == "board", r
+        assert r.processes == 2
     # the phone has no stand-in: its rows fail, naming the host and the worker that died
     for r in by_device["phone"]:
-        assert r["status"] == "failed", r
-        assert "died" in r["error"] and HOST in r["error"]
-        assert "tcp://127.0.0.1:" in r["error"]
-        assert "--resume" in r["error"]
+        assert r.status == "failed", r
+        assert "died" in r.error and HOST in r.error
+        assert "tcp://127.0.0.1:" in r.error
+        assert "--resume" in r.error
 
 
 def test_the_scheduler_lost_mid_run_then_resume_completes(fresh_lab: Lab) -> None:
@@ -283,16 +284,16 @@ def test_the_scheduler_lost_mid_run_then_resume_completes(fresh_lab: Lab) -> Non
     run_id = next(p.name for p in (lab.dir / "results").iterdir())
     assert f"--resume {run_id}" in str(error)
     before = RunStore.open(lab.dir / "results", run_id).runs
-    assert [r["status"] for r in before] == ["ok"], "the finished job is kept"
+    assert [r.status for r in before] == ["ok"], "the finished job is kept"
 
     gate.release()
     lab.scheduler = Scheduler(lab.dir, port=lab.scheduler.port)  # back at the same address
     for w in lab.workers.values():
         w.wait_serving(times=2)  # each worker rejoined on its own
     again = run(RunRequest(resume=run_id, results_dir=lab.dir / "results"))
-    assert sorted(r["status"] for r in again.runs) == ["ok", "ok"]
-    kept = next(r for r in again.runs if r["job_id"] == before[0]["job_id"])
-    assert kept["median_ms"] == before[0]["median_ms"], "a finished job was measured again"
+    assert sorted(r.status for r in again.runs) == ["ok", "ok"]
+    kept = next(r for r in again.runs if r.job_id == before[0].job_id)
+    assert kept.median_ms == before[0].median_ms, "a finished job was measured again"
 
 
 def test_nothing_imports_dask_without_a_scheduler() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -18,10 +17,6 @@ from tests.runners.fixtures import FIXTURES
 BM = FIXTURES / "benchmark_model"
 PT = FIXTURES / "onnxruntime_perf_test"
 PROFILES = FIXTURES / "ort_profile"
-
-
-def num(row: dict[str, Any], column: str) -> float:
-    return float(row[column])
 
 
 def reopen(store: RunStore) -> RunStore:
@@ -37,22 +32,22 @@ def test_benchmark_model_newest_format(tmp_path: Path) -> None:
     )  # fmt: skip
     assert store.path == tmp_path / "imp-8"
     (row,) = store.runs
-    assert row["job_id"] == "am62x|ssd|tflite|fp32|import|0"
-    assert (row["device"], row["model"], row["format"], row["transport"]) == (
+    assert row.job_id == "am62x|ssd|tflite|fp32|import|0"
+    assert (row.device, row.model, row.format, row.transport) == (
         "am62x", "ssd", "tflite", "import",
     )  # fmt: skip
-    assert row["runtime"] == "tflite-benchmark_model" and row["status"] == "ok"
+    assert row.runtime == "tflite-benchmark_model" and row.status == "ok"
     # rows come back typed: numbers as numbers, empty cells as None
-    assert (row["n"], row["warmup_n"], row["threads"]) == (50, 1, 4)
-    assert num(row, "median_ms") == 1239.807
-    assert num(row, "mean_ms") == 1240.27
+    assert (row.n, row.warmup_n, row.threads) == (50, 1, 4)
+    assert row.median_ms == 1239.807
+    assert row.mean_ms == 1240.27
     # the tool's population std (2565 us) as the sample std every row carries, as dispatch does
-    assert num(row, "std_ms") == pytest.approx(2.565 * math.sqrt(50 / 49))
-    assert (num(row, "min_ms"), num(row, "max_ms")) == (1238.588, 1252.566)
-    assert num(row, "cold_ms") == 1357.602 and num(row, "load_ms") == 5.579
+    assert row.std_ms == pytest.approx(2.565 * math.sqrt(50 / 49))
+    assert (row.min_ms, row.max_ms) == (1238.588, 1252.566)
+    assert row.cold_ms == 1357.602 and row.load_ms == 5.579
     # the tool prints p5/p95, not p90; nothing is made up
-    assert row["p90_ms"] is None and row["p99_ms"] is None and row["error"] is None
-    assert row["flags"] == "FEW_SAMPLES"
+    assert row.p90_ms is None and row.p99_ms is None and row.error == ""
+    assert row.flags == "FEW_SAMPLES"
     assert store.ops == []
     assert store.meta["kind"] == "import" and store.meta["tool"] == "tflite-benchmark_model"
     assert store.meta["log"] == str(log) and store.meta["device"] == "am62x"
@@ -65,22 +60,22 @@ def test_benchmark_model_ops_and_delegates(tmp_path: Path) -> None:
                    model="r34", results_dir=tmp_path)
     )  # fmt: skip
     (row,) = store.runs
-    assert row["median_ms"] is None  # this build prints no median
-    assert num(row, "mean_ms") == 22.509 and row["n"] == 2
-    assert num(row, "load_ms") == 1475.81 and num(row, "cold_ms") == 29.456
-    assert row["provider"] == "TfLiteHexagonDelegate+TfLiteGpuDelegateV2"
-    assert row["input_shape"] == "1x224x224x3"
-    assert row["artifact"] == "/data/local/tmp/R-34-DG.tflite"
+    assert row.median_ms is None  # this build prints no median
+    assert row.mean_ms == 22.509 and row.n == 2
+    assert row.load_ms == 1475.81 and row.cold_ms == 29.456
+    assert row.provider == "TfLiteHexagonDelegate+TfLiteGpuDelegateV2"
+    assert row.input_shape == "1x224x224x3"
+    assert row.artifact == "/data/local/tmp/R-34-DG.tflite"
     assert len(store.ops) == 18
     first = store.ops[0]
-    assert (first["op_index"], first["op_name"], first["op_type"]) == (
+    assert (first.op_index, first.op_name, first.op_type) == (
         0, "[tfl.quantize]:0", "QUANTIZE",
     )  # fmt: skip
-    assert num(first, "median_us") == 93.0 and first["calls"] == 1
-    assert first["job_id"] == row["job_id"] and first["runtime"] == "tflite-benchmark_model"
-    assert sum(num(o, "share") for o in store.ops) == pytest.approx(1.0)
-    op_sum_ms = sum(num(o, "median_us") for o in store.ops) / 1000
-    assert num(row, "ops_sum_ratio") == pytest.approx(op_sum_ms / 22.509)
+    assert first.median_us == 93.0 and first.calls == 1
+    assert first.job_id == row.job_id and first.runtime == "tflite-benchmark_model"
+    assert sum(o.share for o in store.ops) == pytest.approx(1.0)
+    op_sum_ms = sum(o.median_us for o in store.ops) / 1000
+    assert row.ops_sum_ratio == pytest.approx(op_sum_ms / 22.509)
 
 
 def test_profile_only_capture_gives_ops_but_no_invented_latency(tmp_path: Path) -> None:
@@ -89,10 +84,10 @@ def test_profile_only_capture_gives_ops_but_no_invented_latency(tmp_path: Path) 
                    model="yolov5s", results_dir=tmp_path)
     )  # fmt: skip
     (row,) = store.runs
-    assert row["status"] == "ok"
-    assert all(row[c] is None for c in ("n", "median_ms", "mean_ms", "min_ms", "cold_ms"))
-    assert len(store.ops) == 11 and store.ops[6]["op_type"] == "TfLiteNnapiDelegate"
-    assert num(store.ops[6], "median_us") == 79010.0
+    assert row.status == "ok"
+    assert (row.n, row.median_ms, row.mean_ms, row.min_ms, row.cold_ms) == (None,) * 5
+    assert len(store.ops) == 11 and store.ops[6].op_type == "TfLiteNnapiDelegate"
+    assert store.ops[6].median_us == 79010.0
 
 
 def test_several_runs_in_one_log_become_several_rows(tmp_path: Path) -> None:
@@ -103,13 +98,13 @@ def test_several_runs_in_one_log_become_several_rows(tmp_path: Path) -> None:
     store = reopen(
         import_log("benchmark-model", log, device="d", model="m", results_dir=tmp_path / "r")
     )
-    assert [r["job_id"] for r in store.runs] == [
+    assert [r.job_id for r in store.runs] == [
         "d|m|tflite|fp32|import|0",
         "d|m|tflite|fp32|import|1",
     ]
-    assert [r["status"] for r in store.runs] == ["ok", "failed"]
-    assert store.runs[1]["error"] == "Registration failed.; Benchmarking failed."
-    assert store.runs[1]["median_ms"] is None
+    assert [r.status for r in store.runs] == ["ok", "failed"]
+    assert store.runs[1].error == "Registration failed.; Benchmarking failed."
+    assert store.runs[1].median_ms is None
 
 
 def test_ort_perf_test_with_profile(tmp_path: Path) -> None:
@@ -119,18 +114,18 @@ def test_ort_perf_test_with_profile(tmp_path: Path) -> None:
                    profile_json=PROFILES / "ort_profile_1.json")
     )  # fmt: skip
     (row,) = store.runs
-    assert row["job_id"] == "pixel6|resnet18|onnx|fp32|import|0"
-    assert row["runtime"] == "onnxruntime_perf_test" and row["format"] == "onnx"
-    assert (row["n"], row["threads"], row["status"]) == (100, 1, "ok")
-    assert num(row, "median_ms") == 19.9047 and num(row, "mean_ms") == 19.918
-    assert (num(row, "min_ms"), num(row, "max_ms")) == (19.7812, 20.2704)
-    assert num(row, "p90_ms") == 20.0251  # n = 100 >= 64
-    assert row["p99_ms"] is None  # n = 100 < 662
-    assert row["std_ms"] is None and row["cold_ms"] is None  # not printed by this build
-    assert num(row, "load_ms") == 50.8382
-    assert [o["op_name"] for o in store.ops][:2] == ["DmlFusedNode_0_41", "DmlFusedNode_4_63"]
-    assert num(store.ops[6], "median_us") == 8298.0
-    assert num(row, "ops_sum_ratio") == pytest.approx(10329 / 31038)
+    assert row.job_id == "pixel6|resnet18|onnx|fp32|import|0"
+    assert row.runtime == "onnxruntime_perf_test" and row.format == "onnx"
+    assert (row.n, row.threads, row.status) == (100, 1, "ok")
+    assert row.median_ms == 19.9047 and row.mean_ms == 19.918
+    assert (row.min_ms, row.max_ms) == (19.7812, 20.2704)
+    assert row.p90_ms == 20.0251  # n = 100 >= 64
+    assert row.p99_ms is None  # n = 100 < 662
+    assert row.std_ms is None and row.cold_ms is None  # not printed by this build
+    assert row.load_ms == 50.8382
+    assert [o.op_name for o in store.ops][:2] == ["DmlFusedNode_0_41", "DmlFusedNode_4_63"]
+    assert store.ops[6].median_us == 8298.0
+    assert row.ops_sum_ratio == pytest.approx(10329 / 31038)
     assert store.meta["profile_json"] == str(PROFILES / "ort_profile_1.json")
 
 
@@ -140,10 +135,10 @@ def test_ort_vendor_log_few_samples(tmp_path: Path) -> None:
                    model="m", results_dir=tmp_path)
     )  # fmt: skip
     (row,) = store.runs
-    assert row["provider"] == "SpaceMITExecutionProvider"
-    assert num(row, "cold_ms") == 109 and num(row, "load_ms") == 169.475
-    assert num(row, "mean_ms") == 7.270205 and num(row, "median_ms") == 7.27787
-    assert row["p90_ms"] is None and "FEW_SAMPLES" in row["flags"]
+    assert row.provider == "SpaceMITExecutionProvider"
+    assert row.cold_ms == 109 and row.load_ms == 169.475
+    assert row.mean_ms == 7.270205 and row.median_ms == 7.27787
+    assert row.p90_ms is None and "FEW_SAMPLES" in row.flag_list
     assert store.ops == []
 
 

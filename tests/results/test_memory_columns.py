@@ -13,6 +13,7 @@ from benchharness.ondevice.protocol import Memory, RunnerResult
 from benchharness.plan.artifacts import Artifact
 from benchharness.results.memory_columns import MEMORY_COLUMNS, memory_from_row
 from benchharness.results.rows import build_row
+from benchharness.results.schema import RunRow, SampleRow
 from benchharness.results.store import RUNS_COLUMNS, SCHEMA_VERSION, RunStore
 
 #: runs.csv's header at schema_version 1, as that harness wrote it.
@@ -60,24 +61,24 @@ def test_a_schema_1_folder_loads_with_its_estimate_and_no_measurement(tmp_path: 
     _write_v1_folder(tmp_path)
     store = RunStore.open(tmp_path, "old")
     ok, failed = store.runs
-    assert ok["schema_version"] == SCHEMA_VERSION == 2
-    assert ok["median_ms"] == 12.5 and ok["process_medians_ms"] == [1.5, 1.6]
-    assert ok["mem_estimate_bytes"] == 46800000 + 3211264
-    assert ok["mem_peak_bytes"] is None and ok["mem_source"] is None
-    assert failed["mem_estimate_bytes"] is None and failed["status"] == "failed"
-    assert store.samples[0]["schema_version"] == 2 and store.samples[0]["latency_ms"] == 12.5
-    assert store.ops[0]["schema_version"] == 2 and store.ops[0]["op_type"] == "Conv"
+    assert ok.schema_version == SCHEMA_VERSION == 2
+    assert ok.median_ms == 12.5 and ok.process_medians_ms == [1.5, 1.6]
+    assert ok.mem_estimate_bytes == 46800000 + 3211264
+    assert ok.mem_peak_bytes is None and ok.mem_source is None
+    assert failed.mem_estimate_bytes is None and failed.status == "failed"
+    assert store.samples[0].schema_version == 2 and store.samples[0].latency_ms == 12.5
+    assert store.ops[0].schema_version == 2 and store.ops[0].op_type == "Conv"
 
     # a resumed run writes the folder again: every row at the new schema, the old ones intact
-    store.add_job({"job_id": "j3", "model": "new", "status": "ok", "median_ms": 1.0,
-                   "mem_source": "vmhwm", "mem_peak_bytes": 4096})  # fmt: skip
+    store.add_job(RunRow(job_id="j3", model="new", status="ok", median_ms=1.0,
+                         mem_source="vmhwm", mem_peak_bytes=4096))  # fmt: skip
     with (store.path / "runs.csv").open() as fh:
         written = list(csv.DictReader(fh))
     assert tuple(written[0]) == RUNS_COLUMNS
     assert [r["schema_version"] for r in written] == ["2", "2", "2"]
     assert written[0]["mem_estimate_bytes"] == str(46800000 + 3211264)
     again = RunStore.open(tmp_path, "old")
-    assert [r["mem_peak_bytes"] for r in again.runs] == [None, None, 4096]
+    assert [r.mem_peak_bytes for r in again.runs] == [None, None, 4096]
 
 
 def _artifact() -> Artifact:
@@ -94,38 +95,44 @@ def _result(peak: int, init: int, source: str = protocol.MEM_VMHWM) -> RunnerRes
     )  # fmt: skip
 
 
-def _row(results: list[RunnerResult]) -> dict:
+def _row(results: list[RunnerResult]) -> RunRow:
     return build_row(run_id="r", job_id="j", device="local", transport="local", affinity="",
                      artifact=_artifact(), results=results, processes_wanted=len(results))  # fmt: skip
 
 
+def _memory(row: RunRow) -> dict[str, object]:
+    """The row's memory columns (``MEMORY_COLUMNS``), by name."""
+    values = row.as_dict()
+    return {c: values[c] for c in MEMORY_COLUMNS}
+
+
 def test_row_keeps_the_largest_figures_and_the_weakest_source() -> None:
     row = _row([_result(2000, 900), _result(2600, 800), _result(2300, 950)])
-    assert row["mem_peak_bytes"] == 2600 and row["mem_init_bytes"] == 950
-    assert row["mem_source"] == "vmhwm" and row["mem_estimate_bytes"] == 1300
-    assert (row["mem_baseline_bytes"], row["mem_runtime_load_bytes"]) == (10_000, 500)
-    assert row["mem_tensor_bytes"] == 64
+    assert row.mem_peak_bytes == 2600 and row.mem_init_bytes == 950
+    assert row.mem_source == "vmhwm" and row.mem_estimate_bytes == 1300
+    assert (row.mem_baseline_bytes, row.mem_runtime_load_bytes) == (10_000, 500)
+    assert row.mem_tensor_bytes == 64
     mixed = _row([_result(2000, 900), _result(2100, 900, protocol.MEM_RSS_DELTA)])
-    assert mixed["mem_source"] == "rss-delta"  # one process could not reset its peak
+    assert mixed.mem_source == "rss-delta"  # one process could not reset its peak
 
 
 def test_row_without_measured_memory_keeps_the_estimate() -> None:
     row = _row([RunnerResult(samples_ms=[1.0])])
-    assert row["mem_estimate_bytes"] == 1300
-    assert all(row[c] is None for c in MEMORY_COLUMNS if c != "mem_estimate_bytes")
+    assert row.mem_estimate_bytes == 1300
+    assert all(v is None for c, v in _memory(row).items() if c != "mem_estimate_bytes")
 
 
 def test_resume_carries_the_rows_memory(tmp_path: Path) -> None:
     store = RunStore.create(tmp_path, "r")
     row = _row([_result(2600, 900)])
     store.add_job(
-        row, sample_rows=[{"process": 0, "index": i, "latency_ms": 1.0} for i in range(3)]
+        row, sample_rows=[SampleRow(process=0, index=i, latency_ms=1.0) for i in range(3)]
     )
     state = JobState(artifact=_artifact(), job_id="j")
     restore(RunStore.open(tmp_path, "r"), state)
     assert state.results[0].memory == memory_from_row(store.runs[0])
     again = _row(state.results)
-    assert {c: again[c] for c in MEMORY_COLUMNS} == {c: row[c] for c in MEMORY_COLUMNS}
+    assert _memory(again) == _memory(row)
 
 
 def test_bench_import_rows_carry_the_tools_memory(tmp_path: Path) -> None:
@@ -140,6 +147,6 @@ def test_bench_import_rows_carry_the_tools_memory(tmp_path: Path) -> None:
     (b,) = RunStore.open(tmp_path, bm.run_id).runs
     (p,) = RunStore.open(tmp_path, pt.run_id).runs
     # "Peak memory footprint (MB): init=4.92969 overall=138.809"
-    assert (b["mem_source"], b["mem_init_bytes"]) == ("benchmark_model", round(4.92969 * 2**20))
-    assert b["mem_peak_bytes"] == round(138.809 * 2**20)
-    assert (p["mem_source"], p["mem_peak_bytes"]) == ("onnxruntime_perf_test", 91336704)
+    assert (b.mem_source, b.mem_init_bytes) == ("benchmark_model", round(4.92969 * 2**20))
+    assert b.mem_peak_bytes == round(138.809 * 2**20)
+    assert (p.mem_source, p.mem_peak_bytes) == ("onnxruntime_perf_test", 91336704)

@@ -19,6 +19,7 @@ from benchharness.plan.artifacts import Artifact
 from benchharness.plan.options import RunOptions
 from benchharness.profiles.schema import DeviceProfile
 from benchharness.results.importer import import_log
+from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore
 from benchharness.runners.native import Invocation, benchmark_model_result, perf_test_result
 from benchharness.runners.python import RunnerSettings
@@ -43,7 +44,13 @@ def tool_of(log: Path) -> tuple[Tool, str]:
     return PERF_TEST, "ort-perf-test"
 
 
-def dispatched_row(tool: Tool, text: str, tmp: Path) -> dict[str, Any]:
+def stats(row: RunRow) -> dict[str, Any]:
+    """The row's ``STAT_COLUMNS`` (a misspelt one is a KeyError)."""
+    values = row.as_dict()
+    return {c: values[c] for c in STAT_COLUMNS}
+
+
+def dispatched_row(tool: Tool, text: str, tmp: Path) -> RunRow:
     """The row ``bench run`` stores for one invocation that printed ``text``."""
     inv = Invocation(argv=[tool.key], output=text, returncode=0, env_start=None, env_end=None)
     build = benchmark_model_result if tool is BENCHMARK_MODEL else perf_test_result
@@ -64,7 +71,7 @@ def test_the_same_log_gives_the_same_row(log: Path, tmp_path: Path) -> None:
     tool, kind = tool_of(log)
     imported = import_log(kind, log, device="phone", model="m", results_dir=tmp_path / "imp")
     rows = RunStore.open(imported.path.parent, imported.run_id).runs
-    timed = [r for r in rows if r["status"] == "ok" and r["n"] is not None]
+    timed = [r for r in rows if r.status == "ok" and r.n is not None]
     text = log.read_text(encoding="utf-8")
     if len(rows) != 1 or not timed:
         # a capture of several runs, or of the operator table alone, is no single timing
@@ -74,4 +81,4 @@ def test_the_same_log_gives_the_same_row(log: Path, tmp_path: Path) -> None:
         return
     dispatched = dispatched_row(tool, text, tmp_path)
     (row,) = timed
-    assert {c: dispatched.get(c) for c in STAT_COLUMNS} == {c: row.get(c) for c in STAT_COLUMNS}
+    assert stats(dispatched) == stats(row)
