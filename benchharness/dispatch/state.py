@@ -46,6 +46,7 @@ def job_row(
         error=state.error,
         ops_rows=state.ops_rows,
         ops_ratio=state.ops_sum_ratio,
+        ops_error=state.ops_error,
         started_at=state.started_at,
         wall_s=state.wall_s,
     )

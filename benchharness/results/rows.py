@@ -14,6 +14,7 @@ from typing import Any
 
 from benchharness import __version__
 from benchharness.analysis.stats import Summary, ToolSummary, summarize, summarize_tool_stats
+from benchharness.ondevice import probe
 from benchharness.ondevice.protocol import RunnerResult, ToolStats
 from benchharness.plan.artifacts import Artifact
 from benchharness.results.memory_columns import memory_columns
@@ -122,13 +123,15 @@ def build_row(
     error: str | None = None,
     ops_rows: Sequence[OpRow] = (),
     ops_ratio: float | None = None,
+    ops_error: str | None = None,
     started_at: str = "",
     wall_s: float = 0.0,
 ) -> RunRow:
     """The ``runs.csv`` row of one job: identity, environment, statistics, status.
 
     ``ops_ratio`` is the summed operator time over end-to-end when it was taken apart from the
-    processes (a resumed job, a native tool's reference figure).
+    processes (a resumed job, a native tool's reference figure); ``ops_error`` why the job has
+    no operator rows when its per-operator pass failed.
     """
     row: dict[str, Any] = {
         "run_id": run_id,
@@ -141,6 +144,7 @@ def build_row(
         "started_at": started_at,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "wall_s": round(wall_s, 3),
+        "ops_error": ops_error,
         **_cost_columns(artifact),
         **memory_columns(results, artifact.cost),
     }
@@ -191,6 +195,27 @@ def _environment_columns(results: Sequence[RunnerResult]) -> dict[str, Any]:
         "temp_start_c": env_s.temp_c if env_s else None,
         "temp_end_c": env_e.temp_c if env_e else None,
         "loadavg_start": env_s.loadavg if env_s else None,
+        "cpus": env_s.cpus if env_s else None,
+        **load_columns(results),
+    }
+
+
+def load_columns(results: Sequence[RunnerResult]) -> dict[str, Any]:
+    """How busy the machine was across the job: the closing load average, the highest any
+    probe read, and the largest steal share of one process (``probe.steal_share``), in %."""
+    envs = [e for r in results for e in (r.env_start, r.env_end) if e is not None]
+    loads = [e.loadavg for e in envs if e.loadavg is not None]
+    steal = [
+        share
+        for r in results
+        if r.env_start is not None and r.env_end is not None
+        if (share := probe.steal_share(vars(r.env_start), vars(r.env_end))) is not None
+    ]
+    last = results[-1].env_end
+    return {
+        "loadavg_end": last.loadavg if last else None,
+        "loadavg_max": max(loads) if loads else None,
+        "steal_pct": round(max(steal) * 100.0, 2) if steal else None,
     }
 
 

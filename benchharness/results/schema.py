@@ -7,10 +7,11 @@ header, the typed reload and what every reader may ask for. Readers use attribut
 column is a mypy error, never a silent ``None``.
 
 An empty cell reads back as ``None`` (a list as ``[]``); the text columns every row has (its
-identity, status and error) as ``""``. Rows are built from a mapping of column values with
-``from_values`` (an unknown column is a programming error and raises ``KeyError``), and read from a
-CSV with ``from_cells`` (a cell that is not its column's type is a ``ResultsError`` naming the file,
-the line and the column).
+identity, status and error) as ``""``. A NaN or infinite value is written as an empty cell, and a
+cell that holds one (``nan``, ``inf``, ``1e999``) is refused on reading. Rows are built from a
+mapping of column values with ``from_values`` (an unknown column is a programming error and raises
+``KeyError``), and read from a CSV with ``from_cells`` (a cell that is not its column's type is a
+``ResultsError`` naming the file, the line and the column).
 
 Cells that a spreadsheet would run as a formula are written with a leading ``'`` and read back
 without it (OWASP's CSV-injection advice).
@@ -19,6 +20,7 @@ without it (OWASP's CSV-injection advice).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
@@ -63,11 +65,14 @@ def _needs_quote(text: str) -> bool:
 
 
 def cell(value: Any) -> str:
-    """One value as its CSV cell: None and NaN empty, lists ``;``-joined, formulas quoted."""
+    """One value as its CSV cell: None, NaN and infinities empty, lists ``;``-joined, formulas
+    quoted."""
     if value is None:
         return ""
     if isinstance(value, float):
-        return repr(value) if value == value else ""  # NaN becomes an empty cell
+        # no measurement is NaN or infinite: such a value is a missing one, and a cell that
+        # said ``inf`` would not read back (parse_cell)
+        return repr(value) if math.isfinite(value) else ""
     if isinstance(value, (list, tuple)):
         return ";".join(cell(v) for v in value)
     text = str(value)
@@ -76,8 +81,18 @@ def cell(value: Any) -> str:
     return text
 
 
+def _finite(text: str) -> float:
+    """``float(text)``, ValueError unless finite: ``nan``, ``inf`` and ``1e999`` are no value
+    any column holds, and would reach every reader as one."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite number")
+    return value
+
+
 def parse_cell(kind: str, text: str | None) -> Any:
-    """One cell as its column's kind: empty is None (``[]``, ``""``); ValueError if not a number."""
+    """One cell as its column's kind: empty is None (``[]``, ``""``); ValueError if not a
+    (finite) number."""
     if text is None or text == "":
         return {LIST: [], REQUIRED_TEXT: ""}.get(kind)
     if kind == INT:
@@ -89,9 +104,9 @@ def parse_cell(kind: str, text: str | None) -> Any:
                 raise
             return int(value)
     if kind == FLOAT:
-        return float(text)
+        return _finite(text)
     if kind == LIST:
-        return [float(v) for v in text.split(";") if v]
+        return [_finite(v) for v in text.split(";") if v]
     if text.startswith(TEXT_QUOTE) and text[1:].startswith(FORMULA_CHARS):
         return text[1:]  # the quote cell() put before a formula-looking text
     return text
@@ -253,6 +268,8 @@ class RunRow(Record):
     steal_pct: float | None = None
     #: online CPUs of the device as the first probe read them (what a load average is against)
     cpus: int | None = None
+    #: why the job has no operator rows when its per-operator pass failed (empty otherwise)
+    ops_error: str | None = None
 
     @property
     def flag_list(self) -> list[str]:
