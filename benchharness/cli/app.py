@@ -16,6 +16,7 @@ from benchharness.cli import (
     check,
     compare,
     devices,
+    history,
     imports,
     models,
     ops,
@@ -48,6 +49,8 @@ for command in (
     worker.worker_cmd,
     predict.predictor_group,
     predict.predict_cmd,
+    history.history_cmd,
+    history.gate_cmd,
 ):
     cli.add_command(command)
 

@@ -22,8 +22,11 @@ from benchharness.cli import common
 if TYPE_CHECKING:  # the history package (numpy, scipy) is imported when a command runs
     from benchharness.history.timeline import History, SeriesHistory
 
-#: Shown in a table's "date" column: the ISO date and time to the minute.
-DATE_CHARS = 16
+#: Table rows per series unless --last says otherwise: a screenful; change points further back
+#: are listed under the table all the same.
+DEFAULT_LAST = 30
+#: Shown in a table's "date" column: the ISO date and time to the second (as rows record it).
+DATE_CHARS = 19
 
 
 def _filters(func: Any) -> Any:
@@ -41,10 +44,25 @@ def _load(results_dir: Path, device: str | None, model: str | None, fmt: str | N
     from benchharness.history.timeline import load_history
 
     history = load_history(results_dir, device=device, model=model, format=fmt)
-    for warning in history.warnings:
+    _warn(history.warnings)
+    return history
+
+
+def _warn(warnings: list[str]) -> None:
+    for warning in warnings:
         # stderr: --json keeps stdout parseable, and CI logs show the skipped runs
         click.echo(f"warning: {warning}", err=True)
-    return history
+
+
+def _threshold(text: str) -> float:
+    """--threshold as a fraction; a value that is no percentage is bad usage (exit 2)."""
+    from benchharness.analysis.comparison import parse_threshold
+    from benchharness.errors import UsageError
+
+    try:
+        return parse_threshold(text)
+    except UsageError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _print_json(data: dict[str, Any]) -> None:
@@ -52,6 +70,18 @@ def _print_json(data: dict[str, Any]) -> None:
     of runs is megabytes, which rich takes seconds to colour."""
     common.console.file.write(json.dumps(data, indent=2, default=str) + "\n")
     common.console.file.flush()
+
+
+def _p_value(value: float) -> str:
+    """A p-value for a table cell: two digits, "<1e-4" below the floor (gate.P_FLOOR)."""
+    from benchharness.history.gate import P_FLOOR, P_FLOOR_TEXT
+
+    return f"<{P_FLOOR_TEXT}" if value < P_FLOOR else f"{value:.2g}"
+
+
+def _p(value: float) -> str:
+    text = _p_value(value)
+    return f"p < {text[1:]}" if text.startswith("<") else f"p = {text}"
 
 
 def _date(text: str) -> str:
@@ -69,13 +99,20 @@ def _step_cell(ratio: float, low: float, high: float) -> str:
     return f"[{style}]x{ratio:.3f}[/{style}] " + common.text(f"[{low:.3f}, {high:.3f}]")
 
 
-def _series_table(series: SeriesHistory) -> Table:
+def _series_table(series: SeriesHistory, last: int) -> Table:
     changes = {c.index: c for c in series.changes}
+    shown = len(series.points) if last <= 0 else min(last, len(series.points))
+    first = len(series.points) - shown
+    caption = (
+        f"{first} earlier runs not shown (--last 0 shows every run; the changes below cover all)"
+        if first
+        else None
+    )
     table = Table(
-        title=common.text(
-            f"{series.key.label}: {len(series.points)} runs, {len(series.changes)} change points"
-        ),
+        title=common.text(f"{series.key.label}: {series.summary()}"),
         title_justify="left",
+        caption=caption,
+        caption_justify="left",
         box=box.SIMPLE_HEAD,
     )
     for col in ("#", "run", "date", "median ms [interval]", "proc", "flags", "changed", "step"):
@@ -86,7 +123,8 @@ def _series_table(series: SeriesHistory) -> Table:
             no_wrap=col in ("run", "date"),
             overflow="fold",
         )
-    for i, p in enumerate(series.points):
+    for i in range(first, len(series.points)):
+        p = series.points[i]
         change = changes.get(i)
         table.add_row(
             str(i),
@@ -129,8 +167,9 @@ def _print_changes(series: SeriesHistory) -> None:
             common.text(
                 f"  change at run {c.point.run_id} ({_date(c.point.date)}): "
                 f"x{c.step.ratio:.3f} [{c.step.low:.3f}, {c.step.high:.3f}], "
-                f"p = {c.step.p_value:.2g}; likely cause: {c.cause_text()}"
-            )
+                f"{_p(c.step.p_value)}; likely cause: {c.cause_text()}"
+            ),
+            soft_wrap=True,
         )
 
 
@@ -138,6 +177,14 @@ def _print_changes(series: SeriesHistory) -> None:
 @_filters
 @common.results_dir_option
 @common.json_option
+@click.option(
+    "--last",
+    type=click.IntRange(min=0),
+    default=DEFAULT_LAST,
+    show_default=True,
+    metavar="N",
+    help="Rows of each table: the newest N runs (0: every run). --json and --html hold all.",
+)
 @click.option(
     "--html",
     "html_path",
@@ -152,6 +199,7 @@ def history_cmd(
     fmt: str | None,
     results_dir: Path,
     as_json: bool,
+    last: int,
     html_path: Path | None,
 ) -> None:
     """Every run as series over time: medians, intervals, change points and their causes."""
@@ -167,7 +215,7 @@ def history_cmd(
         _print_json(data)
         return
     for series in history.series:
-        _print_wide(_series_table(series))
+        _print_wide(_series_table(series, last))
         _print_changes(series)
     if html_path is not None:
         common.console.print(f"history page: {common.text(html_path)}")
@@ -177,9 +225,11 @@ def history_cmd(
 @_filters
 @click.option(
     "--threshold",
+    "threshold",
     default="5%",
     show_default=True,
     metavar="PCT",
+    callback=lambda ctx, param, value: _threshold(value),
     help="Fail when the newest run of a series is slower than the stable level before it by at "
     "least PCT (and significantly so).",
 )
@@ -189,20 +239,23 @@ def gate_cmd(
     device: str | None,
     model: str | None,
     fmt: str | None,
-    threshold: str,
+    threshold: float,
     results_dir: Path,
     as_json: bool,
 ) -> None:
     """CI gate: exit 1 when the newest run of a series opens a regression (see bench history)."""
-    from benchharness.analysis.comparison import parse_threshold
-    from benchharness.history.gate import decide
+    from benchharness.history.gate import WINDOW, decide
+    from benchharness.history.timeline import select_series
 
-    limit = parse_threshold(threshold)
-    decision = decide(_load(results_dir, device, model, fmt).series, limit)
+    selected = select_series(results_dir, device=device, model=model, format=fmt, last=WINDOW)
+    _warn(selected.warnings)
+    decision = decide(selected.series, threshold)
     if as_json:
         _print_json(decision.as_dict())
     else:
-        table = Table(title=f"bench gate: newest run against the stable level, {threshold}")
+        table = Table(
+            title=f"bench gate: newest run against the stable level, threshold {threshold * 100:g}%"
+        )
         for col in ("series", "newest run", "ratio [95% CI]", "p", "verdict"):
             table.add_column(col, justify="left" if col in ("series", "newest run") else "right")
         for v in decision.verdicts:
@@ -211,11 +264,11 @@ def gate_cmd(
                 common.text(v.key.label),
                 common.text(v.newest.run_id),
                 "-" if s is None else f"{s.ratio:.3f} [{s.low:.3f}, {s.high:.3f}]",
-                "-" if s is None else f"{s.p_slower:.2g}",
+                "-" if s is None else _p_value(s.p_slower),
                 "[red]regressed[/red]" if v.regressed else ("ok" if s else "one run"),
             )
-        common.console.print(table)
-        common.console.print(common.text(decision.message()))
+        _print_wide(table)
+        common.console.print(common.text(decision.message()), soft_wrap=True)
     if not decision.passed:
         common.console.file.flush()
         print(f"GateFailed: {decision.message()}", file=sys.stderr)
