@@ -37,6 +37,14 @@ PORTABLE = "portable"
 BOOKKEEPING_OPERATORS = frozenset({"executorch_prim::et_view", "aten::sym_size", "aten::sym_numel"})
 
 
+#: Work the reader may do per byte of the file: a vector entry costs its 4 bytes, a string its
+#: 4-byte length and its text. A program read end to end costs at most its own size once (the
+#: delegates' data, most of a file, is never read); twice leaves room for a builder that writes a
+#: repeated string once, and stops a few KB whose entries all point at one table from claiming
+#: millions of names (memory and time stay a small multiple of the file's size).
+WORK_PER_BYTE = 2
+
+
 class PteFormatError(ValueError):
     """The bytes are not an ExecuTorch program this reader understands."""
 
@@ -69,10 +77,22 @@ class PteSummary:
 
 
 class _Buffer:
-    """Bounds-checked reads of FlatBuffer tables, vectors and strings."""
+    """Bounds-checked reads of FlatBuffer tables, vectors and strings, within a work budget
+    proportional to the file's size (``WORK_PER_BYTE``)."""
 
     def __init__(self, data: bytes | mmap.mmap) -> None:
         self.data = data
+        self.budget = WORK_PER_BYTE * len(data)
+
+    def _spend(self, cost: int) -> None:
+        """Charge ``cost`` to the budget before the work is done; PteFormatError once spent."""
+        self.budget -= cost
+        if self.budget < 0:
+            raise PteFormatError(
+                f"the file's entries point at the same tables over and over: reading them "
+                f"takes more than {WORK_PER_BYTE}x its {len(self.data)} bytes, which no "
+                "ExecuTorch program does"
+            )
 
     def _unpack(self, fmt: str, pos: int) -> int:
         size = struct.calcsize(fmt)
@@ -106,6 +126,7 @@ class _Buffer:
         n = self.u32(pos)
         if n > (len(self.data) - pos) // 4:
             raise PteFormatError(f"a vector at {pos} claims {n} elements, more than fit")
+        self._spend(4 * n)
         return [pos + 4 + 4 * i + self.u32(pos + 4 + 4 * i) for i in range(n)]
 
     def string(self, pos: int | None) -> str:
@@ -114,6 +135,7 @@ class _Buffer:
         n = self.u32(pos)
         if pos + 4 + n > len(self.data):
             raise PteFormatError(f"a string at {pos} runs past the end of the file")
+        self._spend(4 + n)
         return self.data[pos + 4 : pos + 4 + n].decode("utf-8", "replace")
 
 
@@ -124,7 +146,7 @@ def is_pte(head: bytes) -> bool:
 
 def summarize(data: bytes | mmap.mmap) -> PteSummary:
     """Methods, delegate backend ids and kernel operators of a program (PteFormatError if the
-    bytes are not one)."""
+    bytes are not one, or claim more than their size can hold)."""
     if not is_pte(data[:8]):
         raise PteFormatError("no ExecuTorch program identifier (ET..) at bytes 4-8")
     buf = _Buffer(data)

@@ -8,13 +8,17 @@ per-run offset. Its samples and calibration points are kept in the file, so an e
 refit it without the kernels of one family (``without``).
 
 File format (``FILE_KIND``, ``FILE_VERSION``): JSON, gzip-compressed when the name ends in
-``.gz``. A newer ``FILE_VERSION`` is refused with a message saying which harness reads it.
+``.gz``, written atomically. It is read through its schema (``predict/predictor_file.py``): a
+newer ``FILE_VERSION`` is refused with a message saying which harness reads it, and a damaged
+file with one naming the field.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import os
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,15 +30,18 @@ from benchharness.errors import PredictorError
 from benchharness.predict.features import kernel_features, kernel_key, owner_map
 from benchharness.predict.fusion import PairResult, detect_kernels
 from benchharness.predict.join import Evidence
+from benchharness.predict.predictor_file import (
+    FILE_KIND,
+    FILE_VERSION,
+    check_predictor,
+    read_predictor_json,
+)
 from benchharness.predict.regress import Regressor, Sample, fit_format, predict_kernels
 from benchharness.predict.samples import Measured, Point
 from benchharness.predict.selection import ORIGIN_PAIR
 from benchharness.predict.wiring import Graph
 from benchharness.results.schema import RunRow
 
-#: What a predictor file says it is, and the layout version this harness writes and reads.
-FILE_KIND = "benchharness-latency-predictor"
-FILE_VERSION = 1
 #: Fewer kernel models than this and the calibration is one ratio, the median of end-to-end over
 #: summed kernel times (three coefficients need more points than a handful).
 MIN_CALIBRATION_POINTS = 8
@@ -294,43 +301,32 @@ class Predictor:
         }
 
     def save(self, path: Path) -> None:
-        from benchharness.results.store import atomic_write_text
-
-        text = json.dumps(self.to_json(), separators=(",", ":"))
+        """Write the predictor to ``path`` (gzip when it ends in ``.gz``) atomically: a reader
+        sees the old file or the new one, never half of one; PredictorError if it cannot."""
+        try:
+            text = json.dumps(self.to_json(), separators=(",", ":"), allow_nan=False)
+        except ValueError as exc:  # NaN or infinity: the file would not load back
+            raise PredictorError(f"cannot write the predictor {path}: {exc}") from exc
+        data = text.encode("utf-8")
         if path.suffix == ".gz":
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_bytes(gzip.compress(text.encode("utf-8")))
-            tmp.replace(path)
-        else:
-            atomic_write_text(path, text)
+            data = gzip.compress(data)
+        try:
+            _write_bytes_atomic(path, data)
+        except OSError as exc:
+            raise PredictorError(
+                f"cannot write the predictor {path}: {exc.strerror or exc}"
+            ) from exc
 
     @classmethod
     def load(cls, path: Path) -> Predictor:
-        try:
-            raw = path.read_bytes()
-            data = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
-        except FileNotFoundError:
-            raise PredictorError(
-                f"no predictor file {path}; build one with `bench predictor build`"
-            ) from None
-        except (OSError, ValueError) as exc:
-            raise PredictorError(f"cannot read the predictor {path}: {exc}") from exc
-        if not isinstance(data, dict) or data.get("kind") != FILE_KIND:
-            raise PredictorError(f"{path} is not a benchharness latency predictor")
-        if int(data.get("version", 0)) > FILE_VERSION:
-            raise PredictorError(
-                f"{path} is a version {data.get('version')} predictor; this harness reads "
-                f"version {FILE_VERSION}: use the harness that built it "
-                f"({data.get('harness_version')}) or newer"
-            )
-        try:
-            return cls._from_json(data)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise PredictorError(f"the predictor {path} is damaged: {exc}") from exc
+        """The predictor in ``path``; PredictorError naming the file (and the field) if it is
+        missing, too large, damaged or of a newer version."""
+        return cls._from_json(check_predictor(read_predictor_json(path), path))
 
     @classmethod
     def _from_json(cls, data: Mapping[str, Any]) -> Predictor:
+        """The predictor of a file's JSON that ``check_predictor`` passed (so nothing here
+        can meet a missing field or a wrong type)."""
         formats = {}
         for fmt, m in data["formats"].items():
             cal = m["calibration"]
@@ -364,6 +360,41 @@ class Predictor:
             build=dict(data.get("build", {})),
             seed=int(data.get("seed", 0)),
         )
+
+
+def _write_bytes_atomic(path: Path, data: bytes) -> None:
+    """``data`` to ``path`` through a uniquely named temporary file in the same folder, synced
+    and renamed over it, then the folder synced (``benchharness.atomic``'s steps, for bytes);
+    raises the OSError of a failed step and leaves no temporary file behind."""
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, _CREATE_MODE)  # mkstemp makes 0600; a predictor is for sharing
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(folder)  # the new name survives a power cut too
+        finally:
+            os.close(folder)
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+#: What ``open(..., "w")`` would give a new file under this process's umask.
+_CREATE_MODE = _umask_mode()
 
 
 def flat_fingerprint(fp: Mapping[str, Any], fmt: str | None) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from benchharness.errors import UsageError
 from benchharness.report.figures import Analysis, analyze_runs
 from benchharness.report.html import write_html
 from benchharness.report.markdown import files_dir, write_markdown
-from benchharness.report.predicted import prediction_tables
+from benchharness.report.predicted import prediction_section
 
 #: Output suffixes and the writer each one picks.
 HTML_SUFFIXES = (".html", ".htm")
@@ -36,7 +36,8 @@ def write_report(run_ids: Sequence[str], results_dir: Path, out: Path) -> Report
     if suffix not in HTML_SUFFIXES + MARKDOWN_SUFFIXES:
         raise UsageError(f"-o {out}: the report is written as .html or .md; pick one of those")
     analysis = analyze_runs(results_dir, run_ids)
-    analysis.predictions = prediction_tables(analysis, results_dir)
+    analysis.predictions, notes = prediction_section(analysis, results_dir)
+    analysis.notes.extend(notes)
     if suffix in HTML_SUFFIXES:
         write_html(analysis, out)
         return ReportResult(out, analysis, [])

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import numpy as np
 from scipy import stats as sps
 
+from benchharness.file_names import safe_file_name
 from benchharness.report.cells import Table
 from benchharness.report.fits import (
     MIN_POINTS_CORRELATION,
@@ -63,8 +64,9 @@ class SeriesKey:
 
     @property
     def slug(self) -> str:
-        text = f"{self.device}-{self.runtime or 'na'}-{self.format}"
-        return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+        """The series in a file name (a Markdown report's images): safe, bounded and unique
+        however long or odd the device name is."""
+        return safe_file_name(f"{self.device}-{self.runtime or 'na'}-{self.format}")
 
 
 @dataclass

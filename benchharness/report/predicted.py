@@ -5,7 +5,8 @@ by ``bench predictor build``), every measured model of that device is predicted 
 artifact and set against its median and against what the series' log-log MACs fit (the report's
 "FLOPs line") says. The MACs line is fitted on these very models, so it is judged in sample; the
 predictor never saw them unless they are kernel models. A predictor built on another setup than
-the run (runtime version, threads, CPU) is named in the table's note.
+the run (runtime version, threads, CPU) is named in the table's note; one whose file cannot be
+read (damaged, of a newer harness) is named in a note of the report, which is written all the same.
 """
 
 from __future__ import annotations
@@ -94,19 +95,18 @@ def series_table(
     return table
 
 
-def prediction_tables(analysis: Analysis, results_dir: Path) -> list[Table]:
-    """One table per series whose device has a predictor; [] when none has."""
+def prediction_section(analysis: Analysis, results_dir: Path) -> tuple[list[Table], list[str]]:
+    """One table per series whose device has a predictor ([] when none has), and a note per
+    predictor that could not be read: a damaged predictor leaves its tables out, not the
+    report."""
     predictors: dict[str, Predictor | None] = {}
+    notes: list[str] = []
     tables: list[Table] = []
     rows: dict[tuple[str, str], RunRow] | None = None
     for s in analysis.series:
         device = s.key.device
         if device not in predictors:
-            path = predictor_path(results_dir, device)
-            try:
-                predictors[device] = Predictor.load(path) if path.exists() else None
-            except HarnessError:
-                predictors[device] = None
+            predictors[device] = _load(results_dir, device, notes)
         predictor = predictors[device]
         if predictor is None:
             continue
@@ -115,4 +115,17 @@ def prediction_tables(analysis: Analysis, results_dir: Path) -> list[Table]:
         table = series_table(s, predictor, rows)
         if table is not None:
             tables.append(table)
-    return tables
+    return tables, notes
+
+
+def _load(results_dir: Path, device: str, notes: list[str]) -> Predictor | None:
+    """The device's predictor; None where it has none, or (with a note saying why) where its
+    file cannot be read."""
+    path = predictor_path(results_dir, device)
+    if not path.exists():
+        return None
+    try:
+        return Predictor.load(path)
+    except HarnessError as exc:
+        notes.append(f"The predictor of {device} is left out of this report: {exc}")
+        return None

@@ -8,10 +8,10 @@ column is a mypy error, never a silent ``None``.
 
 An empty cell reads back as ``None`` (a list as ``[]``); the text columns every row has (its
 identity, status and error) as ``""``. A NaN or infinite value is written as an empty cell, and a
-cell that holds one (``nan``, ``inf``, ``1e999``) is refused on reading. Rows are built from a
-mapping of column values with ``from_values`` (an unknown column is a programming error and raises
-``KeyError``), and read from a CSV with ``from_cells`` (a cell that is not its column's type is a
-``ResultsError`` naming the file, the line and the column).
+cell that holds one (``nan``, ``inf``, ``1e999``), or an integer past 64 bits, is refused on
+reading. Rows are built from a mapping of column values with ``from_values`` (an unknown column is
+a programming error and raises ``KeyError``), and read from a CSV with ``from_cells`` (a cell that
+is not its column's type is a ``ResultsError`` naming the file, the line and the column).
 
 Cells that a spreadsheet would run as a formula are written with a leading ``'`` and read back
 without it (OWASP's CSV-injection advice).
@@ -37,6 +37,9 @@ SCHEMA_VERSION = 2
 FORMULA_CHARS = ("=", "+", "-", "@", "\t", "\r")
 #: The prefix that makes such a cell plain text in every spreadsheet; taken off on reading.
 TEXT_QUOTE = "'"
+
+#: The integers an ``int`` column holds: a signed 64-bit integer, as in every other CSV reader.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 #: Column kinds, read off each field's annotation.
 INT, FLOAT, LIST, TEXT, REQUIRED_TEXT = "int", "float", "list", "text", "required-text"
@@ -90,19 +93,29 @@ def _finite(text: str) -> float:
     return value
 
 
+def _int64(text: str) -> int:
+    """``int(text)`` (``12.0`` too, as another tool may write it), ValueError unless it fits a
+    signed 64-bit column: no count or size is larger, and a larger one overflows every reader
+    that makes it a float."""
+    try:
+        value = int(text)
+    except ValueError:
+        number = float(text)  # a whole number written as 12.0 by another tool
+        if not number.is_integer():
+            raise
+        value = int(number)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError(f"{text!r} does not fit 64 bits")
+    return value
+
+
 def parse_cell(kind: str, text: str | None) -> Any:
     """One cell as its column's kind: empty is None (``[]``, ``""``); ValueError if not a
     (finite) number."""
     if text is None or text == "":
         return {LIST: [], REQUIRED_TEXT: ""}.get(kind)
     if kind == INT:
-        try:
-            return int(text)
-        except ValueError:
-            value = float(text)  # a whole number written as 12.0 by another tool
-            if not value.is_integer():
-                raise
-            return int(value)
+        return _int64(text)
     if kind == FLOAT:
         return _finite(text)
     if kind == LIST:

@@ -50,6 +50,8 @@ DEFAULT_RESULTS_DIR = Path("results")
 #: A run id names a folder here and a work directory on every device (removed with ``rm -rf``
 #: when the run ends): a letter or digit first, so ``.``, ``..`` and ``-rf`` never pass.
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+#: A run.json is a few KB (the request, the host, versions); far more is not one bench wrote.
+MAX_META_BYTES = 16 * 2**20
 #: Held by the process writing a run (``RunStore.writing``).
 LOCK_FILE = ".writer.lock"
 #: errno -> what to do, for writes into a results folder.
@@ -160,6 +162,26 @@ def read_csv_rows(path: Path) -> list[dict[str, str]]:
         raise ResultsError(f"cannot read {path}: {exc}; the file may be damaged") from exc
 
 
+def read_meta(path: Path) -> dict[str, Any]:
+    """``run.json``: a JSON object of bounded size; anything else is a ResultsError."""
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_META_BYTES + 1)
+        if len(data) > MAX_META_BYTES:
+            raise ResultsError(
+                f"{path} is over {MAX_META_BYTES // 2**20} MiB; a run.json is a few KB: the file "
+                "is not one bench wrote"
+            )
+        meta = json.loads(data.decode("utf-8"))
+    except OSError as exc:
+        raise ResultsError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, too deep, huge integers
+        raise ResultsError(f"cannot read {path}: {exc}; the file is damaged") from None
+    if not isinstance(meta, dict):
+        raise ResultsError(f"{path} holds {type(meta).__name__}, expected a JSON object")
+    return meta
+
+
 def read_records(path: Path, record: type[R], *, runs: bool = False) -> list[R]:
     """The rows of one of the run's CSVs as typed records, migrated to ``SCHEMA_VERSION``."""
     raw = read_csv_rows(path)
@@ -230,10 +252,7 @@ class RunStore:
         path, store = self.path, self
         meta_path = path / "run.json"
         if meta_path.exists():
-            try:
-                store.meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as exc:
-                raise ResultsError(f"cannot read {meta_path}: {exc}") from exc
+            store.meta = read_meta(meta_path)
         store.runs = read_records(path / "runs.csv", RunRow, runs=True)
         store.ops = read_records(path / "ops.csv", OpRow)
         store.samples = read_records(path / "samples.csv", SampleRow)

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import random
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from benchharness.predict.build import predictor_path
+from benchharness.predict.build import PREDICTORS_DIR, predictor_path
 from benchharness.predict.predictor import Predictor
+from benchharness.predict.predictor_file import FILE_KIND
 from benchharness.predict.samples import Measured, measure_artifact
 from benchharness.report import write_report
 from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore
 from tests.predict import synthetic as S
+from tests.report.synthetic import write_run
+
+#: The longest file name Linux file systems take (bytes).
+NAME_MAX = 255
 
 
 def _run(results: Path, artifact: Any) -> str:
@@ -75,3 +82,34 @@ def test_predicted_section(tmp_path: Path, tiny_artifacts: Any, with_predictor: 
     assert "threads: predictor 4, now 2" in table.note
     html = write_report([run_id], results, tmp_path / "report.html").path.read_text()
     assert 'id="predicted"' in html
+
+
+def test_a_damaged_predictor_is_a_note_and_the_report_is_still_written(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    write_run(results, "run-a", "devA", 1)
+    path = predictor_path(results, "devA")
+    path.parent.mkdir(parents=True)
+    damaged = {"kind": FILE_KIND, "version": 1, "fingerprint": {}, "formats": []}
+    path.write_bytes(gzip.compress(json.dumps(damaged).encode()))
+    for name in ("report.md", "report.html"):
+        result = write_report(["run-a"], results, tmp_path / name)
+        assert not result.analysis.predictions
+        (note,) = [n for n in result.analysis.notes if "predictor" in n]
+        assert "devA" in note and str(path) in note and "formats" in note
+        assert "formats: expected a JSON object" in result.path.read_text(encoding="utf-8")
+
+
+def test_a_device_name_too_long_for_a_file_name(tmp_path: Path) -> None:
+    # imported rows may name a device anything; two long names alike up to the limit too
+    results = tmp_path / "results"
+    long_a, long_b = "d" * 300, "d" * 299 + "e"
+    write_run(results, "run-a", long_a, 1)
+    write_run(results, "run-b", long_b, 2)
+    (results / PREDICTORS_DIR).mkdir()  # another device's predictor is there
+    paths = [predictor_path(results, d) for d in (long_a, long_b)]
+    assert paths[0] != paths[1] and all(len(p.name.encode()) <= NAME_MAX for p in paths)
+    result = write_report(["run-a", "run-b"], results, tmp_path / "report.md")
+    names = [p.name for p in result.images]
+    assert len(set(names)) == len(names) and all(len(n.encode()) <= NAME_MAX for n in names)
+    assert all(p.is_file() for p in result.images)
+    assert write_report(["run-a", "run-b"], results, tmp_path / "report.html").path.is_file()
