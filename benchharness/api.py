@@ -7,7 +7,8 @@ import getpass
 import math
 import platform
 import socket
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from benchharness.export.cache import cache_dir, exporter_versions
 from benchharness.export.quantize import Calibration
 from benchharness.plan.artifacts import prepare_artifacts
 from benchharness.plan.fit import require_fit
-from benchharness.plan.options import DEFAULT_JOB_TIMEOUT_S, RunOptions
+from benchharness.plan.options import RunOptions
 from benchharness.profiles.schema import DeviceProfile, load_profile
 from benchharness.results.store import RunStore
 from benchharness.zoo.registry import ZOO_MANIFEST, parse_shape, resolve_models
@@ -31,26 +32,22 @@ if TYPE_CHECKING:
     from benchharness.farm.client import Farm
 
 
+#: What a request measures when it names no devices or formats.
+DEFAULT_DEVICES = ("local",)
+DEFAULT_FORMATS = ("onnx", "tflite")
+
+
 @dataclass(frozen=True)
 class RunRequest:
     """Everything ``bench run`` was asked; stored in run.json so --resume can repeat it."""
 
-    devices: tuple[str, ...] = ("local",)
+    devices: tuple[str, ...] = DEFAULT_DEVICES
     models: str | None = None
-    formats: tuple[str, ...] = ("onnx", "tflite")
-    threads: int | None = None
-    affinity: str | None = None
-    quick: bool = False
-    processes: int | None = None
+    formats: tuple[str, ...] = DEFAULT_FORMATS
+    #: how every job is measured (``options.seed`` None: one is picked from the clock)
+    options: RunOptions = field(default_factory=RunOptions)
     input_shape: str | None = None
-    profile_ops: bool = True
     resume: str | None = None
-    timeout_s: float | None = None
-    min_n: int | None = None
-    min_s: float | None = None
-    max_s: float | None = None
-    warmup_min_s: float | None = None
-    seed: int | None = None
     results_dir: Path = Path("results")
     # compressed variants and sweeps (export/quantize.py, zoo/variants.py)
     precisions: tuple[str, ...] = ("fp32",)
@@ -61,29 +58,35 @@ class RunRequest:
     force: bool = False
     # a Dask scheduler (tcp://HOST:8786): run on the farm's `bench worker`s (farm/)
     scheduler: str | None = None
-    # the process rule's cap and interval target (analysis/intervals.ProcessRule)
-    max_processes: int | None = None
-    process_ci_rel: float | None = None
     # a model manifest other than the zoo's (the predictor's kernel models, predict/selection.py)
     manifest: str | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        """run.json's ``request`` section: the request with its options and method nested."""
+        data = asdict(self)
+        data["results_dir"] = str(self.results_dir)
+        return data
 
-#: Fields of a request that --resume takes from the interrupted run, so it finishes the same run.
-RESUMED_FIELDS = (
-    "devices", "models", "formats", "threads", "affinity", "quick", "processes", "input_shape",
-    "profile_ops", "timeout_s", "min_n", "min_s", "max_s", "warmup_min_s", "seed",
-    "precisions", "calibration", "resolutions", "widths", "force", "max_processes",
-    "process_ci_rel", "manifest",
-)  # fmt: skip
-#: Request fields stored as JSON lists that the request holds as tuples.
-TUPLE_FIELDS = ("devices", "formats", "precisions", "resolutions", "widths")
-
-
-def _options(req: RunRequest, seed: int) -> RunOptions:
-    """The measurement options of a request: every RunOptions field the request names."""
-    shared = {f.name: getattr(req, f.name) for f in fields(RunOptions) if hasattr(req, f.name)}
-    shared.update(timeout_s=req.timeout_s or DEFAULT_JOB_TIMEOUT_S, seed=seed)
-    return RunOptions(**shared)
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], base: RunRequest) -> RunRequest:
+        """The request stored in run.json (nested, or flat as runs stored it before the options
+        were nested); a value it lacks is ``base``'s."""
+        return cls(
+            devices=tuple(data.get("devices") or DEFAULT_DEVICES),
+            models=data.get("models", base.models),
+            formats=tuple(data.get("formats") or DEFAULT_FORMATS),
+            options=RunOptions.from_json(data.get("options", data), base.options),
+            input_shape=data.get("input_shape", base.input_shape),
+            resume=data.get("resume", base.resume),
+            results_dir=Path(data.get("results_dir", base.results_dir)),
+            precisions=tuple(data.get("precisions") or base.precisions),
+            calibration=data.get("calibration", base.calibration),
+            resolutions=tuple(data.get("resolutions", base.resolutions) or ()),
+            widths=tuple(data.get("widths", base.widths) or ()),
+            force=bool(data.get("force", base.force)),
+            scheduler=data.get("scheduler", base.scheduler),
+            manifest=data.get("manifest", base.manifest),
+        )
 
 
 def _host() -> dict[str, Any]:
@@ -106,8 +109,9 @@ def _start(
     req: RunRequest, reporter: Reporter, ops_hook: OpsHook | None, held: contextlib.ExitStack
 ) -> RunStore:
     """Validate the request, take the run (resumed: before reading it), reach the farm."""
-    if req.timeout_s is not None and not (math.isfinite(req.timeout_s) and req.timeout_s > 0):
-        raise UsageError(f"--timeout {req.timeout_s}: give a number of seconds above 0")
+    timeout_s = req.options.timeout_s
+    if not (math.isfinite(timeout_s) and timeout_s > 0):
+        raise UsageError(f"--timeout {timeout_s}: give a number of seconds above 0")
     if req.resume:
         store = RunStore.at(req.results_dir, req.resume)
         # held before reading: a second writer of this run must not load rows it then overwrites
@@ -116,19 +120,14 @@ def _start(
         asked = store.meta.get("request") or {}
         if not asked:
             raise UsageError(f"run {req.resume} has no request in run.json and cannot be resumed")
-        merged = {k: asked.get(k) for k in RESUMED_FIELDS if k in asked}
-        merged["devices"] = tuple(merged.get("devices") or ("local",))
-        merged["formats"] = tuple(merged.get("formats") or ("onnx", "tflite"))
-        merged.update({k: tuple(v) for k in TUPLE_FIELDS if (v := merged.get(k)) is not None})
-        # a farm run resumes on its farm unless another scheduler is named
-        merged["scheduler"] = req.scheduler or asked.get("scheduler")
-        req = RunRequest(**{**asdict(req), **merged, "resume": req.resume})
+        req = _resumed(req, RunRequest.from_json(asked, req))
         seed = int(store.meta.get("seed", 0))
     else:
         if not req.models:
             raise UsageError("--models is required: all, a,b, module:function or a model file")
         store = None
-        seed = req.seed if req.seed is not None else int(datetime.now(UTC).timestamp())
+        asked_seed = req.options.seed
+        seed = int(datetime.now(UTC).timestamp()) if asked_seed is None else asked_seed
     assert req.models is not None
     farm = _farm(req.scheduler) if req.scheduler else None
     try:
@@ -136,6 +135,17 @@ def _start(
     finally:
         if farm is not None:
             farm.close()
+
+
+def _resumed(req: RunRequest, asked: RunRequest) -> RunRequest:
+    """The interrupted run's request, finished where ``req`` looks for it; a farm run resumes
+    on its farm unless ``req`` names another scheduler."""
+    return replace(
+        asked,
+        resume=req.resume,
+        results_dir=req.results_dir,
+        scheduler=req.scheduler or asked.scheduler,
+    )
 
 
 def _farm(scheduler: str) -> Farm:
@@ -177,7 +187,7 @@ def _run(
             "run_id": store.run_id,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "harness_version": __version__,
-            "request": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(req).items()},
+            "request": req.to_json(),
             "seed": seed,
             "host": _host(),
             "exporters": exporter_versions(),
@@ -185,7 +195,7 @@ def _run(
                                  "profile": str(p.path) if p.path else None} for p in profiles},
         }  # fmt: skip
         store.write_meta()
-    opts = _options(req, seed)
+    opts = replace(req.options, seed=seed)
     rule = opts.process_rule
     store.meta["method"] = {
         "processes": opts.n_processes,
@@ -196,7 +206,7 @@ def _run(
             "confidence": rule.confidence,
             "adaptive": rule.adaptive,
         },
-        "preset": "quick" if opts.quick else "default",
+        "preset": "quick" if opts.method.quick else "default",
         "profile_ops": opts.profile_ops,
         "timeout_s": opts.timeout_s,
     }

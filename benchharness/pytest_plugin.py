@@ -217,17 +217,21 @@ class BenchSession:
     def run(self, cases: Sequence[BenchCase]) -> None:
         from benchharness.api import RunRequest, run
         from benchharness.errors import HarnessError
+        from benchharness.plan.options import Method, RunOptions
 
         self.cases = list(cases)
         models = list(dict.fromkeys(c.selector for c in cases))
         formats = tuple(dict.fromkeys(c.format for c in cases))
+        method = Method(
+            quick=self.options.quick,
+            min_s=self.options.min_s,
+            warmup_min_s=self.options.warmup_min_s,
+        )
         request = RunRequest(
             devices=(self.options.device,),
             models=",".join(models),
             formats=formats,
-            quick=self.options.quick,
-            min_s=self.options.min_s,
-            warmup_min_s=self.options.warmup_min_s,
+            options=RunOptions(method=method),
             results_dir=self.options.results_dir,
         )
         try:

@@ -22,6 +22,7 @@ if str(ROOT) not in sys.path:  # the checkout wins over an installed copy of the
 from benchharness.api import RunRequest, run  # noqa: E402
 from benchharness.export.cache import cache_dir  # noqa: E402
 from benchharness.export.pipeline import export_model  # noqa: E402
+from benchharness.plan.options import Method, RunOptions  # noqa: E402
 from benchharness.results.store import RunStore  # noqa: E402
 from benchharness.zoo.registry import ArtifactRef, parse_shape, resolve_models  # noqa: E402
 
@@ -71,22 +72,35 @@ def run_request(args: Any, *, quick: bool = False) -> RunRequest:
     return RunRequest(
         models=args.models,
         formats=tuple(f for f in args.formats.split(",") if f),
-        quick=quick,
-        threads=args.threads,
+        options=RunOptions(method=Method(quick=quick), threads=args.threads),
         input_shape=args.input_shape,
         results_dir=args.results_dir,
     )
 
 
+def with_options(request: RunRequest, **changes: Any) -> RunRequest:
+    """``request`` with some of its run-wide options changed."""
+    return replace(request, options=replace(request.options, **changes))
+
+
+def with_method(request: RunRequest, **changes: Any) -> RunRequest:
+    """``request`` with some of its measuring method changed."""
+    return with_options(request, method=replace(request.options.method, **changes))
+
+
 #: The method before issue 14, as run-time options: 3 processes of >= 100 inferences and >= 10 s
 #: (its in-process adaptive extension never extended on this machine: the 99 % CI of the median
 #: was within 1 % at the minimums for every zoo model), 120 s cap.
-BEFORE = {"processes": 3, "min_n": 100, "min_s": 10.0, "max_s": 120.0}
+BEFORE_PROCESSES = 3
+BEFORE_MIN_N, BEFORE_MIN_S, BEFORE_MAX_S = 100, 10.0, 120.0
 
 
 def before_request(request: RunRequest, before: bool) -> RunRequest:
     """With ``--before``: the method the issue started from, to set against the current one."""
-    return replace(request, **BEFORE) if before else request  # type: ignore[arg-type]
+    if not before:
+        return request
+    request = with_options(request, processes=BEFORE_PROCESSES)
+    return with_method(request, min_n=BEFORE_MIN_N, min_s=BEFORE_MIN_S, max_s=BEFORE_MAX_S)
 
 
 def fast_request(request: RunRequest, fast: bool) -> RunRequest:
@@ -94,8 +108,8 @@ def fast_request(request: RunRequest, fast: bool) -> RunRequest:
     processes, so the statistics across processes are exercised too."""
     if not fast:
         return request
-    return replace(request, quick=False, processes=2, min_s=0.2, min_n=20, max_s=1.0,
-                   warmup_min_s=0.1, profile_ops=False)  # fmt: skip
+    method = Method(quick=False, min_s=0.2, min_n=20, max_s=1.0, warmup_min_s=0.1)
+    return with_options(request, method=method, processes=2, profile_ops=False)
 
 
 def num(value: Any) -> float | None:

@@ -25,12 +25,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import common
 
+from benchharness.api import RunRequest
 from benchharness.results.store import RunStore
 
 median_of = common.median
@@ -42,8 +42,10 @@ GOAL_ZOO_S = 8 * 60.0
 
 def _preset(store: RunStore) -> str:
     method = store.meta.get("method") or {}
-    return str(method.get("preset") or ("quick" if (store.meta.get("request") or {}).get("quick")
-                                        else "default"))  # fmt: skip
+    if method.get("preset"):
+        return str(method["preset"])
+    asked = RunRequest.from_json(store.meta.get("request") or {}, RunRequest())
+    return "quick" if asked.options.method.quick else "default"
 
 
 def by_preset(stores: list[RunStore]) -> dict[str, list[RunStore]]:
@@ -104,12 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         stores = []
         for quick in (False,) if args.default_only else (False, True):
             print(f"run {'--quick' if quick else 'default method'} ...", file=sys.stderr)
-            req = replace(request, quick=quick)
+            req = common.with_method(request, quick=quick)
             if not quick:
                 req = common.before_request(req, args.before)
             if args.fast:  # smoke only: short processes, two of them
-                req = replace(req, min_s=0.1, max_s=1.0, warmup_min_s=0.1, profile_ops=False,
-                              max_processes=2)  # fmt: skip
+                req = common.with_method(req, min_s=0.1, max_s=1.0, warmup_min_s=0.1)
+                req = common.with_options(req, profile_ops=False, max_processes=2)
             stores.append(common.bench_run(req))
     groups = by_preset(stores)
     rows = collect(groups)

@@ -46,6 +46,7 @@ from benchharness.api import RunRequest, run  # noqa: E402
 from benchharness.errors import HarnessError  # noqa: E402
 from benchharness.export.cache import cache_dir  # noqa: E402
 from benchharness.plan.artifacts import prepare_artifacts  # noqa: E402
+from benchharness.plan.options import Method, RunOptions  # noqa: E402
 from benchharness.zoo.registry import parse_shape, resolve_models  # noqa: E402
 from tests.support.farm import Scheduler, Worker, toml  # noqa: E402
 
@@ -85,8 +86,11 @@ def timed(devices: Sequence[Path], scheduler: str | None, args: argparse.Namespa
     request = RunRequest(
         devices=tuple(p.stem if scheduler else str(p) for p in devices),
         models=args.models, formats=args.formats, input_shape=args.input_shape,
-        quick=True, processes=args.processes, min_s=args.min_time, warmup_min_s=args.warmup_time,
-        profile_ops=False, seed=0, results_dir=results, scheduler=scheduler,
+        options=RunOptions(
+            method=Method(quick=True, min_s=args.min_time, warmup_min_s=args.warmup_time),
+            processes=args.processes, profile_ops=False, seed=0,
+        ),
+        results_dir=results, scheduler=scheduler,
     )  # fmt: skip
     t0 = time.perf_counter()
     store = run(request)

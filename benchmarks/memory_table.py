@@ -24,7 +24,7 @@ from typing import Any
 
 import common
 
-from benchharness.plan.memory_fit import check_run, memory_budget
+from benchharness.analysis.memory_fit import check_run, memory_budget
 from benchharness.profiles.schema import load_profile
 from benchharness.results.store import RunStore
 

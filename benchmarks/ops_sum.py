@@ -26,7 +26,6 @@ import argparse
 import os
 import statistics
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         request = common.run_request(args, quick=not args.default)
         if args.fast:
-            request = replace(request, quick=True, min_s=0.2, min_n=20, warmup_min_s=0.1)
+            request = common.with_method(request, quick=True, min_s=0.2, min_n=20,
+                                         warmup_min_s=0.1)  # fmt: skip
         store = common.bench_run(request)
     rows = collect(store)
     tiny = litert_tiny()

@@ -50,6 +50,7 @@ from benchharness.api import RunRequest, run  # noqa: E402
 from benchharness.errors import HarnessError  # noqa: E402
 from benchharness.export.cache import cache_dir  # noqa: E402
 from benchharness.plan.artifacts import prepare_artifacts  # noqa: E402
+from benchharness.plan.options import Method, RunOptions  # noqa: E402
 from benchharness.zoo.registry import parse_shape, resolve_models  # noqa: E402
 from tests.support.sshd import SSHServer, sshd_missing_reason  # noqa: E402
 
@@ -155,12 +156,16 @@ def timed_run(profiles: Sequence[Path], args: argparse.Namespace, results_dir: P
         models=args.models,
         formats=args.formats,
         input_shape=args.input_shape,
-        quick=True,
-        min_s=args.min_time,
-        min_n=args.min_runs,
-        warmup_min_s=args.warmup_time,
-        profile_ops=False,  # timing only: the per-operator pass would be one more confounder
-        seed=0,  # the same interleaving order in every arrangement
+        options=RunOptions(
+            method=Method(
+                quick=True,
+                min_s=args.min_time,
+                min_n=args.min_runs,
+                warmup_min_s=args.warmup_time,
+            ),
+            profile_ops=False,  # timing only: the per-operator pass would be one more confounder
+            seed=0,  # the same interleaving order in every arrangement
+        ),
         results_dir=results_dir,
     )
     t0 = time.perf_counter()

@@ -67,7 +67,7 @@ def bigger_shape(shape: str, pixel_factor: float) -> str:
 def run_b(request: RunRequest, a_rows: list[dict[str, Any]], args: argparse.Namespace) -> Any:
     """B's rows and samples, its rows presented under A's input shape."""
     if args.b_threads:
-        store = common.bench_run(replace(request, threads=args.b_threads))
+        store = common.bench_run(common.with_options(request, threads=args.b_threads))
         return store.runs, store.samples, {}
     if args.b_width:
         # the variant is named "model@w1.05": presented under the plain name, as after a change

@@ -25,6 +25,7 @@ from typing import Any
 import common
 
 from benchharness.api import RunRequest
+from benchharness.plan.options import Method, RunOptions
 from benchharness.report.cross_runtime import CrossRuntime, cross_runtime
 from benchharness.report.figures import analyze
 from benchharness.results.store import RunStore
@@ -84,7 +85,8 @@ def main() -> None:
     else:
         store = common.bench_run(
             RunRequest(devices=("local",), models=args.models, input_shape=args.input_shape,
-                       formats=FORMATS, quick=args.quick, results_dir=args.results_dir)
+                       formats=FORMATS, options=RunOptions(method=Method(quick=args.quick)),
+                       results_dir=args.results_dir)
         )  # fmt: skip
     print(f"run {store.run_id} ({args.results_dir / store.run_id})")
     views = cross_runtime(analyze([store]).series)

@@ -13,12 +13,14 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from benchharness.api import RunRequest, run
+from benchharness.plan.options import Method, RunOptions
 from benchharness.results.store import RunStore
 from tests.runners.fixtures import FIXTURES
 from tests.support.adbd import DEVICE_TMP, EmulatedDevice
@@ -26,6 +28,7 @@ from tests.support.native_tools import BM_FAILED, calls, install_stand_in
 
 TINY = "tests.support.tiny:tiny_cnn"
 SHAPE = "1x3x32x32"
+QUICK = RunOptions(method=Method(quick=True))
 BM_LOG = FIXTURES / "benchmark_model/tflite_benchmark_model_8.txt"  # median=1239807 us, n=50
 BM_PROFILE_LOG = FIXTURES / "benchmark_model/tflite_benchmark_model_10.txt"  # op tables
 PT_LOG = FIXTURES / "onnxruntime_perf_test/onnxruntime_perf_test_1.txt"  # P50 0.0199047 s
@@ -80,7 +83,7 @@ def test_bench_run_with_only_native_tools_over_adb(
 ) -> None:
     device, profile = phone(legacy)
     _install(device.sandbox)
-    store = run(RunRequest(devices=(str(profile),), models=TINY, input_shape=SHAPE, quick=True,
+    store = run(RunRequest(devices=(str(profile),), models=TINY, input_shape=SHAPE, options=QUICK,
                            results_dir=tmp_path / "results"))  # fmt: skip
     rows = {r.format: r for r in store.runs}
     assert {f: r.status for f, r in rows.items()} == {"onnx": "ok", "tflite": "ok"}, store.runs
@@ -152,7 +155,7 @@ def test_tool_failure_and_garbage_become_failed_rows_then_resume_finishes(
     install_stand_in(device.sandbox / "benchmark_model", "benchmark_model", failed_log,
                      exit_status=1)  # fmt: skip
     install_stand_in(device.sandbox / "onnxruntime_perf_test", "onnxruntime_perf_test", garbage)
-    req = RunRequest(devices=(str(profile),), models=TINY, input_shape=SHAPE, quick=True,
+    req = RunRequest(devices=(str(profile),), models=TINY, input_shape=SHAPE, options=QUICK,
                      results_dir=tmp_path / "results")  # fmt: skip
     store = run(req)
     rows = {r.format: r for r in store.runs}
@@ -184,8 +187,9 @@ def test_missing_tool_and_format_without_a_tool_on_this_host(tmp_path: Path) -> 
         {"name": "host", "transport": "local", "affinity": "1"},
         {"benchmark_model": str(tools / "benchmark_model")},
     )
-    store = run(RunRequest(devices=(str(profile),), models=TINY, input_shape=SHAPE, quick=True,
-                           processes=2, results_dir=tmp_path / "results"))  # fmt: skip
+    store = run(RunRequest(devices=(str(profile),), models=TINY, input_shape=SHAPE,
+                           options=replace(QUICK, processes=2),
+                           results_dir=tmp_path / "results"))  # fmt: skip
     rows = {r.format: r for r in store.runs}
     assert rows["onnx"].status == "failed"
     assert rows["onnx"].error.startswith("DeviceProfileError: host has no way to run onnx")
@@ -203,7 +207,7 @@ def test_missing_tool_and_format_without_a_tool_on_this_host(tmp_path: Path) -> 
         {"name": "gone", "transport": "local"},
         {"benchmark_model": str(tmp_path / "nowhere" / "benchmark_model")},
     )
-    store = run(RunRequest(devices=(str(gone),), models=TINY, input_shape=SHAPE, quick=True,
+    store = run(RunRequest(devices=(str(gone),), models=TINY, input_shape=SHAPE, options=QUICK,
                            formats=("tflite",), results_dir=tmp_path / "results"))  # fmt: skip
     (row,) = store.runs
     assert row.status == "failed" and "exit status 127" in row.error

@@ -18,6 +18,7 @@ import pytest
 from benchharness.api import RunRequest, run
 from benchharness.ondevice.method import WARMUP_DEFAULT
 from benchharness.ondevice.protocol import DEFAULT_PROFILE_RUNS
+from benchharness.plan.options import Method, RunOptions
 from benchharness.results.store import RunStore
 from benchharness.runners.native_pte import PROFILE_WARMUP_RUNS, warmup_executions
 from tests.support.adbd import DEVICE_TMP, EmulatedDevice
@@ -26,6 +27,7 @@ from tests.support.executor_runner import calls, install_executor_runner
 TINY = "tests.support.tiny:tiny_cnn"
 ROOT = Path(__file__).resolve().parents[1]
 #: Small measuring settings: the format's path is under test here, not the method.
+FAST_METHOD = Method(quick=True, min_s=0.2, min_n=20, warmup_min_s=0.1)
 FAST = ["--quick", "--min-time", "0.2", "--min-runs", "20", "--warmup-time", "0.1"]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
@@ -60,10 +62,12 @@ def test_nothing_imports_executorch_when_no_job_is_pte(tmp_path: Path) -> None:
     code = f"""
 import sys
 from benchharness.api import RunRequest, run
+from benchharness.plan.options import Method, RunOptions
 import benchharness.cli.app, benchharness.dispatch.op_profile, benchharness.report.html
+method = Method(quick=True, min_s=0.1, min_n=10, warmup_min_s=0.05)
 store = run(RunRequest(devices=("local",), models={TINY!r}, input_shape="1x3x32x32",
             formats=("onnx",), results_dir=__import__("pathlib").Path({str(tmp_path)!r}),
-            quick=True, min_s=0.1, min_n=10, warmup_min_s=0.05))
+            options=RunOptions(method=method)))
 assert [r.status for r in store.runs] == ["ok"], store.runs
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("executorch", "torchao"))
 assert not loaded, loaded
@@ -97,7 +101,7 @@ def test_executor_runner_on_a_phone_without_python(
     device, profile = phone
     tool = install_executor_runner(device.sandbox / "executor_runner")
     store = run(RunRequest(devices=(str(profile),), models=TINY, input_shape="1x3x32x32",
-                           formats=("pte",), quick=True, min_s=0.2, min_n=20, warmup_min_s=0.1,
+                           formats=("pte",), options=RunOptions(method=FAST_METHOD),
                            results_dir=tmp_path / "results"))  # fmt: skip
     (row,) = store.runs
     assert row.status == "ok", row.error

@@ -8,18 +8,23 @@ from __future__ import annotations
 import stat
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from benchharness.api import RunRequest, run
+from benchharness.plan.options import Method, RunOptions
 from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore
 from tests.support.sshd import SSHServer
 
 TINY = "tests.support.tiny:tiny_cnn"
-FAST: dict[str, Any] = {"quick": True, "min_s": 0.2, "min_n": 20, "warmup_min_s": 0.1}
+FAST_METHOD = Method(quick=True, min_s=0.2, min_n=20, warmup_min_s=0.1)
+FAST = RunOptions(method=FAST_METHOD)
+#: FAST without the per-operator pass
+FAST_NO_OPS = RunOptions(method=FAST_METHOD, profile_ops=False)
 
 
 def _toml(path: Path, fields: dict[str, Any], python: str = sys.executable) -> Path:
@@ -58,7 +63,7 @@ class KillAfterFirst:
 def test_run_over_ssh_with_the_python_runner(sshd_server: SSHServer, tmp_path: Path) -> None:
     profile = _ssh_profile(sshd_server, tmp_path)
     store = run(RunRequest(devices=(str(profile),), models=TINY, input_shape="1x3x32x32",
-                           results_dir=tmp_path / "results", **FAST))  # fmt: skip
+                           results_dir=tmp_path / "results", options=FAST))  # fmt: skip
     rows = {r.format: r for r in store.runs}
     assert set(rows) == {"onnx", "tflite"}
     assert all(r.status == "ok" and r.transport == "ssh" for r in rows.values())
@@ -82,7 +87,7 @@ def test_ssh_server_killed_mid_run_then_resume(
     server = sshd_factory()
     profile = _ssh_profile(server, tmp_path)
     req = RunRequest(devices=(str(profile),), models=TINY, input_shape="1x3x32x32",
-                     results_dir=tmp_path / "results", profile_ops=False, **FAST)  # fmt: skip
+                     results_dir=tmp_path / "results", options=FAST_NO_OPS)  # fmt: skip
     store = run(req, reporter=KillAfterFirst(server))
     statuses = sorted(r.status for r in store.runs)
     assert statuses == ["failed", "ok"], store.runs
@@ -111,7 +116,7 @@ def test_run_over_adb_with_the_python_runner(
         "workdir": "/data/local/tmp/benchharness",
     })  # fmt: skip
     store = run(RunRequest(devices=(str(profile),), models=TINY, input_shape="1x3x32x32",
-                           results_dir=tmp_path / "results", **FAST))  # fmt: skip
+                           results_dir=tmp_path / "results", options=FAST))  # fmt: skip
     assert sorted((r.format, r.status) for r in store.runs) == [
         ("onnx", "ok"),
         ("tflite", "ok"),
@@ -130,7 +135,7 @@ def test_runner_that_prints_garbage_becomes_a_failed_row(tmp_path: Path) -> None
     python = _script(tmp_path / "garbage-python", "echo '{not json'; echo 'random noise'; exit 0")
     profile = _toml(tmp_path / "junk.toml", {"name": "junk", "transport": "local"}, python=python)
     store = run(RunRequest(devices=(str(profile),), models=TINY, input_shape="1x3x32x32",
-                           results_dir=tmp_path / "results", profile_ops=False, **FAST))  # fmt: skip
+                           results_dir=tmp_path / "results", options=FAST_NO_OPS))  # fmt: skip
     assert [r.status for r in store.runs] == ["failed", "failed"]
     assert all("printed no result" in r.error for r in store.runs)
 
@@ -139,8 +144,8 @@ def test_runner_that_hangs_is_killed_at_the_timeout(tmp_path: Path) -> None:
     python = _script(tmp_path / "hung-python", "sleep 300")
     profile = _toml(tmp_path / "hung.toml", {"name": "hung", "transport": "local"}, python=python)
     store = run(RunRequest(devices=(str(profile),), models=TINY, input_shape="1x3x32x32",
-                           formats=("onnx",), results_dir=tmp_path / "results", timeout_s=2,
-                           profile_ops=False, **FAST))  # fmt: skip
+                           formats=("onnx",), results_dir=tmp_path / "results",
+                           options=replace(FAST_NO_OPS, timeout_s=2)))  # fmt: skip
     (row,) = store.runs
     assert row.status == "failed"
     assert "CommandTimeoutError" in row.error

@@ -10,11 +10,13 @@ import sys
 from pathlib import Path
 
 from benchharness.api import RunRequest, run
+from benchharness.plan.options import Method, RunOptions
 from benchharness.results.store import RunStore
 from tests.support.sshd import SSHServer
 
 TINY = "tests.support.tiny:tiny_cnn"
 #: Small measuring settings: the format's path is under test here, not the method.
+FAST_METHOD = Method(quick=True, min_s=0.2, min_n=20, warmup_min_s=0.1)
 FAST = ["--quick", "--min-time", "0.2", "--min-runs", "20", "--warmup-time", "0.1"]
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,8 +51,8 @@ def test_formats_torch_over_ssh(sshd_server: SSHServer, tmp_path: Path) -> None:
         f'workdir = "{tmp_path / "work"}"\nthreads = 1\n[runtimes]\npython = "{sys.executable}"\n'
     )
     store = run(RunRequest(devices=(str(profile),), models=TINY, input_shape="1x3x32x32",
-                           formats=("torch",), results_dir=tmp_path / "results", quick=True,
-                           min_s=0.2, min_n=20, warmup_min_s=0.1))  # fmt: skip
+                           formats=("torch",), results_dir=tmp_path / "results",
+                           options=RunOptions(method=FAST_METHOD)))  # fmt: skip
     (row,) = store.runs
     assert (row.status, row.transport, row.runtime) == ("ok", "ssh", "torch"), row
     assert [p.suffix for p in (tmp_path / "work" / "artifacts").iterdir()] == [".torch"]

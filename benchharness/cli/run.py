@@ -20,6 +20,7 @@ from benchharness.cli import common
 from benchharness.errors import UsageError
 
 if TYPE_CHECKING:  # imported when the command runs: `bench --help` stays quick
+    from benchharness.api import RunRequest
     from benchharness.results.schema import RunRow
 
 
@@ -100,39 +101,57 @@ def _positive_seconds(value: float | None) -> float | None:
 @common.json_option
 def run_cmd(**kw: Any) -> None:
     """Export, dispatch and time models on devices; write results/RUN_ID/*.csv."""
-    from benchharness.api import RunRequest, run
-
-    request = RunRequest(
-        devices=tuple(kw["devices"]),
-        models=kw["models"],
-        formats=common.parse_formats(kw["formats"]),
-        threads=kw["threads"],
-        affinity=kw["affinity"],
-        quick=kw["quick"],
-        processes=kw["processes"],
-        input_shape=kw["input_shape"],
-        profile_ops=not kw["no_ops"],
-        resume=kw["resume"],
-        timeout_s=kw["timeout_s"],
-        min_n=kw["min_n"],
-        min_s=kw["min_s"],
-        max_s=kw["max_s"],
-        warmup_min_s=kw["warmup_min_s"],
-        seed=kw["seed"],
-        results_dir=kw["results_dir"],
-        force=kw["force"],
-        scheduler=kw["scheduler"],
-        max_processes=kw["max_processes"],
-        process_ci_rel=_target(kw["target_ci"]),
-        **common.variants(kw),
-    )
+    from benchharness.api import run
     from benchharness.cli.display import reporter_for
 
+    request = _request(kw)
     with reporter_for(common.console) as reporter:
         store = run(request, reporter=reporter)
     show_results(store.runs, store.run_id, kw["as_json"], store.path)
     if not all(r.ok for r in store.runs):
         sys.exit(common.EXIT_FAILURE)
+
+
+def _request(kw: dict[str, Any]) -> RunRequest:
+    """The request ``bench run``'s options describe."""
+    from benchharness.api import RunRequest
+    from benchharness.plan.options import DEFAULT_JOB_TIMEOUT_S, Method, RunOptions
+
+    formats = common.parse_formats(kw["formats"])
+    method = Method(
+        quick=kw["quick"],
+        min_n=kw["min_n"],
+        min_s=kw["min_s"],
+        max_s=kw["max_s"],
+        warmup_min_s=kw["warmup_min_s"],
+    )
+    options = RunOptions(
+        method=method,
+        threads=kw["threads"],
+        affinity=kw["affinity"],
+        processes=kw["processes"],
+        profile_ops=not kw["no_ops"],
+        timeout_s=DEFAULT_JOB_TIMEOUT_S if kw["timeout_s"] is None else kw["timeout_s"],
+        seed=kw["seed"],
+        max_processes=kw["max_processes"],
+        process_ci_rel=_target(kw["target_ci"]),
+    )
+    variants = common.variants(kw)
+    return RunRequest(
+        devices=tuple(kw["devices"]),
+        models=kw["models"],
+        formats=formats,
+        options=options,
+        input_shape=kw["input_shape"],
+        resume=kw["resume"],
+        results_dir=kw["results_dir"],
+        precisions=variants["precisions"],
+        calibration=variants["calibration"],
+        resolutions=variants["resolutions"],
+        widths=variants["widths"],
+        force=kw["force"],
+        scheduler=kw["scheduler"],
+    )
 
 
 def _target(text: str | None) -> float | None:

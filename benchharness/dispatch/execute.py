@@ -47,15 +47,15 @@ JOIN_POLL_S = 0.2
 def _settings(
     profile: DeviceProfile, artifact: Artifact, opts: RunOptions, profile_ops: bool
 ) -> RunnerSettings:
-    """What one runner process is asked: the run's method, the profile's pinning and threads."""
-    method = {k: getattr(opts, k) for k in ("quick", "min_n", "min_s", "max_s", "warmup_min_s")}
+    """What one runner process is asked: the run's method, its threads and pinning (else the
+    profile's)."""
     return RunnerSettings(
         fmt=artifact.format,
+        method=opts.method,
         threads=opts.threads or profile.threads,
         affinity=opts.affinity or profile.affinity,
         providers=profile.providers,
         profile_runs=opts.profile_runs if profile_ops else 0,
-        **method,
     )
 
 

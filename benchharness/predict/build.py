@@ -28,6 +28,8 @@ from benchharness.api import run as run_request
 from benchharness.dispatch.reporter import NullReporter, Reporter
 from benchharness.errors import PredictorError, ResultsError
 from benchharness.export.cache import cache_dir
+from benchharness.file_names import safe_file_name
+from benchharness.plan.options import Method, RunOptions
 from benchharness.predict import selection as planning
 from benchharness.predict.census import zoo_census
 from benchharness.predict.fusion import pair_results
@@ -120,8 +122,9 @@ class BuildOutcome:
 
 
 def predictor_path(results_dir: Path, device: str) -> Path:
-    """The device's current predictor (the one ``bench predict`` and the report use)."""
-    return results_dir / PREDICTORS_DIR / f"{device}.json.gz"
+    """The device's current predictor (the one ``bench predict`` and the report use); a device
+    name that is no safe file name is made one (``benchharness.file_names``)."""
+    return results_dir / PREDICTORS_DIR / f"{safe_file_name(device)}.json.gz"
 
 
 def load_predictor(results_dir: Path, device: str, path: Path | None = None) -> Predictor:
@@ -179,16 +182,15 @@ def _unfinished(results_dir: Path) -> list[str]:
 
 def _measure(req: BuildRequest, manifest: Path, names: list[str], reporter: Reporter) -> RunStore:
     existing = find_run(req.results_dir, manifest)
+    # kernel models are many and small: the quick preset, with the build's minimum time
+    method = Method(quick=True, min_s=req.min_s, warmup_min_s=req.warmup_min_s)
     request = RunRequest(
         devices=(req.device,),
         models=",".join(names),
         formats=req.formats,
-        threads=req.threads,
-        quick=True,
-        processes=req.processes,
-        min_s=req.min_s,
-        warmup_min_s=req.warmup_min_s,
-        seed=req.seed,
+        options=RunOptions(
+            method=method, threads=req.threads, processes=req.processes, seed=req.seed
+        ),
         results_dir=req.results_dir,
         manifest=str(manifest),
         resume=existing,

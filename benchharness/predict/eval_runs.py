@@ -12,6 +12,7 @@ from pathlib import Path
 from benchharness.api import RunRequest
 from benchharness.api import run as run_request
 from benchharness.cost.artifact_cost import GRAPH_FORMATS
+from benchharness.plan.options import Method, RunOptions
 from benchharness.predict.build import load_predictor
 from benchharness.predict.evaluate import Evaluation, evaluate
 from benchharness.predict.predictor import check_fingerprint, fingerprint_of_rows
@@ -106,7 +107,7 @@ def _measure_missing(
             devices=(req.device,),
             models=",".join(wanted),
             formats=req.formats,
-            quick=req.quick,
+            options=RunOptions(method=Method(quick=req.quick)),
             results_dir=req.results_dir,
         )
     )

@@ -159,7 +159,7 @@ def benchmark_model_argv(
     binary: str, graph: str, settings: RunnerSettings, *, op_profiling: bool = False
 ) -> list[str]:
     """The timing invocation, or (``op_profiling``) the per-operator one of ``profile_runs``."""
-    stop, warm = rules(settings)
+    stop, warm = rules(settings.method)
     num_runs, min_secs = (settings.profile_runs, 0.0) if op_profiling else (stop.min_n, stop.min_s)
     return bm.build_command(
         binary,
@@ -318,7 +318,7 @@ def run_process(
         settings = replace(settings, threads=bin(int(settings.affinity, 16)).count("1"))
     if tool is EXECUTOR_RUNNER:
         result = native_pte.run_process(session, tool, artifact, settings, timeout)
-        result.rule = tool_rule(settings)
+        result.rule = tool_rule(settings.method)
         return result
     model = session.artifact_path(artifact)
     if session.workdir:
@@ -335,13 +335,13 @@ def run_process(
             result.profile = benchmark_model_profile(tool, prof, cost)
     else:
         perf = _PerfTest(session, tool, binary, model, settings, timeout)
-        stop, _ = rules(settings)
+        stop, _ = rules(settings.method)
         key = f"{artifact.sha256}|{settings.threads}|{settings.affinity}|{settings.providers}"
         inv = perf.run(perf_test_runs(stop, perf.estimate_ms(key)))
         result = perf_test_result(tool, inv, version, settings)
         if settings.profile_runs > 0:
             result.profile = perf.profile(artifact)
-    result.rule = tool_rule(settings)
+    result.rule = tool_rule(settings.method)
     return result
 
 

@@ -28,7 +28,8 @@ from benchharness.ondevice import probe, protocol
 from benchharness.ondevice.method import DEFAULT, QUICK, WARMUP_DEFAULT, StoppingRule, WarmupRule
 from benchharness.ondevice.protocol import Environment
 from benchharness.parse.native_result import Tool, ToolOutput
-from benchharness.runners.python import RunnerSettings, remote_sha256
+from benchharness.plan.options import Method
+from benchharness.runners.python import remote_sha256
 from benchharness.transport.base import Transport, quote_argv
 
 if TYPE_CHECKING:
@@ -58,29 +59,24 @@ class Session(Protocol):
 # ------------------------------------------------------------------------------- rules
 
 
-def rules(settings: RunnerSettings) -> tuple[StoppingRule, WarmupRule]:
+def rules(method: Method) -> tuple[StoppingRule, WarmupRule]:
     """docs/method.md's stopping and warm-up rules with the run's overrides, as the python
     runner's."""
-    stop = QUICK if settings.quick else DEFAULT
-    changes: dict[str, Any] = {
-        k: v
-        for k, v in (
-            ("min_n", settings.min_n),
-            ("min_s", settings.min_s),
-            ("max_s", settings.max_s),
-        )
-        if v is not None
-    }
-    stop = replace(stop, **changes)
-    warm = WARMUP_DEFAULT
-    if settings.warmup_min_s is not None:
-        warm = replace(warm, min_s=settings.warmup_min_s)
-    return stop, warm
+    preset = QUICK if method.quick else DEFAULT
+    stop = replace(
+        preset,
+        min_n=preset.min_n if method.min_n is None else method.min_n,
+        min_s=preset.min_s if method.min_s is None else method.min_s,
+        max_s=preset.max_s if method.max_s is None else method.max_s,
+    )
+    if method.warmup_min_s is None:
+        return stop, WARMUP_DEFAULT
+    return stop, replace(WARMUP_DEFAULT, min_s=method.warmup_min_s)
 
 
-def tool_rule(settings: RunnerSettings) -> protocol.Rule:
+def tool_rule(method: Method) -> protocol.Rule:
     """The rule a tool invocation ran under: docs/method.md's minimums and cap, no adaptive stop."""
-    stop, warm = rules(settings)
+    stop, warm = rules(method)
     return protocol.Rule(
         min_n=stop.min_n, min_s=stop.min_s, max_s=stop.max_s, adaptive=False,
         warmup_min_s=warm.min_s,

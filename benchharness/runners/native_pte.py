@@ -134,7 +134,7 @@ def run_process(
     if session.workdir:
         session.transport.run(["mkdir", "-p", session.workdir], timeout=60)
     version = tool_version(session, binary)
-    stop, warm = rules(settings)
+    stop, warm = rules(settings.method)
     key = f"{artifact.sha256}|{settings.threads}|{settings.affinity}"
     estimate = _estimate(session, tool, binary, model, settings, timeout, key)
     executions = timed_executions(stop, warm, estimate)

@@ -12,6 +12,7 @@ from pathlib import Path
 from benchharness.errors import RunnerError, TransportError
 from benchharness.ondevice import protocol
 from benchharness.ondevice.protocol import RunnerResult
+from benchharness.plan.options import Method
 from benchharness.transport.base import Transport
 
 #: The folder shipped to devices: the runner and the modules it imports beside it.
@@ -26,19 +27,16 @@ ERROR_EXCERPT_CHARS = 400
 
 @dataclass(frozen=True)
 class RunnerSettings:
-    """What one runner process is asked to do."""
+    """What one runner process is asked to do: the run's method, with the threads and pinning
+    resolved for its device (the run's, else the profile's)."""
 
     fmt: str
+    method: Method = field(default_factory=Method)
     threads: int | None = None
     affinity: str | None = None
-    quick: bool = False
-    min_n: int | None = None
-    min_s: float | None = None
-    max_s: float | None = None
-    warmup_min_s: float | None = None
     providers: Sequence[str] = ()
+    #: profiled inferences after the timed ones (0: no per-operator profile)
     profile_runs: int = 0
-    extra_env: dict[str, str] = field(default_factory=dict)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -87,14 +85,15 @@ def runner_argv(
     if settings.affinity:
         argv += ["taskset", settings.affinity]
     argv += [python, posixpath.join(runner_dir, RUNNER_SCRIPT), "--model", model_path]
-    argv += ["--format", settings.fmt, "--preset", "quick" if settings.quick else "default"]
+    method = settings.method
+    argv += ["--format", settings.fmt, "--preset", "quick" if method.quick else "default"]
     if settings.threads:
         argv += ["--threads", str(settings.threads)]
     for flag, value in (
-        ("--min-n", settings.min_n),
-        ("--min-s", settings.min_s),
-        ("--max-s", settings.max_s),
-        ("--warmup-min-s", settings.warmup_min_s),
+        ("--min-n", method.min_n),
+        ("--min-s", method.min_s),
+        ("--max-s", method.max_s),
+        ("--warmup-min-s", method.warmup_min_s),
     ):
         if value is not None:
             argv += [flag, str(value)]

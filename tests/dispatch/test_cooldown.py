@@ -258,7 +258,7 @@ def test_run_device_cools_down_between_processes(
         def stage(self, device: str, text: str) -> None:
             stages.append(text)
 
-    opts = RunOptions(formats=("onnx",), processes=1, profile_ops=False, seed=1)
+    opts = RunOptions(processes=1, profile_ops=False, seed=1)
     run_device(store, profile, artifacts, opts, Recorder(), lambda p: transport, None,
                threading.Lock())  # fmt: skip
     rows = {r.model: r for r in store.runs}

@@ -24,6 +24,7 @@ from benchharness.dispatch.locks import device_lock
 from benchharness.dispatch.session import DeviceSession
 from benchharness.errors import DeviceLockError, ResultsError
 from benchharness.ondevice.protocol import RESULT_MARKER, RunnerResult
+from benchharness.plan.options import Method, RunOptions
 from benchharness.profiles.schema import DeviceProfile
 from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore
@@ -91,7 +92,7 @@ def leftover_runners() -> list[str]:
     return [line for line in out.splitlines() if MARK in line and "ps -eo" not in line]
 
 
-QUICK: dict[str, Any] = {"processes": 1, "profile_ops": False}
+QUICK = RunOptions(processes=1, profile_ops=False)
 
 
 # ------------------------------------------------------------------ 1. rm -rf of the workdir
@@ -107,7 +108,7 @@ def test_resume_dot_removes_only_the_runs_own_folder_on_the_device(
     (work / "benchmark_model").write_text("a pushed tool")
     board = toml(tmp_path / "board.toml", ssh_fields(sshd_server, work), fake_python(tmp_path))
     models = f"{model(tmp_path, 'a')},{model(tmp_path, 'b')}"
-    first = run(RunRequest(devices=(board,), models=models, results_dir=tmp_path / "r", **QUICK))
+    first = run(RunRequest(devices=(board,), models=models, results_dir=tmp_path / "r", options=QUICK))
     # interrupted after one job, as far as the store is concerned
     first.runs = [r for r in first.runs if r.model == "a"]
     first.flush()
@@ -162,7 +163,7 @@ def test_a_second_resume_is_refused_while_the_first_runs(tmp_path: Path) -> None
     slow = model(tmp_path, "slow", pause_s=6)
     fast = model(tmp_path, "fast")
     first = run(RunRequest(devices=(here,), models=f"{fast},{slow}",
-                           results_dir=tmp_path / "r", **QUICK))  # fmt: skip
+                           results_dir=tmp_path / "r", options=QUICK))  # fmt: skip
     first.runs, first.samples = [], []  # as if interrupted before any job finished
     first.flush()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -241,9 +242,11 @@ def test_two_profiles_of_one_board_never_hold_it_at_once() -> None:
 
 def test_a_resumed_row_keeps_the_environment_of_its_first_process(tmp_path: Path) -> None:
     # the real runner on this host, whose probe reads the environment
+    method = Method(quick=True, min_n=20, min_s=0.1, warmup_min_s=0.05)
     req = RunRequest(models="tests.support.tiny:tiny_cnn", input_shape="1x3x32x32",
-                     formats=("onnx",), processes=2, profile_ops=False, quick=True, min_n=20,
-                     min_s=0.1, warmup_min_s=0.05, results_dir=tmp_path / "r")  # fmt: skip
+                     formats=("onnx",), options=RunOptions(method=method, processes=2,
+                                                           profile_ops=False),
+                     results_dir=tmp_path / "r")  # fmt: skip
     store = run(req)
     (whole,) = store.runs
     assert whole.cpu_model, "this host's probe names its CPU"
@@ -263,7 +266,7 @@ def test_killed_between_the_csv_writes_then_resumed(tmp_path: Path) -> None:
     here = toml(tmp_path / "here.toml", {"name": "here", "transport": "local"},
                 fake_python(tmp_path))  # fmt: skip
     models = f"{model(tmp_path, 'a')},{model(tmp_path, 'b')}"
-    store = run(RunRequest(devices=(here,), models=models, results_dir=tmp_path / "r", **QUICK))
+    store = run(RunRequest(devices=(here,), models=models, results_dir=tmp_path / "r", options=QUICK))
     # kill -9 after samples.csv and ops.csv were replaced but before runs.csv: b's samples are
     # on disk, its row is not (runs.csv is written last: it commits a job)
     store.runs = [r for r in store.runs if r.model == "a"]
@@ -276,6 +279,35 @@ def test_killed_between_the_csv_writes_then_resumed(tmp_path: Path) -> None:
     for s in again.samples:
         per_job[s.job_id] = per_job.get(s.job_id, 0) + 1
     assert sorted(per_job.values()) == [80, 80], "no sample twice, none lost"
+
+
+def test_a_run_stored_with_a_flat_request_resumes_as_it_was_asked(tmp_path: Path) -> None:
+    # run.json as runs stored it before the request's options and method were nested
+    here = toml(tmp_path / "here.toml", {"name": "here", "transport": "local"},
+                fake_python(tmp_path))  # fmt: skip
+    models = f"{model(tmp_path, 'a')},{model(tmp_path, 'b')}"
+    options = RunOptions(processes=2, profile_ops=False, method=Method(quick=True))
+    store = run(RunRequest(devices=(here,), models=models, results_dir=tmp_path / "r",
+                           options=options))  # fmt: skip
+    store.meta["request"] = {
+        "devices": [here], "models": models, "formats": ["onnx", "tflite"], "threads": None,
+        "affinity": None, "quick": True, "processes": 2, "input_shape": None,
+        "profile_ops": False, "resume": None, "timeout_s": None, "min_n": None, "min_s": None,
+        "max_s": None, "warmup_min_s": None, "seed": None, "results_dir": str(tmp_path / "r"),
+        "precisions": ["fp32"], "calibration": None, "resolutions": [], "widths": [],
+        "force": False, "scheduler": None, "max_processes": None, "process_ci_rel": None,
+        "manifest": None,
+    }  # fmt: skip
+    store.write_meta()
+    store.runs = [r for r in store.runs if r.model == "a"]
+    store.samples = [s for s in store.samples if s.model == "a"]
+    store.flush()
+    again = run(RunRequest(resume=store.run_id, results_dir=tmp_path / "r"))
+    # the flat request's fixed count holds: the default would run 5 processes or more
+    assert sorted((r.model, r.status, r.processes) for r in again.runs) == [
+        ("a", "ok", 2), ("b", "ok", 2)
+    ]  # fmt: skip
+    assert again.meta["method"]["preset"] == "quick"
 
 
 # ------------------------------------------------------------------ 5. markup in names and errors

@@ -86,7 +86,7 @@ def artifacts(directory: Path, extra: dict[str, dict[str, Any]]) -> list[Artifac
     return out
 
 
-OPTS = RunOptions(formats=("onnx",), processes=2, profile_ops=False, seed=3)
+OPTS = RunOptions(processes=2, profile_ops=False, seed=3)
 
 
 def check_rows(store: RunStore, device: str, bad: dict[str, Any]) -> None:

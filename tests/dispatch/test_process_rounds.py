@@ -17,7 +17,7 @@ from benchharness.dispatch.execute import run_device
 from benchharness.dispatch.reporter import NullReporter
 from benchharness.ondevice.protocol import PROTOCOL_VERSION
 from benchharness.plan.artifacts import Artifact
-from benchharness.plan.options import RunOptions
+from benchharness.plan.options import Method, RunOptions
 from benchharness.profiles.schema import DeviceProfile
 from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore
@@ -105,7 +105,7 @@ def test_quiet_models_stop_early_and_noisy_ones_get_processes(tmp_path: Path) ->
     store = RunStore.create(tmp_path / "results")
     arts = artifacts(tmp_path, ["quiet", "noisy", "middling"])
     fake = FakeRunner()
-    run(store, arts, RunOptions(formats=("onnx",), profile_ops=False, seed=3), fake)
+    run(store, arts, RunOptions(profile_ops=False, seed=3), fake)
     rows = {r.model: r for r in store.runs}
     assert {m: (r.processes, r.process_stop) for m, r in rows.items()} == {
         "quiet": (5, "ci"),
@@ -124,7 +124,7 @@ def test_rounds_interleave_every_unfinished_model_in_a_new_order(tmp_path: Path)
     store = RunStore.create(tmp_path / "results")
     fake = FakeRunner()
     run(store, artifacts(tmp_path, ["quiet", "noisy", "middling"]),
-        RunOptions(formats=("onnx",), profile_ops=False, seed=5), fake)  # fmt: skip
+        RunOptions(profile_ops=False, seed=5), fake)  # fmt: skip
     rounds = [fake.order[i : i + 3] for i in range(0, 15, 3)]  # all three in the first five
     assert all(sorted(r) == ["middling", "noisy", "quiet"] for r in rounds)
     assert len({tuple(r) for r in rounds}) > 1  # shuffled per round, not one fixed order
@@ -135,15 +135,15 @@ def test_rounds_interleave_every_unfinished_model_in_a_new_order(tmp_path: Path)
 def test_rows_are_partial_until_the_rule_stops_them(tmp_path: Path) -> None:
     store = RunStore.create(tmp_path / "results")
     reporter = run(store, artifacts(tmp_path, ["quiet"]),
-                   RunOptions(formats=("onnx",), profile_ops=False, seed=1), FakeRunner())  # fmt: skip
+                   RunOptions(profile_ops=False, seed=1), FakeRunner())  # fmt: skip
     statuses = [(r.status, r.error) for r in reporter.rows]
     assert statuses[:4] == [("partial", f"{k} of 5 processes") for k in range(1, 5)]
     assert statuses[4] == ("ok", "")
 
 
 @pytest.mark.parametrize(("opts", "count"), [
-    (RunOptions(formats=("onnx",), profile_ops=False, processes=3, seed=1), 3),
-    (RunOptions(formats=("onnx",), profile_ops=False, quick=True, seed=1), 1),
+    (RunOptions(profile_ops=False, processes=3, seed=1), 3),
+    (RunOptions(profile_ops=False, method=Method(quick=True), seed=1), 1),
 ])  # fmt: skip
 def test_a_fixed_count_is_run_exactly(tmp_path: Path, opts: RunOptions, count: int) -> None:
     store = RunStore.create(tmp_path / "results")
@@ -156,7 +156,7 @@ def test_a_fixed_count_is_run_exactly(tmp_path: Path, opts: RunOptions, count: i
 def test_cap_and_target_are_options(tmp_path: Path) -> None:
     store = RunStore.create(tmp_path / "results")
     fake = FakeRunner()
-    opts = RunOptions(formats=("onnx",), profile_ops=False, seed=1, max_processes=7,
+    opts = RunOptions(profile_ops=False, seed=1, max_processes=7,
                       process_ci_rel=0.2)  # fmt: skip
     run(store, artifacts(tmp_path, ["noisy"]), opts, fake)
     # a 20 % target: noisy's 8 % swings meet it at the minimum of five
@@ -164,14 +164,14 @@ def test_cap_and_target_are_options(tmp_path: Path) -> None:
     store = RunStore.create(tmp_path / "results2")
     fake = FakeRunner()
     run(store, artifacts(tmp_path, ["noisy"]),
-        RunOptions(formats=("onnx",), profile_ops=False, seed=1, max_processes=7), fake)  # fmt: skip
+        RunOptions(profile_ops=False, seed=1, max_processes=7), fake)  # fmt: skip
     assert fake.seen == {"noisy": 7} and store.runs[0].process_stop == "max_processes"
 
 
 def test_an_interrupted_job_resumes_to_the_same_rule(tmp_path: Path) -> None:
     store = RunStore.create(tmp_path / "results")
     arts = artifacts(tmp_path, ["quiet", "noisy"])
-    opts = RunOptions(formats=("onnx",), profile_ops=False, seed=2)
+    opts = RunOptions(profile_ops=False, seed=2)
     first = FakeRunner(stop_after=5)
     with pytest.raises(Interrupted):
         run(store, arts, opts, first)

@@ -10,6 +10,7 @@ import pytest
 
 from benchharness.api import RunRequest, run
 from benchharness.export.pipeline import export_model
+from benchharness.plan.options import Method, RunOptions
 from benchharness.zoo.registry import ModelSpec
 
 TINY = "tests.support.tiny:tiny_cnn"
@@ -40,8 +41,9 @@ def test_the_run_goes_on_with_a_failed_row(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(onnxruntime, "InferenceSession", FailingSession)
     monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache"))
     store = run(
-        RunRequest(models=TINY, input_shape="1x3x32x32", formats=("onnx",), quick=True,
-                   min_n=20, min_s=0.1, warmup_min_s=0.05, profile_ops=False,
+        RunRequest(models=TINY, input_shape="1x3x32x32", formats=("onnx",),
+                   options=RunOptions(method=Method(quick=True, min_n=20, min_s=0.1,
+                                                    warmup_min_s=0.05), profile_ops=False),
                    results_dir=tmp_path / "results")
     )  # fmt: skip
     (row,) = store.runs

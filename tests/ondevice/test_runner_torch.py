@@ -7,6 +7,7 @@ import importlib.util
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -15,13 +16,15 @@ import pytest
 
 from benchharness.export import pipeline
 from benchharness.ondevice.method import StoppingRule, WarmupRule
+from benchharness.plan.options import Method
 from benchharness.runners import python as python_runner
 from benchharness.runners.python import RunnerSettings
 from benchharness.zoo.registry import ModelSpec
 
 REMOTE = python_runner.RUNNER_DIR / python_runner.RUNNER_SCRIPT
 #: Short measuring: the runner's torch path is under test here, not the method.
-FAST = RunnerSettings(fmt="torch", threads=1, quick=True, min_n=20, min_s=0.2, warmup_min_s=0.1)
+FAST = RunnerSettings(fmt="torch", method=Method(quick=True, min_n=20, min_s=0.2, warmup_min_s=0.1),
+                      threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +64,7 @@ def _run(argv: list[str], prelude: str) -> subprocess.CompletedProcess[str]:
 def test_torch_runner_on_the_cpu_returns_samples(device_copy: Path) -> None:
     argv = python_runner.runner_argv(
         sys.executable, str(python_runner.RUNNER_DIR), str(device_copy),
-        RunnerSettings(**{**FAST.__dict__, "profile_runs": 5}), None,
+        replace(FAST, profile_runs=5), None,
     )  # fmt: skip
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=180)
     result = python_runner.parse_output(proc.stdout, proc.stderr, proc.returncode)

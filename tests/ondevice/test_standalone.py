@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from benchharness.ondevice.protocol import decode
+from benchharness.plan.options import Method
 from benchharness.runners import python as python_runner
 from benchharness.runners.python import RUNNER_DIR, RUNNER_FILES, RunnerSettings
 
@@ -42,7 +43,7 @@ def test_the_copied_folder_runs_with_the_package_off_the_path(
     for name in RUNNER_FILES:
         shutil.copy(RUNNER_DIR / name, device / name)
     model = tiny_artifacts["onnx"].path
-    settings = RunnerSettings(fmt="onnx", threads=1, quick=True, min_n=20, min_s=0.1)
+    settings = RunnerSettings(fmt="onnx", method=Method(quick=True, min_n=20, min_s=0.1), threads=1)
     argv = python_runner.runner_argv(sys.executable, str(device), str(model), settings, None)
     script, *args = argv[1:]
     code = (

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from benchharness.api import RunRequest, run
+from benchharness.plan.options import Method, RunOptions
 from benchharness.predict.build import BUILD_FILE, BuildOutcome, BuildRequest, build_predictor
 from benchharness.predict.predictor import Predictor
 from benchharness.predict.selection import KernelModel, PairModel, Plan
@@ -180,9 +181,7 @@ def test_eval_on_an_outside_model(built: BuildOutcome) -> None:
         RunRequest(
             models=TINY,
             input_shape="1x3x32x32",
-            quick=True,
-            min_s=0.2,
-            warmup_min_s=0.1,
+            options=RunOptions(method=Method(quick=True, min_s=0.2, warmup_min_s=0.1)),
             results_dir=results,
         )
     )

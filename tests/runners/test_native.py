@@ -20,6 +20,7 @@ from benchharness.ondevice import probe
 from benchharness.ondevice.protocol import RunnerResult
 from benchharness.parse.native_result import align_benchmark_model_ops
 from benchharness.parse.op_join import litert_rows
+from benchharness.plan.options import Method
 from benchharness.profiles.schema import DeviceProfile, parse_profile
 from benchharness.results.rows import tool_stats
 from benchharness.runners.native import (
@@ -107,7 +108,7 @@ def test_profile_runner_field_is_validated() -> None:
 
 
 def test_benchmark_model_quick_maps_to_the_tools_own_stopping_flags() -> None:
-    settings = RunnerSettings(fmt="tflite", threads=4, affinity="f0", quick=True)
+    settings = RunnerSettings(fmt="tflite", method=Method(quick=True), threads=4, affinity="f0")
     argv = benchmark_model_argv("/data/local/tmp/bm", "/data/local/tmp/m.tflite", settings)
     assert argv == [
         "taskset", "f0", "/data/local/tmp/bm", "--graph=/data/local/tmp/m.tflite",
@@ -121,7 +122,7 @@ def test_benchmark_model_default_and_overrides() -> None:
     assert f"--num_runs={DEFAULT.min_n}" in argv and "--min_secs=0.5" in argv
     assert "--max_secs=10" in argv  # several short invocations, as the python runner's processes
     assert not any(a.startswith("--num_threads") for a in argv)  # the tool's default
-    custom = RunnerSettings(fmt="tflite", min_n=20, min_s=0.5, max_s=30, warmup_min_s=0.1)
+    custom = RunnerSettings(fmt="tflite", method=Method(min_n=20, min_s=0.5, max_s=30, warmup_min_s=0.1))
     argv = benchmark_model_argv("bm", "m.tflite", custom)
     assert {"--num_runs=20", "--min_secs=0.5", "--max_secs=30", "--warmup_min_secs=0.1"} <= set(
         argv
@@ -129,7 +130,7 @@ def test_benchmark_model_default_and_overrides() -> None:
 
 
 def test_benchmark_model_profiling_pass_runs_profile_runs_with_the_profiler() -> None:
-    settings = RunnerSettings(fmt="tflite", quick=True, profile_runs=50)
+    settings = RunnerSettings(fmt="tflite", method=Method(quick=True), profile_runs=50)
     argv = benchmark_model_argv("bm", "m.tflite", settings, op_profiling=True)
     assert "--enable_op_profiling=true" in argv
     assert "--num_runs=50" in argv and "--min_secs=0" in argv
