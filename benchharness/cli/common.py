@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import click
 from rich import box
@@ -17,6 +17,9 @@ from rich.measure import Measurement
 from rich.table import Table
 
 from benchharness.errors import UsageError
+
+#: A click command function, as an option decorator hands it on.
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: Exit status of a failure the user can act on (the message says what to do).
 EXIT_FAILURE = 1
@@ -77,12 +80,12 @@ def results_dir_option(func: Any) -> Any:
     )(func)
 
 
-def devices_option(help_text: str, **kw: Any) -> Any:
+def devices_option(help_text: str, **kw: Any) -> Callable[[F], F]:
     """--device, repeatable, into ``devices``: profile names or paths to .toml files."""
     return click.option("--device", "devices", multiple=True, help=help_text, **kw)
 
 
-def scheduler_option(help_text: str, required: bool = False) -> Any:
+def scheduler_option(help_text: str, required: bool = False) -> Callable[[F], F]:
     """--scheduler of the farm commands (no environment variable: a farm is always asked for)."""
     # no explicit default: click 8.3 takes default=None as a given value, even when required
     return click.option("--scheduler", required=required, metavar="tcp://HOST:8786", help=help_text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ from rich.table import Table
 
 from benchharness.cli.common import (
     EXIT_INTERRUPTED,
+    F,
     console,
     fmt,
     formats_option,
@@ -72,7 +74,7 @@ def _measure(request: RunRequest) -> RunStore:
         return run(request, reporter=reporter)
 
 
-def output_option(help_text: str) -> Any:
+def output_option(help_text: str) -> Callable[[F], F]:
     """``-o/--output FILE``: where a predictor command writes its file."""
     return click.option(
         "-o",

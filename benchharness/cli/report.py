@@ -25,8 +25,8 @@ from benchharness.cli import common
 def report_cmd(run_ids: tuple[str, ...], out: Path, results_dir: Path, as_json: bool) -> None:
     """Latency-vs-FLOPs report of one or more runs, as HTML or Markdown."""
     from benchharness.report import write_report
+    from benchharness.report.cells import ratio_text
     from benchharness.report.figures import headline
-    from benchharness.report.tables import ratio_text
 
     with common.console.status("analysing and plotting"):
         result = write_report(run_ids, results_dir, out)

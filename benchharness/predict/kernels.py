@@ -92,7 +92,8 @@ class SqueezeExcite(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         w = F.adaptive_avg_pool2d(x, 1)
         w = self.gate(self.fc2(F.relu(self.fc1(w))))
-        return x * w
+        out: Tensor = x * w
+        return out
 
 
 class Pool(nn.Module):

@@ -95,4 +95,5 @@ class LinearFit:
         return cls(inputs, tuple(float(c) for c in coef[:-1]), float(coef[-1]))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(x) @ np.asarray(self.coef) + self.intercept
+        out: np.ndarray = np.asarray(x) @ np.asarray(self.coef) + self.intercept
+        return out

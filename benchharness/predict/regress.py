@@ -124,7 +124,7 @@ def fit_linear(rows: Sequence[Mapping[str, float]], times_us: np.ndarray) -> lis
     w = 1.0 / np.maximum(times_us, TARGET_OFFSET_US)
     scale = np.maximum(np.abs(a).max(axis=0), 1e-12)  # columns of similar size for the solver
     coef, _ = nnls(a * w[:, None] / scale, times_us * w)
-    return (coef / scale).tolist()
+    return [float(c) for c in coef / scale]
 
 
 @dataclass
@@ -141,7 +141,8 @@ class Regressor:
     def base(self, rows: Sequence[Mapping[str, float]]) -> np.ndarray:
         if not self.linear:
             return np.zeros(len(rows))
-        return np.maximum(_terms(rows) @ np.asarray(self.linear), 0.0)
+        base: np.ndarray = np.maximum(_terms(rows) @ np.asarray(self.linear), 0.0)
+        return base
 
     def predict(self, rows: Sequence[Mapping[str, float]]) -> np.ndarray:
         if not rows:
@@ -151,7 +152,8 @@ class Regressor:
             return base
         x = np.array([vector(r, self.columns) for r in rows], dtype=np.float64)
         ratio = np.exp(self.trees.predict(x))
-        return np.maximum((base + TARGET_OFFSET_US) * ratio - TARGET_OFFSET_US, 0.0)
+        out: np.ndarray = np.maximum((base + TARGET_OFFSET_US) * ratio - TARGET_OFFSET_US, 0.0)
+        return out
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -199,7 +199,7 @@ def _tflite_graph(path: Path, cost: GraphCost) -> Graph:
         if b <= 0 or b >= model.BuffersLength():
             return False
         buffer = model.Buffers(b)
-        return buffer.DataLength() > 0 or (buffer.Offset() > 1 and buffer.Size() > 0)
+        return bool(buffer.DataLength() > 0 or (buffer.Offset() > 1 and buffer.Size() > 0))
 
     acts = {v: k for k, v in vars(schema.ActivationFunctionType).items() if isinstance(v, int)}
     option_names = {v: k for k, v in vars(schema.BuiltinOptions).items() if isinstance(v, int)}

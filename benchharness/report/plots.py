@@ -25,14 +25,13 @@ from benchharness.report.drawing import (
 )
 from benchharness.report.figures import (
     Analysis,
-    Correlation,
     CrossDevice,
-    Fit,
     OpBreakdown,
     Point,
     Series,
     point_label,
 )
+from benchharness.report.fits import Correlation, Fit
 from benchharness.report.memory_plot import memory_plot
 
 #: Operator types drawn individually in the share bars; the rest are summed as "other".
