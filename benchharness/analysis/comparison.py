@@ -57,6 +57,10 @@ PROCESS_LEVEL_FLAGS: frozenset[str] = frozenset(
 )
 #: Flags reported beside a verdict without overturning it (see UNRELIABLE_FLAGS).
 TAIL_FLAGS: frozenset[str] = frozenset({"EXTREME", "HIGH_CV"})
+#: A row measured under CPU translation (qemu-user, Rosetta) times the translator, not the
+#: device: against a native row no change is ever called, not even with ``allow_mismatch`` or
+#: ``include_unreliable`` (two emulated rows compare as any two rows do).
+EMULATED_FLAG = "EMULATED"
 
 #: Columns that identify what was measured; rows match on these (``_match_key``).
 MATCH_KEY: tuple[str, ...] = ("model", "format", "precision", "input_shape")
@@ -116,8 +120,11 @@ class Match:
         return f"{self.model} [{self.format}/{self.precision}]"
 
     def significant_slowdown(self, threshold: float, *, include_unreliable: bool = False) -> bool:
-        """p < ALPHA and B slower than A by at least ``threshold`` (a fraction, 0.05 = 5 %)."""
+        """p < ALPHA and B slower than A by at least ``threshold`` (a fraction, 0.05 = 5 %);
+        never between an emulated and a native row (``EMULATED_FLAG``)."""
         if self.ratio is None or self.p_value is None:
+            return False
+        if emulation_mismatch(self.flags_a, self.flags_b):
             return False
         if self.verdict == "unreliable" and not include_unreliable:
             return False
@@ -492,6 +499,18 @@ def _sort_flags(flags_a: list[str], flags_b: list[str], test: str) -> _Flags:
     return _Flags(shaky=shaky, carried=carried, tails=sorted(raised & TAIL_FLAGS))
 
 
+def emulation_mismatch(flags_a: Sequence[str], flags_b: Sequence[str]) -> str | None:
+    """Why no change may be called when exactly one side ran under CPU translation, or None."""
+    a, b = EMULATED_FLAG in flags_a, EMULATED_FLAG in flags_b
+    if a == b:
+        return None
+    return (
+        f"{EMULATED_FLAG} on {'A' if a else 'B'} only: one row was measured under CPU "
+        "translation and the other natively, so their ratio times the translator; no change "
+        "is called"
+    )
+
+
 def _verdict(
     ratio: float | None, p_value: float | None, shaky: list[str], threshold: float
 ) -> tuple[str, str | None]:
@@ -535,6 +554,9 @@ def _compare_pair(
     if flags.carried:
         notes.append(f"{', '.join(flags.carried)}: in the process medians' variance the test uses")
     verdict, why = _verdict(ratio, tested.p_value, flags.shaky, threshold)
+    emulated = emulation_mismatch(flags_a, flags_b)
+    if emulated:
+        verdict, why = "unreliable", emulated
     if why:
         notes.append(why)
     if flags.tails and verdict != "unreliable":

@@ -107,6 +107,12 @@ FLAGS: tuple[str, ...] = (
     "THROTTLED",
     "CLOCKS_UNLOCKED",
     "PROCESS_VARIANCE",
+    # not a statistic: the artifact's graph runs less than its model (export/folding.py); the
+    # row builder raises it from the artifact's cost, which says what was removed
+    "GRAPH_FOLDED",
+    # not a statistic: the runner ran under CPU translation (qemu-user, Rosetta 2); the row
+    # builder raises it from the environment's ``emulated`` (ondevice/probe.py)
+    "EMULATED",
 )
 
 #: One line of advice per flag, printed by the CLI under its warning block.
@@ -131,6 +137,14 @@ FLAG_ADVICE: dict[str, str] = {
     "PROCESS_VARIANCE": (
         "runner processes disagree (memory layout, core placement): use more processes, pin "
         "cores with --affinity"
+    ),
+    "GRAPH_FOLDED": (
+        "the exported graph runs fewer MACs than the model: a converter folded constant branches "
+        "(untrained zero-init weights?); rerun without --keep-weights or check the checkpoint"
+    ),
+    "EMULATED": (
+        "measured under CPU translation (qemu-user, Rosetta): timings are not the device's; "
+        "never compare with native rows"
     ),
 }
 

@@ -69,7 +69,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -115,6 +115,8 @@ _INVOKE_TAG = "Invoke"  # tag of the interpreter's whole-invoke DEFAULT event
 _RUN_PHASE_PREFIX = "LiteRT::Run"  # DEFAULT events of LiteRT's own run phases around the invoke
 
 _RANDOM_SEED = 0  # fixed so repeated profiles see identical inputs
+# the kernel's CPU lists XNNPACK's cpuinfo reads at start (Linux)
+_CPU_LISTS = ("/sys/devices/system/cpu/possible", "/sys/devices/system/cpu/present")
 _MAX_ALIGN_CELLS = 20_000_000  # DP keeps 2 bytes per cell: caps alignment memory at ~40 MB
 
 # LiteRtElementType -> numpy dtype (litert_model_types.h)
@@ -550,6 +552,14 @@ class _Session:
         )
 
 
+def _cpu_lists_hint() -> str:
+    """Why the CPU accelerator may refuse to start here: XNNPACK's cpuinfo needs the kernel's
+    CPU lists (a chroot or container without /sys has none), and fails without them."""
+    if os.path.exists(_CPU_LISTS[0]) or not os.path.isdir("/proc/self"):
+        return ""
+    return f" (XNNPACK cannot start: {_CPU_LISTS[0]} is missing, its cpuinfo needs it)"
+
+
 def _add_toml_option(lib: ctypes.CDLL, options: ctypes.c_void_p, ident: bytes, toml: str) -> None:
     """Attach one opaque option whose payload is a NUL-terminated TOML string."""
     loaded = _load()
@@ -626,12 +636,13 @@ def _open(
         cpu_toml = _cpu_toml(threads, kernel_mode)
         if cpu_toml:
             _add_toml_option(lib, session.options, _CPU_OPTIONS_ID, cpu_toml)
-        _check(
-            lib.LiteRtCreateCompiledModel(
-                session.env, session.model, session.options, ctypes.byref(session.compiled)
-            ),
-            "LiteRtCreateCompiledModel",
+        status = lib.LiteRtCreateCompiledModel(
+            session.env, session.model, session.options, ctypes.byref(session.compiled)
         )
+        try:
+            _check(status, "LiteRtCreateCompiledModel")
+        except LiteRtProfilerError as exc:
+            raise LiteRtProfilerError(f"{exc}{_cpu_lists_hint()}") from None
         _make_buffers(session, input_arrays)
     except BaseException:
         session.close()
@@ -686,7 +697,8 @@ def _make_buffers(session: _Session, input_arrays: Sequence[np.ndarray] | None) 
     if len(arrays) != session.num_inputs:
         raise ValueError(f"model takes {session.num_inputs} inputs, got {len(arrays)} arrays")
     for i, (array, spec, buf) in enumerate(
-        zip(arrays, session.input_specs, handles["Input"], strict=True)
+        # no strict=: devices may run Python 3.8/3.9 (the counts were checked just above)
+        zip(arrays, session.input_specs, handles["Input"])  # noqa: B905
     ):
         _write_input(lib, buf, np.asarray(array), spec, i)
 
@@ -751,7 +763,8 @@ def _drain(lib: ctypes.CDLL, profiler: ctypes.c_void_p) -> list[_Event]:
 
 
 # Key of one profiled op: ("tflite", subgraph, node) or ("xnnpack", partition, xnnpack op index).
-_OpKey = tuple[str, int, int]
+if TYPE_CHECKING:  # builtin generics take subscripts at run time from Python 3.9 only
+    _OpKey = tuple[str, int, int]
 
 
 def _op_events(
@@ -960,6 +973,8 @@ def profile_ops(
     warmup: int,
     input_arrays: list[np.ndarray] | None = None,
     kernel_mode: str = "xnnpack",
+    max_s: float | None = None,
+    warmup_max_s: float | None = None,
 ) -> dict[str, Any]:
     """Profile ``runs`` inferences of a .tflite model with LiteRT's profiler; return per-op times.
 
@@ -967,6 +982,9 @@ def profile_ops(
     default) reports XNNPACK's operators; "builtin"/"reference" run TFLite's own kernels, whose
     events name exact TFLite nodes. Each op row sums that op's events within a run, then takes the
     median and mean over runs. See the module docstring for how ``op_index`` is obtained.
+    ``max_s`` / ``warmup_max_s`` end the profiled runs / the warm-up early once that many seconds
+    have passed (after at least one run each), for a device where one inference takes seconds;
+    ``len(run_ms)`` and ``warmup_runs`` say how many ran.
     """
     if runs < 1 or warmup < 0:
         raise ValueError("runs must be >= 1 and warmup >= 0")
@@ -987,11 +1005,15 @@ def profile_ops(
             raise LiteRtProfilerError("the runtime created no profiler despite enable_profiling")
         # Warm-up runs with the profiler stopped: XNNPACK still times (its flag is fixed at
         # creation) but nothing is recorded.
-        for _ in range(warmup):
+        warm_start = time.perf_counter()
+        warmup_runs = 0
+        while warmup_runs < warmup and not _past(warm_start, warmup_max_s, warmup_runs):
             session.run()
+            warmup_runs += 1
         per_run_events: list[list[_Event]] = []
         run_ms: list[float] = []
-        for _ in range(runs):
+        runs_start = time.perf_counter()
+        while len(run_ms) < runs and not _past(runs_start, max_s, len(run_ms)):
             _check(lib.LiteRtResetProfiler(profiler), "LiteRtResetProfiler")
             _check(lib.LiteRtStartProfiler(profiler), "LiteRtStartProfiler")
             start = time.perf_counter()
@@ -1000,7 +1022,14 @@ def profile_ops(
             _check(lib.LiteRtStopProfiler(profiler), "LiteRtStopProfiler")
             per_run_events.append(_drain(lib, profiler))
         graph, main = session.graph, session.main_subgraph
-    return _summarise(per_run_events, run_ms, graph, main, threads, kernel_mode)
+    out = _summarise(per_run_events, run_ms, graph, main, threads, kernel_mode)
+    out["warmup_runs"] = warmup_runs
+    return out
+
+
+def _past(start: float, max_s: float | None, done: int) -> bool:
+    """Whether a capped loop begun at ``start`` should end: its cap passed, one run done."""
+    return max_s is not None and done > 0 and time.perf_counter() - start >= max_s
 
 
 @dataclass
@@ -1149,6 +1178,11 @@ def _summarise(
         )
     totals = _op_totals(keyed_runs)
     op_keys = [k for k in totals.order if k[0] != "delegate-node"]
+    if not op_keys:
+        raise LiteRtProfilerError(
+            "the profiler recorded only delegate kernel nodes, no operator of theirs: the "
+            "delegate does not report per-operator events"
+        )
     xnn = _place_xnnpack(op_keys, totals.names, graph, main)
     rows = [_op_row(i, key, totals, graph, main, xnn) for i, key in enumerate(op_keys)]
     delegate_nodes = [

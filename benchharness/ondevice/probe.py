@@ -9,6 +9,11 @@ runner runs it with ``sh`` too. Standard library only, and nothing from ``benchh
 ``environment(parse(text), pinned)`` gives the keys every result row uses: governors and clocks
 are read for the CPUs the job is pinned to (all online CPUs when it is not pinned), so
 ``CLOCKS_UNLOCKED`` means the same thing whichever runner measured.
+
+It also says what machine the process runs as (``arch``) and whether a translator runs it
+(``emulated``: ``qemu-user``, ``rosetta``): timings taken through one are the translator's, not
+the device's (``emulation``). ``cpu_model`` then names the host's CPU and the translation, and
+an ARM CPU without a name line is named from its part numbers (``arm_cpu_name``).
 """
 
 from __future__ import annotations
@@ -35,8 +40,17 @@ SCRIPT = "; ".join(
         f"echo {MARK}android; getprop ro.build.version.release 2>/dev/null",
         f"echo {MARK}soc; for p in {' '.join(SOC_PROPS)}; do "
         'v=$(getprop $p 2>/dev/null); [ -n "$v" ] && echo "$p=$v"; done',
-        f"echo {MARK}cpuinfo; grep -E '^(model name|Hardware|Model|CPU part|Processor|"
-        "cpu model|uarch)' /proc/cpuinfo 2>/dev/null",
+        f"echo {MARK}cpuinfo; grep -E '^(model name|Hardware|Model|CPU implementer|CPU part|"
+        "Processor|cpu model|uarch|vendor_id)' /proc/cpuinfo 2>/dev/null",
+        # macOS has no /proc/cpuinfo: the CPU's name, and whether this process is translated
+        f"echo {MARK}cpubrand; sysctl -n machdep.cpu.brand_string 2>/dev/null",
+        f"echo {MARK}translated; sysctl -n sysctl.proc_translated 2>/dev/null",
+        # the machine this process runs as, and the one the kernel runs on: they differ only
+        # under a user-mode translator (qemu-user fakes uname, not the kernel's arch sysctl)
+        f"echo {MARK}arch; uname -m 2>/dev/null",
+        f"echo {MARK}kernel_arch; cat /proc/sys/kernel/arch 2>/dev/null || "
+        '{ [ "$(sysctl -n hw.optional.arm64 2>/dev/null)" = 1 ] && echo arm64; }',
+        f"echo {MARK}binfmt; ls /proc/sys/fs/binfmt_misc 2>/dev/null",
         f"echo {MARK}cpus; for c in /sys/devices/system/cpu/cpu[0-9]*; do "
         '[ -d "$c" ] || continue; '
         'echo "${c##*/} $(cat $c/online 2>/dev/null || echo 1) '
@@ -57,6 +71,7 @@ SCRIPT = "; ".join(
 ENVIRONMENT_KEYS = (
     "cpu_model", "soc", "os", "cpus", "pinned", "governor", "max_freq_mhz", "cur_freq_mhz",
     "temp_c", "loadavg", "mem_total_kb", "mem_available_kb", "cpu_ticks", "steal_ticks",
+    "arch", "emulated",
 )  # fmt: skip
 #: Fields of /proc/stat's ``cpu`` line (user nice system idle iowait irq softirq steal): the
 #: eighth is the time a hypervisor gave this machine's CPUs to other guests (steal), which a
@@ -84,6 +99,183 @@ def _number(text: str) -> float | None:
         return None
 
 
+#: ``uname -m`` (and the kernel's arch sysctl) -> instruction-set family, to tell a translated
+#: process from a native one; a machine not listed here is never called emulated.
+ARCH_FAMILIES = {
+    "x86_64": "x86", "amd64": "x86", "i386": "x86", "i486": "x86", "i586": "x86",
+    "i686": "x86", "x86": "x86", "aarch64": "arm", "aarch64_be": "arm", "arm64": "arm",
+    "armv6l": "arm", "armv7l": "arm", "armv8l": "arm", "riscv64": "riscv",
+    "ppc64le": "power", "ppc64": "power", "s390x": "s390", "loongarch64": "loongarch",
+}  # fmt: skip
+#: /proc/cpuinfo keys only one family's kernel prints: the CPU the kernel really runs on
+#: (qemu-user passes the host's file through, so an aarch64 process reads an x86 one).
+CPUINFO_FAMILY_KEYS = (("vendor_id", "x86"), ("CPU implementer", "arm"))
+#: ``emulated`` of a process Rosetta 2 translates (its ``sysctl.proc_translated`` is 1 on
+#: macOS; Rosetta for Linux VMs registers a binfmt_misc entry of that name), and of one qemu-user
+#: translates.
+ROSETTA = "rosetta"
+QEMU_USER = "qemu-user"
+#: What runs foreign code when the binfmt_misc entries do not name it: on an x86 kernel
+#: only qemu-user does (Rosetta, FEX and box64 translate x86 code on ARM kernels).
+UNKNOWN_TRANSLATOR = "translated"
+#: ARM's "CPU implementer" codes, and the "CPU part" numbers of common cores (from the
+#: vendors' manuals, as Linux's arch/arm64/include/asm/cputype.h lists them).
+ARM_IMPLEMENTERS = {
+    0x41: "ARM", 0x42: "Broadcom", 0x43: "Cavium", 0x46: "Fujitsu", 0x48: "HiSilicon",
+    0x4E: "NVIDIA", 0x50: "APM", 0x51: "Qualcomm", 0x53: "Samsung", 0x61: "Apple",
+    0xC0: "Ampere",
+}  # fmt: skip
+ARM_PARTS = {
+    (0x41, 0xD01): "Cortex-A32", (0x41, 0xD02): "Cortex-A34", (0x41, 0xD03): "Cortex-A53",
+    (0x41, 0xD04): "Cortex-A35", (0x41, 0xD05): "Cortex-A55", (0x41, 0xD06): "Cortex-A65",
+    (0x41, 0xD07): "Cortex-A57", (0x41, 0xD08): "Cortex-A72", (0x41, 0xD09): "Cortex-A73",
+    (0x41, 0xD0A): "Cortex-A75", (0x41, 0xD0B): "Cortex-A76", (0x41, 0xD0C): "Neoverse-N1",
+    (0x41, 0xD0D): "Cortex-A77", (0x41, 0xD0E): "Cortex-A76AE", (0x41, 0xD40): "Neoverse-V1",
+    (0x41, 0xD41): "Cortex-A78", (0x41, 0xD42): "Cortex-A78AE", (0x41, 0xD44): "Cortex-X1",
+    (0x41, 0xD46): "Cortex-A510", (0x41, 0xD47): "Cortex-A710", (0x41, 0xD48): "Cortex-X2",
+    (0x41, 0xD49): "Neoverse-N2", (0x41, 0xD4A): "Neoverse-E1", (0x41, 0xD4B): "Cortex-A78C",
+    (0x41, 0xD4C): "Cortex-X1C", (0x41, 0xD4D): "Cortex-A715", (0x41, 0xD4E): "Cortex-X3",
+    (0x41, 0xD4F): "Neoverse-V2", (0x41, 0xD80): "Cortex-A520", (0x41, 0xD81): "Cortex-A720",
+    (0x41, 0xD82): "Cortex-X4", (0x41, 0xD84): "Neoverse-V3", (0x41, 0xD85): "Cortex-X925",
+    (0x41, 0xD87): "Cortex-A725", (0x41, 0xD8E): "Neoverse-N3",
+    (0x51, 0x800): "Kryo 2xx Gold", (0x51, 0x801): "Kryo 2xx Silver",
+    (0x51, 0x802): "Kryo 3xx Gold", (0x51, 0x803): "Kryo 3xx Silver",
+    (0x51, 0x804): "Kryo 4xx Gold", (0x51, 0x805): "Kryo 4xx Silver",
+    (0x51, 0xC00): "Falkor", (0x51, 0x001): "Oryon",
+    (0x4E, 0x004): "Carmel", (0x61, 0x022): "M1 Icestorm", (0x61, 0x023): "M1 Firestorm",
+    (0xC0, 0xAC3): "Ampere-1", (0x46, 0x001): "A64FX",
+}  # fmt: skip
+
+
+def arch_family(machine: str | None) -> str | None:
+    """The instruction-set family of a ``uname -m`` name (``aarch64`` -> ``arm``), or None."""
+    if not machine:
+        return None
+    name = machine.strip().lower()
+    if name in ARCH_FAMILIES:
+        return ARCH_FAMILIES[name]
+    return "arm" if name.startswith("arm") else None
+
+
+def _cpuinfo_values(cpu_lines: Sequence[str], key: str) -> list[str]:
+    """The values of one /proc/cpuinfo key, one per line that has it, in file order."""
+    out = []
+    for line in cpu_lines:
+        name, sep, value = line.partition(":")
+        if sep and name.strip() == key and value.strip():
+            out.append(value.strip())
+    return out
+
+
+def _cpuinfo_family(cpu_lines: Sequence[str]) -> str | None:
+    for key, family in CPUINFO_FAMILY_KEYS:
+        if _cpuinfo_values(cpu_lines, key):
+            return family
+    return None
+
+
+def _translator(guest_family: str | None, host_family: str | None, binfmt: Sequence[str]) -> str:
+    """Name of what translates ``guest_family`` code, from binfmt_misc's entry names."""
+    for entry in binfmt:
+        name = entry.strip().lower()
+        if name.startswith("qemu-") and arch_family(name[len("qemu-") :]) == guest_family:
+            return QEMU_USER
+        if guest_family == "x86" and ROSETTA in name:
+            return ROSETTA
+    return QEMU_USER if host_family == "x86" else UNKNOWN_TRANSLATOR
+
+
+def emulation(
+    arch: str | None,
+    kernel_arch: str | None,
+    cpu_family: str | None = None,
+    translated: str | None = None,
+    binfmt: Sequence[str] = (),
+) -> str | None:
+    """What translates this process's instructions (``qemu-user``, ``rosetta``), or None.
+
+    Rosetta 2 says so itself (``sysctl.proc_translated`` is 1). A user-mode translator on Linux
+    shows as a machine (``uname -m``, which qemu-user fakes) of another family than the kernel's
+    own arch sysctl, or than the CPU /proc/cpuinfo describes (``cpu_family``: the host's file,
+    passed through); unknown machine names and missing files never count as emulation.
+    """
+    if (translated or "").strip() == "1":
+        return ROSETTA
+    guest = arch_family(arch)
+    host = arch_family(kernel_arch) or cpu_family
+    if guest is None or host is None or guest == host:
+        return None
+    return _translator(guest, host, binfmt)
+
+
+def _hex(text: str) -> int | None:
+    try:
+        return int(text, 0)
+    except ValueError:
+        return None
+
+
+def arm_cpu_name(cpu_lines: Sequence[str]) -> str | None:
+    """The ARM cores of /proc/cpuinfo by name: ``ARM Cortex-A72``, or for a big.LITTLE SoC
+    ``ARM 4x Cortex-A55 + 4x Cortex-A76``; a part not in ``ARM_PARTS`` as
+    ``ARM implementer 0x41 part 0xd4f``. None when cpuinfo lists no parts."""
+    implementer = None
+    cores: list[tuple[int | None, int | None, str]] = []
+    for line in cpu_lines:
+        name, _, value = line.partition(":")
+        if name.strip() == "CPU implementer":
+            implementer = _hex(value.strip())
+        elif name.strip() == "CPU part" and value.strip():
+            cores.append((implementer, _hex(value.strip()), value.strip()))
+    if not cores:
+        return None
+    names = [_arm_core_name(impl, part, raw) for impl, part, raw in cores]
+    counts = {n: names.count(n) for n in dict.fromkeys(names)}
+    vendors = {n.split(" ", 1)[0] for n in counts}
+    if len(counts) == 1:
+        return names[0]
+    if len(vendors) == 1:  # one vendor's cluster: its name once, then the cores
+        vendor = vendors.pop()
+        return vendor + " " + " + ".join(f"{c}x {n[len(vendor) + 1 :]}" for n, c in counts.items())
+    return " + ".join(f"{c}x {n}" for n, c in counts.items())
+
+
+def _arm_core_name(implementer: int | None, part: int | None, raw: str) -> str:
+    vendor = ARM_IMPLEMENTERS.get(implementer or -1)
+    known = ARM_PARTS.get((implementer or -1, part or -1))
+    if vendor and known:
+        return f"{vendor} {known}"
+    impl = f"0x{implementer:02x}" if implementer is not None else "?"
+    shown = f"0x{part:03x}" if part is not None else raw
+    return f"ARM implementer {impl} part {shown}"
+
+
+def _cpu_model(cpu_lines: Sequence[str]) -> str | None:
+    """The CPU's name from /proc/cpuinfo: its own name line where the kernel prints one (x86's
+    ``model name``, a board's ``Hardware``), else the ARM cores by part number."""
+    for key in CPU_MODEL_KEYS:
+        for line in cpu_lines:
+            if line.lower().startswith(key.lower()) and ":" in line:
+                value = line.split(":", 1)[1].strip()
+                if value:
+                    return value
+    return arm_cpu_name(cpu_lines)
+
+
+def _as_machine(hints: dict[str, Any], arch: str | None) -> dict[str, Any]:
+    """``arch``, ``emulated`` and ``cpu_model`` of a process running as machine ``arch``, from
+    the probe's hints (``parse``: the kernel's arch, the CPU's name and family, binfmt_misc)."""
+    emulated = emulation(
+        arch, hints["kernel_arch"], hints["cpu_family"], hints["translated"], hints["binfmt"]
+    )
+    cpu_model = hints["cpu_name"]
+    if emulated and cpu_model:
+        # the host's CPU does the work, but not as itself: the name says so, and keeps these
+        # rows apart from its native ones wherever rows are grouped by CPU
+        cpu_model = f"{cpu_model} ({arch} under {emulated})"
+    return {"arch": arch, "emulated": emulated, "cpu_model": cpu_model}
+
+
 def parse(text: str) -> dict[str, Any]:
     """Everything the probe printed, structured; an absent reading is None or an empty list.
 
@@ -97,20 +289,15 @@ def parse(text: str) -> dict[str, Any]:
     android = next(iter(s.get("android", [])), None)
     props = dict(line.partition("=")[::2] for line in s.get("soc", []))
     cpu_lines = s.get("cpuinfo", [])
-    cpu_model = None
-    for key in CPU_MODEL_KEYS:
-        for line in cpu_lines:
-            if line.lower().startswith(key.lower()) and ":" in line:
-                value = line.split(":", 1)[1].strip()
-                if value:
-                    cpu_model = value
-                    break
-        if cpu_model:
-            break
-    if cpu_model is None:
-        parts = sorted({ln.split(":", 1)[1].strip() for ln in cpu_lines if "CPU part" in ln})
-        if parts:
-            cpu_model = "ARM CPU parts " + ", ".join(parts)
+    first = {k: next(iter(s.get(k, [])), None) for k in ("arch", "kernel_arch", "translated")}
+    hints = {
+        "cpu_name": _cpu_model(cpu_lines) or next(iter(s.get("cpubrand", [])), None),
+        "kernel_arch": first["kernel_arch"],
+        "cpu_family": _cpuinfo_family(cpu_lines),
+        "translated": first["translated"],
+        "binfmt": s.get("binfmt", []),
+    }
+    machine = _as_machine(hints, first["arch"])
     soc_parts = [props[k] for k in ("ro.soc.manufacturer", "ro.soc.model") if props.get(k)]
     soc = " ".join(soc_parts) or props.get("ro.board.platform") or props.get("ro.product.model")
     cpus: list[dict[str, Any]] = []
@@ -152,7 +339,8 @@ def parse(text: str) -> dict[str, Any]:
         "os": os_name,
         "android_release": android,
         "soc": soc or None,
-        "cpu_model": cpu_model,
+        **hints,
+        **machine,
         "cpus": cpus,
         "zones": zones,
         "loadavg": _number(load[0]) if load else None,
@@ -174,8 +362,14 @@ def mask_cpus(mask: str | None) -> list[int] | None:
     return [i for i in range(value.bit_length()) if value >> i & 1]
 
 
-def environment(parsed: dict[str, Any], pinned: Sequence[int] | None = None) -> dict[str, Any]:
+def environment(
+    parsed: dict[str, Any], pinned: Sequence[int] | None = None, machine: str | None = None
+) -> dict[str, Any]:
     """The result keys (``ENVIRONMENT_KEYS``) of one probe, for the CPUs in ``pinned``.
+
+    ``machine``: what the measuring process itself runs as (the python runner's
+    ``platform.machine()``), which wins over the probe's ``uname -m``: the shell that ran the
+    probe may run natively while the runner's python is translated, or the other way round.
 
     ``governor`` joins the distinct governors of those CPUs with ``;`` (in CPU order);
     ``max_freq_mhz`` is the highest of their maximum clocks and ``cur_freq_mhz`` the lowest of
@@ -190,8 +384,11 @@ def environment(parsed: dict[str, Any], pinned: Sequence[int] | None = None) -> 
     max_khz = [c["max_khz"] for c in chosen if c["max_khz"]]
     cur_khz = [c["cur_khz"] for c in chosen if c["cur_khz"]]
     temps = [t for _, t in parsed.get("zones", [])]
+    named = {k: parsed.get(k) for k in ("arch", "emulated", "cpu_model")}
+    if machine and machine != named["arch"] and "cpu_family" in parsed:
+        named = _as_machine(parsed, machine)
     return {
-        "cpu_model": parsed.get("cpu_model"),
+        **named,
         "soc": parsed.get("soc"),
         "os": parsed.get("os"),
         "cpus": len(cpus) or None,
@@ -220,7 +417,7 @@ def steal_share(start: dict[str, Any] | None, end: dict[str, Any] | None) -> flo
     return float(s1 - s0) / float(t1 - t0)
 
 
-def read_local(pinned: Sequence[int] | None = None) -> dict[str, Any]:
+def read_local(pinned: Sequence[int] | None = None, machine: str | None = None) -> dict[str, Any]:
     """Run the probe here (the python runner on its device) and return ``environment()``."""
     import subprocess
 
@@ -230,7 +427,7 @@ def read_local(pinned: Sequence[int] | None = None) -> dict[str, Any]:
         )
     except (OSError, subprocess.SubprocessError):
         return {}
-    return environment(parse(done.stdout), pinned)
+    return environment(parse(done.stdout), pinned, machine)
 
 
 #: The probe reads a few small files; seconds mean a hung sysfs read, not a slow device.

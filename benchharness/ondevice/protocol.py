@@ -18,7 +18,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 #: Bumped whenever a field changes meaning or type; a runner of another version is refused.
 PROTOCOL_VERSION = 3
@@ -107,6 +107,12 @@ class Environment:
     #: give the share of the machine a hypervisor gave away between them (``probe.steal_share``)
     cpu_ticks: int | None = None
     steal_ticks: int | None = None
+    #: the machine the measuring process runs as (``uname -m``; the python runner's own
+    #: ``platform.machine()``), and what translates it when that is not the CPU's own
+    #: instruction set (``qemu-user``, ``rosetta``; None: native). Both optional: a host of an
+    #: older version drops them, an older runner leaves them None.
+    arch: str | None = None
+    emulated: str | None = None
 
 
 @dataclass
@@ -214,7 +220,8 @@ class RunnerResult:
 
 # ------------------------------------------------------------------------------- validation
 
-Check = Callable[[Any, str], Any]
+if TYPE_CHECKING:  # collections.abc's generics take subscripts at run time from Python 3.9 only
+    Check = Callable[[Any, str], Any]
 
 
 def _fail(path: str, expected: str, value: Any) -> ProtocolError:
@@ -329,7 +336,7 @@ _ENVIRONMENT = record(
      "pinned": optional(listing(count)), "governor": _opt_text, "max_freq_mhz": _opt_dur,
      "cur_freq_mhz": _opt_dur, "temp_c": _opt_num, "loadavg": _opt_dur,
      "mem_total_kb": _opt_count, "mem_available_kb": _opt_count, "cpu_ticks": _opt_count,
-     "steal_ticks": _opt_count},
+     "steal_ticks": _opt_count, "arch": _opt_text, "emulated": _opt_text},
 )  # fmt: skip
 _OP = record(
     ProfiledOp,

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import gc
 import os
 import platform
@@ -53,8 +54,19 @@ import throttle
 INPUT_SEED = 42
 #: Warm-up inferences before the profiled pass (the profiler's session is a fresh one).
 PROFILE_WARMUP_RUNS = 5
+#: The profiled pass's time caps, so a device where one inference takes seconds (a slow board,
+#: an emulated one) ends it in bounded time: its runs stop after PROFILE_MAX_S (10 s: five runs
+#: of a 2 s model, 50 runs of anything under 0.2 s), its warm-up after PROFILE_WARMUP_MAX_S;
+#: each does at least one inference. ``Profile.runs`` and ``warmup_runs`` say how many ran.
+PROFILE_MAX_S = 10.0
+PROFILE_WARMUP_MAX_S = 2.0
 #: ORT's provider that runs on the host CPU; any other first provider is an accelerator.
 ORT_CPU_PROVIDER = "CPUExecutionProvider"
+#: The op name TFLite gives a delegate's kernel node (builtin code DELEGATE).
+DELEGATE_OP = "DELEGATE"
+#: ``provider`` of a LiteRT interpreter whose XNNPACK delegate did not apply: TFLite's own
+#: (builtin, reference) kernels ran every op.
+LITERT_BUILTIN = "builtin"
 
 
 # ---------------------------------------------------------------- environment of the device
@@ -69,8 +81,9 @@ def pinned_cpus() -> list[int] | None:
 
 
 def environment() -> protocol.Environment:
-    """The device as ``probe.py`` reads it, for the CPUs this process is pinned to."""
-    env = probe.read_local(pinned_cpus())
+    """The device as ``probe.py`` reads it, for the CPUs this process is pinned to, and the
+    machine this python runs as (translated or not, whatever the probe's shell runs as)."""
+    env = probe.read_local(pinned_cpus(), machine=platform.machine() or None)
     known = {f.name for f in dataclasses.fields(protocol.Environment)}
     return protocol.Environment(**{k: v for k, v in env.items() if k in known})
 
@@ -126,23 +139,20 @@ class OrtRunner:
     def outputs(self) -> list[Any]:
         return [self.np.asarray(o) for o in self.binding.copy_outputs_to_cpu()]
 
-    def profile(self, runs: int, workdir: str) -> protocol.Profile:
+    def profile(self, runs: int, workdir: str, max_s: float = PROFILE_MAX_S) -> protocol.Profile:
         prefix = os.path.join(workdir, "ort_profile")
         session = self._session(profile_prefix=prefix)
         binding = self._bind(session)
-        for _ in range(PROFILE_WARMUP_RUNS):
-            session.run_with_iobinding(binding)
-        run_ms = []
-        for _ in range(runs):
-            t0 = time.perf_counter_ns()
-            session.run_with_iobinding(binding)
-            run_ms.append((time.perf_counter_ns() - t0) / 1e6)
+        one = functools.partial(session.run_with_iobinding, binding)
+        warm = bounded_runs(one, PROFILE_WARMUP_RUNS, PROFILE_WARMUP_MAX_S)
+        run_ms = bounded_runs(one, runs, max_s)
         path = session.end_profiling()
-        del binding, session
+        del one, binding, session
         return protocol.Profile(
             source=protocol.ORT_PROFILE,
             profile_file=os.path.abspath(path),
-            warmup_runs=PROFILE_WARMUP_RUNS,
+            warmup_runs=len(warm),
+            runs=len(run_ms),
             run_ms=run_ms,
             node_cost_us=self._node_cost(workdir),
         )
@@ -221,11 +231,15 @@ class LiteRtRunner:
             kwargs["num_threads"] = threads
         self.interpreter = cls(**kwargs)
         self.interpreter.allocate_tensors()
-        self.provider = "XNNPACK" if self.runtime == "litert" else "default"
+        self.provider = "default"
+        if self.runtime == "litert":
+            applied = xnnpack_applied(self.interpreter)
+            self.provider = LITERT_BUILTIN if applied is False else "XNNPACK"
         self.accelerated = False
         details = self.interpreter.get_input_details()
         self.feeds = make_inputs(np, [(d["name"], list(d["shape"]), d["dtype"]) for d in details])
-        for detail, (_, array) in zip(details, self.feeds, strict=True):
+        # zip without strict=: devices may run Python 3.8/3.9
+        for detail, (_, array) in zip(details, self.feeds):  # noqa: B905
             self.interpreter.set_tensor(detail["index"], array)
 
     def run(self) -> None:
@@ -241,7 +255,7 @@ class LiteRtRunner:
             for d in self.interpreter.get_output_details()
         ]
 
-    def profile(self, runs: int, workdir: str) -> protocol.Profile:
+    def profile(self, runs: int, workdir: str, max_s: float = PROFILE_MAX_S) -> protocol.Profile:
         try:
             import litert_profiler
         except ImportError:
@@ -255,6 +269,8 @@ class LiteRtRunner:
             runs=runs,
             warmup=PROFILE_WARMUP_RUNS,
             input_arrays=[a for _, a in self.feeds],
+            max_s=max_s,
+            warmup_max_s=PROFILE_WARMUP_MAX_S,
         )
         ops = [
             protocol.ProfiledOp(
@@ -267,9 +283,27 @@ class LiteRtRunner:
             )
             for r in result["ops"]
         ]
+        if not ops:  # never an empty profile that looks like a successful one
+            return protocol.Profile(error="the LiteRT profiler returned no operator rows")
         return protocol.Profile(
-            source=protocol.LITERT_PROFILE, runs=runs, run_ms=result["run_ms"], ops=ops
+            source=protocol.LITERT_PROFILE,
+            warmup_runs=result.get("warmup_runs"),
+            runs=len(result["run_ms"]),
+            run_ms=result["run_ms"],
+            ops=ops,
         )
+
+
+def xnnpack_applied(interpreter: Any) -> bool | None:
+    """Whether LiteRT's default XNNPACK delegate took part of the graph (a DELEGATE node
+    exists), None when the interpreter cannot say. It applies itself silently or not at all:
+    where XNNPACK cannot start (its cpuinfo finds no /sys/devices/system/cpu lists) every op
+    runs on TFLite's reference kernels, several times slower, and the row must say so."""
+    try:
+        ops = interpreter._get_ops_details()
+    except Exception:  # a private API: an interpreter without it tells nothing
+        return None
+    return any(op.get("op_name") == DELEGATE_OP for op in ops)
 
 
 def _available(mod: Any) -> tuple[bool, str]:
@@ -297,6 +331,23 @@ def make_inputs(np: Any, specs: list[tuple[str, Any, Any]]) -> list[tuple[str, A
 # ---------------------------------------------------------------- the measurement
 
 
+def bounded_runs(
+    run: Any, runs: int, max_s: float, clock: Any = time.perf_counter_ns
+) -> list[float]:
+    """Up to ``runs`` calls of ``run``, each timed (ms); ends early once ``max_s`` seconds have
+    passed, after at least one call, so a slow device's pass takes bounded time."""
+    out: list[float] = []
+    start = clock()
+    while len(out) < runs:
+        t0 = clock()
+        run()
+        t1 = clock()
+        out.append((t1 - t0) / 1e6)
+        if (t1 - start) / 1e9 >= max_s:
+            break
+    return out
+
+
 def _timed(runner: Any, clock: Any) -> Any:
     """One inference's time in ns: the runner's device timer where it has one (CUDA events),
     else this process's clock around the synchronous call alone."""
@@ -312,8 +363,10 @@ def _timed(runner: Any, clock: Any) -> Any:
     return host_timer
 
 
-def measure(runner: Any, stop: Any, warm: Any) -> dict[str, Any]:
-    clock = time.perf_counter_ns
+def measure(runner: Any, stop: Any, warm: Any, clock: Any = time.perf_counter_ns) -> dict[str, Any]:
+    """The cold inference, the warm-up and the measured samples, each rule asked after every
+    inference (``clock``: nanoseconds; a test's fake clock). Each phase ends at its rule's
+    time cap at most one inference late, however slow the inferences are."""
     t0 = clock()
     runner.run()
     cold_ns = clock() - t0
@@ -355,6 +408,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--warmup-min-n", type=int)
     p.add_argument("--providers", default="", help="comma-separated ONNX Runtime providers")
     p.add_argument("--profile-runs", type=int, default=0, help="0 = no per-operator pass")
+    p.add_argument(
+        "--profile-max-s",
+        type=float,
+        default=PROFILE_MAX_S,
+        help="the per-operator pass stops after this many seconds (at least one run)",
+    )
     p.add_argument("--workdir", default=None, help="where profiles are written")
     p.add_argument("--no-memory", action="store_true", help="do not read resident memory")
     return p.parse_args(argv)
@@ -445,7 +504,7 @@ def run(args: argparse.Namespace) -> protocol.RunnerResult:
             else ""
         )
         try:
-            result.profile = runner.profile(args.profile_runs, workdir)
+            result.profile = _profile(runner, args.profile_runs, workdir, args.profile_max_s)
         except Exception as exc:  # a profiler failure must not lose the timing
             result.profile = protocol.Profile(error=f"{type(exc).__name__}: {exc}")
     # the runtime's thread pool, left alive, would spin on the cores the probe needs and read as
@@ -457,6 +516,14 @@ def run(args: argparse.Namespace) -> protocol.RunnerResult:
     result.env_start = env_start
     result.env_end = environment()
     return result
+
+
+def _profile(runner: Any, runs: int, workdir: str, max_s: float) -> protocol.Profile:
+    """The per-operator pass, time-capped where the runtime's runner takes a cap (the torch and
+    pte runners run their ``runs`` in full)."""
+    if isinstance(runner, (OrtRunner, LiteRtRunner)):
+        return runner.profile(runs, workdir, max_s)
+    return runner.profile(runs, workdir)
 
 
 def _memory_result(mem: Any, tensor_bytes: int | None) -> protocol.Memory:

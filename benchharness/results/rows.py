@@ -13,7 +13,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from benchharness import __version__
-from benchharness.analysis.stats import Summary, ToolSummary, summarize, summarize_tool_stats
+from benchharness.analysis.stats import (
+    FLAGS,
+    Summary,
+    ToolSummary,
+    summarize,
+    summarize_tool_stats,
+)
 from benchharness.ondevice import probe
 from benchharness.ondevice.protocol import RunnerResult, ToolStats
 from benchharness.plan.artifacts import Artifact
@@ -196,8 +202,26 @@ def _environment_columns(results: Sequence[RunnerResult]) -> dict[str, Any]:
         "temp_end_c": env_e.temp_c if env_e else None,
         "loadavg_start": env_s.loadavg if env_s else None,
         "cpus": env_s.cpus if env_s else None,
+        "arch": next((e.arch for e in (env_s, env_e) if e is not None and e.arch), None),
+        "emulated": emulated_by(results),
         **load_columns(results),
     }
+
+
+def emulated_by(results: Sequence[RunnerResult]) -> str | None:
+    """The CPU translation any process ran under (``qemu-user``, ``rosetta``), or None."""
+    for r in results:
+        for env in (r.env_start, r.env_end):
+            if env is not None and env.emulated:
+                return env.emulated
+    return None
+
+
+def with_flags(flags: str, extra: Sequence[str]) -> str:
+    """``flags`` (``;``-separated) with ``extra`` added, in ``FLAGS`` order."""
+    have = {f for f in flags.split(";") if f} | set(extra)
+    known = [f for f in FLAGS if f in have]
+    return ";".join(known + sorted(have - set(FLAGS)))
 
 
 def load_columns(results: Sequence[RunnerResult]) -> dict[str, Any]:
@@ -239,6 +263,8 @@ def _measured_columns(
     if any(r.samples_ms for r in results) or tool_stats(results) is not None:
         summary = summary_of(results, governor)
         row.update(summary.as_row())
+        if emulated_by(results):
+            row["flags"] = with_flags(row.get("flags") or "", ["EMULATED"])
         macs = a.cost.get("macs")
         if macs and summary.median is not None and summary.median > 0:
             row["gmacs_per_s"] = round(macs / (summary.median / 1e3) / 1e9, 3)

@@ -283,6 +283,10 @@ class RunRow(Record):
     cpus: int | None = None
     #: why the job has no operator rows when its per-operator pass failed (empty otherwise)
     ops_error: str | None = None
+    #: the machine the runner ran as (``aarch64``, ``x86_64``), and the CPU translation it ran
+    #: under where the probe saw one (``qemu-user``, ``rosetta``): such a row is never native
+    arch: str | None = None
+    emulated: str | None = None
 
     @property
     def flag_list(self) -> list[str]:

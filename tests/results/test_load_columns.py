@@ -55,3 +55,18 @@ def test_a_row_carries_cpus_load_and_ops_error() -> None:
                     ops_error="profiler failed")  # fmt: skip
     assert row.cpus == 2 and row.loadavg_start == 0.4 and row.loadavg_max == 1.9
     assert row.steal_pct == 2.0 and row.ops_error == "profiler failed"
+
+
+def test_a_process_under_translation_makes_the_row_emulated_and_flagged() -> None:
+    artifact = Artifact(model="m", source="zoo", input_shape="1x3x32x32", format="onnx",
+                        precision="fp32", path=None, sha256="x")  # fmt: skip
+    start = Environment(arch="aarch64", emulated="qemu-user", cpu_model="AMD EPYC")
+    results = [_process(start, Environment(arch="aarch64", emulated="qemu-user"))]
+    row = build_row(run_id="r", job_id="j", device="board", transport="ssh", affinity="",
+                    artifact=artifact, results=results, processes_wanted=1)  # fmt: skip
+    assert row.arch == "aarch64" and row.emulated == "qemu-user"
+    assert "EMULATED" in row.flag_list and row.flag_list[-1] == "EMULATED"
+    native = build_row(run_id="r", job_id="j", device="local", transport="local", affinity="",
+                       artifact=artifact, results=[_process(Environment(arch="x86_64"),
+                       Environment())], processes_wanted=1)  # fmt: skip
+    assert native.emulated is None and "EMULATED" not in native.flag_list

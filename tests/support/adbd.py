@@ -17,6 +17,11 @@ path but write only under ``/data/local/tmp`` (anything else fails with "Permiss
 prints something; ``stall_recv_after`` makes file reads (``adb pull``) stop sending after that many
 bytes and hang, like a stalled USB link, until ``stop()``.
 
+``root``: an ARM64 user space (``tests/support/arm64.py``) the phone runs in. Its
+``/data/local/tmp`` is then the sandbox, commands run as ``chroot ROOT /bin/sh -c ...`` in a private
+mount namespace (``arm64.in_root_argv``) with no path rewriting, in a clean environment (as
+adbd's: PATH and HOME only), and sync reads any path inside the root.
+
 ``legacy=True`` advertises no features, so the client falls back to ``shell:`` with merged
 stdout/stderr and no exit status; otherwise the device advertises ``shell_v2``. ``stop()`` makes
 the device vanish (listener and connections closed; commands already running go on, as they
@@ -56,6 +61,9 @@ SYNC_DATA_MAX = 64 * 1024
 SHELL_STDIN, SHELL_STDOUT, SHELL_STDERR, SHELL_EXIT, SHELL_CLOSE_STDIN, SHELL_WINDOW = range(6)
 
 HEADER = struct.Struct("<6I")
+#: The environment of a command on the ARM64 phone: adbd's own (none of this host's variables,
+#: such as PYTHONPATH, may leak into the aarch64 processes).
+ROOT_SHELL_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": "/"}
 
 
 class _Closed(Exception):
@@ -76,8 +84,12 @@ class EmulatedDevice:
         model: str = "BenchEmu",
         rc_text: bytes = b"",
         stall_recv_after: int | None = None,
+        root: Path | None = None,
     ) -> None:
         self.sandbox = Path(sandbox).resolve()
+        self.root = Path(root).resolve() if root is not None else None
+        if self.root is not None and self.sandbox != self.root / DEVICE_TMP.lstrip("/"):
+            raise ValueError(f"a phone in {self.root} keeps /data/local/tmp inside it")
         self.sandbox.mkdir(parents=True, exist_ok=True)
         self.legacy = legacy
         self.model = model
@@ -166,11 +178,32 @@ class EmulatedDevice:
             return self.sandbox / norm[len(DEVICE_TMP) + 1 :]
         return None
 
+    def host_path(self, device_path: str) -> Path:
+        """Where sync finds a device path on this host (reads may go anywhere)."""
+        mapped = self.to_host(device_path)
+        if mapped is not None:
+            return mapped
+        if self.root is not None:
+            return self.root / os.path.normpath(device_path).lstrip("/")
+        return Path(device_path)
+
     def map_command(self, command: str) -> str:
+        if self.root is not None:  # inside the root the device's paths are real
+            return command
         return command.replace(DEVICE_TMP, str(self.sandbox))
 
     def unmap_output(self, data: bytes) -> bytes:
+        if self.root is not None:
+            return data
         return data.replace(str(self.sandbox).encode(), DEVICE_TMP.encode())
+
+    def shell_argv(self, command: str) -> list[str]:
+        """How one shell command line runs: this host's sh in the sandbox, or the root's."""
+        if self.root is None:
+            return ["/bin/sh", "-c", self.map_command(command)]
+        from tests.support.arm64 import in_root_argv  # only the ARM64 phone needs it
+
+        return in_root_argv(self.root, ["/bin/sh", "-c", command])
 
 
 class _Stream:
@@ -323,8 +356,9 @@ def _spawn(stream: _Stream, command: str, *, merge: bool) -> subprocess.Popen[by
     device = stream.conn.device
     # adbd starts every command in a new session (setsid), so its pid is its process group
     return subprocess.Popen(
-        ["/bin/sh", "-c", device.map_command(command)],
+        device.shell_argv(command),
         cwd=device.sandbox,
+        env=ROOT_SHELL_ENV if device.root is not None else None,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT if merge else subprocess.PIPE,
@@ -458,10 +492,6 @@ def _sync(stream: _Stream, _arg: str) -> None:
         data = message.encode()
         stream.write(b"FAIL" + struct.pack("<I", len(data)) + data)
 
-    def host_path(device_path: str) -> Path:
-        mapped = device.to_host(device_path)
-        return mapped if mapped is not None else Path(device_path)
-
     def run() -> None:
         with contextlib.suppress(_Closed):
             while True:
@@ -471,7 +501,7 @@ def _sync(stream: _Stream, _arg: str) -> None:
                 arg = take(length).decode("utf-8", "replace")
                 if cmd == b"STAT":
                     try:
-                        st = os.stat(host_path(arg))
+                        st = os.stat(device.host_path(arg))
                         reply = struct.pack(
                             "<III", st.st_mode, st.st_size & 0xFFFFFFFF, int(st.st_mtime)
                         )
@@ -479,9 +509,9 @@ def _sync(stream: _Stream, _arg: str) -> None:
                         reply = b"\0" * 12  # all zero: no such file
                     stream.write(b"STAT" + reply)
                 elif cmd == b"LIST":
-                    _list(stream, host_path(arg))
+                    _list(stream, device.host_path(arg))
                 elif cmd == b"RECV":
-                    _recv(stream, host_path(arg), fail, device)
+                    _recv(stream, device.host_path(arg), fail, device)
                 elif cmd == b"SEND":
                     _send(stream, device, arg, request, take, fail)
                 else:

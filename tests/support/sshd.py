@@ -12,12 +12,14 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -76,6 +78,13 @@ class SSHServer:
     ``SFTP_SERVER``, which a test can stop); ``bashrc`` is written to the sessions'
     ``~/.bashrc`` (Debian's bash reads it for commands run by sshd, so an rc file that prints
     makes the login shell print before every command); ``set_env`` adds to ``SetEnv``.
+
+    ``chroot``: a root file system the sessions run in (sshd's ``ChrootDirectory``; an aarch64
+    Debian for the emulated board, ``tests/support/arm64.py``), whose sessions' home
+    (``session_home``) is a folder inside it (a fresh one unless given); ``internal-sftp`` (which
+    needs no binary in the root) serves files. ``start_under``: the command sshd is started under
+    (it must exec its arguments, so the pid stays sshd's), e.g. a private mount namespace that
+    mounts /proc and /dev into the root, which vanish with sshd.
     """
 
     host = "127.0.0.1"
@@ -89,13 +98,22 @@ class SSHServer:
         sftp_server: str = "internal-sftp",
         set_env: dict[str, str] | None = None,
         bashrc: str = "",
+        chroot: Path | None = None,
+        session_home: str | None = None,
+        start_under: Sequence[str] = (),
     ) -> None:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.home = self.dir / "home"
-        self.home.mkdir(mode=0o700, exist_ok=True)
+        self.chroot = Path(chroot).resolve() if chroot is not None else None
+        self.start_under = list(start_under)
+        #: the sessions' HOME as they see it (inside ``chroot`` when there is one)
+        self.session_home = str(self.dir / "home")
+        if self.chroot is not None:
+            self.session_home = session_home or f"/home/bh-sshd-{secrets.token_hex(4)}"
+        self.home = self.on_host(self.session_home)
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         (self.home / ".bashrc").write_text(bashrc)
-        env = {"HOME": str(self.home), **(set_env or {})}
+        env = {"HOME": self.session_home, **(set_env or {})}
         self.port = port or free_port()
         self.user = getpass.getuser()
         self.host_key_type = host_key_type
@@ -124,10 +142,17 @@ class SSHServer:
                     "UseDNS no",
                     f"Subsystem sftp {sftp_server}",
                     " ".join(["SetEnv", *(f'"{k}={v}"' for k, v in env.items())]),
+                    *([f"ChrootDirectory {self.chroot}"] if self.chroot else []),
                     "",
                 ]
             )
         )
+
+    def on_host(self, session_path: str) -> Path:
+        """Where a path the sessions see lies on this host."""
+        if self.chroot is None:
+            return Path(session_path)
+        return self.chroot / session_path.lstrip("/")
 
     # --- keys --------------------------------------------------------------------------------
 
@@ -153,7 +178,7 @@ class SSHServer:
             "user": self.user,
             "key_file": str(self.client_key),
             "known_hosts": str(known_hosts or self.known_hosts),
-            "workdir": str(self.dir / "work"),
+            "workdir": f"{self.session_home}/work" if self.chroot else str(self.dir / "work"),
         }
         kw.update(fields)
         return DeviceProfile(**kw)  # type: ignore[arg-type]
@@ -167,7 +192,7 @@ class SSHServer:
         log = self.log.open("ab")
         # own process group, so stop() never signals the test runner
         self.proc = subprocess.Popen(
-            [SSHD, "-D", "-f", str(self.config), "-E", str(self.log)],
+            [*self.start_under, SSHD, "-D", "-f", str(self.config), "-E", str(self.log)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
