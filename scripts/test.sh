@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything the tests need (Debian packages for the SSH/adb/browser tests, the venv) and
 # run the whole suite, including the one end-to-end test that exports and times the whole zoo.
+# The ARM64 root file system of tests/arm64 is built once per machine (about 12 minutes, cached
+# in ~/.cache/benchharness); BENCH_ARM64_BUILD=0 skips those tests instead of building it.
 # Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +10,9 @@ need=()
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v adb >/dev/null || need+=(adb)
 command -v chromium >/dev/null || need+=(chromium)
+# the emulated ARM64 board and phone (tests/arm64): an arm64 Debian root under qemu-user
+[ -x /usr/bin/qemu-aarch64-static ] || need+=(qemu-user-static)
+command -v debootstrap >/dev/null || need+=(debootstrap)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
@@ -16,4 +21,5 @@ fi
 bash scripts/setup.sh
 .venv/bin/ruff check benchharness tests benchmarks
 .venv/bin/mypy benchharness
+export BENCH_ARM64_BUILD="${BENCH_ARM64_BUILD:-1}"
 exec .venv/bin/python -m pytest -q "$@"
