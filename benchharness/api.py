@@ -30,6 +30,7 @@ from benchharness.zoo.variants import expand_variants
 
 if TYPE_CHECKING:
     from benchharness.farm.client import Farm
+    from benchharness.farm.security import FarmSecurity
 
 
 #: What a request measures when it names no devices or formats.
@@ -99,14 +100,24 @@ def _host() -> dict[str, Any]:
 
 
 def run(
-    req: RunRequest, *, reporter: Reporter | None = None, ops_hook: OpsHook | None = None
+    req: RunRequest,
+    *,
+    reporter: Reporter | None = None,
+    ops_hook: OpsHook | None = None,
+    security: FarmSecurity | None = None,
 ) -> RunStore:
+    """Run (or resume) ``req``; ``security`` is how a farm run reaches its scheduler (the farm
+    config file's when None). It is never stored: a resume reads it again."""
     with contextlib.ExitStack() as held:
-        return _start(req, reporter or NullReporter(), ops_hook, held)
+        return _start(req, reporter or NullReporter(), ops_hook, held, security)
 
 
 def _start(
-    req: RunRequest, reporter: Reporter, ops_hook: OpsHook | None, held: contextlib.ExitStack
+    req: RunRequest,
+    reporter: Reporter,
+    ops_hook: OpsHook | None,
+    held: contextlib.ExitStack,
+    security: FarmSecurity | None = None,
 ) -> RunStore:
     """Validate the request, take the run (resumed: before reading it), reach the farm."""
     timeout_s = req.options.timeout_s
@@ -129,7 +140,7 @@ def _start(
         asked_seed = req.options.seed
         seed = int(datetime.now(UTC).timestamp()) if asked_seed is None else asked_seed
     assert req.models is not None
-    farm = _farm(req.scheduler) if req.scheduler else None
+    farm = _farm(req.scheduler, security) if req.scheduler else None
     try:
         return _run(req, store, seed, reporter, ops_hook, farm, held)
     finally:
@@ -148,11 +159,11 @@ def _resumed(req: RunRequest, asked: RunRequest) -> RunRequest:
     )
 
 
-def _farm(scheduler: str) -> Farm:
+def _farm(scheduler: str, security: FarmSecurity | None) -> Farm:
     # imported here: without --scheduler nothing imports Dask
     from benchharness.farm.client import Farm
 
-    return Farm.connect(scheduler)
+    return Farm.connect(scheduler, security)
 
 
 def _run(

@@ -16,6 +16,7 @@ from benchharness.cli import (
     check,
     compare,
     devices,
+    farm,
     history,
     imports,
     models,
@@ -51,6 +52,7 @@ for command in (
     predict.predict_cmd,
     history.history_cmd,
     history.gate_cmd,
+    farm.farm_group,
 ):
     cli.add_command(command)
 

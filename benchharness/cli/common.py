@@ -88,7 +88,7 @@ def devices_option(help_text: str, **kw: Any) -> Callable[[F], F]:
 def scheduler_option(help_text: str, required: bool = False) -> Callable[[F], F]:
     """--scheduler of the farm commands (no environment variable: a farm is always asked for)."""
     # no explicit default: click 8.3 takes default=None as a given value, even when required
-    return click.option("--scheduler", required=required, metavar="tcp://HOST:8786", help=help_text)
+    return click.option("--scheduler", required=required, metavar="tls://HOST:8786", help=help_text)
 
 
 def json_option(func: Any) -> Any:

@@ -4,26 +4,32 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
 
 from benchharness.cli import common
+from benchharness.cli.farm import security_from, security_options
 from benchharness.errors import HarnessError, UsageError
+
+if TYPE_CHECKING:
+    from benchharness.farm.security import FarmSecurity
 
 
 @click.group("devices", invoke_without_command=True)
 @common.scheduler_option(
     "List the farm of this Dask scheduler instead: who holds what, busy or idle."
 )
+@security_options
 @common.json_option
 @click.pass_context
-def devices_cmd(ctx: click.Context, scheduler: str | None, as_json: bool) -> None:
+def devices_cmd(ctx: click.Context, scheduler: str | None, as_json: bool, **kw: Any) -> None:
     """List device profiles; `check D` reaches one, `trust D` trusts its SSH host key."""
     if ctx.invoked_subcommand is not None:
         return
     if scheduler:
-        show_farm(scheduler, as_json)
+        show_farm(scheduler, as_json, security_from(kw))
         return
     from benchharness.profiles.schema import available_profiles, load_profile
 
@@ -51,10 +57,11 @@ def devices_cmd(ctx: click.Context, scheduler: str | None, as_json: bool) -> Non
     common.print_table(table)
 
 
-def show_farm(scheduler: str, as_json: bool) -> None:
+def show_farm(scheduler: str, as_json: bool, security: FarmSecurity | None = None) -> None:
+    """The farm's devices; the workers that are not bench workers of this version, below."""
     from benchharness.farm.client import Farm
 
-    farm = Farm.connect(scheduler)
+    farm = Farm.connect(scheduler, security)
     try:
         rows = farm.listing()
     finally:
@@ -76,6 +83,8 @@ def show_farm(scheduler: str, as_json: bool) -> None:
         common.console.print(
             "no devices: start `bench worker --scheduler ADDRESS --device D` on a host"
         )
+    for address, why in sorted(farm.ignored.items()):
+        common.console.print(common.text(f"ignored worker {address}: {why}"))
 
 
 @devices_cmd.command("check")

@@ -16,7 +16,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from benchharness.cli import common
+from benchharness.cli import common, farm
 from benchharness.errors import UsageError
 
 if TYPE_CHECKING:  # imported when the command runs: `bench --help` stays quick
@@ -97,6 +97,7 @@ def _positive_seconds(value: float | None) -> float | None:
 @common.variant_options
 @click.option("--force", is_flag=True, help="Run models that fail `bench check` on the device.")
 @common.scheduler_option("Run on a device farm: its Dask scheduler (see `bench worker`).")
+@farm.security_options
 @common.results_dir_option
 @common.json_option
 def run_cmd(**kw: Any) -> None:
@@ -106,7 +107,8 @@ def run_cmd(**kw: Any) -> None:
 
     request = _request(kw)
     with reporter_for(common.console) as reporter:
-        store = run(request, reporter=reporter)
+        security = farm.security_from(kw) if request.scheduler else None
+        store = run(request, reporter=reporter, security=security)
     show_results(store.runs, store.run_id, kw["as_json"], store.path)
     if not all(r.ok for r in store.runs):
         sys.exit(common.EXIT_FAILURE)

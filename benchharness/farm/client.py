@@ -1,7 +1,13 @@
 """The coordinator's view of the farm: a Dask client, the workers and the devices they hold.
 
 Dask's own types stop here: an unreachable scheduler, a lost one, a worker that does not answer
-become ``FarmError``/``SchedulerLostError`` with what to do about it.
+become ``FarmError``/``SchedulerLostError`` with what to do about it. The address is checked
+against the farm's security settings before any connection (``farm/security.py``).
+
+Only ``bench worker``s of this version count: the scheduler's list of workers says which carry
+the marker (plain data, ``farm/descriptions.py``), only those are asked what they hold, and
+their answers are read as plain data, checked field by field. A plain Dask worker, or a bench
+worker of another version, is noted once and never asked again nor given work.
 """
 
 from __future__ import annotations
@@ -14,11 +20,17 @@ from typing import Any
 
 from distributed import Client
 
-from benchharness import __version__
 from benchharness.errors import FarmError, SchedulerLostError
-from benchharness.farm.messages import DeviceStatus, WorkerInfo, names_of, scheduler_address
+from benchharness.farm.descriptions import (
+    DescriptionError,
+    Marker,
+    parse_worker,
+    read_marker,
+    this_version,
+)
+from benchharness.farm.messages import DeviceStatus, WorkerInfo, names_of
+from benchharness.farm.security import FarmEndpoint, FarmSecurity, endpoint, settings
 from benchharness.farm.worker_plugin import describe_worker
-from benchharness.ondevice.protocol import PROTOCOL_VERSION
 from benchharness.profiles.schema import DeviceProfile
 
 #: Seconds to reach the scheduler before saying it cannot be reached.
@@ -44,20 +56,26 @@ class Farm:
         self.address = address
         self.client = client
         self.workers: dict[str, WorkerInfo] = {}
+        #: workers that are not bench workers of this version: address -> what they are
+        self.ignored: dict[str, str] = {}
 
     @classmethod
-    def connect(cls, scheduler: str) -> Farm:
-        address = scheduler_address(scheduler)
+    def connect(cls, scheduler: str, security: FarmSecurity | None = None) -> Farm:
+        """Reach the scheduler under ``security`` (the farm config file's when None) and read
+        what its bench workers hold."""
+        farm_at = endpoint(scheduler, security if security is not None else settings())
         # the client's own reconnect chatter would bury the one error we print
         logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
         try:
-            client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
-        except (OSError, TimeoutError) as exc:
-            raise FarmError(
-                f"cannot reach the Dask scheduler at {address} ({exc}); start it with "
-                "`dask scheduler` on that host and open its port (8786) to this machine"
-            ) from None
-        farm = cls(address, client)
+            client = Client(
+                farm_at.address,
+                timeout=CONNECT_TIMEOUT_S,
+                set_as_default=False,
+                security=farm_at.dask_security(),
+            )
+        except (OSError, TimeoutError, TypeError, ValueError) as exc:
+            raise FarmError(_connect_error(farm_at, exc)) from None
+        farm = cls(farm_at.address, client)
         farm.refresh()
         return farm
 
@@ -77,27 +95,41 @@ class Farm:
             raise self.lost(str(exc)) from None
         return {a: dict(w.get("resources") or {}) for a, w in info.get("workers", {}).items()}
 
-    def refresh(self, *, strict: bool = True) -> dict[str, WorkerInfo]:
-        """Ask every worker what it holds (plain Dask workers are left out). A worker of
-        another benchharness version is an error when ``strict`` (at the start of a run), and
-        is left out mid-run, so one stray worker joining cannot stop a run."""
+    def markers(self) -> dict[str, Marker | None]:
+        """Every worker the scheduler has, with the marker it carries (None: a plain Dask
+        worker; read from the scheduler's list, nothing is asked of the worker)."""
+        if self.client.status != "running":
+            raise self.lost("the client is no longer connected")
         try:
-            answers = self.client.run(describe_worker, on_error="return")
+            info = self.client.scheduler_info(n_workers=-1)
         except (OSError, TimeoutError) as exc:
             raise self.lost(str(exc)) from None
+        out: dict[str, Marker | None] = {}
+        for address, w in info.get("workers", {}).items():
+            try:
+                out[address] = read_marker(w.get("metrics"))
+            except DescriptionError:
+                out[address] = None
+        return out
+
+    def unknown(self, live: Iterable[str]) -> set[str]:
+        """Workers seen in ``live`` that were never looked at: neither described nor ignored."""
+        return set(live) - set(self.workers) - set(self.ignored)
+
+    def refresh(self, *, strict: bool = True) -> dict[str, WorkerInfo]:
+        """Ask every bench worker of this version what it holds. A worker of another version
+        is an error when ``strict`` (at the start of a run), and is left out mid-run, so one
+        stray worker joining cannot stop a run; a plain Dask worker is left out, unasked."""
+        ours = self._ours(self.markers(), strict)
+        answers = self._describe(ours)
         workers: dict[str, WorkerInfo] = {}
-        for address, info in answers.items():
-            if not isinstance(info, WorkerInfo):
-                continue
-            if info.harness_version != __version__ or info.protocol_version != PROTOCOL_VERSION:
-                if not strict:
-                    continue
-                raise FarmError(
-                    f"the worker on {info.host} ({address}) runs benchharness "
-                    f"{info.harness_version} (protocol {info.protocol_version}); this coordinator "
-                    f"runs {__version__} (protocol {PROTOCOL_VERSION}): install the same version"
-                )
-            workers[address] = info
+        for address, answer in answers.items():
+            try:
+                workers[address] = parse_worker(answer, address)
+            except DescriptionError as exc:
+                if strict:
+                    raise FarmError(f"the worker at {address} cannot be used: {exc}") from None
+                self.ignored[address] = str(exc)
         # a device once seen gone stays gone for this run, whatever its worker says now
         for address, old in self.workers.items():
             new = workers.get(address)
@@ -105,6 +137,34 @@ class Farm:
                 d.gone = d.gone or next((o.gone for o in old.devices if o.name == d.name), None)
         self.workers = workers
         return workers
+
+    def _ours(self, markers: dict[str, Marker | None], strict: bool) -> list[str]:
+        """The bench workers of this version among ``markers``; the others noted as ignored."""
+        ours = []
+        for address, mark in sorted(markers.items()):
+            if mark is None:
+                self.ignored[address] = "a plain Dask worker (not `bench worker`)"
+            elif not mark.compatible:
+                why = f"runs {mark.describe()}; this coordinator {this_version().describe()}"
+                if strict:
+                    raise FarmError(
+                        f"the worker at {address} {why}: install the same version there"
+                    )
+                self.ignored[address] = why
+            else:
+                ours.append(address)
+        return ours
+
+    def _describe(self, addresses: Sequence[str]) -> dict[str, object]:
+        if not addresses:
+            return {}
+        try:
+            answers: dict[str, object] = self.client.run(
+                describe_worker, workers=list(addresses), on_error="return"
+            )
+        except (OSError, TimeoutError) as exc:
+            raise self.lost(str(exc)) from None
+        return answers
 
     def providers(
         self, name: str, live: dict[str, dict[str, float]] | None = None
@@ -161,6 +221,22 @@ class Farm:
                      "summary": d.summary}
                 )  # fmt: skip
         return rows
+
+
+def _connect_error(farm: FarmEndpoint, exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if farm.secure and ("TLS" in text or "SSL" in text or "certificate" in text):
+        return (
+            f"the Dask scheduler at {farm.address} and this machine do not accept each other's "
+            f"certificates ({text}): both must be of the farm's CA; this machine uses CA "
+            f"{farm.security.ca} and certificate {farm.security.cert}"
+        )
+    plain = "" if farm.secure else "; a scheduler started with TLS drops plain tcp:// (tls://)"
+    return (
+        f"cannot reach the Dask scheduler at {farm.address} ({text}); start it with "
+        f"`dask scheduler` on that host{' with TLS' if farm.secure else ''} and open its port "
+        f"to this machine{plain}"
+    )
 
 
 def _serves(device: DeviceStatus, name: str) -> bool:

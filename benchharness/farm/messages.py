@@ -1,4 +1,7 @@
-"""Plain data the coordinator and the workers exchange (pickled by Dask), and resource names.
+"""The tasks and outcomes the coordinator and its bench workers exchange (pickled by Dask, so
+only between members of the farm: ``farm/security.py``), and resource names. What a worker says
+about itself is plain data instead (``farm/descriptions.py``): it is read before the worker is
+known to be one of ours.
 
 A device answers to its profile name and to its optional ``class``; each name is a Dask worker
 resource whose amount on a worker is the number of that worker's devices answering to it. A
@@ -13,27 +16,10 @@ from dataclasses import dataclass, field
 
 from benchharness.dispatch.execute import OpsHook
 from benchharness.dispatch.op_profile import OpsOutcome
-from benchharness.errors import UsageError
 from benchharness.ondevice.protocol import RunnerResult
 from benchharness.plan.artifacts import Artifact
 from benchharness.plan.options import RunOptions
 from benchharness.profiles.schema import DeviceProfile
-
-#: The Dask scheduler's default port (``dask scheduler``'s own default).
-DEFAULT_SCHEDULER_PORT = 8786
-
-
-def scheduler_address(value: str) -> str:
-    """``HOST``, ``HOST:PORT`` or ``tcp://HOST:PORT`` as Dask's ``tcp://HOST:PORT``."""
-    address = value.strip()
-    if not address:
-        raise UsageError("--scheduler is empty: give tcp://HOST:8786")
-    if "://" not in address:
-        address = f"tcp://{address}"
-    rest = address.split("://", 1)[1]
-    # an IPv6 literal carries its port after the bracket: [::1]:8786
-    has_port = "]:" in rest if rest.startswith("[") else ":" in rest
-    return address if has_port else f"{address}:{DEFAULT_SCHEDULER_PORT}"
 
 
 def names_of(profile: DeviceProfile) -> tuple[str, ...]:

@@ -7,6 +7,11 @@ A process runs through the same machinery as ``bench run`` on one machine: the d
 it lives. Every device has a lock of its own, so two processes never share a device, whatever
 resource the scheduler granted them; the file lock of ``dispatch.locks`` is held by
 ``bench worker`` for its whole life, so a ``bench run`` on this host cannot take the device either.
+
+Stops are the local run's: a process whose task is cancelled (the coordinator's Ctrl-C, a farm
+error, a coordinator gone), a scheduler lost and a worker stopped all abort the runner on the
+device (``DeviceSession.abort``) and close the session, which removes the run's folder there.
+What the coordinator is told about this worker is plain data (``farm/descriptions.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from benchharness.errors import (
     TransportError,
 )
 from benchharness.farm import artifact_cache as artifacts
+from benchharness.farm.descriptions import worker_payload
 from benchharness.farm.messages import (
     DeviceStatus,
     ProcessOutcome,
@@ -53,6 +59,11 @@ from benchharness.transport.base import Transport
 PLUGIN_NAME = "benchharness-farm"
 #: Seconds the worker waits for the scheduler to take a withdrawn device off its books.
 WITHDRAW_TIMEOUT_S = 30.0
+#: The key prefix of a runner process's task (the coordinator names them so).
+PROCESS_KEY_PREFIX = "bench-process-"
+#: Task states that mean a running process is no longer wanted: cancelled by its client (or
+#: its client gone), or released by the scheduler.
+UNWANTED = ("cancelled", "released", "forgotten")
 
 TransportFactory = Callable[[DeviceProfile], Transport]
 
@@ -68,6 +79,9 @@ class DeviceSlot:
         self.cooling: dict[str, DeviceCooldown] = {}
         self.busy: str | None = None
         self.gone: str | None = None
+        #: the Dask key of the process measuring now, and its run
+        self.key: str | None = None
+        self.run_id: str | None = None
 
     @property
     def name(self) -> str:
@@ -82,6 +96,20 @@ class DeviceSlot:
     def close_all(self) -> None:
         for run_id in list(self.sessions):
             self.close_run(run_id)
+
+    def abort(self, run_id: str | None = None) -> None:
+        """From any thread: kill the runner of ``run_id`` (every run when None) on the device;
+        the measuring thread then closes the session (``close_aborted``)."""
+        for rid, session in list(self.sessions.items()):
+            if run_id is None or rid == run_id:
+                session.abort()
+
+    def close_aborted(self) -> None:
+        """Close the sessions an abort ended (call with the lock held): the run's folder goes,
+        and a later process of the run starts a fresh session."""
+        for run_id, session in list(self.sessions.items()):
+            if session.aborted:
+                self.close_run(run_id)
 
 
 class FarmPlugin(WorkerPlugin):
@@ -109,7 +137,21 @@ class FarmPlugin(WorkerPlugin):
         self.worker = worker
 
     def teardown(self, worker: Any) -> None:
+        """The Dask worker is closing (stopped, or its scheduler lost): its runners stop now,
+        not when their processes would have ended."""
         self.worker = None
+        self.abort_all()
+
+    def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
+        """A runner process whose task is no longer wanted is aborted on its device."""
+        if start != "executing" or finish not in UNWANTED:
+            return
+        if not str(key).startswith(PROCESS_KEY_PREFIX):
+            return
+        for slot in self.slots.values():
+            if slot.key == str(key) and slot.run_id is not None:
+                # off the event loop: closing a transport may wait on the network
+                threading.Thread(target=slot.abort, args=(slot.run_id,), daemon=True).start()
 
     # --- what this worker offers ---------------------------------------------------------------
 
@@ -122,6 +164,7 @@ class FarmPlugin(WorkerPlugin):
         return out
 
     def describe(self, address: str) -> WorkerInfo:
+        """This worker's description (sent as plain data: ``describe_worker``)."""
         name = getattr(self.worker, "name", None)
         return WorkerInfo(
             address=address,
@@ -164,20 +207,27 @@ class FarmPlugin(WorkerPlugin):
             if slot.gone:
                 outcome.error, outcome.device_gone = f"FarmError: {slot.gone}", True
                 return outcome
-            path = artifacts.present(task.artifact.sha256, task.artifact.format)
-            if path is None:
-                outcome.missing_artifact = True
-                return outcome
             a = task.artifact
-            slot.busy = f"{a.model} {a.format} process {task.process}"
-            try:
-                self._measure(slot, task, replace(a, path=path), outcome)
-            finally:
-                slot.busy = None
+            with artifacts.pinned(a.sha256):
+                path = artifacts.present(a.sha256, a.format)
+                if path is None:
+                    outcome.missing_artifact = True
+                    return outcome
+                slot.busy = f"{a.model} {a.format} process {task.process}"
+                slot.key, slot.run_id = _current_key(self.worker), task.run_id
+                try:
+                    self._measure(slot, task, replace(a, path=path), outcome)
+                finally:
+                    slot.busy = slot.key = slot.run_id = None
+                    with contextlib.suppress(HarnessError, OSError):
+                        slot.close_aborted()
             return outcome
 
     def _session(self, slot: DeviceSlot, run_id: str) -> tuple[DeviceSession, DeviceCooldown]:
         session = slot.sessions.get(run_id)
+        if session is not None and session.aborted:
+            slot.close_run(run_id)  # a stop ended it (a lost scheduler): this run goes on anew
+            session = None
         if session is None:
             session = slot.sessions[run_id] = DeviceSession(slot.profile, run_id, self.factory)
         cooling = slot.cooling.get(run_id)
@@ -206,18 +256,25 @@ class FarmPlugin(WorkerPlugin):
             if not result.ok:
                 raise RunnerError(result.error or "the runner failed")
             outcome.result = result
-            if task.profile_ops and result.profile is not None:
+            if task.profile_ops:
                 outcome.ops = self._ops(session, artifact, result, task)
         except CommandTimeoutError as exc:
             outcome.error = f"{type(exc).__name__}: {exc}"
         except TransportError as exc:
             outcome.error = f"{type(exc).__name__}: {exc}"
+            if session is not None and session.aborted:
+                outcome.error = f"FarmError: the process was stopped on {slot.name} ({exc})"
+                return self._timed(outcome, t0)
             # run_once has reconnected once already: is the device there at all?
             if session is None or not self._reachable(slot, session):
                 self.withdraw(slot, f"{slot.name} vanished from the worker on {self.host}: {exc}")
                 outcome.error, outcome.device_gone = f"FarmError: {slot.gone}", True
         except HarnessError as exc:
             outcome.error = f"{type(exc).__name__}: {exc}"
+        self._timed(outcome, t0)
+
+    @staticmethod
+    def _timed(outcome: ProcessOutcome, t0: float) -> None:
         outcome.wall_s = time.perf_counter() - t0
         outcome.t_end = outcome.t_start + outcome.wall_s if outcome.t_start else time.time()
 
@@ -225,8 +282,14 @@ class FarmPlugin(WorkerPlugin):
     def _ops(
         session: DeviceSession, artifact: Artifact, result: RunnerResult, task: ProcessTask
     ) -> OpsOutcome:
+        """The per-operator pass; whatever stops it is the row's ``ops_error``, never lost."""
+        if result.profile is None:
+            return OpsOutcome(error="the runner returned no operator profile")
         hook = task.ops_hook or collect_ops
-        return hook(session, artifact, result)
+        try:
+            return hook(session, artifact, result)
+        except (HarnessError, OSError, ValueError, KeyError) as exc:
+            return OpsOutcome(error=f"{type(exc).__name__}: {exc}")
 
     def _reachable(self, slot: DeviceSlot, session: DeviceSession) -> bool:
         with contextlib.suppress(HarnessError, OSError):
@@ -249,11 +312,22 @@ class FarmPlugin(WorkerPlugin):
             )
 
     def close_run(self, run_id: str) -> None:
+        """The run is over (finished, interrupted or failed): its runners stop and its
+        sessions close."""
+        for slot in self.slots.values():
+            slot.abort(run_id)
         for slot in self.slots.values():
             with slot.lock, contextlib.suppress(HarnessError, OSError):
                 slot.close_run(run_id)
 
+    def abort_all(self) -> None:
+        """Every runner of every run stops now (from any thread, without waiting)."""
+        for slot in self.slots.values():
+            with contextlib.suppress(HarnessError, OSError):
+                slot.abort()
+
     def close_all(self) -> None:
+        self.abort_all()
         for slot in self.slots.values():
             with slot.lock, contextlib.suppress(HarnessError, OSError):
                 slot.close_all()
@@ -279,9 +353,16 @@ def close_run(run_id: str) -> None:
     _plugin(get_worker()).close_run(run_id)
 
 
-def describe_worker(dask_worker: Any) -> WorkerInfo | None:
-    """Run by ``Client.run`` on each worker: what it holds (None for a plain Dask worker)."""
+def describe_worker(dask_worker: Any) -> dict[str, Any] | None:
+    """Run by ``Client.run`` on each marked worker: what it holds, as plain data."""
     plugin = dask_worker.plugins.get(PLUGIN_NAME)
     if not isinstance(plugin, FarmPlugin):
         return None
-    return plugin.describe(dask_worker.address)
+    return worker_payload(plugin.describe(dask_worker.address))
+
+
+def _current_key(worker: Any) -> str | None:
+    """The Dask key of the task this thread runs (None outside a task)."""
+    with contextlib.suppress(Exception):  # not in a task: nothing can cancel it
+        return str(worker.get_current_task())
+    return None

@@ -1,4 +1,4 @@
-"""Resource names of the farm, the scheduler address, and a profile's ``class``."""
+"""Resource names of the farm and a profile's ``class`` (addresses: test_security.py)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from benchharness.errors import DeviceProfileError, UsageError
-from benchharness.farm.messages import (
-    bound_resources,
-    names_of,
-    scheduler_address,
-    worker_resources,
-)
+from benchharness.errors import DeviceProfileError
+from benchharness.farm.messages import bound_resources, names_of, worker_resources
 from benchharness.profiles.schema import DeviceProfile, parse_profile
 
 
@@ -34,26 +29,6 @@ def test_a_worker_offers_one_unit_per_device_answering_to_a_name() -> None:
 def test_a_bound_process_takes_its_device_and_a_unit_of_its_class() -> None:
     assert bound_resources(_p("a", "phone")) == {"a": 1.0, "phone": 1.0}
     assert bound_resources(_p("c")) == {"c": 1.0}
-
-
-@pytest.mark.parametrize(
-    ("given", "address"),
-    [
-        ("lab1", "tcp://lab1:8786"),
-        ("lab1:9000", "tcp://lab1:9000"),
-        ("tcp://10.0.0.2:8786", "tcp://10.0.0.2:8786"),
-        ("tls://lab1", "tls://lab1:8786"),
-        ("[::1]", "tcp://[::1]:8786"),
-        ("tcp://[::1]:9000", "tcp://[::1]:9000"),
-    ],
-)
-def test_scheduler_address_gets_dask_s_scheme_and_port(given: str, address: str) -> None:
-    assert scheduler_address(given) == address
-
-
-def test_an_empty_scheduler_is_bad_usage() -> None:
-    with pytest.raises(UsageError, match="--scheduler"):
-        scheduler_address("  ")
 
 
 def test_profile_class_is_read_and_checked() -> None:

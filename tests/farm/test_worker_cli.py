@@ -39,3 +39,27 @@ def test_an_unreachable_device_stops_the_worker_with_a_clear_error(tmp_path: Pat
 def test_the_worker_needs_a_scheduler_and_a_device(tmp_path: Path) -> None:
     proc = bench("worker", "--device", "local", tmp=tmp_path)
     assert proc.returncode == 2 and "--scheduler" in proc.stderr
+
+
+def test_a_worker_listens_on_one_interface_never_on_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    import distributed.utils
+
+    from benchharness.farm.security import FarmSecurity, endpoint
+    from benchharness.farm.serve import WorkerOptions, listen_host
+
+    plain = FarmSecurity()
+    assert listen_host(endpoint("127.0.0.1:8786", plain), WorkerOptions()) == "127.0.0.1"
+    assert listen_host(endpoint("[::1]:8786", plain), WorkerOptions()) == "::1"
+    given = WorkerOptions(host="10.0.0.12")
+    assert listen_host(endpoint("127.0.0.1", plain), given) == "10.0.0.12"
+    # off loopback: the address of the interface facing the scheduler (Dask's get_ip, which
+    # only connects a UDP socket; replaced here, so the test touches no network at all)
+    asked: list[str] = []
+
+    def get_ip(host: str) -> str:
+        asked.append(host)
+        return "10.9.9.9"
+
+    monkeypatch.setattr(distributed.utils, "get_ip", get_ip)
+    away = listen_host(endpoint("10.1.2.3", FarmSecurity(insecure=True)), WorkerOptions())
+    assert away == "10.9.9.9" and asked == ["10.1.2.3"]

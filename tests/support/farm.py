@@ -5,6 +5,9 @@ Each process is started as a user would start it (the ``dask`` and ``bench`` com
 in its own process group, with private lock and artifact-cache folders; ``kill()`` is
 ``kill -9`` of that process alone (its device's runner, started by the worker in a session of
 its own, lives on as it would on a real host), ``stop()`` ends it and its children.
+
+The farm speaks TLS as a farm on a network must: ``Certs`` makes its CA and certificates with
+``bench farm certs``'s own code at test time, and a farm config file for the coordinator.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from benchharness.farm.certificates import make_certificates, members
 from tests.support.sshd import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,14 +107,46 @@ class Process:
                 self.proc.wait()
 
 
-class Scheduler(Process):
-    """``dask scheduler`` on 127.0.0.1 (no dashboard)."""
+class Certs:
+    """A farm's CA and the certificates of its scheduler, a worker and a client, in ``dir``."""
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        make_certificates(directory, members([], []))
+
+    def pair(self, name: str) -> tuple[Path, Path]:
+        return self.dir / f"{name}.pem", self.dir / f"{name}.key"
+
+    @property
+    def ca(self) -> Path:
+        return self.dir / "ca.pem"
+
+    def options(self, name: str) -> list[str]:
+        """The --tls-* options of a bench command presenting certificate ``name``."""
+        cert, key = self.pair(name)
+        return ["--tls-ca", str(self.ca), "--tls-cert", str(cert), "--tls-key", str(key)]
+
+    def config(self, name: str = "client") -> Path:
+        """A farm config file naming certificate ``name`` (paths relative to the file)."""
+        path = self.dir / f"farm-{name}.toml"
+        path.write_text(f'tls_ca = "ca.pem"\ntls_cert = "{name}.pem"\ntls_key = "{name}.key"\n')
+        return path
+
+
+class Scheduler(Process):
+    """``dask scheduler`` on 127.0.0.1, with TLS when given ``certs`` (its HTTP server on
+    loopback too: ``--no-dashboard`` alone leaves it on every interface)."""
+
+    def __init__(
+        self, directory: Path, port: int | None = None, certs: Certs | None = None
+    ) -> None:
         self.port = port or free_port()
-        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.address = f"{'tls' if certs else 'tcp'}://127.0.0.1:{self.port}"
         argv = [dask_cli(), "scheduler", "--host", "127.0.0.1", "--port", str(self.port),
-                "--no-dashboard"]  # fmt: skip
+                "--no-dashboard", "--dashboard-address", "127.0.0.1:0"]  # fmt: skip
+        if certs is not None:
+            cert, key = certs.pair("scheduler")
+            argv += ["--tls-ca-file", str(certs.ca), "--tls-cert", str(cert), "--tls-key", str(key)]
         super().__init__(argv, directory / f"scheduler-{self.port}.log", dict(os.environ))
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
@@ -135,6 +171,7 @@ class Worker(Process):
         scheduler: str,
         profiles: Sequence[Path],
         env: dict[str, str] | None = None,
+        tls: Sequence[str] = (),
     ) -> None:
         self.name = name
         self.devices = len(profiles)
@@ -147,7 +184,7 @@ class Worker(Process):
             **(env or {}),
         }
         argv = [sys.executable, "-m", "benchharness.cli", "worker", "--scheduler", scheduler,
-                "--name", name]  # fmt: skip
+                "--name", name, *tls]  # fmt: skip
         for p in profiles:
             argv += ["--device", str(p)]
         super().__init__(argv, directory / f"worker-{name}.log", full_env)
@@ -178,7 +215,8 @@ def toml(path: Path, fields: dict[str, Any], python: str = sys.executable) -> Pa
 class Gate:
     """A python for a device profile that records every runner process it starts, refuses to
     run two at once on its device (a second one exits at once with status 97, so the row shows
-    it), and holds runner processes while the test says so (``hold``) until ``release``."""
+    it; a first one killed with -9 does not count), and holds runner processes while the test
+    says so (``hold``) until ``release``."""
 
     def __init__(self, directory: Path, name: str) -> None:
         self.dir = directory / f"gate-{name}"
@@ -189,8 +227,12 @@ class Gate:
             "#!/bin/sh\n"
             # only runner processes: the start-up check's python -c passes straight through
             f'case "$*" in *runner.py*) ;; *) exec "{py}" "$@";; esac\n'
-            f'mkdir "{d}/busy" 2>/dev/null || {{ echo "two runners at once" >&2; exit 97; }}\n'
-            f"trap 'rmdir \"{d}/busy\"' EXIT\n"
+            # a runner killed with -9 leaves its mark: only a live one counts
+            f'if ! mkdir "{d}/busy" 2>/dev/null; then other=$(cat "{d}/busy/pid" 2>/dev/null);\n'
+            f'  if [ -n "$other" ] && kill -0 "$other" 2>/dev/null; then\n'
+            f'    echo "two runners at once" >&2; exit 97; fi; fi\n'
+            f'echo $$ > "{d}/busy/pid"\n'
+            f"trap 'rm -rf \"{d}/busy\"' EXIT\n"
             f'n=$(ls "{d}" | grep -c "^started")\n'
             f'echo $$ > "{d}/started.$n"\n'
             f'while [ -e "{d}/hold" ] && [ "$n" -ge "$(cat "{d}/hold")" ]; do sleep 0.05; done\n'
