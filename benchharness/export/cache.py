@@ -74,22 +74,38 @@ def default_cache_dir() -> Path:
 #: Where artifacts go unless ``BENCH_CACHE_DIR`` says otherwise (as this process started).
 DEFAULT_CACHE_DIR = default_cache_dir()
 #: Packages that change one format's bytes only: they go into that format's keys alone, so
-#: installing or upgrading them leaves the other formats' cached artifacts valid.
-FORMAT_PACKAGES: dict[str, tuple[str, ...]] = {"pte": ("executorch",)}
+#: installing or upgrading them leaves the other formats' cached artifacts valid. A ``.pte`` is
+#: written by ExecuTorch and, at int8-static, quantised by torchao's PT2E flow.
+FORMAT_PACKAGES: dict[str, tuple[str, ...]] = {"pte": ("executorch", "torchao")}
+#: Export modules that write one format only: their source goes into that format's keys alone
+#: (like FORMAT_PACKAGES), so an edit re-exports that format and leaves the others' valid.
+FORMAT_SOURCES: dict[str, tuple[str, ...]] = {"pte": ("pte.py",)}
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("BENCH_CACHE_DIR") or default_cache_dir())
 
 
-@functools.cache
-def export_code_digest() -> str:
-    """sha256 of the export modules that write artifacts (EXPORT_SOURCES)."""
+def _sources_digest(names: tuple[str, ...]) -> str:
+    """sha256 prefix of the export modules ``names``, in order."""
     here = Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    for name in EXPORT_SOURCES:
+    for name in names:
         digest.update((here / name).read_bytes())
     return digest.hexdigest()[:16]
+
+
+@functools.cache
+def export_code_digest() -> str:
+    """sha256 of the export modules that write artifacts of every format (EXPORT_SOURCES)."""
+    return _sources_digest(EXPORT_SOURCES)
+
+
+@functools.cache
+def format_code_digest(fmt: str) -> str | None:
+    """sha256 of the export modules of ``fmt`` alone (FORMAT_SOURCES), None when it has none."""
+    own = FORMAT_SOURCES.get(fmt)
+    return _sources_digest(own) if own else None
 
 
 @contextlib.contextmanager
@@ -195,9 +211,13 @@ def cache_key(fields: dict[str, Any]) -> str:
         "code": EXPORT_CODE_VERSION,
         "code_sha": export_code_digest(),
     }
-    own = FORMAT_PACKAGES.get(str(fields.get("format")))
+    fmt = str(fields.get("format"))
+    own = FORMAT_PACKAGES.get(fmt)
     if own:
         payload["format_exporters"] = exporter_versions(own)
+    own_code = format_code_digest(fmt)
+    if own_code:
+        payload["format_code_sha"] = own_code
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 

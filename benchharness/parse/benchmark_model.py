@@ -22,12 +22,18 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from benchharness.parse.logtext import (
+    COUNT,
     ERROR_CONTEXT_LINES,
+    MAX_LINE_CHARS,
     NUM,
+    figure,
     line_error,
+    log_lines,
     not_a_log_error,
     require,
     taskset_prefix,
+    too_long,
+    whole,
 )
 from benchharness.parse.optable import OpTime, with_shares
 
@@ -35,6 +41,8 @@ TOOL = "TFLite benchmark_model"
 
 #: Interpreter set-up events LiteRT lists among the regular runs' rows; they are no operators.
 SETUP_EVENT_TYPES = frozenset({"AllocateTensors", "ModifyGraphWithDelegate"})
+#: A thread count of more digits is none (no machine has a million cores).
+_THREAD_COUNT_RE = re.compile(r"[0-9]{1,6}")
 
 # ---------------------------------------------------------------------------- command line
 
@@ -270,13 +278,14 @@ class BenchmarkModelRun:
     @property
     def threads(self) -> int | None:
         """Threads as the tool echoed them, else as a captured command line gave them."""
-        for key in ("Num threads", "#threads used for CPU inference"):
-            value = self.params.get(key)
-            if value is not None and re.fullmatch(r"-?\d+", value) and int(value) > 0:
-                return int(value)
-        value = self.flags.get("num_threads")
-        if value is not None and re.fullmatch(r"\d+", value) and int(value) > 0:
-            return int(value)
+        for value in (
+            self.params.get("Num threads"),
+            self.params.get("#threads used for CPU inference"),
+            self.flags.get("num_threads"),
+        ):
+            threads = _thread_count(value)
+            if threads is not None:
+                return threads
         return None
 
     def op_times(self) -> list[OpTime]:
@@ -307,6 +316,13 @@ class BenchmarkModelRun:
         return with_shares(ops)
 
 
+def _thread_count(value: str | None) -> int | None:
+    """A positive thread count, or None (absent, the tool's -1 default, or not a count)."""
+    if value is None or not _THREAD_COUNT_RE.fullmatch(value):
+        return None
+    return int(value) or None
+
+
 # ---------------------------------------------------------------------------- line grammar
 
 # logcat -v brief/time/threadtime/tag prefixes; the tag decides whether the line is ours
@@ -322,8 +338,11 @@ _LEVEL_RE = re.compile(r"^(?P<level>INFO|WARN|WARNING|ERROR|VERBOSE|DEBUG|FATAL)
 _SOURCE_RE = re.compile(r"^\[[^\]\s]+:\d+\] ?")
 _ERROR_LEVELS = frozenset({"ERROR", "FATAL", "E", "F"})
 
-_STATS_BODY = rf"count=\d+(?:\s*(?:\w+={NUM}|\(all same\)))*"
+# fields apart by whitespace (only ``(all same)`` is glued on), so a line reads one way only: a
+# glued ``a=1b=2`` would let the regex split its digits every way, which takes quadratic time
+_STATS_BODY = rf"count={COUNT}(?:\s+\w+={NUM}|\s*\(all same\))*"
 _STATS_RE = re.compile(rf"^{_STATS_BODY}$")
+_STATS_COUNT_RE = re.compile(rf"^count=({COUNT})")
 _STATS_FIELD_RE = re.compile(rf"(\w+)=({NUM})")
 _STATS_KEYS = {
     "first": "first_us",
@@ -367,17 +386,19 @@ _MEMORY_STATUS_RE = re.compile(r"^Memory status at the end of exec?ution:$")
 _MEMORY_STATUS_ITEM_RE = re.compile(r"^[-+] (\w[\w +]*?)\s*:\s*(.*)$")
 _FAILED_RE = re.compile(r"^Benchmarking failed\.?$")
 _REPLACING_RE = re.compile(
-    r"^Replacing (\d+) (?:out of (\d+) )?node\(s\) with delegate \(([^)]+)\) node, "
-    r"yielding (\d+) partitions?(?: for subgraph (\d+))?\.?$"
+    rf"^Replacing ({COUNT}) (?:out of ({COUNT}) )?node\(s\) with delegate \(([^)]+)\) node, "
+    rf"yielding ({COUNT}) partitions?(?: for subgraph ({COUNT}))?\.?$"
 )
 _DELEGATED_RE = re.compile(
     r"^(\S+) delegate: (\d+) nodes delegated out of (\d+) nodes with (\d+) partitions?\.?$"
 )
 _APPLIED_RE = re.compile(
     r"^Explicitly applied (\S+) delegate, and the model graph will be (completely|partially) "
-    r"executed by the delegate(?: w/ (\d+) delegate kernels?)?\.?$"
+    rf"executed by the delegate(?: w/ ({COUNT}) delegate kernels?)?\.?$"
 )
-_COMMAND_RE = re.compile(r"benchmark_model\S*\s+(--.*)$")
+# a captured command line: the word naming the tool, then its flags, one word each
+_TOOL_WORD = "benchmark_model"
+_WORD_RE = re.compile(r"\S+")
 _FLAG_RE = re.compile(r"--([\w.-]+)=(\S*)")
 _INFO_RE = re.compile(
     r"^(?:Loaded model .*|Initialized TensorFlow Lite runtime\.?|Created TensorFlow Lite .*"
@@ -389,7 +410,7 @@ _LITERT_ITEM_RE = re.compile(
     rf"^(?P<key>Model initialization|Warmup \(first\)|Warmup \(avg\)|Inference \(avg\)"
     rf"|Inference \(min\)|Inference \(max\)|Inference \(std\)|Throughput|Init footprint"
     rf"|Overall footprint|Peak memory(?: usage)?):\s+(?P<value>{NUM})(?:\s*(?:ms|MB/s|MB))?"
-    rf"(?:\s*\((?P<runs>\d+) runs\))?$"
+    rf"(?:\s*\((?P<runs>{COUNT}) runs\))?$"
 )
 _LITERT_KEYS = {
     "Model initialization": "init_ms",
@@ -413,18 +434,22 @@ _GRAPH_RE = re.compile(r"^(?:(?:Primary graph|Subgraph) \(.*\) profile:|Delegate
 _TITLE_RE = re.compile(
     r"^=+ (?P<title>Run Order|Top by Computation Time|Top by Memory Use|Summary by node type) =+$"
 )
-_NODES_EXECUTED_RE = re.compile(r"^Number of nodes executed: (\d+)$")
-_NODES_OBSERVED_RE = re.compile(r"^(\d+) nodes observed$")
+_NODES_EXECUTED_RE = re.compile(rf"^Number of nodes executed: ({COUNT})$")
+_NODES_OBSERVED_RE = re.compile(rf"^({COUNT}) nodes observed$")
 _TIMINGS_RE = re.compile(rf"^Timings \(microseconds\): ({_STATS_BODY})$")
-_DETAIL_ROW_RE = re.compile(
-    rf"^\s*(?P<type>\S.*?)\s+(?:(?P<start>{NUM})\s+)?(?P<first>{NUM})\s+(?P<avg>{NUM})\s+"
-    rf"(?P<pct>{NUM})%\s+(?P<cdf>{NUM})%\s+(?P<mem>{NUM})\s+(?P<times>\d+)\s+(?P<name>\S.*?)\s*$"
-)
-_SUMMARY_ROW_RE = re.compile(
-    rf"^\s*(?P<type>\S.*?)\s+(?P<count>\d+)\s+(?P<avg>{NUM})\s+(?P<pct>{NUM})%\s+"
-    rf"(?P<cdf>{NUM})%\s+(?P<mem>{NUM})\s+(?P<times>\d+)\s*$"
-)
+_NUM_RE = re.compile(NUM)
+_DIGITS_RE = re.compile(r"\d+")
+# The cells of a profile table row, after its type (which may hold spaces) and before its name:
+# a row is read word by word, not by one regex, whose lazy type and runs of spaces made the time
+# grow with the square of the line (seconds for one 4 KiB row).
+_DETAIL_CELLS = ("first", "avg", "pct", "cdf", "mem", "times")
+_SUMMARY_CELLS = ("count", "avg", "pct", "cdf", "mem", "times")
 _NODE_INDEX_RE = re.compile(r":(\d+)$")
+# which cells a word can be (see _cell_kinds)
+_NUMBER = frozenset({"start", "first", "avg", "mem"})
+_PERCENT = frozenset({"pct", "cdf"})
+_ANY_CELL = _NUMBER | {"count", "times"}
+_NO_CELL: frozenset[str] = frozenset()
 _TABLE_ATTR = {
     "Run Order": "run_order",
     "Top by Computation Time": "top_by_time",
@@ -458,20 +483,18 @@ def _strip_prefixes(raw: str) -> tuple[str, str | None, bool]:
     return line.rstrip(), level, True
 
 
-def _num(text: str) -> float:
-    return float(text)
-
-
-def _parse_stats(text: str) -> TimingStats:
+def _parse_stats(text: str, lineno: int, line: str) -> TimingStats:
+    """A ``count=...`` statistics body (µs), each figure checked."""
     values: dict[str, float] = {}
     for key, value in _STATS_FIELD_RE.findall(text):
         if key in _STATS_KEYS:
-            values[_STATS_KEYS[key]] = _num(value)
-    count = int(text.split()[0].removeprefix("count=").removesuffix("(all same)"))
+            values[_STATS_KEYS[key]] = figure(value, lineno, line, f"{key} (us)")
+    m = _STATS_COUNT_RE.match(text)
+    count = whole(m.group(1) if m else "", lineno, line, "count")
     return TimingStats(count=count, all_same="(all same)" in text, **values)
 
 
-def _parse_summary(items: str) -> InferenceSummary | None:
+def _parse_summary(items: str, lineno: int, line: str) -> InferenceSummary | None:
     values: dict[str, float] = {}
     for item in items.split(","):
         m = _SUMMARY_ITEM_RE.match(item)
@@ -479,72 +502,121 @@ def _parse_summary(items: str) -> InferenceSummary | None:
             return None
         key = _SUMMARY_KEYS.get(m.group(1).strip().lower())
         if key is not None:
-            values[key] = _num(m.group(2))
+            values[key] = figure(m.group(2), lineno, line, f"{m.group(1).strip()} (us)")
     return InferenceSummary(**values) if values else None
 
 
-def _node_index(name: str) -> int | None:
+def _command_flags(text: str) -> list[tuple[str, str]] | None:
+    """The ``--flag=value`` words after the word naming the tool, or None when ``text`` is no
+    captured command line (no such word followed by a ``--`` word)."""
+    words = list(_WORD_RE.finditer(text))
+    for k, word in enumerate(words[:-1]):
+        if _TOOL_WORD in word.group() and words[k + 1].group().startswith("--"):
+            flags = (_FLAG_RE.fullmatch(w.group()) for w in words[k + 1 :])
+            return [(f.group(1), f.group(2)) for f in flags if f is not None]
+    return None
+
+
+def _node_index(name: str, lineno: int, line: str) -> int | None:
     m = _NODE_INDEX_RE.search(name)
-    return int(m.group(1)) if m else None
+    return whole(m.group(1), lineno, line, "node index") if m else None
 
 
-def _detail_row(body: str, index: int, has_start: bool) -> ProfileRow | None:
+def _cell_kinds(word: str) -> frozenset[str]:
+    """The table cells ``word`` can be: a number, a percentage or a count."""
+    if word.endswith("%"):
+        return _PERCENT if _NUM_RE.fullmatch(word[:-1]) else _NO_CELL
+    if _DIGITS_RE.fullmatch(word):
+        return _ANY_CELL
+    return _NUMBER if _NUM_RE.fullmatch(word) else _NO_CELL
+
+
+def _tab_cells(body: str, has_start: bool) -> dict[str, str] | None:
+    """The cells of a TAB-separated Run Order / Top by ... row, or None."""
     parts = [p.strip() for p in body.split("\t")]
     if len(parts) > 1 and parts[0] == "":
         parts = parts[1:]
-    width = 9 if has_start else 8
-    values: dict[str, str] | None = None
-    if len(parts) >= width:
-        head, name = parts[: width - 1], "\t".join(parts[width - 1 :])
-        keys = ["type", *(["start"] if has_start else []), "first", "avg", "pct", "cdf", "mem"]
-        keys.append("times")
-        values = dict(zip(keys, head, strict=True))
-        values["name"] = name
-        values["pct"] = values["pct"].removesuffix("%")
-        values["cdf"] = values["cdf"].removesuffix("%")
-        if not all(re.fullmatch(NUM, values[k]) for k in keys[1:-1]) or not re.fullmatch(
-            r"\d+", values["times"]
-        ):
-            values = None
-    if values is None:
-        m = _DETAIL_ROW_RE.match(body.replace("\t", " "))
-        if m is None or (m.group("start") is not None) != has_start:
-            return None
-        values = {k: v for k, v in m.groupdict().items() if v is not None}
-    if not values["type"] or not values["name"]:
+    keys = ["type", *(["start"] if has_start else []), *_DETAIL_CELLS]
+    if len(parts) <= len(keys):
         return None
+    values = dict(zip(keys, parts[: len(keys)], strict=True))
+    values["name"] = "\t".join(parts[len(keys) :])
+    # the percentages may come without their sign here
+    figures = [values[k].removesuffix("%") if k in _PERCENT else values[k] for k in keys[1:-1]]
+    if not all(_NUM_RE.fullmatch(f) for f in figures) or not _DIGITS_RE.fullmatch(values["times"]):
+        return None
+    return values
+
+
+def _spaced_cells(body: str, has_start: bool) -> dict[str, str] | None:
+    """The cells of a space-aligned row: the type is the fewest words after which the cells
+    (with a ``[start]`` one when it fits) and a name follow; None when no split fits or the
+    ``[start]`` column is not what the header said."""
+    text = body.replace("\t", " ")
+    words = list(_WORD_RE.finditer(text))
+    kinds = [_cell_kinds(w.group()) for w in words]
+    for k in range(1, len(words)):
+        for start in (True, False):
+            cells = (("start",) if start else ()) + _DETAIL_CELLS
+            end = k + len(cells)
+            if end >= len(words):
+                continue
+            if all(c in kinds[k + i] for i, c in enumerate(cells)):
+                if start != has_start:
+                    return None
+                values = {c: words[k + i].group() for i, c in enumerate(cells)}
+                values["type"] = text[words[0].start() : words[k - 1].end()]
+                values["name"] = text[words[end].start() : words[-1].end()]
+                return values
+    return None
+
+
+def _detail_row(body: str, index: int, has_start: bool, lineno: int) -> ProfileRow | None:
+    values = _tab_cells(body, has_start) or _spaced_cells(body, has_start)
+    if values is None or not values["type"] or not values["name"]:
+        return None
+
+    def cell(key: str, what: str) -> float:
+        return figure(values[key].removesuffix("%"), lineno, body, what)
+
     return ProfileRow(
         op_index=index,
         op_type=values["type"],
         op_name=values["name"],
-        start_ms=_num(values["start"]) if has_start else None,
-        first_ms=_num(values["first"]),
-        avg_ms=_num(values["avg"]),
-        pct=_num(values["pct"]),
-        cdf=_num(values["cdf"]),
-        mem_kb=_num(values["mem"]),
-        times_called=int(values["times"]),
-        node_index=_node_index(values["name"]),
+        start_ms=cell("start", "[start]") if has_start else None,
+        first_ms=cell("first", "[first]"),
+        avg_ms=cell("avg", "[avg ms]"),
+        pct=cell("pct", "[%]"),
+        cdf=cell("cdf", "[cdf%]"),
+        mem_kb=cell("mem", "[mem KB]"),
+        times_called=whole(values["times"], lineno, body, "[times called]"),
+        node_index=_node_index(values["name"], lineno, body),
     )
 
 
-def _summary_row(body: str) -> NodeTypeRow | None:
-    parts = [p.strip() for p in body.split("\t")]
-    if len(parts) > 1 and parts[0] == "":
-        parts = parts[1:]
-    if len(parts) == 7:
-        body = " ".join(parts)
-    m = _SUMMARY_ROW_RE.match(body.replace("\t", " "))
-    if m is None:
+def _summary_row(body: str, lineno: int) -> NodeTypeRow | None:
+    """A ``Summary by node type`` row: its type (words) and the six cells that end it."""
+    text = body.replace("\t", " ")
+    words = list(_WORD_RE.finditer(text))
+    n = len(_SUMMARY_CELLS)
+    if len(words) <= n:
         return None
+    tail = [w.group() for w in words[-n:]]
+    if not all(c in _cell_kinds(w) for w, c in zip(tail, _SUMMARY_CELLS, strict=True)):
+        return None
+    cells = dict(zip(_SUMMARY_CELLS, tail, strict=True))
+
+    def cell(key: str, what: str) -> float:
+        return figure(cells[key].removesuffix("%"), lineno, body, what)
+
     return NodeTypeRow(
-        node_type=m.group("type"),
-        count=int(m.group("count")),
-        avg_ms=_num(m.group("avg")),
-        pct=_num(m.group("pct")),
-        cdf=_num(m.group("cdf")),
-        mem_kb=_num(m.group("mem")),
-        times_called=int(m.group("times")),
+        node_type=text[words[0].start() : words[-n - 1].end()],
+        count=whole(cells["count"], lineno, body, "[Number of Nodes]"),
+        avg_ms=cell("avg", "[avg ms]"),
+        pct=cell("pct", "[avg %]"),
+        cdf=cell("cdf", "[cdf %]"),
+        mem_kb=cell("mem", "[mem KB]"),
+        times_called=whole(cells["times"], lineno, body, "[times called]"),
     )
 
 
@@ -645,6 +717,9 @@ class _Parser:
     # -- the loop
     def parse(self) -> list[BenchmarkModelRun]:
         for lineno, raw in enumerate(self.lines, start=1):
+            if too_long(raw):
+                self._too_long(lineno, raw)
+                continue
             body, level, ours = _strip_prefixes(raw)
             if not ours:
                 continue
@@ -664,6 +739,16 @@ class _Parser:
         if not self.recognised:
             raise not_a_log_error(TOOL, self.lines)
         return self.runs
+
+    def _too_long(self, lineno: int, raw: str) -> None:
+        """A line longer than the tool prints: no line of it, and no row of an open table."""
+        if self.table is not None:
+            raise line_error(
+                lineno,
+                f"a row of profile table '{self.table.title}' is longer than {MAX_LINE_CHARS} "
+                "characters",
+                raw,
+            )
 
     @staticmethod
     def _looks_like_error(text: str, level: str | None) -> bool:
@@ -687,13 +772,13 @@ class _Parser:
         block = self.block
         assert block is not None
         if table.title == "Summary by node type":
-            summary = _summary_row(body)
+            summary = _summary_row(body, lineno)
             if summary is not None:
                 block.by_node_type.append(summary)
                 table.rows += 1
                 return True
         else:
-            row = _detail_row(body, table.rows, table.has_start)
+            row = _detail_row(body, table.rows, table.has_start, lineno)
             if row is not None:
                 getattr(block, _TABLE_ATTR[table.title]).append(row)
                 table.rows += 1
@@ -725,10 +810,11 @@ class _Parser:
 
     def _setup_line(self, lineno: int, text: str) -> bool | None:
         """The command line, start, model load and the warm-up / regular phase lines."""
-        if m := _COMMAND_RE.search(text):
+        flags = _command_flags(text) if _TOOL_WORD in text else None
+        if flags is not None:
             state = self._run_for(lineno, _STAGE_COMMAND, filled=self._seen("seen_command"))
             state.seen_command = True
-            state.run.flags.update(_FLAG_RE.findall(m.group(1)))
+            state.run.flags.update(flags)
             return True
         if _STARTING_RE.match(text):
             state = self._run_for(lineno, _STAGE_START, filled=self._seen("seen_start"))
@@ -736,11 +822,11 @@ class _Parser:
             return True
         if m := _SIZE_RE.match(text):
             state = self._run_for(lineno, _STAGE_LOAD, filled=self._has("model_size_mb"))
-            state.run.model_size_mb = _num(m.group(1))
+            state.run.model_size_mb = figure(m.group(1), lineno, text, "model file size (MB)")
             return True
         if m := _INIT_RE.match(text):
             state = self._run_for(lineno, _STAGE_LOAD, filled=self._has("init_ms"))
-            state.run.init_ms = _num(m.group(1))
+            state.run.init_ms = figure(m.group(1), lineno, text, "session initialisation (ms)")
             return True
         if _PHASE_RE.match(text):
             headers = sum(p.header for p in self.state.phases) if self.state else 0
@@ -748,7 +834,7 @@ class _Parser:
             state.phases.append(_Phase(header=True))
             return True
         if _STATS_RE.match(text):
-            self._phase_stats(lineno, _parse_stats(text))
+            self._phase_stats(lineno, _parse_stats(text, lineno, text))
             return True
         return None
 
@@ -765,7 +851,7 @@ class _Parser:
     def _result_line(self, lineno: int, text: str) -> bool | None:
         """The end-of-run summaries: timings, memory footprint and status, failure."""
         if (m := _SUMMARY_RE.match(text)) or (m := _LEGACY_SUMMARY_RE.match(text)):
-            summary = _parse_summary(m.group(1))
+            summary = _parse_summary(m.group(1), lineno, text)
             if summary is None:
                 return False
             state = self._result_run(lineno, self._has("summary"))
@@ -777,12 +863,14 @@ class _Parser:
                 "peak" if m.group("kind").startswith("Peak") else "delta"
             )
             state.run.memory = MemoryFootprint(
-                kind, _num(m.group("init")), _num(m.group("overall"))
+                kind,
+                figure(m.group("init"), lineno, text, "init (MB)"),
+                figure(m.group("overall"), lineno, text, "overall (MB)"),
             )
             return True
         if m := _PEAK_RE.match(text):
             state = self._result_run(lineno, self._has("peak_memory_mb"))
-            state.run.peak_memory_mb = _num(m.group(1))
+            state.run.peak_memory_mb = figure(m.group(1), lineno, text, "peak memory (MB)")
             return True
         if _MEMORY_STATUS_RE.match(text):
             self._result_run(lineno, bool(self.state and self.state.run.memory_status))
@@ -804,13 +892,17 @@ class _Parser:
         if m := _REPLACING_RE.match(text):
             state = self._run_for(lineno, _STAGE_LOAD)
             replaced, total, delegate, parts, subgraph = m.groups()
+
+            def count(value: str, what: str) -> int:
+                return whole(value, lineno, text, what)
+
             state.run.delegations.append(
                 Delegation(
                     delegate=delegate,
-                    replaced_nodes=int(replaced),
-                    total_nodes=int(total) if total else None,
-                    partitions=int(parts),
-                    subgraph=int(subgraph) if subgraph else None,
+                    replaced_nodes=count(replaced, "nodes replaced"),
+                    total_nodes=count(total, "nodes") if total else None,
+                    partitions=count(parts, "partitions"),
+                    subgraph=count(subgraph, "subgraph") if subgraph else None,
                 )
             )
             return True
@@ -823,7 +915,9 @@ class _Parser:
             kernels = m.group(3)
             state.run.applied_delegates.append(
                 AppliedDelegate(
-                    m.group(1), m.group(2) == "completely", int(kernels) if kernels else None
+                    m.group(1),
+                    m.group(2) == "completely",
+                    whole(kernels, lineno, text, "delegate kernels") if kernels else None,
                 )
             )
             return True
@@ -837,10 +931,10 @@ class _Parser:
             return True
         if (m := _LITERT_ITEM_RE.match(text)) and self.state is not None and self.state.seen_litert:
             key = _LITERT_KEYS[m.group("key")]
-            self.state.litert[key] = _num(m.group("value"))
+            self.state.litert[key] = figure(m.group("value"), lineno, text, m.group("key"))
             if m.group("runs"):
                 runs_key = "warmup_runs" if key.startswith("warmup") else "inference_runs"
-                self.state.litert[runs_key] = int(m.group("runs"))
+                self.state.litert[runs_key] = whole(m.group("runs"), lineno, text, "runs")
             return True
         return None
 
@@ -859,15 +953,15 @@ class _Parser:
             return True
         if m := _NODES_EXECUTED_RE.match(text):
             if self.block is not None:
-                self.block.nodes_executed = int(m.group(1))
+                self.block.nodes_executed = whole(m.group(1), lineno, text, "nodes executed")
             return True
         if m := _TIMINGS_RE.match(text):
             if self.block is not None:
-                self.block.timings = _parse_stats(m.group(1))
+                self.block.timings = _parse_stats(m.group(1), lineno, text)
             return True
         if m := _NODES_OBSERVED_RE.match(text):
             if self.block is not None:
-                self.block.nodes_observed = int(m.group(1))
+                self.block.nodes_observed = whole(m.group(1), lineno, text, "nodes observed")
                 self.block = None  # the block ends here; the next tables are a new one
             return True
         return None
@@ -927,10 +1021,11 @@ class _Parser:
 def parse_benchmark_model(text: str) -> list[BenchmarkModelRun]:
     """Every run in a captured ``benchmark_model`` log, in order.
 
-    Raises ParseError when no line is a benchmark_model line (naming the first unknown line) or
-    when a profile table holds a row that cannot be read (naming that line).
+    Raises ParseError when no line is a benchmark_model line (naming the first unknown line),
+    when a profile table holds a row that cannot be read, or when a figure is not finite, >= 0
+    and in range (``logtext.figure``; naming that line).
     """
-    return _Parser(text.splitlines()).parse()
+    return _Parser(log_lines(text, TOOL)).parse()
 
 
 __all__ = [

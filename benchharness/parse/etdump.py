@@ -26,6 +26,10 @@ beside the artifact, turns them into events with per-run durations (ms) and debu
 Each row's ``median_us`` is the median over the profiled runs (the first ``warmup_runs`` of
 each event left out). The rows are ``protocol.ProfiledOp``s, joined to cost like LiteRT's rows
 (``parse/op_join.litert_rows``).
+
+An ETDump comes from a device: a file past MAX_ETDUMP_BYTES is not read, and every event's name
+and durations are checked before they are used (ParseError naming the file and the event). A
+debug handle the ETRecord does not know names no node (the row keeps its time, without cost).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from benchharness.errors import CostError, ParseError
 from benchharness.export.pte import etrecord_path
 from benchharness.ondevice.litert_profiler import absorbed_nodes, align_xnnpack_ops, kind_matches
 from benchharness.ondevice.protocol import ProfiledOp
+from benchharness.parse.logtext import MAX_FIGURE, quote
 
 #: Inspector event names of the instructions that are not operators of the graph.
 METHOD_EXECUTE = "Method::execute"
@@ -51,6 +56,13 @@ NATIVE_CALL_PREFIX = "native_call_"
 #: The Inspector's block of the inferences (``Default`` holds the one-off load events).
 EXECUTE_BLOCK = "Execute"
 US_PER_MS = 1000.0
+#: Most bytes of an ETDump read: as much as the harness fetches of a profile
+#: (``dispatch/fetch.MAX_PROFILE_BYTES``); one of 50 runs of a large model is a few MB.
+MAX_ETDUMP_BYTES = 256 * 2**20
+#: Longest event name: operator and kernel names are a few dozen characters.
+MAX_NAME_CHARS = 4096
+#: What a duration must be (ms); MAX_FIGURE keeps every sum of them finite.
+DURATION_EXPECTED = f"a finite time in ms >= 0 and at most {MAX_FIGURE:g}"
 
 #: The op type of a delegate call's time outside its operators' events: XNNPACK reshapes and
 #: sets up its runtime on every call (``XNNExecutor::prepare_args``), before the profiled invoke.
@@ -137,9 +149,37 @@ def _handles(value: Any) -> list[int]:
     return []
 
 
+def _durations(event: Any) -> list[Any]:
+    """The event's duration in each run (ms), as the Inspector gives them."""
+    return list(getattr(getattr(event, "perf_data", None), "raw", None) or [])
+
+
+def _is_duration(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and 0.0 <= value <= MAX_FIGURE  # False for NaN
+    )
+
+
+def _check_events(events: Sequence[Any]) -> None:
+    """ParseError naming the first event whose name or durations no ETDump of ours holds."""
+    for k, event in enumerate(events):
+        name = str(getattr(event, "name", ""))
+        if len(name) > MAX_NAME_CHARS:
+            raise ParseError(
+                f"event {k} ({quote(name)}): name longer than {MAX_NAME_CHARS} characters"
+            )
+        for run, value in enumerate(_durations(event)):
+            if not _is_duration(value):
+                raise ParseError(
+                    f"event {k} ({quote(name)}): duration of run {run}: expected "
+                    f"{DURATION_EXPECTED}, got {quote(repr(value))}"
+                )
+
+
 def _median_us(event: Any, warmup_runs: int) -> tuple[float | None, int]:
-    perf = getattr(event, "perf_data", None)
-    raw = list(getattr(perf, "raw", None) or [])
+    raw = _durations(event)
     kept = raw[warmup_runs:] if len(raw) > warmup_runs else raw
     if not kept:
         return None, 0
@@ -148,8 +188,8 @@ def _median_us(event: Any, warmup_runs: int) -> tuple[float | None, int]:
 
 def _outside_us(call: Any, pending: Sequence[Any], warmup_runs: int) -> float | None:
     """Median per run of a delegate call's time outside its operators' events."""
-    total = list(getattr(getattr(call, "perf_data", None), "raw", None) or [])
-    parts = [list(getattr(getattr(e, "perf_data", None), "raw", None) or []) for e in pending]
+    total = _durations(call)
+    parts = [_durations(e) for e in pending]
     runs = min([len(total), *(len(p) for p in parts)])
     per_run = [max(0.0, total[r] - sum(p[r] for p in parts)) for r in range(runs)]
     kept = per_run[warmup_runs:] if runs > warmup_runs else per_run
@@ -214,7 +254,8 @@ def _operator_row(
     """An operator ExecuTorch ran itself: its debug handle names the node."""
     median, _ = _median_us(event, warmup_runs)
     types = [".".join(str(t).split(".")[:2]) for t in getattr(event, "op_types", None) or []]
-    nodes = [op for h in _handles(getattr(event, "debug_handles", None)) for op in by_handle[h]]
+    handles = _handles(getattr(event, "debug_handles", None))
+    nodes = [op for h in handles for op in by_handle.get(h, ())]
     main = next((op for op in nodes if op.op_type in types), nodes[0] if nodes else None)
     return ProfiledOp(
         op_name=kernel or f"{OPERATOR_CALL} {types[0] if types else ''}".strip(),
@@ -227,7 +268,9 @@ def _operator_row(
 
 
 def align_events(events: Sequence[Any], ops: Sequence[EdgeOp], warmup_runs: int) -> EtdumpProfile:
-    """Rows of one method's Inspector events (in execution order), aligned to ``ops``."""
+    """Rows of one method's Inspector events (in execution order), aligned to ``ops``; ParseError
+    naming the first event that is malformed (see _check_events)."""
+    _check_events(events)
     by_handle: dict[int, list[EdgeOp]] = {}
     for op in ops:
         if op.debug_handle is not None:
@@ -261,8 +304,24 @@ def align_events(events: Sequence[Any], ops: Sequence[EdgeOp], warmup_runs: int)
     return EtdumpProfile(ops=rows, execute_ms=execute_ms, runs=runs)
 
 
+def _check_file(etdump: Path) -> None:
+    """ParseError unless ``etdump`` is a regular file of at most MAX_ETDUMP_BYTES."""
+    try:
+        size = etdump.stat().st_size if etdump.is_file() else None
+    except OSError as exc:
+        raise ParseError(f"cannot read the ETDump {etdump}: {exc.strerror or exc}") from exc
+    if size is None:
+        raise ParseError(f"the ETDump {etdump} is not a regular file")
+    if size > MAX_ETDUMP_BYTES:
+        raise ParseError(
+            f"the ETDump {etdump} holds {size} bytes, more than {MAX_ETDUMP_BYTES} bytes (no "
+            "benchmark's ETDump is that large)"
+        )
+
+
 def read_etdump(etdump: Path, artifact: Path, warmup_runs: int) -> EtdumpProfile:
     """The ETDump at ``etdump`` read with the ETRecord beside ``artifact`` (ParseError if not)."""
+    _check_file(etdump)
     try:
         etrecord = load_etrecord(etrecord_path(artifact))
         ops = edge_ops(edge_program(etrecord))
@@ -287,4 +346,7 @@ def read_etdump(etdump: Path, artifact: Path, warmup_runs: int) -> EtdumpProfile
     events = [e for b in blocks for e in b.events]
     if not events:
         raise ParseError(f"the ETDump {etdump} holds no events of an inference")
-    return align_events(events, ops, warmup_runs)
+    try:
+        return align_events(events, ops, warmup_runs)
+    except ParseError as exc:
+        raise ParseError(f"the ETDump {etdump}: {exc}") from exc

@@ -25,7 +25,17 @@ from dataclasses import dataclass, field
 
 from benchharness.ondevice.method import WarmupRule
 from benchharness.ondevice.protocol import RunnerResult, ToolStats
-from benchharness.parse.logtext import NUM, Runs, require, taskset_prefix
+from benchharness.parse.logtext import (
+    COUNT,
+    NUM,
+    Runs,
+    figure,
+    log_lines,
+    require,
+    taskset_prefix,
+    too_long,
+    whole,
+)
 
 TOOL = "executor_runner"
 
@@ -36,10 +46,9 @@ _LOG_RE = re.compile(
 _LOADED_FILE_RE = re.compile(r"^Model file (?P<path>.+) is loaded\.$")
 _METHOD_RE = re.compile(r"^Using method (?P<name>\S+)$")
 _LOAD_MS_RE = re.compile(rf"^Model loaded in (?P<ms>{NUM}) ms\.$")
-_METHOD_LOADED_RE = re.compile(r"^Method loaded\.$")
 _ITERATION_RE = re.compile(rf"^Iteration (?P<i>\d+) of (?P<n>\d+): (?P<ms>{NUM}) ms$")
 _EXECUTED_RE = re.compile(
-    rf"^Model executed successfully(?: (?P<n>\d+) time\(s\) in (?P<ms>{NUM}) ms)?\.$"
+    rf"^Model executed successfully(?: (?P<n>{COUNT}) time\(s\) in (?P<ms>{NUM}) ms)?\.$"
 )
 _THREADS_RE = re.compile(r"^Resetting threadpool with num threads = (?P<k>-?\d+)$")
 _ETDUMP_RE = re.compile(r"^ETDump written to file '(?P<path>.+)'\.$")
@@ -97,14 +106,15 @@ def parse_executor_runner(text: str) -> list[ExecutorRunnerRun]:
 
     A run that never reached ``Model executed successfully`` is returned with ``failed=True`` and
     the last error lines as its ``error``. A second ``Model file ... is loaded.`` begins the next
-    run. Raises ParseError naming the first line when no line is the tool's.
+    run. Raises ParseError naming the first line when no line is the tool's, or the line of a
+    figure that is not finite, >= 0 and in range (``logtext.figure``).
     """
-    lines = text.splitlines()
+    lines = log_lines(text, TOOL)
     runs: Runs[ExecutorRunnerRun] = Runs(
         lambda run: run.succeeded, "the log ends before the model ran (the tool may have crashed)"
     )
     for lineno, raw in enumerate(lines, start=1):
-        m = _LOG_RE.match(raw.strip())
+        m = None if too_long(raw) else _LOG_RE.match(raw.strip())
         if m is None:
             continue  # printed outputs, backend chatter, gflags' own messages
         runs.recognised = True
@@ -117,24 +127,32 @@ def parse_executor_runner(text: str) -> list[ExecutorRunnerRun]:
             run = runs.begin(ExecutorRunnerRun(line=lineno), error)
         if loaded:
             run.model_path = loaded.group("path")
-        elif mm := _METHOD_RE.match(msg):
-            run.method = mm.group("name")
-        elif mm := _LOAD_MS_RE.match(msg):
-            run.load_ms = float(mm.group("ms"))
-        elif mm := _ITERATION_RE.match(msg):
-            run.iterations_ms.append(float(mm.group("ms")))
-        elif mm := _EXECUTED_RE.match(msg):
-            run.executions = int(mm.group("n")) if mm.group("n") else 1
-            run.total_ms = float(mm.group("ms")) if mm.group("ms") else None
-        elif mm := _THREADS_RE.match(msg):
-            run.threads = int(mm.group("k")) if int(mm.group("k")) > 0 else None
-        elif mm := _ETDUMP_RE.match(msg):
-            run.etdump_path = mm.group("path")
-        elif mm := _OUTPUTS_RE.match(msg):
-            run.outputs = int(mm.group("k"))
-        elif _METHOD_LOADED_RE.match(msg):
-            pass
+        else:
+            _read_message(run, msg, lineno, raw)
     return runs.result(TOOL, lines)
+
+
+def _read_message(run: ExecutorRunnerRun, msg: str, lineno: int, raw: str) -> None:
+    """Set what the message ``msg`` of line ``lineno`` says on ``run``; every figure is checked
+    (ParseError naming the line)."""
+    if mm := _METHOD_RE.match(msg):
+        run.method = mm.group("name")
+    elif mm := _LOAD_MS_RE.match(msg):
+        run.load_ms = figure(mm.group("ms"), lineno, raw, "load time (ms)")
+    elif mm := _ITERATION_RE.match(msg):
+        run.iterations_ms.append(figure(mm.group("ms"), lineno, raw, "execution time (ms)"))
+    elif mm := _EXECUTED_RE.match(msg):
+        n, ms = mm.group("n"), mm.group("ms")
+        run.executions = whole(n, lineno, raw, "executions") if n else 1
+        run.total_ms = figure(ms, lineno, raw, "summed execution time (ms)") if ms else None
+    elif mm := _THREADS_RE.match(msg):
+        k = mm.group("k")
+        # -1 (or any k < 1) leaves the tool's heuristic: no count of its own
+        run.threads = None if k.startswith("-") else whole(k, lineno, raw, "threads") or None
+    elif mm := _ETDUMP_RE.match(msg):
+        run.etdump_path = mm.group("path")
+    elif mm := _OUTPUTS_RE.match(msg):
+        run.outputs = whole(mm.group("k"), lineno, raw, "outputs")
 
 
 #: The runner result's name of the tool's runtime (the python runner's is ``executorch``).

@@ -1,8 +1,15 @@
-"""Pieces shared by the native-tool adapters: number syntax, CPU pinning, "not a log" errors, and
-the splitting of a log into runs, each failed one with the error lines that say why."""
+"""Pieces shared by the native-tool adapters: number syntax, CPU pinning, "not a log" errors, the
+bounds every log is read within, and the splitting of a log into runs, each failed one with the
+error lines that say why.
+
+A log comes from a device or from a user's file: the parsers take nothing on trust. A log past
+MAX_LOG_CHARS is refused, a line past MAX_LINE_CHARS is none of a tool's, and every figure read
+from a line is finite, non-negative and at most MAX_FIGURE, else a ParseError names the line.
+"""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -12,6 +19,9 @@ from benchharness.errors import ParseError, UsageError
 
 #: A number as C++ streams print it: integers, decimals and ``%g`` forms such as ``1.24027e+06``.
 NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+#: Where a count stands: any number, so a count out of range is refused rather than the line left
+#: unread, but without NUM's bare trailing dot (``subgraph 0.`` ends a sentence).
+COUNT = r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
 
 #: taskset takes a bare hexadecimal CPU mask (toybox on Android rejects anything else).
 _MASK_RE = re.compile(r"^(?:0[xX])?[0-9a-fA-F]+$")
@@ -20,6 +30,23 @@ _MASK_RE = re.compile(r"^(?:0[xX])?[0-9a-fA-F]+$")
 QUOTE_CHARS = 120
 #: Error lines kept as a failed run's reason: the root cause is within the last few.
 ERROR_CONTEXT_LINES = 3
+
+#: A longer log is no output of one tool run: the most a transport keeps of a command's output
+#: (``transport/base.DEFAULT_MAX_OUTPUT_BYTES``).
+MAX_LOG_CHARS = 64 * 2**20
+#: A longer line is none a tool prints (its longest are operator names in a profile table): it is
+#: not matched against any grammar, so the work per line stays bounded.
+MAX_LINE_CHARS = 64 * 2**10
+#: The largest figure a tool's line may carry: 1e12 µs is 11 days for one inference and 1e12
+#: bytes a terabyte, beyond any real run; sums and unit conversions of such figures stay finite,
+#: and 1e12 MB in bytes still fits a 64-bit integer column.
+MAX_FIGURE = 1e12
+#: Digits of the largest whole number accepted (MAX_FIGURE has 13): checked before int(), which
+#: is slow on thousands of digits and refuses more than 4300.
+_MAX_DIGITS = len(str(int(MAX_FIGURE)))
+#: What a figure and a whole number must be, for messages.
+FIGURE_EXPECTED = f"a finite figure >= 0 and at most {MAX_FIGURE:g}"
+WHOLE_EXPECTED = f"a whole number of at most {MAX_FIGURE:g}"
 
 
 def taskset_prefix(affinity: str | None) -> list[str]:
@@ -49,6 +76,41 @@ def quote(line: str) -> str:
 def line_error(lineno: int, what: str, line: str) -> ParseError:
     """A ParseError that names the 1-based line number and quotes the line."""
     return ParseError(f"line {lineno}: {what}: {quote(line)}")
+
+
+def log_lines(text: str, tool: str) -> list[str]:
+    """The lines of a log of ``tool``; ParseError when the log is longer than any run prints."""
+    if len(text) > MAX_LOG_CHARS:
+        raise ParseError(
+            f"{len(text)} characters are no {tool} log (at most {MAX_LOG_CHARS} are read)"
+        )
+    return text.splitlines()
+
+
+def too_long(line: str) -> bool:
+    """Whether ``line`` is longer than any line a tool prints (then it is no line of the tool)."""
+    return len(line) > MAX_LINE_CHARS
+
+
+def figure(text: str, lineno: int, line: str, what: str) -> float:
+    """The figure ``text`` (``what``) of line ``lineno``: finite, >= 0 and at most MAX_FIGURE;
+    otherwise a ParseError naming the line."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= MAX_FIGURE:  # False for NaN too
+        raise line_error(lineno, f"{what}: expected {FIGURE_EXPECTED}, got {quote(text)}", line)
+    return value
+
+
+def whole(text: str, lineno: int, line: str, what: str) -> int:
+    """The whole number ``text`` (a count or a size) of line ``lineno``: digits only, at most
+    MAX_FIGURE; otherwise a ParseError naming the line."""
+    digits = text.isascii() and text.isdigit() and len(text) <= _MAX_DIGITS
+    if not digits or int(text) > MAX_FIGURE:
+        raise line_error(lineno, f"{what}: expected {WHOLE_EXPECTED}, got {quote(text)}", line)
+    return int(text)
 
 
 def not_a_log_error(tool: str, lines: Sequence[str]) -> ParseError:

@@ -12,7 +12,17 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from benchharness.parse.logtext import NUM, Runs, require, taskset_prefix
+from benchharness.parse.logtext import (
+    COUNT,
+    NUM,
+    Runs,
+    figure,
+    log_lines,
+    require,
+    taskset_prefix,
+    too_long,
+    whole,
+)
 
 TOOL = "onnxruntime_perf_test"
 
@@ -88,50 +98,101 @@ class OrtPerfRun:
         return round(value * 1000.0, MS_DECIMALS) if value is not None else None
 
 
-# Each line kind: regex, run field, converter; "first" lines begin a run when already set.
-_Setter = Callable[[OrtPerfRun, re.Match[str]], None]
+# Each line kind: regex, run field, setter; "first" lines begin a run when already set. A setter
+# gets the match, the line number and the line, to name it when a figure is out of range.
+_Setter = Callable[[OrtPerfRun, re.Match[str], int, str], None]
+#: Reads one captured value of a line: (text, line number, line, what it is) -> the value.
+_Reader = Callable[[str, int, str, str], float | int | str]
 
 
-def _setter(attr: str, convert: Callable[[str], float | int | str]) -> _Setter:
-    def apply(run: OrtPerfRun, m: re.Match[str]) -> None:
-        setattr(run, attr, convert(m.group(1)))
+def _text(value: str, lineno: int, line: str, what: str) -> str:
+    return value
+
+
+def _setter(attr: str, read: _Reader, what: str) -> _Setter:
+    def apply(run: OrtPerfRun, m: re.Match[str], lineno: int, line: str) -> None:
+        setattr(run, attr, read(m.group(1), lineno, line, what))
 
     return apply
 
 
-def _latency(run: OrtPerfRun, m: re.Match[str]) -> None:
-    run.latencies_s[_PERCENTILES[m.group("which")]] = float(m.group("value"))
+def _latency(run: OrtPerfRun, m: re.Match[str], lineno: int, line: str) -> None:
+    which = m.group("which")
+    run.latencies_s[_PERCENTILES[which]] = figure(m.group("value"), lineno, line, f"{which} (s)")
 
 
-def _option(run: OrtPerfRun, m: re.Match[str]) -> None:
+def _option(run: OrtPerfRun, m: re.Match[str], lineno: int, line: str) -> None:
     run.provider_options[m.group(1)] = m.group(2)
 
 
+def _nothing(run: OrtPerfRun, m: re.Match[str], lineno: int, line: str) -> None:
+    return None
+
+
 def _field(
-    pattern: str, attr: str, convert: Callable[[str], float | int | str], *, once: bool = True
+    pattern: str, attr: str, read: _Reader, what: str = "", *, once: bool = True
 ) -> tuple[re.Pattern[str], str, _Setter]:
-    """A line that sets ``attr``; when ``once``, a second one in a run begins the next run."""
-    return re.compile(pattern), attr if once else "", _setter(attr, convert)
+    """A line that sets ``attr`` (``what`` it is, for messages); when ``once``, a second one in a
+    run begins the next run.
+
+    Counts are matched as any number and then checked to be whole, so a count out of range is
+    an error rather than a line left unread."""
+    return re.compile(pattern), attr if once else "", _setter(attr, read, what or attr)
 
 
 _LINES: list[tuple[re.Pattern[str], str, _Setter]] = [
-    _field(r"^using (\S+)$", "provider", str),
+    _field(r"^using (\S+)$", "provider", _text, "provider"),
     (re.compile(r"^[Ss]etting (\S+) : (.*)$"), "", _option),
-    _field(r"^Setting intra_op_num_threads to (\d+)$", "intra_op_threads", int),
-    _field(rf"^Session creation time cost: ({NUM}) ?s$", "session_creation_s", float),
-    _field(rf"^First inference time cost: ({NUM}) ?ms$", "first_inference_ms", float),
-    _field(rf"^Total (?:inference )?time cost: ({NUM}) ?s$", "total_inference_s", float),
-    _field(r"^Total inference requests: (\d+)$", "requests", int),
-    _field(rf"^Average (?:inference )?time cost(?: total)?: ({NUM}) ?ms$", "average_ms", float),
-    _field(rf"^Total inference run time: ({NUM}) ?s$", "total_run_s", float),
-    _field(rf"^Number of inferences per second: ({NUM})$", "inferences_per_s", float),
+    _field(rf"^Setting intra_op_num_threads to ({COUNT})$", "intra_op_threads", whole, "threads"),
+    _field(
+        rf"^Session creation time cost: ({NUM}) ?s$",
+        "session_creation_s",
+        figure,
+        "session creation (s)",
+    ),
+    _field(
+        rf"^First inference time cost: ({NUM}) ?ms$",
+        "first_inference_ms",
+        figure,
+        "first inference (ms)",
+    ),
+    _field(
+        rf"^Total (?:inference )?time cost: ({NUM}) ?s$",
+        "total_inference_s",
+        figure,
+        "total inference time (s)",
+    ),
+    _field(rf"^Total inference requests: ({COUNT})$", "requests", whole, "inference requests"),
+    _field(
+        rf"^Average (?:inference )?time cost(?: total)?: ({NUM}) ?ms$",
+        "average_ms",
+        figure,
+        "average inference time (ms)",
+    ),
+    _field(rf"^Total inference run time: ({NUM}) ?s$", "total_run_s", figure, "total run time (s)"),
+    _field(
+        rf"^Number of inferences per second: ({NUM})$",
+        "inferences_per_s",
+        figure,
+        "inferences per second",
+    ),
     # printed twice per run (with and without a space), so it never begins a run
-    _field(rf"^(?:Avg|Total) CPU usage: ?({NUM})(?: ?%)?$", "cpu_usage_pct", float, once=False),
+    _field(
+        rf"^(?:Avg|Total) CPU usage: ?({NUM})(?: ?%)?$",
+        "cpu_usage_pct",
+        figure,
+        "CPU usage (%)",
+        once=False,
+    ),
     # printed twice per run, like the CPU usage
     _field(
-        r"^Peak working set size: ?(\d+)(?: bytes)?$", "peak_working_set_bytes", int, once=False
+        rf"^Peak working set size: ?({COUNT})(?: bytes)?$",
+        "peak_working_set_bytes",
+        whole,
+        "peak working set (bytes)",
+        once=False,
     ),
-    _field(r"^Runs: ?(\d+)$", "runs", int),
+    _field(rf"^Runs: ?({COUNT})$", "runs", whole, "runs"),
     (
         re.compile(
             rf"^(?P<which>Min|Max|P50|P90|P95|P99|P999) Latency(?::| is) ?"
@@ -140,7 +201,7 @@ _LINES: list[tuple[re.Pattern[str], str, _Setter]] = [
         "latency",
         _latency,
     ),
-    (re.compile(r"^Disabling intra-op thread spinning between runs$"), "", lambda r, m: None),
+    (re.compile(r"^Disabling intra-op thread spinning between runs$"), "", _nothing),
 ]
 
 #: ORT's own log lines: ``2024-01-01 10:00:00.123 [E:onnxruntime:, file.cc:12 Fn] message``.
@@ -169,15 +230,16 @@ def parse_ort_perf_test(text: str) -> list[OrtPerfRun]:
     """Every run in a captured ``onnxruntime_perf_test`` log, in order.
 
     A run without any timing is returned with ``failed=True`` and the last error lines as its
-    ``error``. Raises ParseError naming the first line when no line is perf_test output.
+    ``error``. Raises ParseError naming the first line when no line is perf_test output, or the
+    line of a figure that is not finite, >= 0 and in range (``logtext.figure``).
     """
-    lines = text.splitlines()
+    lines = log_lines(text, TOOL)
     runs: Runs[OrtPerfRun] = Runs(
         _has_timing, "the log ends before any timing (the tool may have crashed)"
     )
     for lineno, raw in enumerate(lines, start=1):
         line = raw.strip()
-        if not line:
+        if not line or too_long(line):
             continue
         log = _ORT_LOG_RE.match(line)
         if log is not None:
@@ -196,7 +258,7 @@ def parse_ort_perf_test(text: str) -> list[OrtPerfRun]:
             begins = kind in _START_KINDS and run is not None and _has_timing(run)
             if run is None or begins or _is_set(run, kind, m):
                 run = runs.begin(OrtPerfRun(line=lineno))
-            apply(run, m)
+            apply(run, m, lineno, raw)
             break
         else:
             if _ERRORISH_RE.search(line) and not line.startswith("#"):

@@ -3,6 +3,10 @@
 A profile says how to reach a device (transport and connection fields) and how to run on it
 (runtimes, threads, affinity, work directory, cooldown, constraints). Every validation error
 names the file, the field and what was expected.
+
+A profile path may name any file, so the file is read within bounds: at most MAX_PROFILE_BYTES,
+UTF-8, TOML, nested at most MAX_TABLE_DEPTH deep; and every number is finite and in its range.
+Anything else is a DeviceProfileError naming the file.
 """
 
 from __future__ import annotations
@@ -60,6 +64,24 @@ _SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9.]+|\.{2,}")
 SLUG_CHARS = 40
 KEY_HASH_CHARS = 16
 
+#: A profile is a few hundred bytes; a larger file is something else given by mistake.
+MAX_PROFILE_BYTES = 1 << 20
+#: The deepest field is ``constraints.supported_ops`` (a list in a table: 3 levels); deeper is
+#: no profile, and values nested without bound would make any later walk over them recurse.
+MAX_TABLE_DEPTH = 8
+#: More threads than any device has cores: a typo, and a thread flood if passed on.
+MAX_THREADS = 4096
+#: A pause of more than a day between two jobs is a typo (minutes meant as seconds?).
+MAX_COOLDOWN_S = 86400.0
+#: Byte limits fit a 64-bit integer column.
+MAX_LIMIT_BYTES = 2**63 - 1
+#: Longest text of a field (a path, a host, a description line).
+MAX_TEXT_CHARS = 4096
+#: Control characters no field may hold (tab and newline may): a NUL makes every path and
+#: command argument made of it fail (``ValueError: embedded null byte``), an ESC rewrites the
+#: terminal that prints it.
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
 
 @dataclass(frozen=True)
 class DeviceProfile:
@@ -108,7 +130,9 @@ class DeviceProfile:
 
 def check_name(name: object, where: str) -> None:
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise DeviceProfileError(f"{where}: field 'name': expected {NAME_EXPECTED}, got {name!r}")
+        raise DeviceProfileError(
+            f"{where}: field 'name': expected {NAME_EXPECTED}, got {_shown(name)}"
+        )
 
 
 def _host(host: str | None) -> str:
@@ -179,13 +203,62 @@ def find_profile(name_or_path: str, extra: list[Path] | None = None) -> Path:
 
 def load_profile(name_or_path: str, extra: list[Path] | None = None) -> DeviceProfile:
     path = find_profile(name_or_path, extra)
+    return parse_profile(read_profile_table(path), path)
+
+
+def _read_bounded(path: Path) -> bytes:
+    """At most MAX_PROFILE_BYTES of ``path``; DeviceProfileError when it holds more or cannot
+    be read."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as fh:
+            data = fh.read(MAX_PROFILE_BYTES + 1)
     except OSError as exc:
         raise DeviceProfileError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
+    if len(data) > MAX_PROFILE_BYTES:
+        raise DeviceProfileError(
+            f"{path}: not a device profile: it holds more than {MAX_PROFILE_BYTES} bytes"
+        )
+    return data
+
+
+def _depth(value: Any) -> int:
+    """How deep tables and lists nest in ``value`` (a scalar is 0), walked without recursion."""
+    deepest = 0
+    stack = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level + 1)
+            stack.extend((v, level + 1) for v in item)
+    return deepest
+
+
+def read_profile_table(path: Path) -> dict[str, Any]:
+    """The TOML table of the profile file ``path``; DeviceProfileError naming the file when it
+    cannot be read, is too large, is not UTF-8 text, is not TOML or nests too deep."""
+    data = _read_bounded(path)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DeviceProfileError(
+            f"{path}: not a device profile: not UTF-8 text (byte {exc.start}); a profile is a "
+            "TOML file such as devices/local.toml"
+        ) from None
+    try:
+        table = tomllib.loads(text)
+    except RecursionError:
+        raise DeviceProfileError(
+            f"{path}: not a device profile: it nests deeper than {MAX_TABLE_DEPTH} levels"
+        ) from None
+    except ValueError as exc:  # TOMLDecodeError, and int()'s refusal of thousands of digits
         raise DeviceProfileError(f"{path}: not valid TOML: {exc}") from exc
-    return parse_profile(data, path)
+    if _depth(table) > MAX_TABLE_DEPTH:
+        raise DeviceProfileError(
+            f"{path}: not a device profile: it nests deeper than {MAX_TABLE_DEPTH} levels"
+        )
+    return table
 
 
 class _Fields:
@@ -197,8 +270,8 @@ class _Fields:
         self.used: set[str] = set()
 
     def fail(self, key: str, expected: str) -> DeviceProfileError:
-        got = self.data.get(key)
-        return DeviceProfileError(f"{self.where}: field '{key}': expected {expected}, got {got!r}")
+        got = _shown(self.data.get(key))
+        return DeviceProfileError(f"{self.where}: field '{key}': expected {expected}, got {got}")
 
     def get(
         self, key: str, kind: type | tuple[type, ...], expected: str, default: Any = None
@@ -211,6 +284,8 @@ class _Fields:
             raise self.fail(key, expected)
         if not isinstance(value, kind):
             raise self.fail(key, expected)
+        if isinstance(value, str) and not _is_text(value):
+            raise self.fail(key, f"{expected} ({TEXT_EXPECTED})")
         return value
 
     def required(self, key: str, kind: type, expected: str) -> Any:
@@ -219,8 +294,34 @@ class _Fields:
         return self.get(key, kind, expected)
 
 
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut to SHOWN_CHARS: a message quotes what it got, not all of it."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
+
+
+def _key(key: str) -> str:
+    """A key of the file as a message names it: as written when it is plain, else quoted."""
+    return key if _is_text(key) and len(key) <= SHOWN_CHARS else _shown(key)
+
+
 def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
     return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _is_text(value: object) -> bool:
+    """A string a field may hold: at most MAX_TEXT_CHARS, no control characters."""
+    return (
+        isinstance(value, str)
+        and len(value) <= MAX_TEXT_CHARS
+        and _CONTROL_RE.search(value) is None
+    )
+
+
+#: How much of a wrong value a message quotes.
+SHOWN_CHARS = 80
+#: What _is_text asks of a string, for messages.
+TEXT_EXPECTED = f"at most {MAX_TEXT_CHARS} characters, no control characters"
 
 
 def parse_profile(data: dict[str, Any], path: Path | None = None) -> DeviceProfile:
@@ -235,15 +336,16 @@ def parse_profile(data: dict[str, Any], path: Path | None = None) -> DeviceProfi
     runner = f.get("runner", str, f"one of {', '.join(RUNNERS)}", "auto")
     if runner not in RUNNERS:
         raise f.fail("runner", f"one of {', '.join(RUNNERS)}")
-    threads = f.get("threads", int, "a positive integer")
-    if threads is not None and threads < 1:
-        raise f.fail("threads", "a positive integer")
+    threads_expected = f"a positive integer of at most {MAX_THREADS}"
+    threads = f.get("threads", int, threads_expected)
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
+        raise f.fail("threads", threads_expected)
     affinity = _affinity(f)
     workdir = _workdir(f, transport)
     cmin, cmax = _cooldown(f)
     limits, ops = _constraints(f)
     providers = f.get("providers", list, "a list of ONNX Runtime execution providers", [])
-    if not all(isinstance(p, str) and p for p in providers):
+    if not all(_is_text(p) and p for p in providers):
         raise f.fail("providers", "a list of ONNX Runtime execution providers")
     fixed = f.get("fixed_performance", bool, "true or false", False)
     description = f.get("description", str, "a string", "")
@@ -317,10 +419,13 @@ def _runtimes(f: _Fields) -> dict[str, str]:
     for key, value in runtimes.items():
         if key not in RUNTIME_KEYS:
             raise DeviceProfileError(
-                f"{f.where}: field 'runtimes.{key}': expected one of {', '.join(RUNTIME_KEYS)}"
+                f"{f.where}: field 'runtimes.{_key(key)}': expected one of "
+                f"{', '.join(RUNTIME_KEYS)}"
             )
-        if not isinstance(value, str) or not value:
-            raise DeviceProfileError(f"{f.where}: field 'runtimes.{key}': expected a path string")
+        if not _is_text(value) or not value:
+            raise DeviceProfileError(
+                f"{f.where}: field 'runtimes.{key}': expected a path string ({TEXT_EXPECTED})"
+            )
     return runtimes
 
 
@@ -351,14 +456,17 @@ def _workdir(f: _Fields, transport: str) -> str | None:
 
 
 def _cooldown(f: _Fields) -> tuple[float, float]:
-    """``[cooldown]``: (min_s, max_s), non-negative numbers; max_s defaults to min_s."""
+    """``[cooldown]``: (min_s, max_s), numbers of seconds from 0 to MAX_COOLDOWN_S; max_s
+    defaults to min_s."""
     cooldown = f.get("cooldown", dict, "a table with min_s and max_s", {})
     cmin = cooldown.get("min_s", 0.0)
     cmax = cooldown.get("max_s", cmin)
     for key, val in (("min_s", cmin), ("max_s", cmax)):
-        if isinstance(val, bool) or not isinstance(val, (int, float)) or val < 0:
+        number = not isinstance(val, bool) and isinstance(val, (int, float))
+        if not number or not 0 <= val <= MAX_COOLDOWN_S:  # NaN fails the range too
             raise DeviceProfileError(
-                f"{f.where}: field 'cooldown.{key}': expected a non-negative number, got {val!r}"
+                f"{f.where}: field 'cooldown.{key}': expected a non-negative number of seconds, "
+                f"at most {MAX_COOLDOWN_S:g}, got {_shown(val)}"
             )
     return float(cmin), float(cmax)
 
@@ -369,19 +477,21 @@ def _constraints(f: _Fields) -> tuple[dict[str, int | None], list[str] | None]:
     limits: dict[str, int | None] = {}
     for key in CONSTRAINT_LIMITS:
         val = constraints.get(key)
-        if val is not None and (isinstance(val, bool) or not isinstance(val, int) or val <= 0):
+        whole = isinstance(val, int) and not isinstance(val, bool)
+        if val is not None and not (whole and 0 < val <= MAX_LIMIT_BYTES):
             raise DeviceProfileError(
-                f"{f.where}: field 'constraints.{key}': expected a positive integer of bytes"
+                f"{f.where}: field 'constraints.{key}': expected a positive integer of bytes, "
+                f"at most {MAX_LIMIT_BYTES}"
             )
         limits[key] = val
     stray = sorted(set(constraints) - set(CONSTRAINT_LIMITS) - {"supported_ops"})
     if stray:
         raise DeviceProfileError(
-            f"{f.where}: unknown field 'constraints.{stray[0]}'; expected one of "
+            f"{f.where}: unknown field 'constraints.{_key(stray[0])}'; expected one of "
             f"{', '.join((*CONSTRAINT_LIMITS, 'supported_ops'))}"
         )
     ops = constraints.get("supported_ops")
-    if ops is not None and (not isinstance(ops, list) or not all(isinstance(o, str) for o in ops)):
+    if ops is not None and (not isinstance(ops, list) or not all(_is_text(o) for o in ops)):
         raise DeviceProfileError(
             f"{f.where}: field 'constraints.supported_ops': expected a list of operator names"
         )
@@ -395,7 +505,9 @@ def _extra_fields(f: _Fields) -> dict[str, Any]:
     extra = {k: v for k, v in f.data.items() if k not in f.used}
     unknown = sorted(set(extra) - {"notes"})
     if unknown:
-        raise DeviceProfileError(f"{f.where}: unknown field '{unknown[0]}'; check its spelling")
+        raise DeviceProfileError(
+            f"{f.where}: unknown field '{_key(unknown[0])}'; check its spelling"
+        )
     return extra
 
 

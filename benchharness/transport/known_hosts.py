@@ -7,10 +7,16 @@ same: malformed lines are skipped with a KnownHostsWarning naming file and line,
 (``|1|salt|hash``) match as they do in OpenSSH, ``@revoked`` keys are refused for every host (a
 revoked key is no good whichever host offers it), and ``@cert-authority`` lines, which paramiko
 cannot use, are skipped with a warning.
+
+The file is the user's, but anything may have written it: it is read within bounds (at most
+MAX_KNOWN_HOSTS_BYTES, lines of at most MAX_LINE_CHARS, MAX_WARNINGS warnings), in time linear
+in its size, and any bytes either load or are a HostKeyError.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 import socket
@@ -30,10 +36,61 @@ from benchharness.profiles.schema import DEFAULT_SSH_PORT, DeviceProfile
 CONNECT_TIMEOUT_S = 10.0
 #: Where OpenSSH keeps the user's known hosts when a profile names none.
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+#: A larger file is no list of hosts a person keeps (it would hold ~100,000 ed25519 lines).
+MAX_KNOWN_HOSTS_BYTES = 16 * 2**20
+#: OpenSSH's longest key line is a 16384-bit RSA key (~2,800 base64 characters) after a few names;
+#: a longer line is skipped unread, so no huge key is decoded.
+MAX_LINE_CHARS = 8192
+#: Malformed lines warned about one by one; the rest are counted in one last warning, so a file
+#: of garbage does not flood the output.
+MAX_WARNINGS = 10
+#: A hashed host name: ``|1|`` then the salt and the HMAC-SHA1 of the name, both base64.
+HASH_MAGIC = "|1|"
+#: Bytes of the salt and of the hash: SHA-1's digest size (paramiko asserts the salt's).
+HASH_BYTES = 20
 
 
 class KnownHostsWarning(UserWarning):
     """A known_hosts line was skipped (malformed, or a marker paramiko cannot use)."""
+
+
+class _IndexedHostKeys(paramiko.HostKeys):
+    """paramiko's HostKeys whose ``add`` finds a (name, key type) already there in an index:
+    paramiko's scans every entry, which made loading 20,000 hosts take 13 s. Only ``add`` may
+    change it (the index knows nothing of other changes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._index: dict[tuple[str, str], HostKeyEntry] = {}
+
+    def add(self, hostname: str, keytype: str, key: Any) -> None:
+        entry = self._index.get((hostname, keytype))
+        if entry is not None:
+            entry.key = key  # a later line for the same name and type wins, as in paramiko
+            return
+        entry = HostKeyEntry([hostname], key)
+        self._entries.append(entry)
+        self._index[(hostname, keytype)] = entry
+
+    def copy_into(self, target: paramiko.HostKeys) -> None:
+        """Add every entry to ``target`` as ``target.add`` would, in linear time.
+
+        paramiko has no bulk add, and its ``add`` scans every entry: the entries new to
+        ``target`` are appended to its entry list (``_entries``, the same since paramiko 1.x).
+        """
+        present = {
+            (name, e.key.get_name())
+            for e in target._entries
+            if e.key is not None
+            for name in e.hostnames
+        }
+        for entry in self._entries:
+            pair = (entry.hostnames[0], entry.key.get_name())
+            if pair in present:
+                target.add(*pair, entry.key)
+            else:
+                target._entries.append(HostKeyEntry([pair[0]], entry.key))
+                present.add(pair)
 
 
 @dataclass
@@ -43,7 +100,7 @@ class KnownHosts:
     path: str
     #: usable (parsed, not revoked) entries in file order
     entries: list[HostKeyEntry] = field(default_factory=list)
-    keys: paramiko.HostKeys = field(default_factory=paramiko.HostKeys)
+    keys: _IndexedHostKeys = field(default_factory=_IndexedHostKeys)
     #: (key type, base64 blob) -> line number of the ``@revoked`` line
     revoked: dict[tuple[str, str], int] = field(default_factory=dict)
 
@@ -58,64 +115,150 @@ class KnownHosts:
 
     def install(self, client: paramiko.SSHClient) -> None:
         """Make these entries the keys ``client`` checks servers against."""
-        target = client.get_host_keys()
-        for entry in self.entries:
-            for name in entry.hostnames:
-                target.add(name, entry.key.get_name(), entry.key)
+        self.keys.copy_into(client.get_host_keys())
 
 
 _FIELDS = re.compile(r"[ \t]+")
 
 
-def _warn(path: str, lineno: int, why: str) -> None:
-    warnings.warn(f"{path}:{lineno}: {why}", KnownHostsWarning, stacklevel=3)
+@dataclass
+class _Skipped:
+    """The lines of one file skipped: the first MAX_WARNINGS are warned about one by one, the
+    rest counted in one warning at the end."""
+
+    path: str
+    count: int = 0
+
+    def skip(self, lineno: int, why: str) -> None:
+        self.count += 1
+        if self.count <= MAX_WARNINGS:
+            warnings.warn(f"{self.path}:{lineno}: {why}", KnownHostsWarning, stacklevel=4)
+
+    def finish(self) -> None:
+        more = self.count - MAX_WARNINGS
+        if more > 0:
+            warnings.warn(
+                f"{self.path}: {more} more lines skipped", KnownHostsWarning, stacklevel=3
+            )
 
 
-def _parse(line: str, path: str, lineno: int) -> HostKeyEntry | None:
+def _b64_bytes(text: str) -> int | None:
+    """How many bytes the base64 ``text`` holds, or None when it is no base64."""
+    try:
+        return len(base64.b64decode(text, validate=True))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _is_hashed_name(name: str) -> bool:
+    """``|1|salt|hash`` with a salt and a hash of HASH_BYTES each, as OpenSSH writes it."""
+    parts = name.split("|")
+    return (
+        name.startswith(HASH_MAGIC)
+        and len(parts) == 4
+        and _b64_bytes(parts[2]) == HASH_BYTES
+        and _b64_bytes(parts[3]) == HASH_BYTES
+    )
+
+
+def _framed(key: str) -> bool:
+    """Whether the base64 key ``key`` is a sequence of length-prefixed fields (SSH's wire
+    format), each within the key. paramiko reads a field that runs past the end as padded with
+    zeros (up to 1 MiB): an RSA exponent of a million bytes then took 40 s to load."""
+    try:
+        blob = base64.decodebytes(key.encode("ascii", errors="replace"))
+    except (binascii.Error, ValueError):
+        return True  # not base64: paramiko refuses it itself
+    offset = 0
+    while offset < len(blob):
+        if offset + 4 > len(blob):
+            return False
+        offset += 4 + int.from_bytes(blob[offset : offset + 4], "big")
+    return offset == len(blob)
+
+
+def _parse(line: str, skipped: _Skipped, lineno: int) -> HostKeyEntry | None:
     fields = _FIELDS.split(line)
     if len(fields) < 3:
-        _warn(path, lineno, "malformed line skipped (expected: names keytype base64-key)")
+        skipped.skip(lineno, "malformed line skipped (expected: names keytype base64-key)")
+        return None
+    if not _framed(fields[2]):
+        skipped.skip(lineno, "malformed key skipped (a field of it runs past its end); fix or "
+                     "delete the line")  # fmt: skip
+        return None
+    # paramiko decodes a hashed name's salt at every lookup, and raises on a bad one
+    # (AssertionError, binascii.Error): such a line is skipped here, as OpenSSH skips it
+    if any(n.startswith("|") and not _is_hashed_name(n) for n in fields[0].split(",")):
+        skipped.skip(lineno, "malformed hashed host name skipped (expected |1|salt|hash); fix "
+                     "or delete the line")  # fmt: skip
         return None
     try:
         # None for a key type paramiko does not know: OpenSSH may know it, so no warning
         entry: HostKeyEntry | None = HostKeyEntry.from_line(" ".join(fields[:3]), lineno)
     except Exception as exc:  # InvalidHostKey, SSHException, ValueError: all mean a bad line
-        reason = exc.args[1] if len(exc.args) > 1 else exc
-        _warn(path, lineno, f"malformed line skipped ({reason}); fix or delete it")
+        reason = str(exc.args[1] if len(exc.args) > 1 else exc)[:QUOTE_CHARS]
+        skipped.skip(lineno, f"malformed line skipped ({reason}); fix or delete it")
         return None
     return entry
+
+
+#: How much of a line or an error a warning quotes.
+QUOTE_CHARS = 120
+
+
+def _read(path: str) -> str | None:
+    """The text of ``path`` (None when there is no file); HostKeyError when it cannot be read or
+    holds more than MAX_KNOWN_HOSTS_BYTES."""
+    file = Path(path)
+    if not file.exists():
+        return None
+    try:
+        with file.open("rb") as fh:
+            data = fh.read(MAX_KNOWN_HOSTS_BYTES + 1)
+    except OSError as exc:
+        raise HostKeyError(f"cannot read known_hosts {path}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_KNOWN_HOSTS_BYTES:
+        raise HostKeyError(
+            f"known_hosts {path} holds more than {MAX_KNOWN_HOSTS_BYTES} bytes: no list of hosts "
+            "is that long; is it the right file?"
+        )
+    return data.decode("utf-8", errors="replace")
+
+
+def _marker_line(known: KnownHosts, line: str, skipped: _Skipped, lineno: int) -> None:
+    """A line with a marker: a revoked key is recorded, anything else skipped with a warning."""
+    marker, _, rest = line.replace("\t", " ").partition(" ")
+    if marker == "@revoked":
+        revoked = _parse(rest.strip(), skipped, lineno)
+        if revoked is not None:
+            known.revoked[(revoked.key.get_name(), revoked.key.get_base64())] = lineno
+    elif marker == "@cert-authority":
+        skipped.skip(lineno, "@cert-authority line skipped (host certificates are not "
+                     "supported here; list the host's own key)")  # fmt: skip
+    else:
+        skipped.skip(lineno, f"unknown marker {marker[:QUOTE_CHARS]!r}: line skipped")
 
 
 def load_known_hosts(path: str) -> KnownHosts:
     """Read ``path`` (a missing file is an empty one); raise HostKeyError if it cannot be read."""
     known = KnownHosts(path)
-    file = Path(path)
-    if not file.exists():
+    text = _read(path)
+    if text is None:
         return known
-    try:
-        text = file.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise HostKeyError(f"cannot read known_hosts {path}: {exc.strerror or exc}") from exc
+    skipped = _Skipped(path)
     entries: list[HostKeyEntry] = []
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        if line.startswith("@"):
-            marker, _, rest = line.partition(" ")
-            if marker == "@revoked":
-                revoked = _parse(rest.strip(), path, lineno)
-                if revoked is not None:
-                    known.revoked[(revoked.key.get_name(), revoked.key.get_base64())] = lineno
-            elif marker == "@cert-authority":
-                _warn(path, lineno, "@cert-authority line skipped (host certificates are not "
-                      "supported here; list the host's own key)")  # fmt: skip
-            else:
-                _warn(path, lineno, f"unknown marker {marker!r}: line skipped")
-            continue
-        entry = _parse(line, path, lineno)
-        if entry is not None:
+        if len(line) > MAX_LINE_CHARS:
+            skipped.skip(lineno, f"line longer than {MAX_LINE_CHARS} characters skipped (no key "
+                         "is that long)")  # fmt: skip
+        elif line.startswith("@"):
+            _marker_line(known, line, skipped, lineno)
+        elif (entry := _parse(line, skipped, lineno)) is not None:
             entries.append(entry)
+    skipped.finish()
     for entry in entries:
         if known.revoked_line(entry.key) is not None:
             continue  # revoked wins over a listing of the same key, as in OpenSSH

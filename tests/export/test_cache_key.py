@@ -99,3 +99,32 @@ def test_cache_files_are_written_whole(tmp_path: Path) -> None:
     cache.atomic_write_text(side, '{"sha256": "y"}')
     assert side.read_text(encoding="utf-8") == '{"sha256": "y"}'
     assert [p.name for p in side.parent.iterdir()] == [side.name], "no temporary file is left"
+
+
+def test_the_exported_weights_are_in_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seeded rule (its source included) or the builder's own weights: a changed rule, or
+    --keep-weights, exports again."""
+    import dataclasses
+
+    from benchharness.zoo import init_weights
+
+    spec = _spec()
+    seeded = cache.cache_key(pipeline.key_fields(spec, "onnx", "fp32"))
+    kept = dataclasses.replace(spec, keep_weights=True)
+    assert cache.cache_key(pipeline.key_fields(kept, "onnx", "fp32")) != seeded
+    monkeypatch.setattr(init_weights, "source_digest", lambda: "an-edited-rule")
+    assert cache.cache_key(pipeline.key_fields(spec, "onnx", "fp32")) != seeded
+
+
+def test_a_new_tolerance_verifies_a_variant_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cached variant records its verdict against its precision's tolerance; FP32's key leaves
+    the tolerance out, so FP32 artifacts outlive a change of it."""
+    from benchharness.export import verify
+
+    spec = _spec()
+    fp16 = cache.cache_key(pipeline.key_fields(spec, "onnx", "fp16"))
+    fp32 = cache.cache_key(pipeline.key_fields(spec, "onnx", "fp32"))
+    monkeypatch.setitem(verify.TOLERANCES, "fp16", (0.0, 0.5))
+    monkeypatch.setitem(verify.TOLERANCES, "fp32", (0.0, 0.5))
+    assert cache.cache_key(pipeline.key_fields(spec, "onnx", "fp16")) != fp16
+    assert cache.cache_key(pipeline.key_fields(spec, "onnx", "fp32")) == fp32

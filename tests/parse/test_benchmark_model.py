@@ -414,3 +414,46 @@ def test_subgraph_profiles_are_separate_blocks_and_ops_come_from_the_primary_gra
     ]
     assert [r.op_type for r in run.op_rows] == ["WHILE", "ADD"]
     assert run.profiles[1].run_order[0].times_called == 8
+
+
+# ---------------------------------------------------------------- hostile numbers
+
+#: A figure no tool prints: beyond float (read as infinity), negative, or digits past int().
+BAD_FIGURES = ["1e999", "-7.5", "9" * 5000]
+
+
+@pytest.mark.parametrize("bad", BAD_FIGURES)
+@pytest.mark.parametrize(
+    ("relative", "line", "good"),
+    [
+        (F8, "INFO: count=50 first=1249964", "1249964"),  # a timing statistic
+        (F8, "INFO: count=50 first=1249964", "count=50"),  # the count of runs
+        (F8, "INFO: Inference timings in us: Init: 5579,", "5579"),
+        (F8, "INFO: Initialized session in 5.579ms.", "5.579"),
+        (F8, "INFO: The input model file size (MB): 67.3128", "67.3128"),
+        (F8, "INFO: Memory footprint delta from the start of the tool (MB): init=", "6.36328"),
+        (F10, "Inference (avg):      0.46 ms (2112 runs)", "0.46"),
+        (F10, "Inference (avg):      0.46 ms (2112 runs)", "2112"),
+        (F10, "Init footprint:       8.94 MB", "8.94"),
+        (F10, "Static Reshape (NC)\t    0.085", "0.085"),  # a profile table cell
+        (F10, "Static Reshape (NC)\t    0.085", ":0"),  # the node index in a row's name
+    ],
+)
+def test_a_figure_that_is_not_finite_non_negative_and_in_range_is_refused_naming_its_line(
+    relative: str, line: str, good: str, bad: str
+) -> None:
+    lines = fixture_text(relative).splitlines()
+    k = next(i for i, text in enumerate(lines) if line in text)
+    replacement = {"count=50": f"count={bad}", ":0": f":{bad}"}.get(good, bad)
+    if good == ":0" and not bad.isdigit():
+        pytest.skip("a name ending in anything but digits names no node: it is just a name")
+    lines[k] = lines[k].replace(good, replacement, 1)
+    with pytest.raises(ParseError, match=rf"line {k + 1}: "):
+        parse_benchmark_model("\n".join(lines) + "\n")
+
+
+def test_threads_echoed_with_absurd_digits_are_no_thread_count() -> None:
+    run = BenchmarkModelRun(line=1, params={"Num threads": "9" * 5000})
+    assert run.threads is None
+    run = BenchmarkModelRun(line=1, flags={"num_threads": "9" * 5000})
+    assert run.threads is None

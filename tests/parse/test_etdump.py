@@ -3,12 +3,16 @@ every rule is pinned down; the real ETDump path is tests/ondevice/test_executorc
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from benchharness.cost.pte_cost import EdgeOp
+from benchharness.errors import ParseError
+from benchharness.parse import etdump
 from benchharness.parse.etdump import OUTSIDE_OPS, align_events
 
 
@@ -100,3 +104,46 @@ def test_too_few_runs_to_leave_the_warmup_out_keeps_what_there_is() -> None:
     row, outside = align_events(events, GRAPH, warmup_runs=5).ops
     assert row.median_us == 4.0 and row.op_index == 5
     assert outside.median_us == 6.0
+
+
+# ---------------------------------------------------------------- hostile ETDumps
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -0.5, "fast", None, True])
+@pytest.mark.parametrize("where", ["xnnpack", "call", "operator", "execute"])
+def test_a_duration_that_is_not_a_finite_time_names_the_event(bad: Any, where: str) -> None:
+    events = [
+        xnn("Add (ND) #1", [0.004, 0.004]),
+        event("DELEGATE_CALL", [0.01, 0.01], debug_handles=[6]),
+        event("OPERATOR_CALL", [0.006, 0.007], debug_handles=4, op_types=["aten.cumsum.default"]),
+        event("Method::execute", [0.1, 0.3]),
+    ]
+    k = ["xnnpack", "call", "operator", "execute"].index(where)
+    events[k].perf_data.raw[1] = bad
+    with pytest.raises(ParseError, match=rf"event {k} \('{re.escape(events[k].name)}'.*duration"):
+        align_events(events, GRAPH, warmup_runs=0)
+
+
+def test_a_debug_handle_the_record_does_not_know_is_a_row_without_a_node() -> None:
+    """An ETDump of another program (or a damaged one) names handles the ETRecord lacks: that
+    was a KeyError; the row keeps its time and claims no graph operator."""
+    events = [event("OPERATOR_CALL", [0.006], debug_handles=[99], op_types=["aten.mul.Tensor"])]
+    (row,) = align_events(events, GRAPH, warmup_runs=0).ops
+    assert (row.op_index, row.op_type, row.median_us) == (-1, "aten.mul", 6.0)
+
+
+def test_an_event_name_longer_than_any_operators_is_refused() -> None:
+    with pytest.raises(ParseError, match=r"event 0 .*name"):
+        align_events([xnn("x" * 100_000, [0.1])], GRAPH, warmup_runs=0)
+
+
+def test_an_etdump_larger_than_any_real_one_is_refused_before_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dump = tmp_path / "e.etdp"
+    dump.write_bytes(b"\0" * 64)
+    monkeypatch.setattr(etdump, "MAX_ETDUMP_BYTES", 63)
+    with pytest.raises(ParseError, match=rf"{dump}.* more than 63 bytes"):
+        etdump.read_etdump(dump, tmp_path / "m.pte", warmup_runs=0)
+    with pytest.raises(ParseError, match="not a regular file"):
+        etdump.read_etdump(tmp_path, tmp_path / "m.pte", warmup_runs=0)

@@ -3,6 +3,8 @@ the runner result made of a run."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from benchharness.errors import ParseError, UsageError
@@ -135,3 +137,51 @@ def test_warmup_never_takes_every_execution() -> None:
     never = WarmupRule(min_n=100, min_s=0.0)
     assert warmup_end([1.0, 1.0, 1.0], never, planned=10) == 2
     assert warmup_end([1.0, 1.0, 1.0], never, planned=1) == 1
+
+
+# ---------------------------------------------------------------- hostile numbers
+
+#: Log lines printed by the newest builds, with their times left to fill in.
+ITERATION = "I 00:00:00.040000 executorch:executor_runner.cpp:742] Iteration {i} of 3: {ms} ms\n"
+EXECUTED = (
+    "I 00:00:00.070100 executorch:executor_runner.cpp:752] Model executed successfully "
+    "3 time(s) in {ms} ms.\n"
+)
+LOADED = "I 00:00:00.003400 executorch:executor_runner.cpp:468] Model file m.pte is loaded.\n"
+
+
+def _timed_log(ms: str, *, at: int = 2, total_ms: str = "15.0") -> str:
+    """Three executions, the one ``at`` (1-based) taking ``ms``."""
+    times = ["5.0", "5.0", "5.0"]
+    times[at - 1] = ms
+    lines = [ITERATION.format(i=i, ms=t) for i, t in enumerate(times, start=1)]
+    return LOADED + "".join(lines) + EXECUTED.format(ms=total_ms)
+
+
+@pytest.mark.parametrize("ms", ["1e999", "-7.5", "-0.5e3", "1e300"])
+def test_a_time_that_is_not_a_finite_non_negative_figure_is_refused_naming_its_line(
+    ms: str,
+) -> None:
+    with pytest.raises(ParseError, match=r"line 3: .*(finite|>= 0|at most)"):
+        parse_executor_runner(_timed_log(ms))
+    with pytest.raises(ParseError, match=r"line 5: "):
+        parse_executor_runner(_timed_log("5.0", total_ms=ms))
+
+
+def test_a_count_too_long_to_be_a_number_is_refused_naming_its_line() -> None:
+    digits = "9" * 5000  # int() of more than 4300 digits raises ValueError
+    log = LOADED + EXECUTED.replace("3 time(s)", f"{digits} time(s)").format(ms="1.0")
+    with pytest.raises(ParseError, match=r"line 2: "):
+        parse_executor_runner(log)
+
+
+@pytest.mark.parametrize("ms", ["1e999", "-7.5"])
+def test_bench_import_of_such_a_log_names_the_file_and_line(tmp_path: Path, ms: str) -> None:
+    """1e999 was an OverflowError (warm-up detection took int() of infinity); -7.5 a run stored
+    as ok with a negative median."""
+    from benchharness.results.importer import parse_log_rows
+
+    log = tmp_path / "er.log"
+    log.write_text(_timed_log(ms), encoding="utf-8")
+    with pytest.raises(ParseError, match=rf"{log}: .*line 3"):
+        parse_log_rows("executor-runner", log)

@@ -115,3 +115,32 @@ def test_garbage_raises_parse_error_naming_the_line() -> None:
 def test_benchmark_model_log_is_not_perf_test_output() -> None:
     with pytest.raises(ParseError, match="line 1"):
         parse_ort_perf_test(fixture_text("benchmark_model/tflite_benchmark_model_2.txt"))
+
+
+# ---------------------------------------------------------------- hostile numbers
+
+
+@pytest.mark.parametrize("bad", ["1e999", "-7.5", "9" * 5000])
+@pytest.mark.parametrize(
+    ("line", "good"),
+    [
+        ("Session creation time cost: 0.0508382 s", "0.0508382"),
+        ("Total inference time cost: 1.9918 s", "1.9918"),
+        ("Total inference requests: 100", "100"),
+        ("Average inference time cost: 19.918 ms", "19.918"),
+        ("Number of inferences per second: 50.2002", "50.2002"),
+        ("Avg CPU usage: 12 %", "12"),
+        ("Peak working set size: 109531136 bytes", "109531136"),
+        ("Runs:100", "100"),
+        ("P50 Latency: 0.0199047 s", "0.0199047"),
+        ("Setting intra_op_num_threads to 1", "1"),
+    ],
+)
+def test_a_figure_that_is_not_finite_non_negative_and_in_range_is_refused_naming_its_line(
+    line: str, good: str, bad: str
+) -> None:
+    lines = fixture_text(F1).splitlines()
+    (k,) = [i for i, text in enumerate(lines) if text.strip() == line]
+    lines[k] = lines[k].replace(good, bad, 1)
+    with pytest.raises(ParseError, match=rf"line {k + 1}: "):
+        parse_ort_perf_test("\n".join(lines) + "\n")

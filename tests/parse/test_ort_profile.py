@@ -143,3 +143,78 @@ def test_too_many_skipped_runs_is_a_usage_error() -> None:
 def test_text_without_events_raises_parse_error_naming_the_line() -> None:
     with pytest.raises(ParseError, match=r"line 2: .*'not json'"):
         load_profile_events("\nnot json\n{broken")
+
+
+# ---------------------------------------------------------------- hostile profiles
+
+
+def _profile(**changes: Any) -> str:
+    """three_runs() as JSON, its third event (a kernel) with ``changes``."""
+    events = three_runs()
+    events[2].update(changes)
+    return json.dumps(events)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"dur": "fast"}, "dur"),
+        ({"dur": -7}, "dur"),
+        ({"dur": True}, "dur"),
+        ({"ts": -1.5}, "ts"),
+        ({"ts": [1]}, "ts"),
+        ({"cat": 7}, "cat"),
+        ({"args": "x"}, "args"),
+        ({"name": "n" * 100_000}, "name"),
+    ],
+)
+def test_an_event_field_of_the_wrong_type_or_range_names_the_event_and_field(
+    changes: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ParseError, match=rf"event 2 .*field '{field}': expected"):
+        events = load_profile_events(_profile(**changes))
+        aggregate_node_times(events)  # "dur": "fast" was a ValueError here
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999", "9" * 5000])
+def test_a_number_json_cannot_hold_exactly_is_refused_anywhere(literal: str) -> None:
+    text = _profile(dur=12345).replace("12345", literal)
+    with pytest.raises(ParseError, match="number"):
+        load_profile_events(text)
+    # also inside args, which the loader hands on (op_join reads parameter_size as int)
+    text = _profile(args={"parameter_size": 12345}).replace("12345", literal)
+    with pytest.raises(ParseError, match="number"):
+        load_profile_events(text)
+
+
+@pytest.mark.parametrize("cut", [False, True])
+@pytest.mark.parametrize("depth", [40, 100_000])
+def test_deep_nesting_is_refused_not_a_recursion_error(depth: int, cut: bool) -> None:
+    nested = "[" * depth + "]" * depth
+    text = _profile(args={"deep": "PLACE"}).replace('"PLACE"', nested)
+    if cut:  # an excerpt: the loader then looks for every complete object
+        text = text[: len(text) - 3]
+    with pytest.raises(ParseError, match="nest"):
+        load_profile_events(text)
+
+
+def test_a_profile_longer_than_any_real_one_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchharness.parse import ort_profile
+
+    text = json.dumps(three_runs())
+    monkeypatch.setattr(ort_profile, "MAX_PROFILE_CHARS", len(text) - 1)
+    with pytest.raises(ParseError, match="characters"):
+        load_profile_events(text)
+
+
+def test_the_message_names_the_file_when_told_it() -> None:
+    with pytest.raises(ParseError, match=r"^/tmp/p\.json: event 2 .*'dur'"):
+        load_profile_events(_profile(dur="fast"), source="/tmp/p.json")
+
+
+def test_an_object_begun_inside_a_string_cannot_nest_past_the_check() -> None:
+    """The nesting check skips strings; the recovery of an excerpt decodes from every brace, one
+    inside a string too, so this once reached json's recursion limit."""
+    text = '[{"name": "x{"k":' + "[" * 5000 + ', "ts": 1'
+    with pytest.raises(ParseError, match="nest"):
+        load_profile_events(text)

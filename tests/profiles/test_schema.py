@@ -3,6 +3,7 @@ directories shadow shipped names; a path works wherever a name does."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,77 @@ def test_unknown_name_lists_known_ones() -> None:
         load_profile("nope")
     with pytest.raises(DeviceProfileError, match="does not exist"):
         load_profile("missing/dir/x.toml")
+
+
+# ---------------------------------------------------------------- hostile files
+
+
+def test_a_binary_file_given_as_a_profile_names_the_file() -> None:
+    """`bench devices check /bin/ls` was a UnicodeDecodeError."""
+    with pytest.raises(DeviceProfileError, match=r"^/bin/ls: not a device profile: .*UTF-8"):
+        load_profile("/bin/ls")
+
+
+@pytest.mark.parametrize(
+    ("data", "what"),
+    [
+        (b'transport = "local"\n\xff\xfe\n', "UTF-8"),
+        (b"a = " + b"[" * 5000 + b"]" * 5000, "nest"),  # tomllib: a RecursionError
+        (b"notes = " + b"[" * 40 + b"]" * 40, "nest"),  # valid TOML, nested past the bound
+        (b"a = " + b"9" * 5000, "TOML"),  # tomllib: int()'s ValueError on 5000 digits
+        (b'transport = "local"\n\0', "TOML"),
+    ],
+)
+def test_undecodable_or_non_toml_files_name_the_file(
+    tmp_path: Path, data: bytes, what: str
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_bytes(data)
+    with pytest.raises(DeviceProfileError, match=rf"^{path}: .*{what}"):
+        load_profile(str(path))
+
+
+def test_a_file_larger_than_any_profile_is_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from benchharness.profiles import schema
+
+    path = write(tmp_path, "big", 'transport = "local"\n' + "# padding\n" * 100)
+    monkeypatch.setattr(schema, "MAX_PROFILE_BYTES", 100)
+    with pytest.raises(DeviceProfileError, match=rf"^{path}: .*more than 100 bytes"):
+        load_profile(str(path))
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ("[cooldown]\nmin_s = nan", "cooldown.min_s"),
+        ("[cooldown]\nmin_s = inf", "cooldown.min_s"),
+        ("[cooldown]\nmax_s = 1e999", "cooldown.max_s"),
+        ("[cooldown]\nmin_s = 1e9", "cooldown.min_s"),
+        ("threads = 100000000000", "threads"),
+        ("[constraints]\nmax_model_bytes = 99999999999999999999999", "constraints.max_model_bytes"),
+    ],
+)
+def test_numbers_out_of_range_name_the_field(tmp_path: Path, body: str, field: str) -> None:
+    path = write(tmp_path, "bad", 'transport = "local"\n' + body)
+    with pytest.raises(DeviceProfileError, match=rf"^{path}: field '{re.escape(field)}'"):
+        load_profile(str(path))
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ('transport = "ssh"\nhost = "\\u0000"', "host"),  # found by the fuzz tests
+        ('transport = "local"\nkey_file = "~a\\u0000b"', "key_file"),  # expanduser: ValueError
+        ('transport = "local"\ndescription = "\\u001b[2J"', "description"),  # clears a terminal
+        ('transport = "local"\nuser = "' + "u" * 5000 + '"', "user"),
+    ],
+)
+def test_text_with_control_characters_or_past_its_bound_names_the_field(
+    tmp_path: Path, body: str, field: str
+) -> None:
+    path = write(tmp_path, "bad", body)
+    with pytest.raises(DeviceProfileError, match=rf"^{path}: field '{field}': .*control") as err:
+        load_profile(str(path))
+    assert len(str(err.value)) < len(str(path)) + 300  # the value is quoted, not all of it
