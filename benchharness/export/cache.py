@@ -237,17 +237,24 @@ def lookup(path: Path) -> CacheEntry | None:
         return None
     try:
         data = json.loads(side.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError, RecursionError):  # damaged: export again
         return None
-    if data.get("sha256") != sha256_file(path):
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(k), str) for k in ("format", "precision", "sha256")
+    ):
+        return None
+    errors = [data.get(k) for k in ("max_abs_err", "tolerance")]
+    if any(e is not None and not isinstance(e, (int, float)) for e in errors):
+        return None
+    if data["sha256"] != sha256_file(path):
         return None
     return CacheEntry(
         path=path,
         format=data["format"],
         precision=data["precision"],
         sha256=data["sha256"],
-        max_abs_err=data.get("max_abs_err"),
-        tolerance=data.get("tolerance"),
+        max_abs_err=errors[0],
+        tolerance=errors[1],
         export_s=0.0,
         cached=True,
     )

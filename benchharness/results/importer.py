@@ -17,8 +17,13 @@ from benchharness import __version__
 from benchharness.errors import ParseError, UsageError
 from benchharness.ondevice.protocol import RunnerResult
 from benchharness.parse import native_result as nr
+from benchharness.parse.logtext import MAX_LOG_CHARS
 from benchharness.parse.op_join import litert_rows, ort_rows
-from benchharness.parse.ort_profile import load_profile_events, model_run_durations_us
+from benchharness.parse.ort_profile import (
+    MAX_PROFILE_CHARS,
+    load_profile_events,
+    model_run_durations_us,
+)
 from benchharness.plan.artifacts import Artifact
 from benchharness.results.rows import build_row, op_rows
 from benchharness.results.store import RunStore
@@ -50,17 +55,23 @@ def _input_shape(params: dict[str, str]) -> str:
     return "x".join(s.strip() for s in shapes.split(","))
 
 
-def _read(path: Path, what: str) -> str:
+def _read(path: Path, what: str, limit: int) -> str:
+    """The file as text, reading at most ``limit`` characters' worth: a larger one is refused
+    before it fills memory."""
     try:
-        return path.read_text(encoding="utf-8", errors="replace")
+        with path.open("rb") as fh:
+            data = fh.read(limit + 1)
     except OSError as exc:
         raise UsageError(f"cannot read the {what} {path}: {exc.strerror or exc}") from exc
+    if len(data) > limit:
+        raise ParseError(f"{path}: over {limit // 2**20} MiB is no {what} a tool writes")
+    return data.decode("utf-8", errors="replace")
 
 
 def _ort_profile(path: Path) -> tuple[list[JoinedOp], float | None]:
     """Operator rows of an ORT profile and the median of its own timed runs (µs)."""
-    text = _read(path, "profile")
-    durations = model_run_durations_us(load_profile_events(text))
+    text = _read(path, "profile", MAX_PROFILE_CHARS)
+    durations = model_run_durations_us(load_profile_events(text, source=str(path)))
     skip = nr.PERF_TEST_WARMUP_RUNS if len(durations) > nr.PERF_TEST_WARMUP_RUNS else 0
     rows = ort_rows(text, skip, None)
     if not rows:
@@ -93,7 +104,7 @@ def parse_log_rows(
     tool = TOOLS[kind]
     if profile_json is not None and tool is not nr.PERF_TEST:
         raise UsageError("--profile-json is an ONNX Runtime profile; use it with ort-perf-test")
-    out = nr.ToolOutput(tool, _read(log, "log"))
+    out = nr.ToolOutput(tool, _read(log, "log", MAX_LOG_CHARS))
     try:
         runs = nr.parse_runs(out)
         parsed = []
