@@ -28,8 +28,8 @@ from typing import Any
 import common
 import numpy as np
 
-from benchharness.analysis.stats import THROTTLE_RATIO
 from benchharness.ondevice import throttle
+from benchharness.stats.summary import THROTTLE_RATIO
 
 #: Calls of each probe: enough pairs to see a 1-in-20 false flag.
 DEFAULT_CALLS = 30

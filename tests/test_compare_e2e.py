@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from benchharness.analysis.compare_stored import compare_run_ids
 from benchharness.analysis.comparison import VERDICTS, gate
-from benchharness.results.compare_runs import compare_run_ids
 
 ROOT = Path(__file__).resolve().parents[1]
 LIGHT = "tests.support.tiny:tiny_cnn"

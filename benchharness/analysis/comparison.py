@@ -8,7 +8,7 @@ Only results measured on the same setup (the device fingerprint) are compared un
 allows a mismatch. ``gate`` turns a comparison into the CI pass/fail of ``--fail-on``
 (``analysis/gates.py`` says which matches failed it, and why).
 
-The comparison takes rows, not run folders: ``results/compare_runs.py`` loads the two stores.
+The comparison takes rows, not run folders: ``analysis/compare_stored.py`` loads the two stores.
 """
 
 from __future__ import annotations
@@ -345,7 +345,7 @@ def welch_log(
     """Welch's t on log process medians: the two-sided p of "B and A have the same level", and
     the half-width (log units) of the ``confidence`` interval of log(B/A).
 
-    The same statistic as a row's interval (``analysis/intervals``): processes are the
+    The same statistic as a row's interval (``stats/intervals``): processes are the
     independent units, and a ratio is a difference of logs. With 5 against 5 processes it reaches
     p < 0.01 where a rank test could not (its best is 2/252 = 0.008, complete separation)."""
     la, lb = np.log(np.asarray(pm_a, dtype=float)), np.log(np.asarray(pm_b, dtype=float))

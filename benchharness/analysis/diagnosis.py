@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from benchharness.analysis.stats import FLAG_ADVICE
 from benchharness.results.schema import RunRow
+from benchharness.stats.summary import FLAG_ADVICE
 
 #: Load average the machine may carry beyond the runner's own threads before it counts as busy:
 #: half a core of other work shifts a 2-thread inference on 2 cores by tens of per cent.

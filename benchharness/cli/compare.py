@@ -51,10 +51,10 @@ def compare_cmd(
     as_json: bool,
 ) -> None:
     """Compare run RUN_B against run RUN_A: ratio of medians, its CI, p-value and verdict."""
+    from benchharness.analysis.compare_stored import compare_and_gate
     from benchharness.analysis.comparison import DEFAULT_THRESHOLD, parse_threshold
     from benchharness.analysis.gates import parse_fail_on_specs
     from benchharness.cli.compare_memory import print_memory
-    from benchharness.results.compare_runs import compare_and_gate
 
     gates = parse_fail_on_specs(fail_on)
     outcome = compare_and_gate(

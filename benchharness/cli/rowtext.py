@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from benchharness.results.schema import RunRow
 
 #: ``process_stop`` of a job that hit --max-processes before its interval reached --target-ci
-#: (``analysis.intervals.STOP_CAP``, not imported: that module loads scipy, which showing a
+#: (``stats.intervals.STOP_CAP``, not imported: that module loads scipy, which showing a
 #: table does not need). The only stop worth a word: the others are the asked-for outcome.
 STOP_CAP = "max_processes"
 #: Status of a row whose job still has processes to run (``results/rows``): not yet a result.

@@ -314,7 +314,7 @@ def _print_flags(flagged: Sequence[RunRow], out: Console) -> None:
     if not flagged:
         out.print("no flags raised")
         return
-    from benchharness.analysis.stats import FLAG_ADVICE
+    from benchharness.stats.summary import FLAG_ADVICE
 
     out.print("[yellow]! shaky numbers: these measurements raised flags[/yellow]")
     seen: set[str] = set()

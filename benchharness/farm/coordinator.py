@@ -40,7 +40,6 @@ from typing import Any
 
 from distributed import Future
 
-from benchharness.analysis.intervals import ProcessRule
 from benchharness.dispatch.execute import OpsHook
 from benchharness.dispatch.reporter import NullReporter, Reporter
 from benchharness.dispatch.resume import restore
@@ -55,6 +54,7 @@ from benchharness.plan.options import RunOptions, job_id
 from benchharness.profiles.schema import DeviceProfile
 from benchharness.results.rows import process_values
 from benchharness.results.store import RunStore
+from benchharness.stats.intervals import ProcessRule
 
 #: Processes in flight per lane beyond its devices: the next one already waits on the worker.
 PIPELINE_EXTRA = 1

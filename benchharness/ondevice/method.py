@@ -1,7 +1,7 @@
 """The measurement method of docs/method.md in pure standard-library Python.
 
 This module is shipped to devices with the runner, so it imports only the standard library and
-nothing from ``benchharness``. The host's ``benchharness.analysis.stats`` reuses it, so the device
+nothing from ``benchharness``. The host's ``benchharness.stats.summary`` reuses it, so the device
 and the host compute the same median, quantiles and confidence intervals.
 
 What lives here:
@@ -14,7 +14,7 @@ What lives here:
   is at least the confidence asked for.
 * ``WarmupRule`` and ``StoppingRule``: when warm-up ends and when measuring ends inside one
   process, with the ``DEFAULT``/``QUICK``/``ADAPTIVE`` and ``WARMUP_DEFAULT``/``WARMUP_DELEGATE``
-  presets. How many processes run is the host's business (``analysis/intervals.ProcessRule``).
+  presets. How many processes run is the host's business (``stats/intervals.ProcessRule``).
 
 Both rules are called by the runner after every sample with the samples so far (nanoseconds) and
 the elapsed time; they are pure functions of those arguments (fake clocks in tests are trivial).

@@ -13,17 +13,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from benchharness.analysis.intervals import (
+from benchharness.ondevice.protocol import DEFAULT_PROFILE_RUNS
+from benchharness.plan.artifacts import Artifact
+from benchharness.stats.intervals import (
     MAX_PROCESSES,
     MIN_PROCESSES,
     PROCESS_CI_REL,
     ProcessRule,
 )
-from benchharness.ondevice.protocol import DEFAULT_PROFILE_RUNS
-from benchharness.plan.artifacts import Artifact
 
 #: R of docs/method.md, at least: fresh runner processes per artifact (more until the
-#: interval across them meets its target, ``analysis/intervals.ProcessRule``).
+#: interval across them meets its target, ``stats/intervals.ProcessRule``).
 DEFAULT_PROCESSES = MIN_PROCESSES
 #: --quick is for iteration: one process.
 QUICK_PROCESSES = 1

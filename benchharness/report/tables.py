@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from benchharness.analysis.stats import FLAG_ADVICE
 from benchharness.report.cells import (
     Cell,
     Table,
@@ -30,6 +29,7 @@ from benchharness.report.figures import (
     Series,
     point_label,
 )
+from benchharness.stats.summary import FLAG_ADVICE
 
 
 def headline_table(analysis: Analysis) -> Table:

@@ -13,18 +13,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from benchharness import __version__
-from benchharness.analysis.stats import (
+from benchharness.ondevice import probe
+from benchharness.ondevice.protocol import RunnerResult, ToolStats
+from benchharness.plan.artifacts import Artifact
+from benchharness.results.memory_columns import memory_columns
+from benchharness.results.schema import OpRow, RunRow, SampleRow
+from benchharness.stats.summary import (
     FLAGS,
     Summary,
     ToolSummary,
     summarize,
     summarize_tool_stats,
 )
-from benchharness.ondevice import probe
-from benchharness.ondevice.protocol import RunnerResult, ToolStats
-from benchharness.plan.artifacts import Artifact
-from benchharness.results.memory_columns import memory_columns
-from benchharness.results.schema import OpRow, RunRow, SampleRow
 
 #: A rise of the hottest thermal zone during a model beyond this is thermal throttling territory.
 THERMAL_RISE_C = 5.0

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from benchharness.analysis import comparison as compare
+from benchharness.analysis.compare_stored import compare_run_ids
 from benchharness.analysis.comparison import (
     Comparison,
     compare_runs,
@@ -18,11 +19,10 @@ from benchharness.analysis.comparison import (
     parse_fail_on,
     parse_threshold,
 )
-from benchharness.analysis.stats import summarize
 from benchharness.errors import ResultsError, UsageError
-from benchharness.results.compare_runs import compare_run_ids
 from benchharness.results.schema import RunRow, SampleRow
 from benchharness.results.store import RunStore
+from benchharness.stats.summary import summarize
 
 BASE_ROW = {
     "status": "ok",

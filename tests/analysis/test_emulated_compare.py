@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from benchharness.analysis.comparison import EMULATED_FLAG, gate
-from benchharness.analysis.stats import FLAG_ADVICE, FLAGS
 from benchharness.results.schema import RunRow, SampleRow
+from benchharness.stats.summary import FLAG_ADVICE, FLAGS
 from tests.analysis.test_comparison import compare_one, measure
 
 

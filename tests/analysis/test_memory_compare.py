@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchharness.analysis.compare_stored import compare_and_gate
 from benchharness.analysis.gates import parse_fail_on_specs
 from benchharness.analysis.memory_compare import (
     MIN_CHANGE_BYTES,
@@ -18,7 +19,6 @@ from benchharness.analysis.memory_compare import (
 )
 from benchharness.cli import main  # at import: the CLI's console must not bind to capsys
 from benchharness.errors import UsageError
-from benchharness.results.compare_runs import compare_and_gate
 from benchharness.results.schema import RunRow, SampleRow
 from benchharness.results.store import RunStore
 

@@ -33,13 +33,13 @@ import pytest
 
 pytest.importorskip("distributed", reason="the farm needs Dask: pip install -e '.[farm]'")
 
-from benchharness.analysis.intervals import STOP_CAP
 from benchharness.api import DEFAULT_FORMATS, RunRequest, run
 from benchharness.errors import SchedulerLostError
 from benchharness.farm.security import CONFIG_ENV
 from benchharness.plan.options import Method, RunOptions
 from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore
+from benchharness.stats.intervals import STOP_CAP
 from tests.support.adbd import EmulatedDevice
 from tests.support.farm import (
     ROOT,

@@ -17,7 +17,6 @@ import pytest
 
 pytest.importorskip("distributed", reason="the farm needs Dask: pip install -e '.[farm]'")
 
-from benchharness.analysis.intervals import STOP_CAP, STOP_CI, ProcessRule
 from benchharness.dispatch import execute as local
 from benchharness.dispatch.op_profile import OpsOutcome
 from benchharness.dispatch.reporter import NullReporter
@@ -35,6 +34,7 @@ from benchharness.plan.options import RunOptions
 from benchharness.profiles.schema import DeviceProfile
 from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore
+from benchharness.stats.intervals import STOP_CAP, STOP_CI, ProcessRule
 
 IN_FLIGHT: Any = object()  # stands for a Dask future: the job has a process out
 FIXED3 = ProcessRule.fixed(3)

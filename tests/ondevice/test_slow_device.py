@@ -10,9 +10,9 @@ from types import ModuleType
 
 import pytest
 
-from benchharness.analysis.stats import summarize
 from benchharness.ondevice import method
 from benchharness.runners.python import RUNNER_DIR
+from benchharness.stats.summary import summarize
 
 #: One inference of the slow device.
 INFERENCE_NS = 2_000_000_000

@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from benchharness.analysis.stats import DEFAULT, QUICK, ToolStats, summarize_tool_stats
 from benchharness.cost.records import OpCost
 from benchharness.dispatch.inspect import DeviceReport, parse_probe
 from benchharness.errors import DeviceProfileError, ParseError, RunnerError, UsageError
@@ -35,6 +34,7 @@ from benchharness.runners.native import (
 )
 from benchharness.runners.native_invoke import Invocation, parse_environment, perf_test_runs
 from benchharness.runners.python import RunnerSettings
+from benchharness.stats.summary import DEFAULT, QUICK, ToolStats, summarize_tool_stats
 from tests.runners.fixtures import fixture_text
 from tests.support.native_tools import BM_FAILED
 

@@ -14,8 +14,9 @@ import math
 import numpy as np
 import pytest
 
-from benchharness.analysis import intervals
-from benchharness.analysis.intervals import (
+from benchharness.ondevice.method import median_ci_stdlib
+from benchharness.stats import intervals
+from benchharness.stats.intervals import (
     METHOD_ONE_PROCESS,
     STOP_CAP,
     STOP_CI,
@@ -24,8 +25,7 @@ from benchharness.analysis.intervals import (
     log_halfwidth,
     median_interval,
 )
-from benchharness.analysis.stats import summarize
-from benchharness.ondevice.method import median_ci_stdlib
+from benchharness.stats.summary import summarize
 
 #: Within-process spread of the synthetic samples (log sd): a typical CPU inference.
 SIGMA = 0.03

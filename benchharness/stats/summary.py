@@ -15,7 +15,6 @@ from typing import Any, TypeAlias
 import numpy as np
 from scipy import stats as sps
 
-from benchharness.analysis.intervals import PROCESS_CONFIDENCE, Interval, median_interval
 from benchharness.errors import UsageError
 from benchharness.ondevice.method import (
     DEFAULT,
@@ -28,6 +27,7 @@ from benchharness.ondevice.method import (
     warmup_stable,
 )
 from benchharness.ondevice.protocol import ToolStats
+from benchharness.stats.intervals import PROCESS_CONFIDENCE, Interval, median_interval
 
 __all__ = [
     "DEFAULT",
@@ -161,7 +161,7 @@ class BaseSummary:
     cold_ms: float | None = None
     ci95_low: float | None = None
     ci95_high: float | None = None
-    #: what the intervals are (``analysis/intervals``): across processes, or one process's samples
+    #: what the intervals are (``stats/intervals``): across processes, or one process's samples
     ci_method: str = ""
 
     def as_row(self) -> dict[str, Any]:
@@ -339,7 +339,7 @@ def flags_for(
 def _interval(
     sorted_arr: np.ndarray, process_medians: Sequence[float], median: float, confidence: float
 ) -> Interval:
-    """The row's interval of its median (``analysis/intervals``): across processes when there
+    """The row's interval of its median (``stats/intervals``): across processes when there
     are several, else the order statistics of the samples."""
     found = median_interval(sorted_arr, process_medians, median, confidence)  # type: ignore[arg-type]
     assert found is not None  # samples exist: the order-statistic interval always does
@@ -360,7 +360,7 @@ def summarize(
     """Summarise the samples of one measurement (all processes pooled, in measurement order).
 
     The intervals of the median (``ci99_*``, ``ci95_*``) are across ``process_medians_ms`` when
-    there are two or more (``analysis/intervals``), else the order statistics of the samples.
+    there are two or more (``stats/intervals``), else the order statistics of the samples.
     Percentiles interpolate linearly between order statistics (numpy's default, the same rule as
     ``method.quantile`` on devices). p90/p99 stay None below the MLPerf minimum sample counts.
     MAD is the raw median absolute deviation (not scaled by 1.4826).
@@ -419,7 +419,7 @@ class ToolSummary(BaseSummary):
 
     Columns that need the samples themselves (p10, IQR, MAD) stay empty, and so do the flags
     that need them (HIGH_IQR, VERY_HIGH_IQR, DRIFT, PROCESS_VARIANCE). With several invocations
-    the intervals of the median are across them (the t-interval of ``analysis/intervals`` on each
+    the intervals of the median are across them (the t-interval of ``stats/intervals`` on each
     invocation's median, or its mean where the tool prints no median), and ``ci_method`` says
     which; one invocation has none.
     """

@@ -8,8 +8,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from benchharness.analysis import stats
-from benchharness.analysis.stats import (
+from benchharness.errors import UsageError
+from benchharness.stats import summary as stats
+from benchharness.stats.summary import (
     FLAG_ADVICE,
     FLAGS,
     flags_for,
@@ -17,7 +18,6 @@ from benchharness.analysis.stats import (
     process_variance_p,
     summarize,
 )
-from benchharness.errors import UsageError
 
 ROW_KEYS = {
     "median_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "p10_ms", "p90_ms", "p99_ms",
