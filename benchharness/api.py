@@ -23,7 +23,7 @@ from benchharness.export.quantize import Calibration
 from benchharness.plan.artifacts import prepare_artifacts
 from benchharness.plan.fit import require_fit
 from benchharness.plan.options import RunOptions
-from benchharness.profiles.schema import DeviceProfile, load_profile
+from benchharness.profiles.device_profile import DeviceProfile, load_profile
 from benchharness.results.store import RunStore
 from benchharness.zoo.registry import ZOO_MANIFEST, parse_shape, resolve_models
 from benchharness.zoo.variants import expand_variants

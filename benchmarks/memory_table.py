@@ -25,7 +25,7 @@ from typing import Any
 import common
 
 from benchharness.analysis.memory_fit import check_run, memory_budget
-from benchharness.profiles.schema import load_profile
+from benchharness.profiles.device_profile import load_profile
 from benchharness.results.store import RunStore
 
 MIB = 1 << 20

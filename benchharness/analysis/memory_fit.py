@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from benchharness.plan.fit import Violation, fmt_bytes
-from benchharness.profiles.schema import DeviceProfile
+from benchharness.profiles.device_profile import DeviceProfile
 from benchharness.results.schema import RunRow
 
 #: What a row's verdict names: nothing failed, one side, both, or nothing could be judged.

@@ -42,7 +42,7 @@ def check_cmd(devices: tuple[str, ...], models: str | None, input_shape: str | N
 
         raise UsageError("bench check needs --models (what to check) or --run RUN_ID")
     from benchharness.plan.fit import check_models, fmt_bytes
-    from benchharness.profiles.schema import load_profile
+    from benchharness.profiles.device_profile import load_profile
     from benchharness.zoo.registry import parse_shape, resolve_models
     from benchharness.zoo.variants import expand_variants
 

@@ -23,7 +23,7 @@ def check_run_cmd(
     """Judge every measured row of ``run_id`` against each device; exit 1 if any fails."""
     from benchharness.analysis.memory_fit import check_run
     from benchharness.plan.fit import fmt_bytes
-    from benchharness.profiles.schema import load_profile
+    from benchharness.profiles.device_profile import load_profile
     from benchharness.results.store import RunStore
 
     store = RunStore.open(results_dir, run_id)

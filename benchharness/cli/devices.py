@@ -31,7 +31,7 @@ def devices_cmd(ctx: click.Context, scheduler: str | None, as_json: bool, **kw: 
     if scheduler:
         show_farm(scheduler, as_json, security_from(kw))
         return
-    from benchharness.profiles.schema import available_profiles, load_profile
+    from benchharness.profiles.device_profile import available_profiles, load_profile
 
     rows = []
     for name, path in available_profiles().items():
@@ -93,7 +93,7 @@ def show_farm(scheduler: str, as_json: bool, security: FarmSecurity | None = Non
 def devices_check_cmd(device: str, as_json: bool) -> None:
     """Reach DEVICE; show OS, CPU, clocks, temperature, free space and runtimes."""
     from benchharness.dispatch.inspect import check_device
-    from benchharness.profiles.schema import load_profile
+    from benchharness.profiles.device_profile import load_profile
     from benchharness.transport import open_transport
 
     profile = load_profile(device)
@@ -132,7 +132,7 @@ def devices_check_cmd(device: str, as_json: bool) -> None:
 @click.argument("device")
 def devices_trust_cmd(device: str) -> None:
     """Fetch DEVICE's SSH host key and add it to its known_hosts (check the fingerprint!)."""
-    from benchharness.profiles.schema import load_profile
+    from benchharness.profiles.device_profile import load_profile
     from benchharness.transport.ssh import DEFAULT_KNOWN_HOSTS, trust_host
 
     profile = load_profile(device)

@@ -46,7 +46,7 @@ from benchharness.errors import UsageError
 def worker_cmd(**kw: Any) -> None:
     """Check DEVICEs, then serve them to the farm until Ctrl-C (one job at a time each)."""
     from benchharness.farm.serve import WorkerOptions, serve
-    from benchharness.profiles.schema import load_profile
+    from benchharness.profiles.device_profile import load_profile
 
     security = security_from(kw)
     profiles = [load_profile(d) for d in kw["devices"]]

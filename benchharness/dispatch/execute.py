@@ -29,7 +29,7 @@ from benchharness.errors import CommandTimeoutError, HarnessError, RunnerError, 
 from benchharness.ondevice.protocol import RunnerResult
 from benchharness.plan.artifacts import Artifact
 from benchharness.plan.options import RunOptions, job_id
-from benchharness.profiles.schema import DeviceProfile
+from benchharness.profiles.device_profile import DeviceProfile
 from benchharness.results.rows import process_values
 from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore

@@ -16,7 +16,7 @@ from typing import Any
 
 from benchharness.errors import TransportError
 from benchharness.ondevice import probe
-from benchharness.profiles.schema import DeviceProfile
+from benchharness.profiles.device_profile import DeviceProfile
 from benchharness.transport.base import Transport, quote_argv
 
 #: The whole probe reads a few small files; 60 s covers a phone waking up over Wi-Fi adb.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from benchharness.errors import DeviceLockError
 from benchharness.lockfile import held
-from benchharness.profiles.schema import DeviceProfile
+from benchharness.profiles.device_profile import DeviceProfile
 
 #: One folder for the whole machine, so every user's bench sees every lock.
 DEFAULT_LOCK_DIR = Path("/tmp/benchharness-locks")

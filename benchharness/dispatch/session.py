@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from benchharness.errors import HarnessError, UsageError
 from benchharness.plan.artifacts import Artifact
-from benchharness.profiles.schema import DEFAULT_SSH_WORKDIR, DeviceProfile
+from benchharness.profiles.device_profile import DEFAULT_SSH_WORKDIR, DeviceProfile
 from benchharness.results.store import validate_run_id
 from benchharness.runners import python as python_runner
 from benchharness.transport.base import Transport

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from benchharness.ondevice.protocol import RunnerResult
 from benchharness.plan.artifacts import Artifact
 from benchharness.plan.options import RunOptions
-from benchharness.profiles.schema import DeviceProfile
+from benchharness.profiles.device_profile import DeviceProfile
 from benchharness.results import rows
 from benchharness.results.schema import OpRow, RunRow, SampleRow
 

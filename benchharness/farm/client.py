@@ -31,7 +31,7 @@ from benchharness.farm.descriptions import (
 from benchharness.farm.messages import DeviceStatus, WorkerInfo, names_of
 from benchharness.farm.security import FarmEndpoint, FarmSecurity, endpoint, settings
 from benchharness.farm.worker_plugin import describe_worker
-from benchharness.profiles.schema import DeviceProfile
+from benchharness.profiles.device_profile import DeviceProfile
 
 #: Seconds to reach the scheduler before saying it cannot be reached.
 CONNECT_TIMEOUT_S = 20.0

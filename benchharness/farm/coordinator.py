@@ -51,7 +51,7 @@ from benchharness.farm.messages import ProcessOutcome, ProcessTask, bound_resour
 from benchharness.farm.worker_plugin import close_run, run_process
 from benchharness.plan.artifacts import Artifact
 from benchharness.plan.options import RunOptions, job_id
-from benchharness.profiles.schema import DeviceProfile
+from benchharness.profiles.device_profile import DeviceProfile
 from benchharness.results.rows import process_values
 from benchharness.results.store import RunStore
 from benchharness.stats.intervals import ProcessRule

@@ -24,7 +24,7 @@ from benchharness import __version__
 from benchharness.errors import DeviceProfileError
 from benchharness.farm.messages import DeviceStatus, WorkerInfo
 from benchharness.ondevice.protocol import PROTOCOL_VERSION
-from benchharness.profiles.schema import (
+from benchharness.profiles.device_profile import (
     CONSTRAINT_LIMITS,
     MAX_TABLE_DEPTH,
     DeviceProfile,

@@ -19,7 +19,7 @@ from benchharness.dispatch.op_profile import OpsOutcome
 from benchharness.ondevice.protocol import RunnerResult
 from benchharness.plan.artifacts import Artifact
 from benchharness.plan.options import RunOptions
-from benchharness.profiles.schema import DeviceProfile
+from benchharness.profiles.device_profile import DeviceProfile
 
 
 def names_of(profile: DeviceProfile) -> tuple[str, ...]:

@@ -36,7 +36,7 @@ from benchharness.farm.security import (
 )
 from benchharness.farm.security import split_address as split_scheduler
 from benchharness.farm.worker_plugin import FarmPlugin
-from benchharness.profiles.schema import DeviceProfile
+from benchharness.profiles.device_profile import DeviceProfile
 
 #: Seconds to reach the scheduler at start before giving up with a clear error.
 CONNECT_TIMEOUT_S = 30.0

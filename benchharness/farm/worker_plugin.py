@@ -52,7 +52,7 @@ from benchharness.farm.messages import (
 )
 from benchharness.ondevice.protocol import PROTOCOL_VERSION, RunnerResult
 from benchharness.plan.artifacts import Artifact
-from benchharness.profiles.schema import DeviceProfile
+from benchharness.profiles.device_profile import DeviceProfile
 from benchharness.transport.base import Transport
 
 #: The name the plugin is registered under on its Dask worker.

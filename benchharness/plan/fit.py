@@ -29,7 +29,7 @@ from benchharness.export.quantize import (
     WEIGHT_BYTES,
     canonical_precision,
 )
-from benchharness.profiles.schema import DeviceProfile
+from benchharness.profiles.device_profile import DeviceProfile
 from benchharness.zoo.registry import ArtifactRef, ModelRef, ModelSpec
 
 #: Layers named per violation in tables and messages; the JSON carries every one.

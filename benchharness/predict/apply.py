@@ -28,7 +28,7 @@ from benchharness.predict.predictor import (
     fingerprint_of_rows,
 )
 from benchharness.predict.wiring import read_graph
-from benchharness.profiles.schema import DeviceProfile, load_profile
+from benchharness.profiles.device_profile import DeviceProfile, load_profile
 from benchharness.results.store import RunStore, list_runs
 from benchharness.zoo.registry import parse_shape, resolve_models
 

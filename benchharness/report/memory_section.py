@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from benchharness.analysis.memory_fit import memory_budget
 from benchharness.errors import HarnessError
-from benchharness.profiles.schema import load_profile
+from benchharness.profiles.device_profile import load_profile
 from benchharness.report.cells import Cell, Table, num_cell, sig
 from benchharness.results.schema import RunRow
 

@@ -1,7 +1,7 @@
 """Jobs measured by the native tools: TFLite ``benchmark_model`` and ``onnxruntime_perf_test``
 (and ExecuTorch's ``executor_runner``, driven in ``runners/native_pte.py``).
 
-Which runner a job gets is the profile's ``runner`` field (``profiles/schema.py``):
+Which runner a job gets is the profile's ``runner`` field (``profiles/device_profile.py``):
 
 * ``auto`` (the default): the python runner when ``[runtimes] python`` is set; otherwise the
   native tool of the artifact's format (``benchmark_model`` for TFLite, ``onnxruntime_perf_test``
@@ -81,7 +81,7 @@ from benchharness.runners.native_invoke import (
 from benchharness.runners.python import RunnerSettings
 
 if TYPE_CHECKING:
-    from benchharness.profiles.schema import DeviceProfile
+    from benchharness.profiles.device_profile import DeviceProfile
 
 
 #: Ask benchmark_model for its peak memory on the timing invocation: its sampler thread wakes every

@@ -33,7 +33,7 @@ from benchharness.runners.python import remote_sha256
 from benchharness.transport.base import Transport, quote_argv
 
 if TYPE_CHECKING:
-    from benchharness.profiles.schema import DeviceProfile
+    from benchharness.profiles.device_profile import DeviceProfile
 
 
 #: Hex digits of the binary's sha256 kept as its version: unique enough, short to read.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from benchharness.errors import DeviceProfileError
-from benchharness.profiles.schema import DeviceProfile
+from benchharness.profiles.device_profile import DeviceProfile
 from benchharness.transport.base import CommandResult, Transport, quote_argv
 
 __all__ = ["CommandResult", "Transport", "open_transport", "quote_argv"]

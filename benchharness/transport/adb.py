@@ -29,7 +29,7 @@ from benchharness.errors import (
     DeviceUnreachableError,
     TransportError,
 )
-from benchharness.profiles.schema import DeviceProfile
+from benchharness.profiles.device_profile import DeviceProfile
 from benchharness.transport.base import (
     DEFAULT_MAX_PULL_BYTES,
     Bounds,

@@ -29,7 +29,7 @@ import paramiko
 from paramiko.hostkeys import HostKeyEntry
 
 from benchharness.errors import DeviceUnreachableError, HostKeyError, TransportError
-from benchharness.profiles.schema import DEFAULT_SSH_PORT, DeviceProfile
+from benchharness.profiles.device_profile import DEFAULT_SSH_PORT, DeviceProfile
 
 #: How long to wait for the TCP connection, the SSH banner and authentication; a board on the
 #: LAN answers in well under a second, so 10 s means it is off or unreachable.

@@ -25,7 +25,7 @@ from benchharness.errors import (
     HostKeyError,
     TransportError,
 )
-from benchharness.profiles.schema import DEFAULT_SSH_PORT, DeviceProfile
+from benchharness.profiles.device_profile import DEFAULT_SSH_PORT, DeviceProfile
 from benchharness.transport.base import (
     Bounds,
     Command,

@@ -10,7 +10,7 @@ import pytest
 
 from benchharness.analysis.memory_fit import check_run, memory_budget
 from benchharness.cli import main  # at import: the CLI's console must not bind to capsys
-from benchharness.profiles.schema import load_profile, parse_profile
+from benchharness.profiles.device_profile import load_profile, parse_profile
 from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore
 

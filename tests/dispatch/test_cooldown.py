@@ -28,7 +28,7 @@ from benchharness.ondevice import probe
 from benchharness.ondevice.protocol import PROTOCOL_VERSION
 from benchharness.plan.artifacts import Artifact
 from benchharness.plan.options import RunOptions
-from benchharness.profiles.schema import DeviceProfile
+from benchharness.profiles.device_profile import DeviceProfile
 from benchharness.results.store import RunStore
 from benchharness.transport.base import Command, CommandResult, Transport
 

@@ -25,7 +25,7 @@ from benchharness.dispatch.session import DeviceSession
 from benchharness.errors import DeviceLockError, ResultsError
 from benchharness.ondevice.protocol import RESULT_MARKER, RunnerResult
 from benchharness.plan.options import Method, RunOptions
-from benchharness.profiles.schema import DeviceProfile
+from benchharness.profiles.device_profile import DeviceProfile
 from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore
 from benchharness.transport.local import LocalTransport

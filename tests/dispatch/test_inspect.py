@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from benchharness.dispatch.inspect import DeviceReport, check_device, parse_probe
 from benchharness.ondevice.probe import MARK
-from benchharness.profiles.schema import DeviceProfile
+from benchharness.profiles.device_profile import DeviceProfile
 from benchharness.transport.adb import AdbTransport
 from benchharness.transport.local import LocalTransport
 from benchharness.transport.ssh import SSHTransport

@@ -18,7 +18,7 @@ from benchharness.dispatch.execute import execute
 from benchharness.ondevice.protocol import PROTOCOL_VERSION, RESULT_MARKER, RunnerResult
 from benchharness.plan.artifacts import Artifact
 from benchharness.plan.options import RunOptions
-from benchharness.profiles.schema import DeviceProfile
+from benchharness.profiles.device_profile import DeviceProfile
 from benchharness.results.store import RunStore
 from tests.support.sshd import SSHServer
 

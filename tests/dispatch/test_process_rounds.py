@@ -18,7 +18,7 @@ from benchharness.dispatch.reporter import NullReporter
 from benchharness.ondevice.protocol import PROTOCOL_VERSION
 from benchharness.plan.artifacts import Artifact
 from benchharness.plan.options import Method, RunOptions
-from benchharness.profiles.schema import DeviceProfile
+from benchharness.profiles.device_profile import DeviceProfile
 from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore
 from benchharness.transport.base import Command, CommandResult, Transport

@@ -11,7 +11,7 @@ from benchharness.dispatch.state import job_row as build_row
 from benchharness.ondevice.protocol import RunnerResult
 from benchharness.plan.artifacts import Artifact
 from benchharness.plan.options import RunOptions
-from benchharness.profiles.schema import DeviceProfile
+from benchharness.profiles.device_profile import DeviceProfile
 from benchharness.results.schema import OpRow
 
 

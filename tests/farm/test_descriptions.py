@@ -20,7 +20,7 @@ from benchharness.farm.descriptions import (
 )
 from benchharness.farm.messages import DeviceStatus, WorkerInfo
 from benchharness.ondevice.protocol import PROTOCOL_VERSION
-from benchharness.profiles.schema import DeviceProfile, parse_profile
+from benchharness.profiles.device_profile import DeviceProfile, parse_profile
 
 ADDRESS = "tls://10.0.0.7:40001"
 

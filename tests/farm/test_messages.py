@@ -8,7 +8,7 @@ import pytest
 
 from benchharness.errors import DeviceProfileError
 from benchharness.farm.messages import bound_resources, names_of, worker_resources
-from benchharness.profiles.schema import DeviceProfile, parse_profile
+from benchharness.profiles.device_profile import DeviceProfile, parse_profile
 
 
 def _p(name: str, cls: str | None = None) -> DeviceProfile:

@@ -31,7 +31,7 @@ from benchharness.farm.worker_plugin import close_run, describe_worker, run_proc
 from benchharness.ondevice.protocol import PROTOCOL_VERSION, RunnerResult
 from benchharness.plan.artifacts import Artifact
 from benchharness.plan.options import RunOptions
-from benchharness.profiles.schema import DeviceProfile
+from benchharness.profiles.device_profile import DeviceProfile
 from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore
 from benchharness.stats.intervals import STOP_CAP, STOP_CI, ProcessRule

@@ -20,8 +20,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from benchharness.errors import DeviceProfileError
-from benchharness.profiles import schema
-from benchharness.profiles.schema import BUILTIN_DIR, DeviceProfile, load_profile
+from benchharness.profiles import device_profile as schema
+from benchharness.profiles.device_profile import BUILTIN_DIR, DeviceProfile, load_profile
 from tests.fuzz.budget import ci_share
 from tests.fuzz.mutations import mutated_bytes, record
 from tests.fuzz.refusals import record_refusal

@@ -15,7 +15,7 @@ from benchharness.api import RunRequest, run
 from benchharness.cost import facts as cost_facts
 from benchharness.errors import ConstraintError
 from benchharness.plan import fit as check
-from benchharness.profiles.schema import DeviceProfile, load_profile, parse_profile
+from benchharness.profiles.device_profile import DeviceProfile, load_profile, parse_profile
 from benchharness.zoo.registry import ModelSpec, load_zoo
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchharness.errors import DeviceProfileError
-from benchharness.profiles.schema import (
+from benchharness.profiles.device_profile import (
     DEFAULT_SSH_WORKDIR,
     DeviceProfile,
     load_profile,

@@ -17,7 +17,7 @@ from benchharness.errors import ParseError
 from benchharness.parse.native_result import BENCHMARK_MODEL, PERF_TEST, Tool
 from benchharness.plan.artifacts import Artifact
 from benchharness.plan.options import RunOptions
-from benchharness.profiles.schema import DeviceProfile
+from benchharness.profiles.device_profile import DeviceProfile
 from benchharness.results.importer import import_log
 from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore

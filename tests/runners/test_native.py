@@ -20,7 +20,7 @@ from benchharness.ondevice.protocol import RunnerResult
 from benchharness.parse.native_result import align_benchmark_model_ops
 from benchharness.parse.op_join import litert_rows
 from benchharness.plan.options import Method
-from benchharness.profiles.schema import DeviceProfile, parse_profile
+from benchharness.profiles.device_profile import DeviceProfile, parse_profile
 from benchharness.results.rows import tool_stats
 from benchharness.runners.native import (
     BENCHMARK_MODEL,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from benchharness.errors import CommandTimeoutError, DeviceUnreachableError, TransportError
-from benchharness.profiles.schema import DeviceProfile
+from benchharness.profiles.device_profile import DeviceProfile
 from benchharness.transport import open_transport
 from benchharness.transport.adb import AdbTransport
 from tests.support.adbd import DEVICE_TMP, EmulatedDevice

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchharness.errors import CommandTimeoutError, TransportError
-from benchharness.profiles.schema import load_profile
+from benchharness.profiles.device_profile import load_profile
 from benchharness.transport import open_transport
 from benchharness.transport.local import LocalTransport
 from tests.transport import helpers

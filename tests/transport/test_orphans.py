@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from benchharness.errors import TransportError
-from benchharness.profiles.schema import DeviceProfile
+from benchharness.profiles.device_profile import DeviceProfile
 from benchharness.transport import open_transport
 from benchharness.transport.adb import AdbTransport
 from benchharness.transport.ssh import SSHTransport
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: The child that runs one long command through a transport until it is interrupted.
 CHILD = """
 import json, sys
-from benchharness.profiles.schema import DeviceProfile
+from benchharness.profiles.device_profile import DeviceProfile
 from benchharness.transport import open_transport
 spec = json.loads(sys.argv[1])
 with open_transport(DeviceProfile(**spec["profile"]), **spec["options"]) as t:

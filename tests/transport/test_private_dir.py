@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from benchharness.errors import TransportError
-from benchharness.profiles.schema import DEFAULT_SSH_WORKDIR, DeviceProfile
+from benchharness.profiles.device_profile import DEFAULT_SSH_WORKDIR, DeviceProfile
 from benchharness.transport import open_transport
 from benchharness.transport.base import Transport
 from tests.support.adbd import DEVICE_TMP, EmulatedDevice

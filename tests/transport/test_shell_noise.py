@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from benchharness.errors import CommandTimeoutError, TransportError
-from benchharness.profiles.schema import DeviceProfile
+from benchharness.profiles.device_profile import DeviceProfile
 from benchharness.transport import open_transport
 from benchharness.transport.ssh import SSHTransport
 from tests.support.adbd import DEVICE_TMP, EmulatedDevice

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from benchharness.errors import DeviceProfileError
-from benchharness.profiles.schema import (
+from benchharness.profiles.device_profile import (
     BUILTIN_DIR,
     PROFILE_PATH_ENV,
     available_profiles,
@@ -163,7 +163,7 @@ def test_undecodable_or_non_toml_files_name_the_file(
 def test_a_file_larger_than_any_profile_is_not_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from benchharness.profiles import schema
+    from benchharness.profiles import device_profile as schema
 
     path = write(tmp_path, "big", 'transport = "local"\n' + "# padding\n" * 100)
     monkeypatch.setattr(schema, "MAX_PROFILE_BYTES", 100)
