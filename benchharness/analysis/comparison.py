@@ -146,7 +146,8 @@ class Comparison:
     geomean_n: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return _finite(asdict(self))
+        out: dict[str, Any] = _finite(asdict(self))
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 @security_options
 @common.json_option
 @click.pass_context
-def devices_cmd(ctx: click.Context, scheduler: str | None, as_json: bool, **kw: Any) -> None:
+def devices_cmd(ctx: click.Context, /, scheduler: str | None, as_json: bool, **kw: Any) -> None:
     """List device profiles; `check D` reaches one, `trust D` trusts its SSH host key."""
     if ctx.invoked_subcommand is not None:
         return

@@ -43,7 +43,8 @@ def _schema() -> ModuleType:
                 "reading TFLite files needs the flatbuffer schema shipped with ai-edge-litert; "
                 "install it with `pip install ai-edge-litert`"
             ) from exc
-    return schema_py_generated
+    schema: ModuleType = schema_py_generated
+    return schema
 
 
 #: Bits per element by TFLite ``TensorType`` name; sub-byte types are packed.
@@ -277,7 +278,7 @@ class _Reader:
             return False  # buffer 0 is the schema's empty sentinel
         buffer = self.model.Buffers(b)
         # data inline, or (models > 2 GB) at an offset after the flatbuffer; offset 1 = none
-        return buffer.DataLength() > 0 or (buffer.Offset() > 1 and buffer.Size() > 0)
+        return bool(buffer.DataLength() > 0 or (buffer.Offset() > 1 and buffer.Size() > 0))
 
     def is_weight(self, t: int) -> bool:
         if not self.shape(t):

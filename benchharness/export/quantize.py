@@ -220,7 +220,8 @@ def _onnx_input_name(path: Path) -> str:
 
     graph = onnx.load(str(path), load_external_data=False).graph
     initializers = {i.name for i in graph.initializer}
-    return next(i.name for i in graph.input if i.name not in initializers)
+    name: str = next(i.name for i in graph.input if i.name not in initializers)
+    return name
 
 
 def _reader(batches: list[np.ndarray], name: str) -> Any:

@@ -163,9 +163,10 @@ class OrtRunner:
         try:
             import ort_calibrate
 
-            return ort_calibrate.node_cost_us(
+            cost: float | None = ort_calibrate.node_cost_us(
                 self.ort, self.np, self.threads, self.providers, workdir
             )
+            return cost
         except Exception as exc:  # the operator times are still worth having uncorrected
             sys.stderr.write(f"profiler calibration failed: {type(exc).__name__}: {exc}\n")
             return None
@@ -247,7 +248,8 @@ class LiteRtRunner:
 
     def tensor_bytes(self) -> int | None:
         """The interpreter's own tensor buffers (``memory.litert_tensor_bytes``)."""
-        return memory.litert_tensor_bytes(self.interpreter, self.path)
+        size: int | None = memory.litert_tensor_bytes(self.interpreter, self.path)
+        return size
 
     def outputs(self) -> list[Any]:
         return [

@@ -78,7 +78,7 @@ def _nesting(text: str) -> int:
     level = list(accumulate(_BRACKET_STEP[c] for c in brackets))
     # the walk held at zero: its height is the level less the lowest level reached before
     floor = accumulate(level, min, initial=0)
-    return max(map(operator.sub, level, floor))
+    return int(max(map(operator.sub, level, floor)))
 
 
 def _json_float(text: str) -> float:

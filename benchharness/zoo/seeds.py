@@ -65,7 +65,8 @@ class CnnGpt(nn.Module):
         self.classifier = nn.Linear(2 * CNN_GPT_STAGES[-1], num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.pool(self.features(x)).flatten(1))
+        out: Tensor = self.classifier(self.pool(self.features(x)).flatten(1))
+        return out
 
 
 class DwBasicBlock(nn.Module):
@@ -85,9 +86,10 @@ class DwBasicBlock(nn.Module):
             )
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
+        out: Tensor = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + self.shortcut(x))
+        out = self.relu(out + self.shortcut(x))
+        return out
 
 
 class DwResNet(nn.Module):
@@ -112,7 +114,8 @@ class DwResNet(nn.Module):
         self.fc = nn.Linear(c_in, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc(self.pool(self.layers(self.stem(x))).flatten(1))
+        out: Tensor = self.fc(self.pool(self.layers(self.stem(x))).flatten(1))
+        return out
 
 
 def student_bandwidth(width_mult: float = 1.0) -> list[int]:
@@ -154,7 +157,8 @@ class StudentNet(nn.Module):
         self.fc = nn.Sequential(nn.Linear(bw[-1], num_classes))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc(self.cnn(x).flatten(1))
+        out: Tensor = self.fc(self.cnn(x).flatten(1))
+        return out
 
 
 def cnn_gpt(num_classes: int = 100) -> nn.Module:
