@@ -61,6 +61,9 @@ class RunRequest:
     scheduler: str | None = None
     # a model manifest other than the zoo's (the predictor's kernel models, predict/selection.py)
     manifest: str | None = None
+    # export with the builder's own weights (a trained checkpoint) instead of the seeded
+    # initialisation that keeps every branch alive (zoo/init_weights.py)
+    keep_weights: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """run.json's ``request`` section: the request with its options and method nested."""
@@ -87,6 +90,7 @@ class RunRequest:
             force=bool(data.get("force", base.force)),
             scheduler=data.get("scheduler", base.scheduler),
             manifest=data.get("manifest", base.manifest),
+            keep_weights=bool(data.get("keep_weights", base.keep_weights)),
         )
 
 
@@ -186,7 +190,9 @@ def _run(
         raise UsageError(f"a device is named twice: {', '.join(names)}")
     shape = parse_shape(req.input_shape) if req.input_shape else None
     manifest = Path(req.manifest) if req.manifest else ZOO_MANIFEST
-    refs = resolve_models(req.models, input_shape=shape, manifest=manifest)
+    refs = resolve_models(
+        req.models, input_shape=shape, manifest=manifest, keep_weights=req.keep_weights
+    )
     refs = expand_variants(refs, resolutions=req.resolutions, widths=req.widths)
     if not req.force:
         # constrained devices (NPUs, MCUs) refuse a model that cannot fit, before anything runs

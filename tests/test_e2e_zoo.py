@@ -62,6 +62,13 @@ def test_whole_zoo_runs_ok_in_every_format(tmp_path: Path) -> None:
         assert row.max_abs_err is not None and row.tolerance is not None
         assert row.max_abs_err <= row.tolerance
         assert row.macs is not None and row.macs > 0 and row.params is not None and row.params > 0
+        # every artifact runs the model's whole work (issue 23): its own graph's MACs and
+        # convolutions/matmuls equal the source model's, and nothing was folded away
+        if fmt in ("onnx", "tflite"):
+            assert row.macs == row.source_macs, (model, fmt, row.folded)
+            assert row.compute_ops == row.source_compute_ops, (model, fmt, row.folded)
+        assert "GRAPH_FOLDED" not in row.flag_list and not row.folded, (model, fmt, row.folded)
+        assert row.init == "seeded-normal/v1 seed 0", (model, fmt)
         assert row.runtime == RUNTIMES[fmt]
         if fmt == "pte":
             partly = model in PTE_PARTLY_LOWERED

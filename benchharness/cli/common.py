@@ -187,3 +187,14 @@ def variants(kw: dict[str, Any]) -> dict[str, Any]:
         "resolutions": parse_resolutions(kw["resolution"]) if kw["resolution"] else (),
         "widths": parse_widths(kw["width"]) if kw["width"] else (),
     }
+
+
+def keep_weights_option(func: F) -> F:
+    """--keep-weights: export with the builder's own weights, not the seeded initialisation."""
+    return click.option(
+        "--keep-weights",
+        is_flag=True,
+        help="Export with the builder's own weights (a trained checkpoint) instead of the seeded "
+        "initialisation that keeps every branch alive; a graph a converter then folds is "
+        "flagged GRAPH_FOLDED.",
+    )(func)

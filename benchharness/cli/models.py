@@ -55,9 +55,15 @@ EXPORT_OPS_SHOWN = 4
 @common.formats_option
 @click.option("--input-shape", default=None, help="e.g. 1x3x160x160 (overrides the zoo's)")
 @common.variant_options
+@common.keep_weights_option
 @common.json_option
 def export_cmd(
-    models: str, formats: str, input_shape: str | None, as_json: bool, **variant: Any
+    models: str,
+    formats: str,
+    input_shape: str | None,
+    as_json: bool,
+    keep_weights: bool,
+    **variant: Any,
 ) -> None:
     """Export (and verify) models without running them."""
     from benchharness.export.cache import cache_dir
@@ -68,7 +74,11 @@ def export_cmd(
 
     shape = parse_shape(input_shape) if input_shape else None
     opts = common.variants(variant)
-    refs = [r for r in resolve_models(models, input_shape=shape) if isinstance(r, ModelSpec)]
+    refs = [
+        r
+        for r in resolve_models(models, input_shape=shape, keep_weights=keep_weights)
+        if isinstance(r, ModelSpec)
+    ]
     swept = expand_variants(refs, resolutions=opts["resolutions"], widths=opts["widths"])
     refs = [r for r in swept if isinstance(r, ModelSpec)]
     calibration = Calibration(npy=Path(opts["calibration"])) if opts["calibration"] else None
@@ -91,6 +101,8 @@ def export_cmd(
             "max_abs_err": a.max_abs_err,
             "tolerance": a.tolerance,
             "error": a.error,
+            "init": a.cost.get("init"),
+            "folded": a.cost.get("folded"),
             **lowering(a.path, a.format),
         }
         for a in arts
@@ -116,6 +128,12 @@ def export_cmd(
                 common.text(backend_text(r)),
             )
         common.print_table(table)
+        for r in rows:
+            if r["folded"]:
+                common.console.print(
+                    f"[yellow]! GRAPH_FOLDED[/yellow] {common.text(r['model'])} "
+                    f"{common.text(r['format'])}: {common.text(r['folded'])}"
+                )
     if any(r["error"] for r in rows):
         sys.exit(common.EXIT_FAILURE)
 

@@ -96,6 +96,7 @@ def _positive_seconds(value: float | None) -> float | None:
 @click.option("--seed", type=int, default=None, help="Seed of the interleaving order.")
 @common.variant_options
 @click.option("--force", is_flag=True, help="Run models that fail `bench check` on the device.")
+@common.keep_weights_option
 @common.scheduler_option("Run on a device farm: its Dask scheduler (see `bench worker`).")
 @farm.security_options
 @common.results_dir_option
@@ -153,6 +154,7 @@ def _request(kw: dict[str, Any]) -> RunRequest:
         widths=variants["widths"],
         force=kw["force"],
         scheduler=kw["scheduler"],
+        keep_weights=kw["keep_weights"],
     )
 
 

@@ -1,4 +1,9 @@
-"""Export a zoo model to the requested formats, verify each artifact, and cache it."""
+"""Export a zoo model to the requested formats, verify each artifact, and cache it.
+
+The model is built with the weights its spec names (``ModelSpec.build``: the seeded rule of
+``zoo/init_weights.py`` unless the builder's own are kept); the cache key carries that choice and
+the rule's source, so a changed rule re-exports.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import numpy as np
 
 from benchharness.errors import ExportError, HarnessError
 from benchharness.export import cache, convert, pte, quantize, verify
+from benchharness.zoo import init_weights
 from benchharness.zoo.registry import ModelSpec
 
 #: onnx and tflite are the defaults of `bench run`; torch (PyTorch eager on a torch.export
@@ -47,7 +53,18 @@ def key_fields(spec: ModelSpec, fmt: str, precision: str) -> dict[str, Any]:
         "input_shape": list(spec.input_shape),
         "format": fmt,
         "precision": precision,
+        # the exported weights: the seeded rule (its source included) or the builder's own
+        "weights": init_weights.key_field(spec.keeps_builder_weights),
+        **_tolerance_field(precision),
     }
+
+
+def _tolerance_field(precision: str) -> dict[str, Any]:
+    """A compressed variant's tolerance: the cache records its verdict, so a new tolerance
+    verifies it again. FP32's is left out, so its keys (and artifacts) outlive such changes."""
+    if precision == "fp32" or precision not in verify.TOLERANCES:
+        return {}
+    return {"tolerance": list(verify.TOLERANCES[precision])}
 
 
 def verify_input(shape: Sequence[int]) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,15 +17,18 @@ FP32_ATOL = 1e-12
 FP32_RTOL = 1e-3
 
 #: Tolerance of each precision: (absolute, relative to the largest output magnitude). The
-#: absolute part is only FP32's floor for all-zero outputs. The relative parts are a few times
-#: the largest errors measured on the zoo (fp16: 0.12 % of the output scale; int8: up to 8 %,
-#: efficientnet_b0), so a working variant passes and a broken one (a wrong scale, a lost layer:
-#: errors of the output's own size) fails.
+#: absolute part is only FP32's floor for all-zero outputs. The relative parts sit above the
+#: largest errors measured on the zoo with its seeded weights (``zoo/init_weights.py``; fp16:
+#: 1.3 % of the output scale, mobilenetv1_100; int8: 44 %, efficientnet_b0 int8-static ONNX, most
+#: models 5-30 %), so a working variant passes and a broken one (outputs of zeros, a lost layer:
+#: errors of the output's own size) fails. A random-weight network carries quantisation noise to
+#: its outputs undamped, where a trained one's margins hide it; the builders' own untrained
+#: weights erred far less only because their outputs barely depended on the input.
 TOLERANCES: dict[str, tuple[float, float]] = {
     "fp32": (FP32_ATOL, FP32_RTOL),
-    "fp16": (FP32_ATOL, 1e-2),
-    "int8-dynamic": (FP32_ATOL, 0.2),
-    "int8-static": (FP32_ATOL, 0.2),
+    "fp16": (FP32_ATOL, 3e-2),
+    "int8-dynamic": (FP32_ATOL, 0.6),
+    "int8-static": (FP32_ATOL, 0.6),
 }
 
 
@@ -105,21 +109,21 @@ def run_pte(path: Path, x: np.ndarray) -> np.ndarray:
     return np.asarray(out[0].detach().numpy())
 
 
-def _to_input(x: np.ndarray, detail: dict) -> np.ndarray:
+def _to_input(x: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     """Quantise a float feed for a full-integer model's int8/uint8 input (scale, zero point)."""
     dtype = np.dtype(detail["dtype"])
     scale, zero = detail.get("quantization", (0.0, 0))
     if np.issubdtype(dtype, np.integer) and scale:
         info = np.iinfo(dtype)
-        return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+        return np.asarray(np.clip(np.round(x / scale + zero), info.min, info.max), dtype=dtype)
     return x.astype(dtype)
 
 
-def _from_output(y: np.ndarray, detail: dict) -> np.ndarray:
+def _from_output(y: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     """Dequantise a full-integer model's output, so it compares with the float reference."""
     scale, zero = detail.get("quantization", (0.0, 0))
     if np.issubdtype(y.dtype, np.integer) and scale:
-        return (y.astype(np.float32) - zero) * np.float32(scale)
+        return np.asarray((y.astype(np.float32) - zero) * np.float32(scale), dtype=np.float32)
     return y
 
 

@@ -1,4 +1,13 @@
-"""Turn model references into verified artifacts with their cost, before any device is touched."""
+"""Turn model references into verified artifacts with their cost, before any device is touched.
+
+An artifact's cost (``Artifact.cost``, the row's cost columns) is its own graph's: ``macs``,
+``flops``, ``params``, ``activation_bytes``, ``model_bytes`` and ``graph_ops`` (convolutions and
+matrix products). An exported one also keeps the source model's ``source_macs``,
+``source_params`` and ``source_ops`` (torch's count), the weights it was exported with
+(``init``), and ``folded``, one line, when its graph runs less than the model defines
+(``cost/folding.py``); a model file keeps ``folded`` when ONNX Runtime's session drops
+convolutions.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchharness.cost import folding
 from benchharness.cost.artifact_cost import graph_cost_or_none
+from benchharness.cost.records import GraphCost
 from benchharness.errors import HarnessError, ModelFileError
 from benchharness.export import cache
 from benchharness.export.pipeline import ExportOutcome, export_model, key_fields
@@ -69,14 +80,20 @@ def check_model_file(path: Path, fmt: str) -> None:
             ) from exc
 
 
+#: What the torch model's cost sidecar must hold; an older one without it is counted again.
+SOURCE_COST_KEYS = ("macs", "params", "ops")
+
+
 def torch_cost(spec: ModelSpec, root: Path) -> dict[str, Any]:
-    """MACs and params of the torch model (paper convention), cached beside the artifacts."""
+    """MACs (paper convention), params and the number of convolutions and matrix products of
+    the torch model, cached beside the artifacts."""
     fields = key_fields(spec, "torch", "fp32")
     side = root / spec.name / f"{spec.name}-{cache.cache_key(fields)}.cost.json"
     if side.exists():
         try:
             data: dict[str, Any] = json.loads(side.read_text(encoding="utf-8"))
-            return data
+            if all(k in data for k in SOURCE_COST_KEYS):
+                return data
         except (OSError, json.JSONDecodeError):
             pass
     import torch
@@ -84,24 +101,63 @@ def torch_cost(spec: ModelSpec, root: Path) -> dict[str, Any]:
     from benchharness.cost.torch_cost import count_params, torch_macs
 
     model = spec.build()
+    example = torch.zeros(spec.input_shape)
     data = {
-        "macs": torch_macs(model, torch.zeros(spec.input_shape)),
+        "macs": torch_macs(model, example),
         "params": count_params(model),
+        "ops": folding.source_ops(model, example),
     }
     cache.atomic_write_text(side, json.dumps(data))
     return data
 
 
-def _graph_fields(path: Path, fmt: str, sha256: str) -> dict[str, Any]:
+def _graph_fields(path: Path, fmt: str, sha256: str) -> tuple[dict[str, Any], GraphCost | None]:
+    """The cost columns of the artifact's own graph (None: no reader, or unreadable)."""
     cost = graph_cost_or_none(path, fmt, sha256)
     fields: dict[str, Any] = {"model_bytes": path.stat().st_size}
     if cost is not None:
         fields.update(
-            macs=getattr(cost, "macs", None),
-            flops=getattr(cost, "flops", None),
-            params=getattr(cost, "params", None),
-            activation_bytes=getattr(cost, "activation_peak_bytes", None),
+            macs=cost.macs,
+            flops=cost.flops,
+            params=cost.params,
+            activation_bytes=cost.activation_peak_bytes,
+            graph_ops=folding.graph_work(cost).ops,
         )
+    return fields, cost
+
+
+def _file_cost(path: Path, fmt: str, sha256: str) -> dict[str, Any]:
+    """A model file's cost: its graph's, and what an ONNX Runtime session folds away."""
+    fields, _ = _graph_fields(path, fmt, sha256)
+    loss = folding.session_loss(path, sha256) if fmt == "onnx" else None
+    if loss:
+        fields["folded"] = loss
+    return fields
+
+
+def exported_cost(
+    path: Path, fmt: str, sha256: str, source: dict[str, Any], init: str
+) -> dict[str, Any]:
+    """An exported artifact's cost: every figure from its own graph, the source model's MACs,
+    params and operator count beside them (``source_*``), the weights it was exported with
+    (``init``), and ``folded`` when the graph lost work the model defines (``cost/folding``).
+
+    A torch-format artifact has no graph reader: its program is the model's, so its figures are
+    the source's."""
+    fields, cost = _graph_fields(path, fmt, sha256)
+    fields["init"] = init
+    fields.update({f"source_{k}": source.get(k) for k in SOURCE_COST_KEYS})
+    if cost is None and fmt == "torch":
+        fields.update(macs=source.get("macs"), params=source.get("params"))
+        fields["graph_ops"] = source.get("ops")
+    losses = []
+    if cost is not None and source.get("macs") is not None and source.get("ops") is not None:
+        own = folding.Work(macs=int(source["macs"]), ops=int(source["ops"]))
+        losses.append(folding.describe_loss(fmt, folding.graph_work(cost), own))
+    if fmt == "onnx":
+        losses.append(folding.session_loss(path, sha256))
+    if any(losses):
+        fields["folded"] = "; ".join(loss for loss in losses if loss)
     return fields
 
 
@@ -137,7 +193,7 @@ def prepare_artifacts(
                     precision="as-is",
                     path=ref.path,
                     sha256=(sha := cache.sha256_file(ref.path)),
-                    cost=_graph_fields(ref.path, ref.format, sha),
+                    cost=_file_cost(ref.path, ref.format, sha),
                 )
             )
             continue
@@ -170,10 +226,12 @@ def prepare_artifacts(
                 art.sha256 = outcome.entry.sha256
                 art.max_abs_err = outcome.entry.max_abs_err
                 art.tolerance = outcome.entry.tolerance
-                art.cost = _graph_fields(outcome.entry.path, outcome.format, art.sha256)
-                # the paper-convention MACs and exact params come from torch, not the graph
-                art.cost.update({k: v for k, v in base_cost.items() if v is not None})
+                art.cost = exported_cost(
+                    outcome.entry.path, outcome.format, art.sha256, base_cost, ref.init
+                )
                 if cost_error:
                     art.cost["cost_error"] = cost_error
+                if art.cost.get("folded"):
+                    stage(f"{art.model}: {art.format} {prec} GRAPH_FOLDED: {art.cost['folded']}")
             artifacts.append(art)
     return artifacts

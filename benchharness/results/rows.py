@@ -29,7 +29,10 @@ from benchharness.stats.summary import (
 #: A rise of the hottest thermal zone during a model beyond this is thermal throttling territory.
 THERMAL_RISE_C = 5.0
 #: The artifact's cost figures a row keeps, each in the column of the same name.
-COST_COLUMNS = ("macs", "flops", "params", "model_bytes", "activation_bytes")
+COST_COLUMNS = ("macs", "flops", "params", "model_bytes", "activation_bytes", "source_macs",
+                "source_params", "init", "folded")
+#: Row columns read from the artifact's cost under another name: (column, cost key).
+RENAMED_COST_COLUMNS = (("source_compute_ops", "source_ops"), ("compute_ops", "graph_ops"))
 
 
 def tool_stats(results: Sequence[RunnerResult]) -> list[ToolStats] | None:
@@ -181,7 +184,11 @@ def _artifact_columns(a: Artifact) -> dict[str, Any]:
 
 def _cost_columns(a: Artifact) -> dict[str, Any]:
     """The artifact's static cost (``cost/artifact_cost.py``)."""
-    return {k: a.cost.get(k) for k in COST_COLUMNS}
+    columns = {k: a.cost.get(k) for k in COST_COLUMNS}
+    columns.update({column: a.cost.get(key) for column, key in RENAMED_COST_COLUMNS})
+    if a.cost.get("folded"):
+        columns["flags"] = "GRAPH_FOLDED"  # on failed rows too; measured ones add their own
+    return columns
 
 
 def _environment_columns(results: Sequence[RunnerResult]) -> dict[str, Any]:
@@ -263,8 +270,11 @@ def _measured_columns(
     if any(r.samples_ms for r in results) or tool_stats(results) is not None:
         summary = summary_of(results, governor)
         row.update(summary.as_row())
-        if emulated_by(results):
-            row["flags"] = with_flags(row.get("flags") or "", ["EMULATED"])
+        extra = ["EMULATED"] if emulated_by(results) else []
+        if a.cost.get("folded"):
+            extra.append("GRAPH_FOLDED")
+        if extra:
+            row["flags"] = with_flags(row.get("flags") or "", extra)
         macs = a.cost.get("macs")
         if macs and summary.median is not None and summary.median > 0:
             row["gmacs_per_s"] = round(macs / (summary.median / 1e3) / 1e9, 3)

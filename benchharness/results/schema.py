@@ -287,6 +287,16 @@ class RunRow(Record):
     #: under where the probe saw one (``qemu-user``, ``rosetta``): such a row is never native
     arch: str | None = None
     emulated: str | None = None
+    #: the source model's work beside the artifact's own (``macs``, ``params`` are the graph's):
+    #: its MACs, params and convolutions + matrix products, and the artifact's; how the model was
+    #: initialised before export (``seeded-normal/v1 seed 0``, ``builder``); and what the graph
+    #: lost when it runs less than its model (the row then carries ``GRAPH_FOLDED``)
+    source_macs: int | None = None
+    source_params: int | None = None
+    source_compute_ops: int | None = None
+    compute_ops: int | None = None
+    init: str | None = None
+    folded: str | None = None
 
     @property
     def flag_list(self) -> list[str]:

@@ -107,7 +107,7 @@ FLAGS: tuple[str, ...] = (
     "THROTTLED",
     "CLOCKS_UNLOCKED",
     "PROCESS_VARIANCE",
-    # not a statistic: the artifact's graph runs less than its model (export/folding.py); the
+    # not a statistic: the artifact's graph runs less than its model (cost/folding.py); the
     # row builder raises it from the artifact's cost, which says what was removed
     "GRAPH_FOLDED",
     # not a statistic: the runner ran under CPU translation (qemu-user, Rosetta 2); the row

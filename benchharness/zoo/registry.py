@@ -3,6 +3,11 @@
 The manifest is ``models/zoo.toml``; one table per model, so adding a model is one entry. A user can
 also name any ``module:function`` returning an ``nn.Module``, or a ready ``.onnx``/``.tflite``
 file.
+
+A built model gets the seeded weights of ``zoo/init_weights.py`` (rule ``seeded-normal/v1``)
+unless its spec keeps the builder's own (``keep_weights``, ``--keep-weights``; a builder asked for
+trained weights keeps them too): untrained builders zero-initialise whole branches, which a
+converter then folds away.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchharness.errors import ModelFileError, UnknownModelError, UsageError
+from benchharness.zoo import init_weights
 
 if TYPE_CHECKING:
     from torch import nn
@@ -27,7 +33,8 @@ ZOO_MANIFEST = Path(__file__).resolve().parents[2] / "models" / "zoo.toml"
 #: Input of a ``module:function`` model when the user gives no ``--input-shape``: ImageNet size.
 DEFAULT_INPUT_SHAPE = (1, 3, 224, 224)
 
-#: Weights are random but seeded, so every export of a model has identical weights.
+#: The global torch seed a builder runs under, so its own (kept) weights are the same every time;
+#: the weights exported by default are ``init_weights``' and have their own seed.
 WEIGHT_SEED = 0
 
 #: File suffixes benchmarked as they are, without export.
@@ -45,16 +52,30 @@ class ModelSpec:
     classes: int | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
+    #: keep the builder's own weights (a trained checkpoint) instead of ``init_weights``' rule
+    keep_weights: bool = False
 
     @property
     def input_shape_str(self) -> str:
         return "x".join(str(d) for d in self.input_shape)
 
+    @property
+    def keeps_builder_weights(self) -> bool:
+        """Whether the model is exported with its builder's weights: asked for with
+        ``keep_weights``, or implied by a builder keyword asking for trained weights."""
+        return self.keep_weights or init_weights.asks_for_trained(self.kwargs)
+
+    @property
+    def init(self) -> str:
+        """The weights' origin as rows record it: ``seeded-normal/v1 seed 0`` or ``builder``."""
+        return init_weights.label(self.keeps_builder_weights)
+
     def with_input_shape(self, shape: Sequence[int]) -> ModelSpec:
         return dataclasses.replace(self, input_shape=tuple(shape))
 
     def build(self) -> nn.Module:
-        """Instantiate the model with seeded random weights, in eval mode."""
+        """Instantiate the model in eval mode, with the weights ``init`` names: the seeded rule
+        of ``init_weights`` unless the builder's own are kept."""
         import torch
 
         func = _import_builder(self.builder)
@@ -70,7 +91,16 @@ class ModelSpec:
             ) from exc
         if not hasattr(model, "eval") or not callable(model):
             raise UnknownModelError(f"{self.builder} did not return a torch nn.Module")
-        return model.eval()
+        built: nn.Module = model.eval()
+        if not self.keeps_builder_weights:
+            try:
+                init_weights.initialise(built, self.input_shape)
+            except Exception as exc:  # a parameter the rule cannot fill: say how to go around it
+                raise UnknownModelError(
+                    f"initialising {self.name}'s weights ({init_weights.RULE}) failed: "
+                    f"{type(exc).__name__}: {exc}; --keep-weights exports the builder's own"
+                ) from exc
+        return built
 
 
 @dataclass(frozen=True)
@@ -172,8 +202,10 @@ def resolve_models(
     *,
     input_shape: Sequence[int] | None = None,
     manifest: Path = ZOO_MANIFEST,
+    keep_weights: bool = False,
 ) -> list[ModelRef]:
-    """Turn ``all``, ``a,b``, ``module:function`` or model file paths into model references."""
+    """Turn ``all``, ``a,b``, ``module:function`` or model file paths into model references;
+    ``keep_weights`` exports every model with its builder's own weights (``ModelSpec``)."""
     zoo = load_zoo(manifest)
     items = [s.strip() for s in selection.split(",") if s.strip()]
     if not items:
@@ -212,6 +244,8 @@ def resolve_models(
         )
     if input_shape is not None:
         refs = [r.with_input_shape(input_shape) if isinstance(r, ModelSpec) else r for r in refs]
+    if keep_weights:
+        refs = [replace(r, keep_weights=True) if isinstance(r, ModelSpec) else r for r in refs]
     seen: set[str] = set()
     unique = []
     for r in refs:

@@ -25,7 +25,6 @@ EXPORT_DIR = Path(cache.__file__).resolve().parent
 NOT_WRITERS = {
     "__init__.py": "empty",
     "cache.py": "keys, locks and sidecars: no artifact bytes",
-    "folding.py": "compares an artifact's graph with its model: reads artifacts, writes none",
     "pipeline.py": "chooses what to call; what it passes on (shape, precision, calibration) is "
     "in the key fields",
     "verify.py": "reads artifacts, writes none",

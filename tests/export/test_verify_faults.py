@@ -47,4 +47,4 @@ def test_the_run_goes_on_with_a_failed_row(tmp_path: Path, monkeypatch: pytest.M
                    results_dir=tmp_path / "results")
     )  # fmt: skip
     (row,) = store.runs
-    assert row["status"] == "failed" and "fails to run in onnxruntime" in row["error"]
+    assert row.status == "failed" and "fails to run in onnxruntime" in row.error
