@@ -8,7 +8,6 @@ it has no operators, and a profile is never empty without saying so."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -17,21 +16,13 @@ from typing import Any
 import pytest
 
 from benchharness.ondevice import litert_profiler as lp
-from benchharness.runners.python import RUNNER_DIR
+from tests.ondevice.shipped import load_runner
 
 
 @pytest.fixture(scope="module")
 def runner() -> ModuleType:
     """runner.py imported as the device imports it: its siblings flat on the path."""
-    sys.path.insert(0, str(RUNNER_DIR))
-    try:
-        spec = importlib.util.spec_from_file_location("bh_arm_runner", RUNNER_DIR / "runner.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(RUNNER_DIR))
-    return module
+    return load_runner("bh_arm_runner")
 
 
 class _Interpreter:

@@ -4,15 +4,13 @@ got, and nothing stalls. A fake clock advances 2 s per inference."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from types import ModuleType
 
 import pytest
 
 from benchharness.ondevice import method
-from benchharness.runners.python import RUNNER_DIR
 from benchharness.stats.summary import summarize
+from tests.ondevice.shipped import load_runner
 
 #: One inference of the slow device.
 INFERENCE_NS = 2_000_000_000
@@ -23,15 +21,7 @@ MINUTE_NS = 60_000_000_000
 @pytest.fixture(scope="module")
 def runner() -> ModuleType:
     """runner.py imported as the device imports it: its siblings flat on the path."""
-    sys.path.insert(0, str(RUNNER_DIR))
-    try:
-        spec = importlib.util.spec_from_file_location("bh_slow_runner", RUNNER_DIR / "runner.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(RUNNER_DIR))
-    return module
+    return load_runner("bh_slow_runner")
 
 
 class SlowDevice:
