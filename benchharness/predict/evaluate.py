@@ -144,6 +144,9 @@ def _measured_models(
         model, fmt = row.model, row.format
         if not row.ok or fmt not in wanted or (model, fmt) in out.graphs:
             continue
+        if not row.runs_its_model:
+            out.skipped.append(f"{model} {fmt}: GRAPH_FOLDED, its graph runs less than the model")
+            continue
         if model not in zoo and model not in outside:
             continue
         if fmt not in predictor.formats:

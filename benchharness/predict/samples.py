@@ -147,7 +147,7 @@ def collect(
     for store in stores:
         ops = _ops_by_job(store.ops)
         for row in store.runs:
-            if row.ok and row.format in formats and row.model in origins:
+            if row.ok and row.runs_its_model and row.format in formats and row.model in origins:
                 _collect_row(out, row, ops, origins[row.model])
     return out
 

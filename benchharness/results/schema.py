@@ -307,6 +307,12 @@ class RunRow(Record):
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def runs_its_model(self) -> bool:
+        """False when the artifact's graph lost work its model defines (``GRAPH_FOLDED``): its
+        latency is not the model's, so nothing should learn from or be judged against it."""
+        return not self.folded and "GRAPH_FOLDED" not in self.flag_list
+
 
 @dataclass(kw_only=True, slots=True)
 class OpRow(Record):

@@ -101,3 +101,9 @@ def test_a_row_in_memory_reads_as_it_will_reload() -> None:
 def test_an_unknown_column_is_a_programming_error() -> None:
     with pytest.raises(KeyError, match="median"):
         RunRow.from_values({"median": 1.0})
+
+
+def test_a_folded_row_does_not_run_its_model() -> None:
+    assert RunRow(status="ok").runs_its_model
+    assert not RunRow(status="ok", flags="HIGH_CV;GRAPH_FOLDED").runs_its_model
+    assert not RunRow(status="ok", folded="tflite keeps 5 of 44 convolutions").runs_its_model
