@@ -173,7 +173,7 @@ def _unexplained(rows: Sequence[RunRow], total: int) -> Diagnosis:
         cause=UNEXPLAINED, rows=len(rows), of=total, flags=_flags_of(rows, VARIANCE_FLAGS),
         evidence=evidence,
         advice="Pin the runner with --affinity and use more processes (--max-processes); "
-        "see docs/method.md on modes.",
+        "see 'Processes that fall into modes' in docs/method.md.",
         where=_where(rows),
     )  # fmt: skip
 
