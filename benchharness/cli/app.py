@@ -6,7 +6,6 @@ no traceback; bad usage exits 2; Ctrl-C exits 130 with every finished measuremen
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 
@@ -76,11 +75,4 @@ def main(argv: Sequence[str] | None = None) -> None:
             "finish the run with `bench run --resume RUN_ID`",
             file=sys.stderr,
         )
-        if "distributed" in sys.modules:
-            # a farm run: its runners are aborted and its rows written by now, but Dask's
-            # offload threads are joined at interpreter exit, and one caught mid-task by the
-            # Ctrl-C can block that join for ever; Ctrl-C must end the process
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(EXIT_INTERRUPTED)
         sys.exit(EXIT_INTERRUPTED)
