@@ -388,6 +388,10 @@ def test_a_pte_job_on_the_farm_has_operator_rows(lab: Lab) -> None:
     assert (cache / f"{row.artifact_sha256}.etrecord").is_file(), "the ETRecord travels with it"
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_on_the_coordinator_stops_the_runner_and_closes_its_session(lab: Lab) -> None:
     gate = lab.gates["board"]
     gate.hold()
@@ -396,8 +400,12 @@ def test_ctrl_c_on_the_coordinator_stops_the_runner_and_closes_its_session(lab: 
             "--device", "board", "--models", TINY, "--formats", "onnx", "--no-ops", "--quick",
             "--input-shape", "1x3x32x32", "--results-dir", str(results)]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # a shell without job control (CI, `cmd &`) starts the suite with SIGINT ignored, which its
+    # children inherit and Python then never turns into KeyboardInterrupt: give the coordinator
+    # the default disposition a user's terminal gives it
     coordinator = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)  # fmt: skip
+                                   stderr=subprocess.PIPE, text=True,
+                                   preexec_fn=_default_sigint)  # fmt: skip
     try:
         before = gate.started()
         wait_until(lambda: gate.started() > before, "the board's runner at its gate")
