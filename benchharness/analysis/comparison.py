@@ -9,6 +9,11 @@ allows a mismatch. ``gate`` turns a comparison into the CI pass/fail of ``--fail
 (``analysis/gates.py`` says which matches failed it, and why).
 
 The comparison takes rows, not run folders: ``analysis/compare_stored.py`` loads the two stores.
+
+Over 600 lines on purpose: matching, the test (Welch on process medians or the one-process
+fallback), the interval of the ratio, the flags that void or only note a pair, the verdict and
+the geometric mean are one statistical procedure whose pieces share the same per-side figures;
+the gates, the loading and the memory comparison already live apart.
 """
 
 from __future__ import annotations

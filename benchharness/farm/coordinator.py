@@ -23,6 +23,10 @@ Faults, each with one outcome:
 * Ctrl-C or any error of the coordinator: the processes in flight are cancelled (their workers
   abort the runners) and the run's sessions on the workers are closed, as a local run does;
 * no worker serves a ``--device``: FarmError before anything is exported or sent.
+
+Over 600 lines on purpose: the rounds, the process rule, moving a job off a lost device with its
+finished processes, and the clean stop all act on the same in-flight table and lanes; the
+messages, artifact cache, security and worker side already live in their own modules.
 """
 
 from __future__ import annotations
