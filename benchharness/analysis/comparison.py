@@ -3,7 +3,10 @@
 Rows of ``runs.csv`` are matched by (model, format, precision, input_shape); each match gets the
 ratio of medians B/A with a 95 % CI and a two-sided p-value, both from Welch's t on the log
 process medians (the processes are the independent units; with one process a side, a bootstrap CI
-and a Mann-Whitney test on the raw samples, noted as optimistic), and a verdict.
+and a Mann-Whitney test on the raw samples, noted as optimistic), and a verdict. Where a side's
+process medians fall into modes, ``analysis/mode_compare.py`` compares modes instead: a different
+mixture of the same modes is ``same modes``, never a change; modes that moved are tested within
+modes.
 Only results measured on the same setup (the device fingerprint) are compared unless the caller
 allows a mismatch. ``gate`` turns a comparison into the CI pass/fail of ``--fail-on``
 (``analysis/gates.py`` says which matches failed it, and why).
@@ -29,6 +32,12 @@ from typing import Any, TypedDict
 import numpy as np
 from scipy import stats as sps
 
+from benchharness.analysis.mode_compare import (
+    MIXTURE_VERDICT,
+    ModeComparison,
+    compare_modes,
+    mode_verdict,
+)
 from benchharness.errors import ResultsError, UsageError
 from benchharness.results.schema import RunRow, SampleRow
 
@@ -48,8 +57,10 @@ BOOTSTRAP_CONFIDENCE = 0.95
 #: tests below hardly feel; with them, nearly every pair on a busy machine was "unreliable" and
 #: the CI gate never fired. They stay in the row and in the notes. FEW_SAMPLES and CLOCKS_UNLOCKED
 #: only describe the setup; the spread they may cause shows up in the flags listed here.
+#: MULTIMODAL voids a test on raw samples; with process medians the modes are compared
+#: (``mode_compare``).
 UNRELIABLE_FLAGS: frozenset[str] = frozenset(
-    {"HIGH_IQR", "VERY_HIGH_IQR", "DRIFT", "THROTTLED", "PROCESS_VARIANCE"}
+    {"HIGH_IQR", "VERY_HIGH_IQR", "DRIFT", "THROTTLED", "PROCESS_VARIANCE", "MULTIMODAL"}
 )
 #: Flags whose effect a test on process medians already carries in its variance: a process that
 #: drifted, processes that disagree, or a wide bulk inside the processes all move the process
@@ -58,7 +69,7 @@ UNRELIABLE_FLAGS: frozenset[str] = frozenset(
 #: medians: on this project's VM HIGH_IQR marked 13 of 34 quiet rows, and voided a 1.7x
 #: slowdown at p < 1e-4. THROTTLED stays: heat biases every process alike, which no variance shows.
 PROCESS_LEVEL_FLAGS: frozenset[str] = frozenset(
-    {"PROCESS_VARIANCE", "DRIFT", "HIGH_IQR", "VERY_HIGH_IQR"}
+    {"PROCESS_VARIANCE", "DRIFT", "HIGH_IQR", "VERY_HIGH_IQR", "MULTIMODAL"}
 )
 #: Flags reported beside a verdict without overturning it (see UNRELIABLE_FLAGS).
 TAIL_FLAGS: frozenset[str] = frozenset({"EXTREME", "HIGH_CV"})
@@ -84,7 +95,7 @@ FINGERPRINT: tuple[str, ...] = (
 #: they are paired on these as well (``_settings_key``).
 DISAMBIGUATE: tuple[str, ...] = ("device", "runtime", "provider", "threads")
 
-VERDICTS: tuple[str, ...] = ("slower", "faster", "same", "unreliable")
+VERDICTS: tuple[str, ...] = ("slower", "faster", "same", MIXTURE_VERDICT, "unreliable")
 
 _FAIL_ON_RE = re.compile(
     r"^\s*(?:(?P<metric>[a-z_0-9]+)\s*:)?\s*(?P<value>[0-9.]+)\s*(?P<pct>%?)\s*$"
@@ -113,7 +124,7 @@ class Match:
     ci_low: float | None
     ci_high: float | None
     p_value: float | None
-    test: str  # "processes-welch", "samples" or "none": what the test ran on
+    test: str  # "processes-welch", "processes-modes", "samples" or "none": what it ran on
     verdict: str
     flags_a: list[str] = field(default_factory=list)
     flags_b: list[str] = field(default_factory=list)
@@ -126,8 +137,9 @@ class Match:
 
     def significant_slowdown(self, threshold: float, *, include_unreliable: bool = False) -> bool:
         """p < ALPHA and B slower than A by at least ``threshold`` (a fraction, 0.05 = 5 %);
-        never between an emulated and a native row (``EMULATED_FLAG``)."""
-        if self.ratio is None or self.p_value is None:
+        never between an emulated and a native row (``EMULATED_FLAG``), nor for a different
+        mixture of the same modes (``MIXTURE_VERDICT``), however their medians differ."""
+        if self.ratio is None or self.p_value is None or self.verdict == MIXTURE_VERDICT:
             return False
         if emulation_mismatch(self.flags_a, self.flags_b):
             return False
@@ -218,6 +230,7 @@ def gate(result: Comparison, threshold: float, *, include_unreliable: bool = Fal
 
     Unreliable matches (flagged on either side) do not fail the gate unless
     ``include_unreliable``: a noisy machine should not fail CI, and the CLI warns about them.
+    ``same modes`` matches never do: their medians moved with the mixture, not the modes.
     """
     return any(
         m.significant_slowdown(threshold, include_unreliable=include_unreliable)
@@ -451,7 +464,7 @@ def _side(row: RunRow, by_process: dict[str, list[float]]) -> _Side:
 class _Test:
     """The test of a change and its interval: which test ran, its p-value, and why."""
 
-    test: str  # "processes-welch", "samples" or "none"
+    test: str  # "processes-welch", "processes-modes", "samples" or "none"
     p_value: float | None = None
     ci_low: float | None = None
     ci_high: float | None = None
@@ -538,6 +551,13 @@ def _verdict(
     return "same", None
 
 
+def _modes(a: _Side, b: _Side, tested: _Test, threshold: float) -> ModeComparison | None:
+    """The two sides' modes, where their process medians were tested (``mode_compare``)."""
+    if tested.test != "processes-welch":
+        return None
+    return compare_modes(a.process_medians, b.process_medians, threshold)
+
+
 def _compare_pair(
     ra: RunRow,
     rb: RunRow,
@@ -554,12 +574,24 @@ def _compare_pair(
     else:
         notes.append("no usable median on one side")
     tested = _test_change(a, b, ratio, rng)
+    modes = _modes(a, b, tested, threshold)
+    if modes is not None and modes.shift is not None:
+        # the modes moved: the change is measured within them, whatever their mixture
+        shift = modes.shift
+        ratio = shift.ratio
+        tested = _Test("processes-modes", shift.p_value, shift.ci_low, shift.ci_high)
     notes.extend(tested.notes)
     flags_a, flags_b = _split(ra.flags), _split(rb.flags)
     flags = _sort_flags(flags_a, flags_b, tested.test)
-    if flags.carried:
-        notes.append(f"{', '.join(flags.carried)}: in the process medians' variance the test uses")
+    carried = [f for f in flags.carried if modes is None or f != "MULTIMODAL"]
+    if carried:
+        notes.append(f"{', '.join(carried)}: in the process medians' variance the test uses")
     verdict, why = _verdict(ratio, tested.p_value, flags.shaky, threshold)
+    if modes is not None:
+        notes.append(modes.note)
+        moded = mode_verdict(modes, verdict) if not flags.shaky else verdict
+        if moded != verdict:
+            verdict, why = moded, None
     emulated = emulation_mismatch(flags_a, flags_b)
     if emulated:
         verdict, why = "unreliable", emulated

@@ -1,6 +1,7 @@
 """The ``--fail-on`` gates of ``bench compare``: which comparisons fail CI, and why.
 
-``median:PCT`` fails on a significant slowdown of the median beyond PCT (``comparison.gate``);
+``median:PCT`` fails on a significant slowdown of the median beyond PCT (``comparison.gate``),
+never on a different mixture of the same modes (``mode_compare``);
 ``peak_mem:PCT`` on a peak memory grown beyond PCT (``memory_compare.memory_gate``); each is given
 at most once. A gate's outcome is data, ``GateResult``: the matches that failed it and the message
 CI prints. The caller prints it and picks the exit status.
@@ -80,7 +81,7 @@ class GateResult:
 
 def latency_gate(result: Comparison, spec: str, threshold: float) -> GateResult:
     """``--fail-on median:PCT``: the matches significantly slower by more than ``threshold``
-    (unreliable ones excepted, as ``comparison.gate``)."""
+    (unreliable ones and ``same modes`` ones excepted, as ``comparison.gate``)."""
     return GateResult(
         metric=LATENCY_METRIC,
         threshold=threshold,

@@ -14,7 +14,9 @@ from benchharness.cli import common
 if TYPE_CHECKING:  # imported when the command runs: `bench --help` stays quick
     from benchharness.analysis.comparison import Comparison, Match
 
-_VERDICT_STYLE = {"slower": "red", "faster": "green", "same": "", "unreliable": "yellow"}
+_VERDICT_STYLE = {
+    "slower": "red", "faster": "green", "same": "", "unreliable": "yellow", "same modes": "cyan",
+}  # fmt: skip
 
 
 @click.command("compare")

@@ -1,5 +1,6 @@
-"""How one measured row reads as text: its median's interval, its processes, and the line a log
-gets when its job finishes. Shared by the summary table and the progress of ``bench run``."""
+"""How one measured row reads as text: its median's interval, its processes, the modes they fell
+into, and the line a log gets when its job finishes. Shared by the summary table and the progress
+of ``bench run``."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ if TYPE_CHECKING:
 STOP_CAP = "max_processes"
 #: Status of a row whose job still has processes to run (``results/rows``): not yet a result.
 PARTIAL = "partial"
+#: The flag of a row whose process medians fall into modes (``stats.summary``, not imported for
+#: the same reason as STOP_CAP): only such a row's ``modes`` are shown.
+MULTIMODAL = "MULTIMODAL"
 
 
 def interval_pct(row: RunRow) -> float | None:
@@ -47,6 +51,21 @@ def fmt_processes(row: RunRow) -> str:
     return f"{row.processes} (max)" if row.process_stop == STOP_CAP else str(row.processes)
 
 
+def fmt_modes(row: RunRow) -> str:
+    """``modes 4.03 ms (30 %), 6.71 ms (70 %)`` for a MULTIMODAL row; "" for any other, and for
+    a damaged ``modes`` cell (a table of results is no place to fail on one)."""
+    if MULTIMODAL not in row.flag_list:
+        return ""
+    try:
+        found = row.mode_list
+    except ValueError:
+        return ""
+    if not found:
+        return ""
+    shown = ", ".join(f"{common.fmt(m.median_ms)} ms ({m.share * 100:.0f} %)" for m in found)
+    return f"modes {shown}"
+
+
 def is_finished(row: RunRow) -> bool:
     """Whether the row is its job's last: a ``partial`` one has processes still to come."""
     return row.status != PARTIAL
@@ -66,4 +85,7 @@ def job_line(device: str, row: RunRow) -> str:
         plural = "" if row.processes == 1 else "es"
         cap = " (max)" if row.process_stop == STOP_CAP else ""
         result += f", {row.processes} process{plural}{cap}"
+    modes = fmt_modes(row)
+    if modes:
+        result += f", {modes}"
     return f"{what}: {result}{took}"

@@ -202,6 +202,7 @@ def show_results(
         return
     common.print_table(_table(rows, run_id, path), out)
     _print_errors(rows, out)
+    _print_modes(rows, out)
     if flags:
         _print_flags([r for r in rows if r.flags], out)
     else:
@@ -258,6 +259,15 @@ def _print_errors(rows: Sequence[RunRow], out: Console) -> None:
         if not r.ok and r.error:
             where = f"{r.device} {r.model} {r.format}"
             out.print(f"{where}: {r.status}: {r.error}", style="red", markup=False, soft_wrap=True)
+
+
+def _print_modes(rows: Sequence[RunRow], out: Console) -> None:
+    """Each multimodal row's modes: its median alone stands between levels no process ran at."""
+    from benchharness.cli.rowtext import fmt_modes
+
+    for r in rows:
+        if line := fmt_modes(r):
+            out.print(f"{r.device} {r.model} {r.format}: {line}", markup=False, soft_wrap=True)
 
 
 def _flags_command(run_id: str, path: Path) -> str:

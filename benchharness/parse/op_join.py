@@ -48,15 +48,6 @@ def _add_cost(into: dict[str, Any], op: OpCost) -> None:
         into[f] = (into.get(f) or 0) + getattr(op, f)
 
 
-#: ORT's fused and layout-transformed kernels, and the graph operator type each one stands for.
-ORT_FUSED_TYPES = {
-    "FusedConv": "Conv",
-    "FusedGemm": "Gemm",
-    "FusedMatMul": "MatMul",
-    "QLinearConv": "Conv",
-}
-
-
 def _param_sizes(events: list[dict[str, Any]]) -> dict[str, int]:
     """Node name -> bytes of its weights, as ORT's profile reports them."""
     sizes: dict[str, int] = {}
@@ -74,21 +65,28 @@ def _match_ort(
 ) -> list[list[OpCost]]:
     """For each profiled node, the graph operators whose cost it carries.
 
-    ORT rewrites the graph before running it (Conv+ReLU fusion, the NCHWc layout, inserted
-    reorders), so node names only sometimes survive. A node keeps its graph operator when the
-    name matches; otherwise it takes the next unclaimed graph operator of its type in execution
-    order, preferring one whose weight bytes equal the node's (a branch, such as a shortcut
-    projection, may run at another point than the graph lists it). Graph operators that no node
-    claimed were fused into a neighbour: their cost goes to the closest claimed one before them.
+    ORT rewrites the graph before running it (Conv+ReLU fusion, the NCHWc layout on x86, NHWC
+    kernels between inserted transposes on ARM), so node names only sometimes survive. First every
+    node whose name (``ort_profile.graph_name``) matches claims its graph operator; then each
+    other node takes the next unclaimed graph operator of its type in execution order, preferring
+    one whose weight bytes equal the node's (a branch, such as a shortcut projection, may run at
+    another point than the graph lists it). Graph operators that no node claimed were fused into
+    a neighbour: their cost goes to the closest claimed one before them.
     """
     ops = cost.ops
     by_name = {op.op_name: i for i, op in enumerate(ops)}
     claimed: dict[int, int] = {}  # graph op index -> profiled row
+    named: dict[int, int] = {}  # profiled row -> graph op index its name holds
+    for row, t in enumerate(times):
+        idx = by_name.get(ort_profile.graph_name(t.op_name))
+        if idx is not None and idx not in claimed:
+            claimed[idx] = row
+            named[row] = idx
     cursor = 0
     for row, t in enumerate(times):
-        idx = by_name.get(t.op_name)
-        if idx is None or idx in claimed:
-            want = ORT_FUSED_TYPES.get(t.op_type, t.op_type)
+        idx = named.get(row)
+        if idx is None:
+            want = ort_profile.graph_type(t.op_type)
             free = [i for i in range(len(ops)) if i not in claimed and ops[i].op_type == want]
             size = (param_sizes or {}).get(t.op_name)
             same_size = [i for i in free if size and ops[i].weight_bytes == size]

@@ -54,6 +54,37 @@ KERNEL_SUFFIX = "_kernel_time"
 #: Name of the Session event that spans one whole inference.
 MODEL_RUN = "model_run"
 
+#: ORT's kernels that run a graph operator of another type, and that type: its fusions with a
+#: following activation (every CPU), the quantized convolution it fuses from Q/DQ pairs, and the
+#: NHWC kernels its layout transformer makes on ARM (x86's NCHWc kernels keep the name ``Conv``).
+ORT_KERNEL_TYPES = {
+    "FusedConv": "Conv",
+    "FusedGemm": "Gemm",
+    "FusedMatMul": "MatMul",
+    "QLinearConv": "Conv",
+    "NhwcConv": "Conv",
+    "NhwcFusedConv": "Conv",
+    "NhwcMaxPool": "MaxPool",
+}
+#: ``_token_<k>``: what ORT's graph transformers append to the name of a node they re-create (an
+#: NHWC convolution on ARM keeps its graph node's name before it; inserted reorders and
+#: transposes had no graph name to keep).
+_TOKEN_SUFFIX_RE = re.compile(r"_token_\d+$")
+#: Prefix ORT gives a node it fused with its activation, before the first node's name.
+FUSED_PREFIX = "fused "
+
+
+def graph_type(kernel_type: str) -> str:
+    """The graph operator type an ORT kernel type runs (``NhwcFusedConv`` -> ``Conv``)."""
+    return ORT_KERNEL_TYPES.get(kernel_type, kernel_type)
+
+
+def graph_name(kernel_name: str) -> str:
+    """The graph node name an ORT kernel name carries (``fused a``, ``a_token_3`` -> ``a``); a
+    node the runtime made keeps a name the graph does not hold."""
+    return _TOKEN_SUFFIX_RE.sub("", kernel_name.removeprefix(FUSED_PREFIX))
+
+
 # Partitions compiled by an EP run as one node named after the EP and a hash, e.g.
 # ``NnapiExecutionProvider_Nnapi_1234_18_0`` or DirectML's ``DmlFusedNode_0_41``.
 _EP_PARTITION_RE = re.compile(r"^(?P<family>(?P<ep>[A-Za-z0-9]+ExecutionProvider)_[A-Za-z0-9]+)_")

@@ -5,7 +5,9 @@ activation, add or both that follow it (``FusedConv``, or its NCHWc convolution 
 input), renames NCHWc nodes after their output tensor (``relu_4_nchwc``), turns two slices into
 one ``Split``, and adds nodes of its own (``ReorderInput``/``ReorderOutput`` around the blocked
 layout, ``HardSigmoid`` + ``Mul`` for a HardSwish it does not fuse, ``QuickGelu`` for x*sigmoid(x)).
-LiteRT hands most nodes to XNNPACK, which folds a ``PAD`` into the convolution after it.
+On ARM it runs convolutions in NHWC instead (``NhwcFusedConv`` named ``<node>_token_<k>``, between
+two ``Transpose``s of its own). LiteRT hands most nodes to XNNPACK, which folds a ``PAD`` into the
+convolution after it.
 
 ``ops.csv`` keeps each row's runtime name and time. This module matches rows to graph nodes by
 name, not by the position-and-type guess ``parse/op_join`` falls back to (which can give an NCHWc
@@ -34,23 +36,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchharness.parse import ort_profile
 from benchharness.predict.wiring import Graph, Node
 from benchharness.results.schema import OpRow
 
-#: ORT's fused and layout-transformed kernels, and the graph operator type each one stands for.
-ORT_TYPE_OF = {
-    "FusedConv": "Conv",
-    "FusedGemm": "Gemm",
-    "FusedMatMul": "MatMul",
-    "NhwcConv": "Conv",
-}
-#: Prefix ORT gives a node it fused with its activation, before the first node's name.
-FUSED_PREFIX = "fused "
 #: Suffix ORT's NCHWc transformer gives a node, after the tensor the node writes.
 NCHWC_SUFFIX = "_nchwc"
 #: Runtime-made rows charged to the row after them: a layout change is paid for the kernel that
-#: needs it (a blocked-layout convolution, or the plain-layout op after one), not the one before.
-FORWARD_ROW_TYPES = frozenset({"ReorderInput", "ReorderOutput"})
+#: needs it (a blocked-layout convolution, or the plain-layout op after one), not the one before:
+#: x86's NCHWc reorders, and the transposes around ARM's NHWC convolutions (a graph's own
+#: Transpose is anchored by its name and never loose).
+FORWARD_ROW_TYPES = frozenset({"ReorderInput", "ReorderOutput", "Transpose"})
 #: How far back from an anchor a fused kernel's head may lie (conv -> add -> relu).
 MAX_FUSED_DEPTH = 3
 #: A TFLite graph index in a ``graph_ops`` name: ``[tensor, ...]:17``.
@@ -208,8 +204,7 @@ def up_candidate(graph: Graph, node: Node) -> Node | None:
 
 def _ort_anchor(graph: Graph, name: str, row_type: str) -> list[Node]:
     """The graph nodes an ORT row ran, head first; [] for a runtime-made node."""
-    if name.startswith(FUSED_PREFIX):
-        name = name.removeprefix(FUSED_PREFIX)  # ORT's "fused node_linear" (Gemm + activation)
+    name = ort_profile.graph_name(name)  # "fused node_linear", "node_Conv_3_token_1"
     node = graph.by_name.get(name)
     if node is None and "/" in name:
         node = graph.by_name.get(name.split("/", 1)[0])
@@ -218,7 +213,7 @@ def _ort_anchor(graph: Graph, name: str, row_type: str) -> list[Node]:
         node = graph.by_index.get(idx) if idx is not None else None
     if node is None:
         return []
-    want = ORT_TYPE_OF.get(row_type, row_type)
+    want = ort_profile.graph_type(row_type)
     path = [node]
     cur = node
     for _ in range(MAX_FUSED_DEPTH):

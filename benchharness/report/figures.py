@@ -44,6 +44,9 @@ MEASURED_STATUSES = ("ok", "partial")
 #: Separates a model's family from its variant tag in names like ``student_net@w0.5``.
 VARIANT_SEPARATOR = "@"
 
+#: How a platform says its CPU was translated (``platform_of``).
+EMULATED_WORD = "emulated"
+
 BYTES_FROM_OPS = "ops"
 BYTES_ESTIMATE = "estimate"
 
@@ -56,11 +59,18 @@ class SeriesKey:
     device: str
     runtime: str
     format: str
+    #: what the device's rows ran on (``platform_of``): describes a series, never splits one
+    platform: str = field(default="", compare=False)
 
     @property
     def label(self) -> str:
         runtime = self.runtime or "?"
-        return f"{self.device} · {runtime} ({self.format})"
+        where = f" · {self.platform}" if self.platform else ""
+        return f"{self.device} · {runtime} ({self.format}){where}"
+
+    @property
+    def emulated(self) -> bool:
+        return EMULATED_WORD in self.platform
 
     @property
     def slug(self) -> str:
@@ -98,6 +108,8 @@ class Point:
     gmacs_per_s: float | None = None
     predicted_ms: float | None = None
     residual_log10: float | None = None
+    #: the translator the row ran under (``qemu-user``, ``rosetta``), empty when native
+    emulated: str = ""
 
     @property
     def family(self) -> str:
@@ -291,8 +303,16 @@ def _store_points(
         point = _point(rid, row, median)
         point.q1_ms, point.q3_ms = job_quartiles.get((rid, row.job_id), (None, None))
         _set_traffic(point, traffic.get((rid, row.job_id)))
-        measured.append((SeriesKey(row.device, row.runtime or "", row.format), point))
+        key = SeriesKey(row.device, row.runtime or "", row.format, platform_of(row))
+        measured.append((key, point))
     return measured, failed
+
+
+def platform_of(row: RunRow) -> str:
+    """``aarch64``, ``aarch64, emulated (qemu-user)``, or empty for a row that did not say."""
+    if row.emulated:
+        return f"{row.arch or '?'}, {EMULATED_WORD} ({row.emulated})"
+    return row.arch or ""
 
 
 def _failed(run_id: str, row: RunRow) -> Failed:
@@ -329,6 +349,7 @@ def _point(run_id: str, row: RunRow, median_ms: float) -> Point:
         activation_bytes=row.activation_bytes,
         flags=tuple(row.flag_list),
         gmacs_per_s=gmacs_per_s(row.macs, median_ms),
+        emulated=row.emulated or "",
     )
 
 

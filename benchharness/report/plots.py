@@ -8,6 +8,7 @@ backend, palette, axes and ``Plot``) is in ``drawing``; the memory figure in ``m
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from matplotlib.axes import Axes
@@ -29,6 +30,7 @@ from benchharness.report.figures import (
     OpBreakdown,
     Point,
     Series,
+    SeriesKey,
     point_label,
 )
 from benchharness.report.fits import Correlation, Fit
@@ -36,6 +38,27 @@ from benchharness.report.memory_plot import memory_plot
 
 #: Operator types drawn individually in the share bars; the rest are summed as "other".
 TOP_OP_TYPES = 9
+#: Markers of a native and of an emulated point: a translated CPU's timing must not be read as
+#: the board's, even on a plot printed without its legend.
+MARKER_NATIVE = "o"
+MARKER_EMULATED = "X"
+#: The flag every emulated row carries; its marker says it, so it alone does not add the "!".
+EMULATED_FLAG = "EMULATED"
+
+
+@dataclass(frozen=True)
+class PointStyle:
+    """How a point is drawn: its marker, hollow when flagged, and what its label gets."""
+
+    marker: str
+    hollow: bool
+    suffix: str
+
+
+def point_style(p: Point) -> PointStyle:
+    flagged = any(f != EMULATED_FLAG for f in p.flags)
+    suffix = (f" [emulated: {p.emulated}]" if p.emulated else "") + (" !" if flagged else "")
+    return PointStyle(MARKER_EMULATED if p.emulated else MARKER_NATIVE, flagged, suffix)
 
 
 class _Line(Protocol):
@@ -85,15 +108,16 @@ def _scatter(
     for i, p in enumerate(pts):
         x = xs_of[id(p)]
         low, high = _iqr_bar(p)
-        color = COLOR_FLAGGED if p.flags else COLOR_OK
+        style = point_style(p)
+        color = COLOR_FLAGGED if style.hollow else COLOR_OK
         ax.errorbar(
-            [x], [p.median_ms], yerr=[[low], [high]], fmt="o", color=color,
-            ms=6, capsize=3, zorder=3, mfc="white" if p.flags else color,
+            [x], [p.median_ms], yerr=[[low], [high]], fmt=style.marker, color=color,
+            ms=7 if p.emulated else 6, capsize=3, zorder=3, mfc="white" if style.hollow else color,
         )  # fmt: skip
         # alternate label offsets so neighbours with similar x do not print over each other
         offset = (5, 4) if i % 2 == 0 else (5, -11)
         ax.annotate(
-            mpl_text(point_label(p, series.points) + (" !" if p.flags else "")), (x, p.median_ms),
+            mpl_text(point_label(p, series.points) + style.suffix), (x, p.median_ms),
             textcoords="offset points", xytext=offset, fontsize=8,
         )  # fmt: skip
     log_log(ax, xlabel, "median latency (ms, bars: IQR)")
@@ -193,10 +217,16 @@ def gmacs_bars(series: Series) -> Plot | None:
         return None
     fig = Figure(figsize=(8, 0.9 + 0.35 * len(pts)))
     ax = fig.add_subplot()
-    labels = [mpl_text(point_label(p, series.points) + (" !" if p.flags else "")) for p in pts]
+    styles = [point_style(p) for p in pts]
+    labels = [
+        mpl_text(point_label(p, series.points) + s.suffix) for p, s in zip(pts, styles, strict=True)
+    ]
     values = [p.gmacs_per_s or 0.0 for p in pts]
-    colors = [COLOR_FLAGGED if p.flags else COLOR_OK for p in pts]
-    ax.barh(range(len(pts)), values, color=colors)
+    colors = [COLOR_FLAGGED if s.hollow else COLOR_OK for s in styles]
+    bars = ax.barh(range(len(pts)), values, color=colors)
+    for bar, p in zip(bars, pts, strict=True):
+        if p.emulated:
+            bar.set_hatch("xx")
     ax.set_yticks(range(len(pts)), labels, fontsize=8)
     ax.invert_yaxis()  # fastest on top
     for i, v in enumerate(values):
@@ -264,6 +294,10 @@ def op_share_bars(breakdowns: Sequence[OpBreakdown], title: str, slug: str) -> P
     )
 
 
+def _device(key: SeriesKey) -> str:
+    return f"{key.device} [{key.platform}]" if key.platform else key.device
+
+
 def cross_device_chart(pairs: Sequence[CrossDevice]) -> Plot | None:
     if not pairs:
         return None
@@ -288,7 +322,7 @@ def cross_device_chart(pairs: Sequence[CrossDevice]) -> Plot | None:
         changed = "ranking changes" if c.ranking_changed else "same ranking"
         ax.set_title(
             mpl_text(
-                f"{c.other.device} / {c.reference.device} ({c.reference.runtime}, "
+                f"{_device(c.other)} / {_device(c.reference)} ({c.reference.runtime}, "
                 f"{c.reference.format}): {tau}, {changed}"
             ),
             fontsize=9,

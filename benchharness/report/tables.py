@@ -27,6 +27,7 @@ from benchharness.report.figures import (
     Point,
     RunInfo,
     Series,
+    SeriesKey,
     point_label,
 )
 from benchharness.stats.summary import FLAG_ADVICE
@@ -208,14 +209,19 @@ def op_table(b: OpBreakdown) -> Table:
 
 def cross_table(c: CrossDevice) -> Table:
     tau = corr_text(c.kendall, c.kendall_p)
+    emulated = [k.device for k in (c.other, c.reference) if k.emulated]
     table = Table(
-        f"{c.other.device} vs {c.reference.device} ({c.reference.runtime}, {c.reference.format})",
+        f"{c.other.device} vs {c.reference.device} ({c.reference.runtime}, {c.reference.format})"
+        + (f": {_platform(c.other)} vs {_platform(c.reference)}" if emulated or
+           c.other.platform != c.reference.platform else ""),
         ["model", "latency ratio", "rank on " + c.reference.device, "rank on " + c.other.device],
         note=(
             f"Geometric mean ratio {sig(c.geomean_ratio)}; Kendall τ between devices {tau}; "
             + ("the model ranking changes." if c.ranking_changed else "the ranking is the same.")
+            + (f" {' and '.join(emulated)} ran emulated: these ratios are the translator's, not "
+               "a comparison of the hardware." if emulated else "")
         ),
-    )
+    )  # fmt: skip
     for model, ratio in c.ratios:
         r1 = c.rank_reference.index(model) + 1
         r2 = c.rank_other.index(model) + 1
@@ -228,6 +234,10 @@ def cross_table(c: CrossDevice) -> Table:
             ]
         )
     return table
+
+
+def _platform(key: SeriesKey) -> str:
+    return key.platform or "architecture not recorded"
 
 
 def flagged_table(analysis: Analysis) -> Table:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
 from benchharness.errors import ResultsError
+from benchharness.stats.modes import Mode, parse_modes
 
 #: Bumped whenever a column changes meaning or disappears, or a version's readers need to know
 #: that its columns exist (2: measured memory, ``results/memory_columns.py``); older folders
@@ -297,11 +298,22 @@ class RunRow(Record):
     compute_ops: int | None = None
     init: str | None = None
     folded: str | None = None
+    #: the levels the process medians fall into when they form modes (``stats/modes``; the row
+    #: then carries ``MULTIMODAL``): ``median_ms:share`` per mode, ascending, ``;``-separated,
+    #: e.g. ``4.03:0.3;6.71:0.7``; empty for one level. Appended, no new schema version: an
+    #: older folder reads it empty, which is what it would have said of one level
+    modes: str | None = None
 
     @property
     def flag_list(self) -> list[str]:
         """The row's flags (``flags`` is ``;``-separated, as written)."""
         return [f for f in self.flags.split(";") if f]
+
+    @property
+    def mode_list(self) -> tuple[Mode, ...]:
+        """The row's modes (``modes`` parsed; counts from ``processes``); ValueError for a
+        damaged cell."""
+        return parse_modes(self.modes, self.processes or 0)
 
     @property
     def ok(self) -> bool:

@@ -20,7 +20,11 @@ part alone: a floor for two or three processes that agree by chance, or a quanti
 process medians are all equal.
 
 One process (``--quick``) cannot show process-to-process variance: its interval is the
-order-statistic interval of its own samples, and the row says so (``ci_method``).
+order-statistic interval of its own samples, and the row says so (``ci_method``). Too few samples
+for that interval to reach its level (fewer than 8 at 99 %, 6 at 95 %: even ``[min, max]`` covers
+the median with probability ``1 - 2^(1-n)`` only) give no interval at all rather than one that
+covers less than its label; a slow device's five-sample row says ``FEW_SAMPLES`` and leaves it
+empty.
 
 ``ProcessRule`` is the stopping rule on this interval: run at least ``min_processes``, then stop a
 model once its 95 % interval lies within ``ci_rel`` of its median, or at ``max_processes``. Its
@@ -36,7 +40,7 @@ from dataclasses import dataclass
 
 from scipy import stats as sps
 
-from benchharness.ondevice.method import median_ci_stdlib
+from benchharness.ondevice.method import median_ci_indices
 
 #: Level of the stopping target and of ``ci95_*``: the level ``bench compare`` reports and the
 #: repeatability goal checks.
@@ -59,6 +63,8 @@ METHOD_PROCESSES = "t over {n} {what} (log)"
 METHOD_FLOOR = "; floor: pooled order statistics"
 #: ``ci_method`` of a one-process row.
 METHOD_ONE_PROCESS = "order statistics of one process: process-to-process variance not covered"
+#: ``ci_method`` of a row with too few samples for an interval at a level: it is left empty.
+METHOD_TOO_FEW = "no {level} interval: {n} samples, fewer than an order-statistic interval needs"
 #: ``ci_method`` when process values exist but cannot be logged (a timer that read 0).
 METHOD_POOLED = "order statistics of the pooled samples: process medians not usable"
 
@@ -106,6 +112,17 @@ def process_interval(
     return centre * math.exp(-half), centre * math.exp(half)
 
 
+def order_interval(
+    sorted_samples: Sequence[float], confidence: float
+) -> tuple[float, float] | None:
+    """The order-statistic interval of the median at ``confidence``; None when the samples are
+    too few for any such interval to reach it (``[min, max]`` would cover less)."""
+    idx = median_ci_indices(len(sorted_samples), confidence)
+    if idx is None:
+        return None
+    return float(sorted_samples[idx[0]]), float(sorted_samples[idx[1]])
+
+
 def median_interval(
     sorted_samples: Sequence[float],
     process_values: Sequence[float],
@@ -118,9 +135,10 @@ def median_interval(
 
     ``sorted_samples``: every sample of the row, sorted (empty for a native tool's aggregates);
     ``process_values``: one figure per process (its median, or a tool's median or mean);
-    ``centre``: the row's median. None when neither samples nor two process values exist.
+    ``centre``: the row's median. None when neither enough samples (``order_interval``) nor two
+    process values exist.
     """
-    within = median_ci_stdlib(sorted_samples, confidence) if len(sorted_samples) else None
+    within = order_interval(sorted_samples, confidence)
     if centre is not None and len(process_values) >= 2:
         between = process_interval(process_values, centre, confidence)
         if between is not None:

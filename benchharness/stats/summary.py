@@ -27,7 +27,13 @@ from benchharness.ondevice.method import (
     warmup_stable,
 )
 from benchharness.ondevice.protocol import ToolStats
-from benchharness.stats.intervals import PROCESS_CONFIDENCE, Interval, median_interval
+from benchharness.stats.intervals import (
+    METHOD_TOO_FEW,
+    PROCESS_CONFIDENCE,
+    Interval,
+    median_interval,
+)
+from benchharness.stats.modes import Mode, find_modes, format_modes
 
 __all__ = [
     "DEFAULT",
@@ -90,6 +96,9 @@ PROCESS_VARIANCE_ALPHA = 0.01
 #: its 2 % target (t(9) x 3 % / sqrt(10) = 2.1 %). An sd, not the range, because the range of
 #: 5-10 processes grows with their number while their spread does not.
 PROCESS_VARIANCE_MIN_SD = 0.03
+#: Appended to ``ci_method`` when the process medians fall into modes (``stats/modes``): the
+#: interval across them is kept, wide as it is, but it spans a mixture, not one level's spread.
+METHOD_MIXTURE = "; spans a mixture of {n} modes (see modes), not one level"
 #: Width, in standard deviations of the median's rank, of the quantile difference that estimates
 #: the standard error of a median (a Siddiqui-Bloch-Gastwirth style sparsity estimate).
 PROCESS_SE_Z = 2.0
@@ -107,6 +116,7 @@ FLAGS: tuple[str, ...] = (
     "THROTTLED",
     "CLOCKS_UNLOCKED",
     "PROCESS_VARIANCE",
+    "MULTIMODAL",
     # not a statistic: the artifact's graph runs less than its model (cost/folding.py); the
     # row builder raises it from the artifact's cost, which says what was removed
     "GRAPH_FOLDED",
@@ -138,6 +148,10 @@ FLAG_ADVICE: dict[str, str] = {
         "runner processes disagree (memory layout, core placement): use more processes, pin "
         "cores with --affinity"
     ),
+    "MULTIMODAL": (
+        "runner processes fall into modes (see modes), not one level: pin cores with --affinity, "
+        "try --threads 1, add processes with --max-processes so each mode's share shows"
+    ),
     "GRAPH_FOLDED": (
         "the exported graph runs fewer MACs than the model: a converter folded constant branches "
         "(untrained zero-init weights?); rerun without --keep-weights or check the checkpoint"
@@ -152,7 +166,8 @@ FLAG_ADVICE: dict[str, str] = {
 @dataclass(kw_only=True)
 class BaseSummary:
     """What both summaries say beside their statistics: over how many processes (and their
-    medians), the flags, the warm-up and cold inference, and the 95 % interval of the median."""
+    medians, and the modes these fall into), the flags, the warm-up and cold inference, and the
+    95 % interval of the median."""
 
     processes: int
     process_medians: list[float] = field(default_factory=list)
@@ -163,6 +178,8 @@ class BaseSummary:
     ci95_high: float | None = None
     #: what the intervals are (``stats/intervals``): across processes, or one process's samples
     ci_method: str = ""
+    #: the levels the process medians fall into (``stats/modes``); empty for one level
+    modes: tuple[Mode, ...] = ()
 
     def as_row(self) -> dict[str, Any]:
         """The ``runs.csv`` columns this summary fills; a statistic it lacks (``None``, or one
@@ -180,6 +197,7 @@ class BaseSummary:
         row["ci_method"] = self.ci_method
         row["process_medians_ms"] = ";".join(f"{m:.6g}" for m in self.process_medians)
         row["flags"] = ";".join(self.flags)
+        row["modes"] = format_modes(self.modes)
         # only when known, so a caller's own value is not overwritten with an empty cell
         if self.warmup_n is not None:
             row["warmup_n"] = self.warmup_n
@@ -204,8 +222,8 @@ class Summary(BaseSummary):
     iqr: float
     mad: float
     cv: float | None
-    ci99_low: float
-    ci99_high: float
+    ci99_low: float | None
+    ci99_high: float | None
 
 
 def _as_array(samples_ms: Samples) -> np.ndarray:
@@ -333,17 +351,36 @@ def flags_for(
         p = process_variance_p(arr, pm)
         if p is not None and p < PROCESS_VARIANCE_ALPHA and spread >= PROCESS_VARIANCE_MIN_SD:
             flags.add("PROCESS_VARIANCE")
+    if find_modes([float(m) for m in process_medians_ms]):
+        flags.add("MULTIMODAL")
     return [f for f in FLAGS if f in flags]
 
 
 def _interval(
     sorted_arr: np.ndarray, process_medians: Sequence[float], median: float, confidence: float
-) -> Interval:
+) -> Interval | None:
     """The row's interval of its median (``stats/intervals``): across processes when there
-    are several, else the order statistics of the samples."""
-    found = median_interval(sorted_arr, process_medians, median, confidence)  # type: ignore[arg-type]
-    assert found is not None  # samples exist: the order-statistic interval always does
-    return found
+    are several, else the order statistics of the samples; None when they are too few."""
+    return median_interval(sorted_arr, process_medians, median, confidence)  # type: ignore[arg-type]
+
+
+def _ci_method(
+    n: int, ci99: Interval | None, ci95: Interval | None, modes: Sequence[Mode] = ()
+) -> str:
+    """What the intervals are, which level is missing for want of samples, and the mixture
+    of modes they span."""
+    missing = [
+        METHOD_TOO_FEW.format(level=label, n=n)
+        for label, found in (("99 %", ci99), ("95 %", ci95))
+        if found is None
+    ]
+    present = ci99 or ci95
+    return "; ".join(([present.method] if present else []) + missing) + _mixture(modes)
+
+
+def _mixture(modes: Sequence[Mode]) -> str:
+    """The ``ci_method`` suffix of an interval across modes; "" for one level."""
+    return METHOD_MIXTURE.format(n=len(modes)) if modes else ""
 
 
 def summarize(
@@ -360,7 +397,9 @@ def summarize(
     """Summarise the samples of one measurement (all processes pooled, in measurement order).
 
     The intervals of the median (``ci99_*``, ``ci95_*``) are across ``process_medians_ms`` when
-    there are two or more (``stats/intervals``), else the order statistics of the samples.
+    there are two or more (``stats/intervals``), else the order statistics of the samples; where
+    the process medians fall into modes (``stats/modes``) the summary carries them, raises
+    MULTIMODAL, and ``ci_method`` says the interval spans their mixture.
     Percentiles interpolate linearly between order statistics (numpy's default, the same rule as
     ``method.quantile`` on devices). p90/p99 stay None below the MLPerf minimum sample counts.
     MAD is the raw median absolute deviation (not scaled by 1.4826).
@@ -377,6 +416,7 @@ def summarize(
     process_medians = [float(m) for m in process_medians_ms]
     ci99 = _interval(sorted_arr, process_medians, med, CI_CONFIDENCE)
     ci95 = _interval(sorted_arr, process_medians, med, CI95_CONFIDENCE)
+    modes = find_modes(process_medians)
     return Summary(
         n=n,
         median=med,
@@ -390,13 +430,14 @@ def summarize(
         iqr=q75 - q25,
         mad=float(np.median(np.abs(arr - med))),
         cv=std / mean if std is not None and mean > 0 else None,
-        ci99_low=ci99.low,
-        ci99_high=ci99.high,
-        ci95_low=ci95.low,
-        ci95_high=ci95.high,
-        ci_method=ci99.method,
+        ci99_low=ci99.low if ci99 else None,
+        ci99_high=ci99.high if ci99 else None,
+        ci95_low=ci95.low if ci95 else None,
+        ci95_high=ci95.high if ci95 else None,
+        ci_method=_ci_method(n, ci99, ci95, modes),
         processes=max(1, len(process_medians)),
         process_medians=process_medians,
+        modes=modes,
         flags=flags_for(
             arr,
             process_medians,
@@ -418,10 +459,11 @@ class ToolSummary(BaseSummary):
     """The ``runs.csv`` statistics that a tool's printed aggregates determine, and no more.
 
     Columns that need the samples themselves (p10, IQR, MAD) stay empty, and so do the flags
-    that need them (HIGH_IQR, VERY_HIGH_IQR, DRIFT, PROCESS_VARIANCE). With several invocations
-    the intervals of the median are across them (the t-interval of ``stats/intervals`` on each
-    invocation's median, or its mean where the tool prints no median), and ``ci_method`` says
-    which; one invocation has none.
+    that need them (HIGH_IQR, VERY_HIGH_IQR, DRIFT, PROCESS_VARIANCE); MULTIMODAL needs only
+    the invocations' figures (``stats/modes``). With several invocations the intervals of the
+    median are across them (the t-interval of ``stats/intervals`` on each invocation's median, or
+    its mean where the tool prints no median), and ``ci_method`` says which; one invocation has
+    none.
     """
 
     n: int
@@ -491,8 +533,10 @@ def summarize_tool_stats(
         median = float(np.median(medians)) if all_medians else None
         p90 = p99 = None  # percentiles of separate runs cannot be pooled
     cv = std / mean if std is not None and mean else None
-    ci = _tool_intervals(parts, median if median is not None else mean)
-    flags: set[str] = set()
+    values, what = _tool_values(parts)
+    modes = find_modes(values)
+    ci = _tool_intervals(values, what, median if median is not None else mean, modes)
+    flags: set[str] = {"MULTIMODAL"} if modes else set()
     if cv is not None and cv >= HIGH_CV:
         flags.add("HIGH_CV")
     if mean and (
@@ -521,25 +565,32 @@ def summarize_tool_stats(
         flags=[f for f in FLAGS if f in flags],
         warmup_n=warmup_n,
         cold_ms=cold_ms,
+        modes=modes,
         **ci,
     )
 
 
-def _tool_intervals(parts: Sequence[ToolStats], centre: float | None) -> dict[str, Any]:
-    """``ci99_*``, ``ci95_*`` and ``ci_method`` of a tool's invocations: across them, on their
-    medians when every invocation printed one, else on their means; nothing for one."""
+def _tool_values(parts: Sequence[ToolStats]) -> tuple[list[float], str]:
+    """One figure per invocation and what it is: its median when every invocation printed
+    one, else its mean; ``([], "")`` when neither is known for all."""
     medians = [p.median for p in parts]
     means = [p.mean for p in parts]
     if all(m is not None for m in medians):
-        values, what = [float(m) for m in medians if m is not None], "tool medians"
-    elif all(m is not None for m in means):
-        values, what = [float(m) for m in means if m is not None], "tool means"
-    else:
-        return {}
+        return [float(m) for m in medians if m is not None], "tool medians"
+    if all(m is not None for m in means):
+        return [float(m) for m in means if m is not None], "tool means"
+    return [], ""
+
+
+def _tool_intervals(
+    values: Sequence[float], what: str, centre: float | None, modes: Sequence[Mode]
+) -> dict[str, Any]:
+    """``ci99_*``, ``ci95_*`` and ``ci_method`` of a tool's invocations: across their
+    ``values`` (``_tool_values``), with the mixture of ``modes`` they span; nothing for one."""
     found: dict[str, Any] = {}
     for level, key in ((CI_CONFIDENCE, "ci99"), (CI95_CONFIDENCE, "ci95")):
         interval = median_interval([], values, centre, level, what=what)
         if interval is not None:
             found.update({f"{key}_low": interval.low, f"{key}_high": interval.high,
-                          "ci_method": interval.method})  # fmt: skip
+                          "ci_method": interval.method + _mixture(modes)})  # fmt: skip
     return found

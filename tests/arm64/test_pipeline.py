@@ -36,13 +36,9 @@ def _run(profile: Path, tmp_path: Path) -> RunStore:
 def _check_emulated_row(row: RunRow) -> None:
     assert row.status == "ok", row.error
     assert row.cpu_model and row.cpu_model.endswith(UNDER_QEMU), row.cpu_model
-    # the columns the row builder fills from the environment, once the schema has them
-    if hasattr(row, "arch"):
-        assert row.arch == "aarch64"
-    if hasattr(row, "emulated"):
-        assert row.emulated == "qemu-user"
-    if "EMULATED" in row.flags or hasattr(row, "emulated"):
-        assert "EMULATED" in row.flag_list
+    assert row.arch == "aarch64"
+    assert row.emulated == "qemu-user"
+    assert "EMULATED" in row.flag_list
     assert row.mem_peak_bytes is not None and row.mem_peak_bytes > 0
     assert row.mem_source == "vmhwm"
 

@@ -267,3 +267,12 @@ def test_a_real_run_into_a_pipe_prints_its_job_before_the_summary(results_dir: P
     assert len(progress) == 1 and progress[0] < title, proc.stdout
     assert " ms ±" in lines[progress[0]] and "1 process in " in lines[progress[0]]
     assert "…" not in proc.stdout
+
+
+def test_the_summary_shows_each_multimodal_rows_modes_under_the_table() -> None:
+    modal = _row("mobilenet_v2", flags="PROCESS_VARIANCE;MULTIMODAL", modes="4.03:0.3;6.71:0.7")
+    shown = " ".join(_shown([modal, _row("resnet18")]).split())
+    assert "local mobilenet_v2 onnx: modes 4.03 ms (30 %), 6.71 ms (70 %)" in shown
+    assert "resnet18 onnx: modes" not in shown
+    # and the diagnosis names the modes as what the processes did
+    assert "fall into modes (mobilenet_v2: 4.03 ms 30 %, 6.71 ms 70 %)" in shown

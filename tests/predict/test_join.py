@@ -125,3 +125,25 @@ def test_a_kernel_holding_two_compute_nodes_is_no_sample() -> None:
     rows = [OpRow(op_name="Mean", op_type="MEAN", median_us=3.0, graph_ops="[m]:1,[mp]:0")]
     kernels, _ = measured_kernels(g, rows)
     assert len(kernels) == 1 and not kernels[0].clean
+
+
+def test_arm_nhwc_rows_anchor_at_their_convolution_and_carry_their_transposes() -> None:
+    """ONNX Runtime on aarch64 (as profiled on the emulated board): the NHWC transformer runs a
+    convolution as ``NhwcFusedConv`` named ``<graph node>_token_<k>`` between two ``Transpose``s
+    of its own; the kernel is that convolution with its activation, and the layout changes are
+    charged forward, like x86's reorders."""
+    g = _conv_relu_mean().graph()
+    conv_name = g.by_index[0].name
+    rows = [
+        OpRow(op_name="Transpose", op_type="Transpose", median_us=2.0),
+        OpRow(op_name=f"{conv_name}_token_1", op_type="NhwcFusedConv", median_us=30.0),
+        OpRow(op_name="Transpose_token_9", op_type="Transpose", median_us=5.0),
+        OpRow(op_name=g.by_index[2].name, op_type="ReduceMean", median_us=4.0),
+    ]
+    kernels, evidence = measured_kernels(g, rows)
+    conv, mean = kernels
+    assert [n.type for n in conv.nodes] == ["Conv", "Relu"]
+    assert conv.clean
+    assert conv.time_us == 32.0 and conv.rows == 2
+    assert mean.time_us == 9.0 and mean.rows == 2
+    assert evidence.down[("Conv", "Relu", "tail")] == [1, 1]

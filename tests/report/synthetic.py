@@ -84,10 +84,12 @@ def write_run(
     with_ops: bool = True,
     failed: bool = True,
     evil: bool = False,
+    environment: dict[str, Any] | None = None,
 ) -> Path:
+    """``environment``: columns every measured row gets besides (``arch``, ``emulated``, ...)."""
     path = root / run_id
     path.mkdir(parents=True)
-    rows = run_rows(device, column)
+    rows = [{**r, **(environment or {})} for r in run_rows(device, column)]
     if evil:
         rows.append(
             {**rows[0], "model": EVIL, "job_id": job(device, EVIL), "macs": 5e8, "median_ms": 12.0}

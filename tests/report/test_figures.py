@@ -18,6 +18,8 @@ from benchharness.report.figures import (
     analyze_runs,
     headline,
 )
+from benchharness.report.plots import point_style
+from benchharness.report.tables import cross_table
 from benchharness.results.schema import RUNS_COLUMNS
 from benchharness.results.store import RunStore, atomic_write_text, rows_to_csv
 from tests.report.synthetic import ALPHA_OPS, MODELS, write_run
@@ -228,3 +230,42 @@ def test_too_few_points_and_empty_cells(tmp_path: Path) -> None:
     assert [p.model for p in s.by_gmacs] == ["alpha"]
     assert analysis.op_breakdowns == []
     assert headline(analysis)[0]["spearman_macs"] is None
+
+
+#: What the probe writes on an aarch64 board emulated by qemu-user, and on this x86 host.
+EMULATED_ARM = {"arch": "aarch64", "emulated": "qemu-user", "flags": "EMULATED"}
+NATIVE_X86 = {"arch": "x86_64"}
+
+
+def test_series_say_their_architecture_and_emulation(tmp_path: Path) -> None:
+    write_run(tmp_path, "run-a", "devA", 1, environment=NATIVE_X86)
+    write_run(tmp_path, "run-b", "devB", 2, environment=EMULATED_ARM)
+    analysis = analyze_runs(tmp_path, ["run-a", "run-b"])
+    a, b = analysis.series
+    assert a.key.platform == "x86_64" and "emulated" not in a.key.label
+    assert b.key.platform == "aarch64, emulated (qemu-user)"
+    assert b.key.label.endswith("· aarch64, emulated (qemu-user)")
+    assert a.key == A and b.key == B  # the platform describes a series, it does not split one
+    assert all(p.emulated == "qemu-user" for p in b.points)
+    assert not any(p.emulated for p in a.points)
+
+
+def test_a_cross_architecture_comparison_says_which_is_which(tmp_path: Path) -> None:
+    write_run(tmp_path, "run-a", "devA", 1, environment=NATIVE_X86)
+    write_run(tmp_path, "run-b", "devB", 2, environment=EMULATED_ARM)
+    (c,) = analyze_runs(tmp_path, ["run-a", "run-b"]).cross_device
+    table = cross_table(c)
+    assert "x86_64" in table.title and "aarch64, emulated (qemu-user)" in table.title
+    assert "emulat" in table.note and "not" in table.note  # the ratio is no hardware comparison
+
+
+def test_emulated_points_are_drawn_apart(tmp_path: Path) -> None:
+    write_run(tmp_path, "run-b", "devB", 2, environment=EMULATED_ARM)
+    write_run(tmp_path, "run-a", "devA", 1, environment=NATIVE_X86)
+    analysis = analyze_runs(tmp_path, ["run-a", "run-b"])
+    a, b = analysis.series
+    emulated, native = point_style(b.points[0]), point_style(a.points[0])
+    assert emulated.marker != native.marker
+    assert "emulated" in emulated.suffix and "emulated" not in native.suffix
+    flagged = next(p for p in a.points if p.flags)
+    assert point_style(flagged).suffix == " !" and point_style(flagged).hollow

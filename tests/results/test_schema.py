@@ -51,7 +51,9 @@ def test_columns_added_since_the_fixture_come_after_its_own() -> None:
     with (FIXTURE / RUN_ID / "ops.csv").open(newline="") as fh:
         header = tuple(next(csv.reader(fh)))
     assert OPS_COLUMNS[: len(header)] == header
-    assert all(r.steal_pct is None for r in RunStore.open(FIXTURE, RUN_ID).runs)
+    runs = RunStore.open(FIXTURE, RUN_ID).runs
+    assert all(r.steal_pct is None for r in runs)
+    assert all(r.modes is None and r.mode_list == () for r in runs)
 
 
 def _rewrite(path: Path, drop: set[str], **set_to: str) -> None:

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from benchharness.errors import UsageError
+from benchharness.ondevice.protocol import ToolStats
 from benchharness.stats import summary as stats
+from benchharness.stats.modes import find_modes
 from benchharness.stats.summary import (
     FLAG_ADVICE,
     FLAGS,
@@ -17,12 +19,13 @@ from benchharness.stats.summary import (
     median_ci,
     process_variance_p,
     summarize,
+    summarize_tool_stats,
 )
 
 ROW_KEYS = {
     "median_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "p10_ms", "p90_ms", "p99_ms",
     "iqr_ms", "mad_ms", "cv", "ci99_low_ms", "ci99_high_ms", "n", "processes",
-    "process_medians_ms", "flags", "ci95_low_ms", "ci95_high_ms", "ci_method",
+    "process_medians_ms", "flags", "ci95_low_ms", "ci95_high_ms", "ci_method", "modes",
 }  # fmt: skip
 
 
@@ -51,6 +54,7 @@ def test_summary_values_match_numpy() -> None:
     assert set(row) >= ROW_KEYS
     assert row["warmup_n"] == 40 and row["cold_ms"] == 55.0
     assert row["flags"] == "" and row["process_medians_ms"] == ""
+    assert row["modes"] == "" and s.modes == ()
 
 
 def test_as_row_joins_lists_and_leaves_unknowns_out() -> None:
@@ -77,8 +81,28 @@ def test_percentiles_need_the_mlperf_minimum_counts(n: int, has_p90: bool, has_p
 def test_single_sample() -> None:
     s = summarize([3.0])
     assert s.std is None and s.cv is None
-    assert (s.ci99_low, s.ci99_high) == (3.0, 3.0)
+    assert (s.ci99_low, s.ci99_high) == (None, None)  # one sample covers nothing at 99 %
     assert s.flags == ["FEW_SAMPLES"]
+
+
+@pytest.mark.parametrize("n", range(1, 12))
+def test_an_interval_is_given_only_at_a_level_it_reaches(n: int) -> None:
+    """[min, max] of n samples covers the median with probability 1 - 2^(1-n): below 99 % for
+    n < 8 and below 95 % for n < 6. A slow device's five-sample row then has no interval, and
+    its ``ci_method`` says why, rather than a [min, max] labelled 99 %."""
+    s = summarize(stable(n).tolist())
+    coverage = 1 - 2.0 ** (1 - n)
+    assert (s.ci99_low is not None) == (coverage >= 0.99) == (n >= 8)
+    assert (s.ci95_low is not None) == (coverage >= 0.95) == (n >= 6)
+    assert (s.ci99_high is None) == (s.ci99_low is None)
+    if n < 8:
+        assert "no 99 % interval" in s.ci_method and f"{n} samples" in s.ci_method
+    if n < 6:
+        assert "no 95 % interval" in s.ci_method
+    else:
+        assert s.ci_method.startswith("order statistics of one process")
+    row = s.as_row()
+    assert (row["ci99_low_ms"] is None) == (n < 8)
 
 
 def test_bad_samples_are_refused() -> None:
@@ -223,3 +247,59 @@ def test_drift_is_a_trend_of_the_processes_not_one_noisy_quarter() -> None:
     # every process ramping by 10 %: a trend, whatever the noise
     ramps = [p * np.linspace(1.0, 1.1, 60) for p in parts]
     assert "DRIFT" in flags_for(np.concatenate(ramps), process_sizes=[60] * 10)
+
+
+#: Process medians of issue 29's first real run (mobilenet_v2, ONNX Runtime, 2 threads, 2-core
+#: VM): three near 4.0 ms, seven near 6.7 ms.
+BIMODAL = [6.81, 6.69, 3.84, 6.40, 6.49, 6.73, 6.71, 6.75, 4.04, 4.03]
+
+
+def _around(medians: list[float], n: int = 200, seed: int = 5) -> tuple[list[float], list[float]]:
+    """Samples of processes at the given levels (1 % spread inside each), and their medians."""
+    rng = np.random.default_rng(seed)
+    parts = [rng.lognormal(math.log(m), 0.01, n) for m in medians]
+    return np.concatenate(parts).tolist(), [float(np.median(p)) for p in parts]
+
+
+def test_processes_in_modes_raise_multimodal_and_the_row_carries_them() -> None:
+    pooled, medians = _around(BIMODAL)
+    s = summarize(pooled, process_medians_ms=medians, process_sizes=[200] * 10)
+    assert "MULTIMODAL" in s.flags
+    assert s.modes == find_modes(medians)
+    assert [m.count for m in s.modes] == [3, 7]
+    assert s.ci_method.startswith("t over 10 process medians (log)")
+    assert "mixture of 2 modes" in s.ci_method
+    row = s.as_row()
+    low, high = s.modes
+    assert row["modes"] == f"{low.median_ms:.6g}:0.3;{high.median_ms:.6g}:0.7"
+    # the interval across the modes stays (wide: +-18 % here), and says what it spans
+    assert s.ci95_low is not None and s.ci95_high is not None
+    assert (s.ci95_high - s.ci95_low) / 2 / s.median > 0.15
+
+
+def test_one_level_with_a_spread_is_not_multimodal() -> None:
+    rng = np.random.default_rng(6)
+    pooled, medians = _around([float(v) for v in rng.lognormal(math.log(5.0), 0.05, 10)])
+    s = summarize(pooled, process_medians_ms=medians, process_sizes=[200] * 10)
+    assert "MULTIMODAL" not in s.flags and s.modes == ()
+    assert "mixture" not in s.ci_method and s.as_row()["modes"] == ""
+    assert "MULTIMODAL" not in flags_for(pooled, medians)
+
+
+def test_multimodal_comes_after_process_variance_and_has_its_advice() -> None:
+    assert FLAGS.index("MULTIMODAL") == FLAGS.index("PROCESS_VARIANCE") + 1
+    advice = FLAG_ADVICE["MULTIMODAL"]
+    assert all(option in advice for option in ("--affinity", "--threads 1", "--max-processes"))
+    pooled, medians = _around(BIMODAL)
+    flags = flags_for(pooled, medians)
+    assert flags.index("PROCESS_VARIANCE") < flags.index("MULTIMODAL")
+
+
+def test_a_native_tool_s_invocations_can_fall_into_modes() -> None:
+    parts = [ToolStats(n=50, mean=m, median=m, min=m * 0.9, max=m * 1.1) for m in BIMODAL]
+    s = summarize_tool_stats(parts)
+    assert "MULTIMODAL" in s.flags and [m.count for m in s.modes] == [3, 7]
+    assert s.ci_method.startswith("t over 10 tool medians (log)")
+    assert "mixture of 2 modes" in s.ci_method
+    one_level = summarize_tool_stats([ToolStats(n=50, mean=5.0, median=5.0)] * 10)
+    assert "MULTIMODAL" not in one_level.flags and one_level.modes == ()
