@@ -90,7 +90,11 @@ FINGERPRINT: tuple[str, ...] = (
     "format",
     "precision",
     "cpu_model",
+    "arch",
 )
+#: Fingerprint columns a row written before they existed leaves empty: compared only when both
+#: rows have them, so an older run of the same machine still compares with a new one.
+RECENT_FINGERPRINT: frozenset[str] = frozenset({"arch"})
 #: When one run holds several rows with the same match key (several devices or thread counts),
 #: they are paired on these as well (``_settings_key``).
 DISAMBIGUATE: tuple[str, ...] = ("device", "runtime", "provider", "threads")
@@ -291,6 +295,8 @@ def _fingerprint(row: RunRow) -> dict[str, str]:
         "format": _text(row.format),
         "precision": _text(row.precision),
         "cpu_model": _text(row.cpu_model),
+        # the machine the runner ran as, and the translator when one ran it: x86_64 -> aarch64
+        "arch": _text(row.arch) + (f" ({row.emulated})" if row.arch and row.emulated else ""),
     }
 
 
@@ -380,7 +386,11 @@ def welch_log(
 
 def _fingerprint_diff(a: RunRow, b: RunRow) -> dict[str, list[str]]:
     fa, fb = _fingerprint(a), _fingerprint(b)
-    return {col: [fa[col], fb[col]] for col in fa if fa[col] != fb[col]}
+    return {
+        col: [fa[col], fb[col]]
+        for col in fa
+        if fa[col] != fb[col] and (col not in RECENT_FINGERPRINT or (fa[col] and fb[col]))
+    }
 
 
 def _pair_rows(

@@ -34,8 +34,9 @@ VARIANCE_FLAGS = (
     "HIGH_IQR", "VERY_HIGH_IQR", "HIGH_CV", "EXTREME", "DRIFT", "PROCESS_VARIANCE", "MULTIMODAL",
 )  # fmt: skip
 #: The causes, in the order they are printed.
-BUSY, THROTTLED, CLOCKS, FEW_SAMPLES, UNEXPLAINED = (
+BUSY, THROTTLED, CLOCKS, FEW_SAMPLES, UNEXPLAINED, EMULATED = (
     "busy machine", "throttled device", "clocks unlocked", "few samples", "processes disagree",
+    "emulated",
 )  # fmt: skip
 
 
@@ -199,6 +200,20 @@ def _unexplained(rows: Sequence[RunRow], total: int) -> Diagnosis:
     )  # fmt: skip
 
 
+def _emulated(rows: Sequence[RunRow], total: int) -> Diagnosis:
+    ran = sorted({f"{r.arch or '?'} code translated by {r.emulated or '?'}" for r in rows})
+    hosts = sorted({r.cpu_model for r in rows if r.cpu_model})
+    on = f" (cpu_model {'; '.join(hosts)})" if hosts else ""
+    return Diagnosis(
+        cause=EMULATED, rows=len(rows), of=total, flags=("EMULATED",),
+        evidence=f"the runner ran as {'; '.join(ran)}{on}: every timing is the translator's",
+        advice="Read these rows for what ran (operators, memory, errors), never for speed; "
+        "compare them only with rows emulated the same way, and measure speed on the native "
+        "device (or a native Python: `python -c 'import platform; print(platform.machine())'`).",
+        where=_where(rows),
+    )  # fmt: skip
+
+
 def diagnose(rows: Sequence[RunRow]) -> list[Diagnosis]:
     """The causes behind the flags of a run's rows, most rows first within the fixed order."""
     measured = [r for r in rows if r.flag_list]
@@ -216,7 +231,9 @@ def diagnose(rows: Sequence[RunRow]) -> list[Diagnosis]:
         out.append(_few(few, total))
     if quiet := [r for r in variance if not is_busy(r)]:
         out.append(_unexplained(quiet, total))
-    known = set(VARIANCE_FLAGS) | {"THROTTLED", "CLOCKS_UNLOCKED", "FEW_SAMPLES"}
+    if emulated := [r for r in measured if "EMULATED" in r.flag_list]:
+        out.append(_emulated(emulated, total))
+    known = set(VARIANCE_FLAGS) | {"THROTTLED", "CLOCKS_UNLOCKED", "FEW_SAMPLES", "EMULATED"}
     others = sorted({f for r in measured for f in r.flag_list} - known)
     for flag in others:
         hit = [r for r in measured if flag in r.flag_list]

@@ -80,6 +80,11 @@ def _match(ra: RunRow, rb: RunRow, threshold: float) -> MemoryMatch:
         )
     elif sa != sb:
         verdict, note = "not comparable", f"read as {sa} in A and {sb} in B"
+    elif bool(ra.emulated) != bool(rb.emulated):
+        # the translator's own memory is in an emulated process's peak (qemu-user: 1.0-2.3x the
+        # native peak of the same model here), so the pair measures emulation, not the model
+        side, how = ("A", ra.emulated) if ra.emulated else ("B", rb.emulated)
+        verdict, note = "not comparable", f"{side} ran under {how}, the other natively"
     elif abs(pb - pa) < MIN_CHANGE_BYTES:
         verdict = "same"
     elif ratio >= 1.0 + threshold:

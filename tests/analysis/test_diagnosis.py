@@ -75,3 +75,16 @@ def test_causes_are_kept_apart_and_unknown_flags_kept() -> None:
     assert (
         "schedutil" in diagnose(rows)[0].evidence and "40 inferences" in diagnose(rows)[1].evidence
     )
+
+
+def test_emulated_rows_say_what_ran_on_what() -> None:
+    rows = [
+        _row(m, flags="EMULATED", arch="aarch64", emulated="qemu-user",
+             cpu_model="AMD EPYC (aarch64 under qemu-user)")
+        for m in ("a", "b")
+    ]  # fmt: skip
+    (only,) = diagnose(rows)
+    assert only.cause == "emulated" and only.rows == 2 and only.flags == ("EMULATED",)
+    assert "aarch64 code translated by qemu-user" in only.evidence
+    assert "AMD EPYC" in only.evidence
+    assert "native" in only.advice

@@ -47,3 +47,31 @@ def test_two_emulated_rows_compare() -> None:
     (m,) = result.matches
     assert m.verdict == "slower"
     assert gate(result, 0.05)
+
+
+def test_a_cross_architecture_mismatch_names_both_architectures() -> None:
+    a, sa = measure("resnet18", seed=1)
+    b, sb = _emulated(measure("resnet18", seed=2))
+    a = a.replace(arch="x86_64")
+    b = b.replace(arch="aarch64", emulated="qemu-user")
+    result = compare_one((a, sa), (b, sb), allow_mismatch=True)
+    (m,) = result.matches
+    text = " ".join(m.notes + [str(w) for w in getattr(result, "warnings", [])])
+    assert "arch x86_64 -> aarch64 (qemu-user)" in text, text
+
+
+def test_peak_memory_is_not_compared_across_emulation() -> None:
+    """qemu-user's own memory is in an emulated process's peak: it grew 1.2-2.3x against the
+    native rows of the same models on this machine, which says nothing of the model."""
+    from benchharness.analysis.memory_compare import compare_memory, memory_gate
+
+    base = {"status": "ok", "device": "d", "format": "onnx", "precision": "fp32",
+            "model": "m", "job_id": "m", "median_ms": 1.0, "mem_source": "vmhwm"}  # fmt: skip
+    native = RunRow.from_values({**base, "mem_peak_bytes": 20 << 20, "arch": "x86_64"})
+    emulated = RunRow.from_values({**base, "mem_peak_bytes": 47 << 20, "arch": "aarch64",
+                                   "emulated": "qemu-user", "flags": EMULATED_FLAG})  # fmt: skip
+    (m,) = compare_memory([native], [emulated])
+    assert m.verdict == "not comparable" and "qemu-user" in m.note
+    assert memory_gate([m], 0.05) == []
+    (same,) = compare_memory([emulated], [emulated.replace(mem_peak_bytes=60 << 20)])
+    assert same.verdict == "grew"  # two emulated rows compare as any two rows do
