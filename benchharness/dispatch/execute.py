@@ -3,10 +3,10 @@
 Every device runs in its own thread with its own transport (a lock file also keeps a second
 ``bench`` process off the same device). Each artifact is measured in R fresh runner processes,
 interleaved in a random order per round (docs/method.md), and its ``runs.csv`` row is rewritten
-after
-every process, so an interrupted run keeps every finished process and ``--resume`` completes only
-what is missing. A job's failure (a transport error, a runner that fails or returns a malformed
-result) becomes its failed row; the device's other jobs and the other devices go on.
+after every process, so an interrupted run keeps every finished process and ``--resume``
+completes only what is missing. A job's first process calibrates the warm-up of its later ones
+(``dispatch/warmup.py``). A job's failure (a transport error, a runner that fails or returns a
+malformed result) becomes its failed row; the device's other jobs and the other devices go on.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from benchharness.dispatch.reporter import NullReporter, Reporter
 from benchharness.dispatch.resume import restore
 from benchharness.dispatch.session import DeviceSession
 from benchharness.dispatch.state import JobState, job_row, job_samples
+from benchharness.dispatch.warmup import warmup_target
 from benchharness.errors import CommandTimeoutError, HarnessError, RunnerError, TransportError
 from benchharness.ondevice.protocol import RunnerResult
 from benchharness.plan.artifacts import Artifact
@@ -45,10 +46,14 @@ JOIN_POLL_S = 0.2
 
 
 def _settings(
-    profile: DeviceProfile, artifact: Artifact, opts: RunOptions, profile_ops: bool
+    profile: DeviceProfile,
+    artifact: Artifact,
+    opts: RunOptions,
+    profile_ops: bool,
+    warmup_target_n: int | None = None,
 ) -> RunnerSettings:
     """What one runner process is asked: the run's method, its threads and pinning (else the
-    profile's)."""
+    profile's), and its job's calibrated warm-up count if it has one."""
     return RunnerSettings(
         fmt=artifact.format,
         method=opts.method,
@@ -56,17 +61,25 @@ def _settings(
         affinity=opts.affinity or profile.affinity,
         providers=profile.providers,
         profile_runs=opts.profile_runs if profile_ops else 0,
+        warmup_target_n=warmup_target_n,
     )
 
 
 def run_once(
-    session: DeviceSession, artifact: Artifact, opts: RunOptions, profile_ops: bool
+    session: DeviceSession,
+    artifact: Artifact,
+    opts: RunOptions,
+    profile_ops: bool,
+    warmup_target_n: int | None = None,
 ) -> RunnerResult:
-    """One runner process for one artifact; transport failures retried after reconnecting."""
+    """One runner process for one artifact; transport failures retried after reconnecting.
+
+    ``warmup_target_n``: the job's calibrated warm-up count (``dispatch.warmup.warmup_target``;
+    None: the full rule). A native tool has its own warm-up and ignores it."""
     attempts = opts.retries + 1
     for attempt in range(attempts):
         try:
-            settings = _settings(session.profile, artifact, opts, profile_ops)
+            settings = _settings(session.profile, artifact, opts, profile_ops, warmup_target_n)
             # a device without python runs the format's native tool (rule: runners/native.py)
             tool = native.native_tool(session.profile, artifact.format)
             if tool is not None:
@@ -128,7 +141,7 @@ def _one_process(
     a = state.artifact
     profile_ops = opts.profile_ops and not state.ops_rows and ops_hook is not None
     try:
-        result = run_once(session, a, opts, profile_ops)
+        result = run_once(session, a, opts, profile_ops, warmup_target(state.results, opts.method))
         if not result.ok:
             raise RunnerError(result.error or "the runner failed")
         state.results.append(result)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from benchharness.dispatch.state import JobState
-from benchharness.ondevice.protocol import Environment, RunnerResult
+from benchharness.ondevice.protocol import WARMUP_FULL, Environment, Rule, RunnerResult
 from benchharness.results.memory_columns import memory_from_row
+from benchharness.results.rows import warmup_modes
 from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore
 
@@ -18,9 +19,13 @@ def _samples_by_process(store: RunStore, job_id: str) -> dict[int, list[float]]:
     return by_proc
 
 
-def _restored_process(row: RunRow, samples_ms: list[float], *, first: bool) -> RunnerResult:
+def _restored_process(
+    row: RunRow, samples_ms: list[float], *, first: bool, warmup_mode: str | None
+) -> RunnerResult:
     """One finished process as its runner result: its samples, and what its row says of how it
-    ran (the runtime columns, which every process of a job shares)."""
+    ran (the runtime columns, which every process of a job shares; its warm-up, ``warmup_mode``
+    read from the row's counts, with the job's settle point on the first and the calibrated
+    count on each calibrated one, so the job's next processes run the same warm-up)."""
     env = Environment(
         cpu_model=row.cpu_model,
         governor=row.governor,
@@ -39,6 +44,12 @@ def _restored_process(row: RunRow, samples_ms: list[float], *, first: bool) -> R
         threads=row.threads,
         load_ms=row.load_ms,
         cold_ms=row.cold_ms,
+        warmup_mode=warmup_mode,
+        warmup_settle_n=row.warmup_settle_n if first else None,
+        warmup_settle_s=row.warmup_settle_s if first else None,
+        rule=Rule(
+            warmup_target_n=row.warmup_target_n if warmup_mode not in (None, WARMUP_FULL) else None
+        ),
     )
 
 
@@ -53,8 +64,16 @@ def restore(store: RunStore, state: JobState) -> None:
     by_proc = _samples_by_process(store, state.job_id)
     # samples without a row (killed between the CSV writes): an empty row, nothing to keep
     row = next((r for r in store.runs if r.job_id == state.job_id), RunRow())
-    for p in sorted(by_proc):
-        state.results.append(_restored_process(row, by_proc[p], first=not state.results))
+    # the row counts the modes, not their order: the full ones first, as a job runs them
+    modes = warmup_modes(row.warmup_mode)
+    procs = sorted(by_proc)
+    if len(modes) != len(procs):
+        modes = []  # counts of other processes than these say nothing about them
+    for i, p in enumerate(procs):
+        mode = modes[i] if modes else None
+        state.results.append(
+            _restored_process(row, by_proc[p], first=not state.results, warmup_mode=mode)
+        )
     # their identity columns are the stored job's: add_job stamps them again when it is rewritten
     state.ops_rows = [r for r in store.ops if r.job_id == state.job_id]
     state.ops_sum_ratio = row.ops_sum_ratio

@@ -48,6 +48,7 @@ from benchharness.dispatch.execute import OpsHook
 from benchharness.dispatch.reporter import NullReporter, Reporter
 from benchharness.dispatch.resume import restore
 from benchharness.dispatch.state import JobState, job_row, job_samples
+from benchharness.dispatch.warmup import warmup_target
 from benchharness.errors import FarmError, SchedulerLostError
 from benchharness.farm import artifact_cache as artifacts
 from benchharness.farm.client import Farm, serving
@@ -337,6 +338,7 @@ class Coordinator:
             artifact=a, opts=self.opts,
             profile_ops=self.opts.profile_ops and not state.ops_rows and self.ops_hook is not None,
             ops_hook=self.ops_hook, process=number,
+            warmup_target_n=warmup_target(state.results, self.opts.method),
         )  # fmt: skip
         self.seq += 1
         future = self.farm.client.submit(

@@ -59,6 +59,8 @@ class ProcessTask:
     ops_hook: OpsHook | None
     #: 1-based number of this process within the job, for the display
     process: int = 1
+    #: the job's calibrated warm-up count (``dispatch.warmup``); None: the full warm-up rule
+    warmup_target_n: int | None = None
 
 
 @dataclass

@@ -252,7 +252,9 @@ class FarmPlugin(WorkerPlugin):
                 outcome.cooldown_meta = cooling.meta()
             outcome.cooldown = cooling.columns(task.job_id)
             t0, outcome.t_start = time.perf_counter(), time.time()
-            result = run_once(session, artifact, task.opts, task.profile_ops)
+            result = run_once(
+                session, artifact, task.opts, task.profile_ops, task.warmup_target_n
+            )
             if not result.ok:
                 raise RunnerError(result.error or "the runner failed")
             outcome.result = result

@@ -15,6 +15,10 @@ What lives here:
 * ``WarmupRule`` and ``StoppingRule``: when warm-up ends and when measuring ends inside one
   process, with the ``DEFAULT``/``QUICK``/``ADAPTIVE`` and ``WARMUP_DEFAULT``/``WARMUP_DELEGATE``
   presets. How many processes run is the host's business (``stats/intervals.ProcessRule``).
+* ``WarmupRule.settle_point`` and ``CalibratedWarmup``: warm-up calibrated once per job. The
+  first process runs the full rule and says after how many inferences its latency stayed at its
+  final level; later processes warm up for that count with a margin
+  (``WarmupRule.calibrated_count``), check they settled, and fall back to the full rule if not.
 
 Both rules are called by the runner after every sample with the samples so far (nanoseconds) and
 the elapsed time; they are pure functions of those arguments (fake clocks in tests are trivial).
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import NormalDist
 
 #: Above this many samples the binomial tail uses the normal approximation (with continuity
@@ -40,6 +44,22 @@ EXACT_WINDOW_SD = 12.0
 #: Statistics are re-evaluated at the latest when the sample count grew by 1/32 (~3 %), so the
 #: O(n log n) sort behind them costs O(32 log n) per sample however long a fast model runs.
 CHECK_GROWTH_DIVISOR = 32
+
+#: Why a warm-up ended: two consecutive windows agreed after the minimums (the full rule) ...
+WARMUP_STABLE = "stable"
+#: ... its time cap passed, settled or not ...
+WARMUP_CAP = "cap"
+#: ... or a calibrated warm-up's check passed at its count.
+WARMUP_CHECKED = "calibrated"
+
+#: A calibrated warm-up runs the first process's settle point times this: a fresh process of the
+#: same model on the same device settles at about the same count, and half as much again absorbs
+#: the process-to-process jitter of a settle point read at window resolution (the check catches
+#: the rest, at the cost of the full rule).
+CALIBRATION_MARGIN = 1.5
+#: ... and at least this many windows past the settle point, so the two windows the check
+#: compares both lie on the settled level (with a settle point of 0: the rule's two windows).
+CALIBRATION_CHECK_WINDOWS = 2
 
 
 def median(xs: Sequence[float]) -> float:
@@ -167,16 +187,88 @@ class WarmupRule:
     tol: float = 0.05  # consecutive windows within 5 %: what "warmed up" means in docs/method.md
     cap_s: float = 30.0  # a model that never settles must not stall the whole run
 
-    def done(self, samples_ns: Sequence[int], elapsed_s: float) -> bool:
+    def reason(self, samples_ns: Sequence[int], elapsed_s: float) -> str | None:
+        """Why warm-up ends now (``WARMUP_STABLE``, ``WARMUP_CAP``) or None to go on."""
         if elapsed_s >= self.cap_s:
-            return True
+            return WARMUP_CAP
         n = len(samples_ns)
         w = self.window
         if n < self.min_n or elapsed_s < self.min_s or n < 2 * w or n % w:
+            return None
+        return WARMUP_STABLE if self.last_windows_agree(samples_ns) else None
+
+    def done(self, samples_ns: Sequence[int], elapsed_s: float) -> bool:
+        return self.reason(samples_ns, elapsed_s) is not None
+
+    def last_windows_agree(self, samples_ns: Sequence[int]) -> bool:
+        """Whether the last two windows' medians agree within ``tol`` (False before two)."""
+        n, w = len(samples_ns), self.window
+        if n < 2 * w:
             return False
         previous = median(samples_ns[n - 2 * w : n - w])
         latest = median(samples_ns[n - w :])
         return warmup_stable([previous, latest], self.tol)
+
+    def settle_point(self, samples_ns: Sequence[int]) -> int | None:
+        """Inferences after which the warm-up stayed at its final level, or None if it never
+        got there (its last two complete windows disagree).
+
+        Windows are aligned to the start of warm-up, as in ``reason``; the settle point is the
+        start of the first window whose median, and every later window's, is within ``tol`` of
+        the last complete window's. Not the count the rule ran: that includes the time minimum,
+        which a fast model spends long after it settled. An unfinished last window is left out.
+        """
+        w = self.window
+        medians = [median(samples_ns[i : i + w]) for i in range(0, len(samples_ns) - w + 1, w)]
+        if not warmup_stable(medians, self.tol):
+            return None
+        first = len(medians) - 1
+        while first > 0 and warmup_stable([medians[first - 1], medians[-1]], self.tol):
+            first -= 1
+        return first * w
+
+    def calibrated_count(self, settle_n: int) -> int:
+        """The warm-up a later process of the job runs: ``settle_n`` x ``CALIBRATION_MARGIN``,
+        at least ``CALIBRATION_CHECK_WINDOWS`` windows past ``settle_n``, in whole windows (so
+        the fallback's windows stay aligned to the start of warm-up)."""
+        w = self.window
+        wanted = max(settle_n * CALIBRATION_MARGIN, settle_n + CALIBRATION_CHECK_WINDOWS * w)
+        return math.ceil(wanted / w) * w
+
+
+@dataclass(frozen=True)
+class CalibratedWarmup:
+    """Warm-up of a job's later process, calibrated by its first (docs/method.md): ``target_n``
+    inferences, with no time minimum, then one check that the last two windows agree within the
+    full rule's ``tol``; if they do not, the full rule ``full`` goes on from there (its
+    minimums counted from the start of warm-up, its windows, its cap). The cap holds throughout.
+
+    ``target_n`` below two windows is raised to two: the check compares two.
+    """
+
+    target_n: int
+    full: WarmupRule = field(default_factory=WarmupRule)
+
+    @property
+    def check_n(self) -> int:
+        """The count the check is made at."""
+        return max(self.target_n, 2 * self.full.window)
+
+    def reason(self, samples_ns: Sequence[int], elapsed_s: float) -> str | None:
+        """``WARMUP_CHECKED`` when the count settled; else the full rule's reason."""
+        n = len(samples_ns)
+        if n < self.check_n:
+            return WARMUP_CAP if elapsed_s >= self.full.cap_s else None
+        if n == self.check_n and self.full.last_windows_agree(samples_ns):
+            return WARMUP_CHECKED
+        return self.full.reason(samples_ns, elapsed_s)
+
+    def done(self, samples_ns: Sequence[int], elapsed_s: float) -> bool:
+        return self.reason(samples_ns, elapsed_s) is not None
+
+    def settle_point(self, samples_ns: Sequence[int]) -> int | None:
+        """Where a warm-up that fell back settled, as the full rule reads it."""
+        return self.full.settle_point(samples_ns)
 
 
 @dataclass(frozen=True)

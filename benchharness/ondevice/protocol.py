@@ -49,6 +49,14 @@ MAX_SAMPLES = 1_000_000
 MAX_ITEMS = 100_000
 #: Longest text field kept (error messages, tracebacks, command lines).
 MAX_TEXT = 20_000
+#: ``RunnerResult.warmup_mode``: what a process's warm-up was (docs/method.md, warm-up calibrated
+#: once per job). The full rule (a job's first process, or every process with ``--warmup full``);
+#: the calibrated count, whose check passed; or the calibrated count, whose check failed, then
+#: the full rule. The host's ``Method.warmup`` asks for the first two by the same names.
+WARMUP_FULL = "full"
+WARMUP_CALIBRATED = "calibrated"
+WARMUP_FALLBACK = "calibrated+full"
+WARMUP_MODES = (WARMUP_FULL, WARMUP_CALIBRATED, WARMUP_FALLBACK)
 
 
 class ProtocolError(ValueError):
@@ -67,6 +75,8 @@ class Rule:
     max_s: float | None = None
     adaptive: bool | None = None
     warmup_min_s: float | None = None
+    #: the calibrated warm-up count the process was given (None: the full rule)
+    warmup_target_n: int | None = None
 
 
 @dataclass
@@ -195,6 +205,12 @@ class RunnerResult:
     cold_ms: float | None = None
     warmup_n: int | None = None
     warmup_s: float | None = None
+    #: which warm-up ran (``WARMUP_MODES``), and, when the full rule ended it with two windows
+    #: agreeing, after how many warm-up inferences (and seconds of them) the latency stayed at
+    #: its final level (``method.WarmupRule.settle_point``); None from runners before them
+    warmup_mode: str | None = None
+    warmup_settle_n: int | None = None
+    warmup_settle_s: float | None = None
     samples_ms: list[float] = field(default_factory=list)
     measure_s: float | None = None
     stop_reason: str | None = None
@@ -281,6 +297,17 @@ def flag(value: Any, path: str) -> bool:
     return value
 
 
+def one_of(choices: tuple[str, ...]) -> Check:
+    """A string that is one of ``choices``."""
+
+    def inner(value: Any, path: str) -> str:
+        if not isinstance(value, str) or value not in choices:
+            raise _fail(path, "one of " + ", ".join(choices), value)
+        return value
+
+    return inner
+
+
 def optional(check: Check) -> Check:
     def inner(value: Any, path: str) -> Any:
         return None if value is None else check(value, path)
@@ -323,7 +350,7 @@ _opt_count = optional(count)
 _RULE = record(
     Rule,
     {"min_n": _opt_count, "min_s": _opt_dur, "max_s": _opt_dur, "adaptive": optional(flag),
-     "warmup_min_s": _opt_dur},
+     "warmup_min_s": _opt_dur, "warmup_target_n": _opt_count},
 )  # fmt: skip
 _TOOL_STATS = record(
     ToolStats,
@@ -361,6 +388,8 @@ _RESULT = record(
      "runtime": _opt_text, "runtime_version": _opt_text, "provider": _opt_text,
      "threads": _opt_count, "python": _opt_text, "load_ms": _opt_dur, "cold_ms": _opt_dur,
      "warmup_n": _opt_count, "warmup_s": _opt_dur,
+     "warmup_mode": optional(one_of(WARMUP_MODES)), "warmup_settle_n": _opt_count,
+     "warmup_settle_s": _opt_dur,
      "samples_ms": listing(duration, MAX_SAMPLES), "measure_s": _opt_dur,
      "stop_reason": _opt_text, "rule": optional(_RULE), "outputs_finite": flag,
      "output_shapes": listing(listing(count)), "profile": optional(_PROFILE),

@@ -12,10 +12,12 @@ from ``benchharness``.
 
 Timing (docs/method.md): inputs are made and bound once; the timed region is the runtime call alone,
 read with ``time.perf_counter_ns`` inside this process; the first (cold) inference and the session
-creation are recorded apart; warm-up runs until stable; measuring runs until the stopping rule is
-met. Outputs are read after timing and checked to be finite. On a CUDA GPU (torch) each warm-up and
-timed inference is read from a pair of CUDA events instead, synchronised before reading, and
-warm-up lasts at least 2 s (docs/method.md, GPU delegates).
+creation are recorded apart; warm-up runs until stable (the full rule, which also reports where the
+latency settled) or, given ``--warmup-target-n`` by the host, for the job's calibrated count and a
+check; measuring runs until the stopping rule is met. Outputs are read after timing and checked
+to be finite. On a CUDA GPU (torch) each warm-up and timed inference is read from a pair of CUDA
+events instead, synchronised before reading, and warm-up lasts at least 2 s (docs/method.md, GPU
+delegates).
 
 Memory (docs/method.md "Memory", ``memory.py``): the process's resident size before the runtime's
 module
@@ -376,10 +378,11 @@ def measure(runner: Any, stop: Any, warm: Any, clock: Any = time.perf_counter_ns
     one = _timed(runner, clock)
     warm_ns: list[int] = []
     start = clock()
-    while True:
+    why = None
+    while why is None:
         warm_ns.append(one())
-        if warm.done(warm_ns, (clock() - start) / 1e9):
-            break
+        why = warm.reason(warm_ns, (clock() - start) / 1e9)
+    settle_n = warm.settle_point(warm_ns) if why == method.WARMUP_STABLE else None
 
     samples: list[int] = []
     start = clock()
@@ -391,10 +394,22 @@ def measure(runner: Any, stop: Any, warm: Any, clock: Any = time.perf_counter_ns
         "cold_ms": cold_ns / 1e6,
         "warmup_n": len(warm_ns),
         "warmup_s": sum(warm_ns) / 1e9,
+        "warmup_mode": warmup_mode(warm, why),
+        "warmup_settle_n": settle_n,
+        "warmup_settle_s": None if settle_n is None else sum(warm_ns[:settle_n]) / 1e9,
         "samples_ms": [s / 1e6 for s in samples],
         "measure_s": (clock() - start) / 1e9,
         "stop_reason": reason,
     }
+
+
+def warmup_mode(warm: Any, why: str | None) -> str:
+    """What the warm-up was (``protocol.WARMUP_MODES``), from its rule and why it ended."""
+    mode: str = protocol.WARMUP_FULL
+    if isinstance(warm, method.CalibratedWarmup):
+        checked = why == method.WARMUP_CHECKED
+        mode = protocol.WARMUP_CALIBRATED if checked else protocol.WARMUP_FALLBACK
+    return mode
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -408,6 +423,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--max-s", type=float)
     p.add_argument("--warmup-min-s", type=float)
     p.add_argument("--warmup-min-n", type=int)
+    p.add_argument(
+        "--warmup-target-n",
+        type=int,
+        help="the job's calibrated warm-up: this many inferences, no time minimum, then the last "
+        "two windows must agree (else the full rule goes on)",
+    )
     p.add_argument("--providers", default="", help="comma-separated ONNX Runtime providers")
     p.add_argument("--profile-runs", type=int, default=0, help="0 = no per-operator pass")
     p.add_argument(
@@ -435,7 +456,24 @@ def rules(args: argparse.Namespace, accelerated: bool = False) -> tuple[Any, Any
         for k, v in (("min_s", args.warmup_min_s), ("min_n", args.warmup_min_n))
         if v is not None
     }
-    return stop, dataclasses.replace(warm, **wchanges)
+    warm = dataclasses.replace(warm, **wchanges)
+    if args.warmup_target_n is not None:
+        return stop, method.CalibratedWarmup(target_n=args.warmup_target_n, full=warm)
+    return stop, warm
+
+
+def rule_of(stop: Any, warm: Any) -> protocol.Rule:
+    """The rules a process ran under, as its result states them."""
+    calibrated = isinstance(warm, method.CalibratedWarmup)
+    full = warm.full if calibrated else warm
+    return protocol.Rule(
+        min_n=stop.min_n,
+        min_s=stop.min_s,
+        max_s=stop.max_s,
+        adaptive=stop.adaptive,
+        warmup_min_s=full.min_s,
+        warmup_target_n=warm.target_n if calibrated else None,
+    )
 
 
 def run(args: argparse.Namespace) -> protocol.RunnerResult:
@@ -486,13 +524,7 @@ def run(args: argparse.Namespace) -> protocol.RunnerResult:
         threads=args.threads,
         python=platform.python_version(),
         load_ms=load_ms,
-        rule=protocol.Rule(
-            min_n=stop.min_n,
-            min_s=stop.min_s,
-            max_s=stop.max_s,
-            adaptive=stop.adaptive,
-            warmup_min_s=warm.min_s,
-        ),
+        rule=rule_of(stop, warm),
         outputs_finite=bool(all(np.isfinite(o).all() for o in outputs if o.dtype.kind == "f")),
         output_shapes=[[int(d) for d in o.shape] for o in outputs],
         memory=_memory_result(mem, tensor_bytes) if mem is not None else None,

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from benchharness.ondevice.protocol import DEFAULT_PROFILE_RUNS
+from benchharness.errors import UsageError
+from benchharness.ondevice.protocol import DEFAULT_PROFILE_RUNS, WARMUP_CALIBRATED, WARMUP_FULL
 from benchharness.plan.artifacts import Artifact
 from benchharness.stats.intervals import (
     MAX_PROCESSES,
@@ -32,6 +33,10 @@ QUICK_PROCESSES = 1
 DEFAULT_JOB_TIMEOUT_S = 400.0
 #: A transport failure is retried once after reconnecting; a second failure fails the job.
 DEFAULT_RETRIES = 1
+#: ``Method.warmup``: the job's first process calibrates the warm-up of the others (the default:
+#: its ~1 s per process is mostly the time minimum, spent long after a model settled), or the
+#: full rule in every process (the method before issue 29, to compare against).
+WARMUP_CHOICES = (WARMUP_CALIBRATED, WARMUP_FULL)
 
 _T = TypeVar("_T")
 
@@ -39,13 +44,20 @@ _T = TypeVar("_T")
 @dataclass(frozen=True)
 class Method:
     """How each runner process measures: docs/method.md's preset (``quick``: ``QUICK``, else
-    ``DEFAULT``) and overrides of its stopping and warm-up rules (None: the preset's own)."""
+    ``DEFAULT``), overrides of its stopping and warm-up rules (None: the preset's own), and
+    whether a job's later processes run the warm-up its first one calibrated (``warmup``, one of
+    ``WARMUP_CHOICES``; ``warmup_min_s`` is the full rule's minimum, which they skip)."""
 
     quick: bool = False
     min_n: int | None = None
     min_s: float | None = None
     max_s: float | None = None
     warmup_min_s: float | None = None
+    warmup: str = WARMUP_CALIBRATED
+
+    def __post_init__(self) -> None:
+        if self.warmup not in WARMUP_CHOICES:
+            raise UsageError(f"warm-up {self.warmup!r} is not one of {', '.join(WARMUP_CHOICES)}")
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], base: Method) -> Method:
@@ -56,6 +68,7 @@ class Method:
             min_s=data.get("min_s", base.min_s),
             max_s=data.get("max_s", base.max_s),
             warmup_min_s=data.get("warmup_min_s", base.warmup_min_s),
+            warmup=str(data.get("warmup", base.warmup)),
         )
 
 

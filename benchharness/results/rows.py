@@ -14,7 +14,7 @@ from typing import Any
 
 from benchharness import __version__
 from benchharness.ondevice import probe
-from benchharness.ondevice.protocol import RunnerResult, ToolStats
+from benchharness.ondevice.protocol import WARMUP_MODES, RunnerResult, ToolStats
 from benchharness.plan.artifacts import Artifact
 from benchharness.results.memory_columns import memory_columns
 from benchharness.results.schema import OpRow, RunRow, SampleRow
@@ -33,6 +33,8 @@ COST_COLUMNS = ("macs", "flops", "params", "model_bytes", "activation_bytes", "s
                 "source_params", "init", "folded")
 #: Row columns read from the artifact's cost under another name: (column, cost key).
 RENAMED_COST_COLUMNS = (("source_compute_ops", "source_ops"), ("compute_ops", "graph_ops"))
+#: Digits of ``warmup_settle_s`` kept: 0.1 ms, far below a window of any model's inferences.
+SETTLE_S_DIGITS = 4
 
 
 def tool_stats(results: Sequence[RunnerResult]) -> list[ToolStats] | None:
@@ -159,6 +161,7 @@ def build_row(
     }
     if results:
         row.update(_environment_columns(results))
+        row.update(warmup_columns(results))
     if error or not results:
         row.update(status="failed", error=error or "no runner process finished")
         return RunRow.from_values(row)
@@ -213,6 +216,41 @@ def _environment_columns(results: Sequence[RunnerResult]) -> dict[str, Any]:
         "emulated": emulated_by(results),
         **load_columns(results),
     }
+
+
+def warmup_columns(results: Sequence[RunnerResult]) -> dict[str, Any]:
+    """What each process's warm-up was, counted; where the job's latency settled (the first
+    process that saw it settle under the full rule); the calibrated count its later processes
+    ran. Empty where the processes do not say (a native tool, a runner before issue 29)."""
+    settled = next((r for r in results if r.warmup_settle_n is not None), None)
+    settle_s = settled.warmup_settle_s if settled is not None else None
+    targets = [r.rule.warmup_target_n for r in results if r.rule is not None]
+    return {
+        "warmup_mode": mode_counts([r.warmup_mode for r in results]),
+        "warmup_settle_n": settled.warmup_settle_n if settled is not None else None,
+        "warmup_settle_s": round(settle_s, SETTLE_S_DIGITS) if settle_s is not None else None,
+        "warmup_target_n": next((t for t in targets if t is not None), None),
+    }
+
+
+def mode_counts(modes: Sequence[str | None]) -> str | None:
+    """``warmup_mode``'s cell: ``mode:count`` in ``WARMUP_MODES`` order; None when no process
+    said."""
+    counts = {m: sum(1 for x in modes if x == m) for m in WARMUP_MODES}
+    return ";".join(f"{m}:{c}" for m, c in counts.items() if c) or None
+
+
+def warmup_modes(cell: str | None) -> list[str]:
+    """``warmup_mode``'s cell back as one mode per process (in ``WARMUP_MODES`` order: the
+    order the processes ran in is not kept); [] for an empty or damaged cell, which then says
+    nothing rather than something wrong."""
+    out: list[str] = []
+    for part in (cell or "").split(";"):
+        mode, _, count = part.partition(":")
+        if mode not in WARMUP_MODES or not count.isdigit():
+            return []
+        out += [mode] * int(count)
+    return out
 
 
 def emulated_by(results: Sequence[RunnerResult]) -> str | None:

@@ -303,6 +303,16 @@ class RunRow(Record):
     #: e.g. ``4.03:0.3;6.71:0.7``; empty for one level. Appended, no new schema version: an
     #: older folder reads it empty, which is what it would have said of one level
     modes: str | None = None
+    #: the warm-up of each process, counted (docs/method.md, warm-up calibrated once per job):
+    #: ``mode:count`` per ``protocol.WARMUP_MODES`` in that order, ``;``-separated, e.g.
+    #: ``full:1;calibrated:8;calibrated+full:1``; where the job's latency settled in the first
+    #: process whose full rule saw it settle (warm-up inferences, and seconds of them); and the
+    #: calibrated count its later processes ran. Appended, no new schema version: empty in an
+    #: older folder and for a native tool, whose warm-up is its own
+    warmup_mode: str | None = None
+    warmup_settle_n: int | None = None
+    warmup_settle_s: float | None = None
+    warmup_target_n: int | None = None
 
     @property
     def flag_list(self) -> list[str]:

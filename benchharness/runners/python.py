@@ -37,6 +37,9 @@ class RunnerSettings:
     providers: Sequence[str] = ()
     #: profiled inferences after the timed ones (0: no per-operator profile)
     profile_runs: int = 0
+    #: the warm-up count the job's first process calibrated (``dispatch/warmup.py``); None: the
+    #: full rule (the first process, ``--warmup full``, a job whose first process never settled)
+    warmup_target_n: int | None = None
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -94,6 +97,7 @@ def runner_argv(
         ("--min-s", method.min_s),
         ("--max-s", method.max_s),
         ("--warmup-min-s", method.warmup_min_s),
+        ("--warmup-target-n", settings.warmup_target_n),
     ):
         if value is not None:
             argv += [flag, str(value)]

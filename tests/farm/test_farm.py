@@ -241,6 +241,8 @@ def test_a_run_across_both_hosts_lands_every_row_once(lab: Lab) -> None:
         assert r.worker_device == r.device and r.worker_host == HOST
         assert r.transport == {"host-a": "local", "phone": "adb", "board": "ssh"}[r.device]
         assert r.processes == 2
+        # the second process ran the warm-up the first one calibrated, as off the farm
+        assert r.warmup_mode is not None and "calibrated" in r.warmup_mode, r.warmup_mode
     reread = RunStore.open(lab.dir / "results", store.run_id)
     assert Counter(r.job_id for r in reread.runs) == ids
     per_job = {(s.job_id, s.process) for s in reread.samples}

@@ -75,11 +75,40 @@ def test_a_result_survives_the_round_trip() -> None:
         ({"env_end": {"temp_c": "hot"}}, "result.env_end.temp_c"),
         ({"tool_stats": {"mean": 1.0}}, "result.tool_stats.n"),
         ({"samples_ms": []}, "result.samples_ms"),
+        ({"warmup_mode": "fast"}, "result.warmup_mode"),
+        ({"warmup_mode": 1}, "result.warmup_mode"),
+        ({"warmup_settle_n": -1}, "result.warmup_settle_n"),
+        ({"warmup_settle_s": "1 s"}, "result.warmup_settle_s"),
+        ({"rule": {"warmup_target_n": 1.5}}, "result.rule.warmup_target_n"),
     ],
 )
 def test_each_wrongly_typed_field_is_named(change: dict[str, Any], field: str) -> None:
     with pytest.raises(ProtocolError, match="field " + re.escape(field)):
         decode(line({**good(), **change}))
+
+
+def test_the_warmup_calibration_survives_the_round_trip() -> None:
+    data = {**good(), "warmup_mode": protocol.WARMUP_FALLBACK, "warmup_settle_n": 160,
+            "warmup_settle_s": 0.8, "rule": {**good()["rule"], "warmup_target_n": 80}}  # fmt: skip
+    result = decode(line(data))
+    assert result is not None and result.rule is not None
+    assert (result.warmup_mode, result.warmup_settle_n, result.warmup_settle_s) == (
+        "calibrated+full", 160, 0.8,
+    )  # fmt: skip
+    assert result.rule.warmup_target_n == 80
+    assert protocol.WARMUP_MODES == ("full", "calibrated", "calibrated+full")
+
+
+def test_a_result_of_a_runner_before_the_calibration_still_decodes() -> None:
+    old = good()
+    for name in ("warmup_mode", "warmup_settle_n", "warmup_settle_s"):
+        del old[name]
+    del old["rule"]["warmup_target_n"]
+    result = decode(line(old))
+    assert result is not None and result.rule is not None
+    assert result.warmup_mode is None and result.warmup_settle_n is None
+    assert result.warmup_settle_s is None and result.rule.warmup_target_n is None
+    assert result.warmup_n == 40 and result.rule.min_n == 100
 
 
 def test_non_numbers_json_allows_are_refused() -> None:

@@ -7,7 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from benchharness.api import RunRequest
+from benchharness.errors import UsageError
+from benchharness.ondevice.protocol import WARMUP_CALIBRATED, WARMUP_FULL
 from benchharness.plan.options import DEFAULT_JOB_TIMEOUT_S, Method, RunOptions
 
 ASKED = RunRequest(
@@ -15,7 +19,9 @@ ASKED = RunRequest(
     models="resnet18,mobilenet_v2",
     formats=("onnx",),
     options=RunOptions(
-        method=Method(quick=True, min_n=20, min_s=0.2, max_s=30.0, warmup_min_s=0.1),
+        method=Method(
+            quick=True, min_n=20, min_s=0.2, max_s=30.0, warmup_min_s=0.1, warmup=WARMUP_FULL
+        ),
         threads=2,
         affinity="f0",
         processes=3,
@@ -40,7 +46,7 @@ FLAT: dict[str, Any] = {
     "devices": ["pi", "phone"], "models": "resnet18,mobilenet_v2", "formats": ["onnx"],
     "threads": 2, "affinity": "f0", "quick": True, "processes": 3,
     "input_shape": "1x3x160x160", "profile_ops": False, "resume": None, "timeout_s": 90.0,
-    "min_n": 20, "min_s": 0.2, "max_s": 30.0, "warmup_min_s": 0.1, "seed": 7,
+    "min_n": 20, "min_s": 0.2, "max_s": 30.0, "warmup_min_s": 0.1, "warmup": "full", "seed": 7,
     "results_dir": "out", "precisions": ["fp32", "int8-dynamic"], "calibration": None,
     "resolutions": [128, 160], "widths": [0.5, 1.0], "force": True,
     "scheduler": "tcp://farm:8786", "max_processes": 7, "process_ci_rel": 0.03,
@@ -52,6 +58,7 @@ def test_a_stored_request_reads_back_as_it_was_asked() -> None:
     stored = json.loads(json.dumps(ASKED.to_json()))  # through JSON, as run.json holds it
     assert stored["options"]["method"] == {
         "quick": True, "min_n": 20, "min_s": 0.2, "max_s": 30.0, "warmup_min_s": 0.1,
+        "warmup": "full",
     }  # fmt: skip
     assert RunRequest.from_json(stored, RunRequest()) == ASKED
 
@@ -76,3 +83,16 @@ def test_what_a_stored_request_lacks_is_the_base_requests() -> None:
 def test_quick_fixes_one_process_unless_a_count_is_given() -> None:
     assert RunOptions(method=Method(quick=True)).n_processes == 1
     assert RunOptions(method=Method(quick=True), processes=3).n_processes == 3
+
+
+def test_a_run_stored_before_the_calibrated_warmup_reads_back_calibrated() -> None:
+    # its first restored process has no settle point: the next one runs the full rule and
+    # calibrates the rest (dispatch/warmup.py), so resuming it is safe
+    flat = {k: v for k, v in FLAT.items() if k != "warmup"}
+    assert RunRequest.from_json(flat, RunRequest()).options.method.warmup == WARMUP_CALIBRATED
+    assert Method().warmup == WARMUP_CALIBRATED
+
+
+def test_an_unknown_warmup_is_refused_naming_the_choices() -> None:
+    with pytest.raises(UsageError, match="calibrated, full"):
+        Method(warmup="fast")
