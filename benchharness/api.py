@@ -64,6 +64,10 @@ class RunRequest:
     # export with the builder's own weights (a trained checkpoint) instead of the seeded
     # initialisation that keeps every branch alive (zoo/init_weights.py)
     keep_weights: bool = False
+    # processes exporting the models the cache lacks (None: one per core, at most
+    # plan/parallel_export.py's MAX_DEFAULT_JOBS; one on a farm run): how this host exports,
+    # not what is measured, so a resume takes the resuming command's
+    export_jobs: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """run.json's ``request`` section: the request with its options and method nested."""
@@ -91,6 +95,7 @@ class RunRequest:
             scheduler=data.get("scheduler", base.scheduler),
             manifest=data.get("manifest", base.manifest),
             keep_weights=bool(data.get("keep_weights", base.keep_weights)),
+            export_jobs=base.export_jobs,
         )
 
 
@@ -235,6 +240,9 @@ def _run(
         calibration=Calibration(npy=Path(req.calibration)) if req.calibration else None,
         log_path=cache_dir() / "export.log",
         stage=lambda text: reporter.stage("export", text),
+        # a farm run's host may serve the farm's devices (a `bench worker` beside it), timing
+        # other runs while this one exports: one export at a time unless asked otherwise
+        export_jobs=req.export_jobs or (1 if farm is not None else None),
     )
     if ops_hook is None and opts.profile_ops:
         ops_hook = collect_ops

@@ -59,9 +59,7 @@ def export_paths(
 def bench_run(request: RunRequest) -> RunStore:
     """``bench run`` through the library (no progress display), failing loudly on failed rows."""
     store = run(request)
-    bad = [
-        f"{r['model']}/{r['format']}: {r.get('error')}" for r in store.runs if r["status"] != "ok"
-    ]
+    bad = [f"{r.model}/{r.format}: {r.error}" for r in store.runs if not r.ok]
     if bad:
         raise SystemExit(f"run {store.run_id} has failed rows: " + "; ".join(bad))
     return store

@@ -61,13 +61,16 @@ def collect(groups: dict[str, list[RunStore]]) -> list[dict[str, Any]]:
     for preset, stores in groups.items():
         for store in stores:
             for run_row in store.runs:
-                if run_row.get("status") != "ok":
+                if not run_row.ok:
                     continue
-                per = cells.setdefault((run_row["model"], run_row["format"]), {})
+                per = cells.setdefault((run_row.model, run_row.format), {})
                 lists = per.setdefault(preset, {"wall_s": [], "n": [], "median_ms": [],
                                                 "processes": []})  # fmt: skip
-                for col in lists:
-                    lists[col].append(common.num(run_row.get(col)))
+                values = {"wall_s": run_row.wall_s, "n": run_row.n,
+                          "median_ms": run_row.median_ms,
+                          "processes": run_row.processes}  # fmt: skip
+                for col, value in values.items():
+                    lists[col].append(common.num(value))
     rows = []
     for (model, fmt), per in sorted(cells.items()):
         row: dict[str, Any] = {"model": model, "format": fmt}

@@ -95,9 +95,9 @@ def timed(devices: Sequence[Path], scheduler: str | None, args: argparse.Namespa
     t0 = time.perf_counter()
     store = run(request)
     wall = time.perf_counter() - t0
-    ok = bool(store.runs) and all(r.get("status") == "ok" for r in store.runs)
+    ok = bool(store.runs) and all(r.ok for r in store.runs)
     dispatch = store.meta.get("farm", {}).get("dispatch", {})
-    medians = {f"{r['device']} {r['model']} {r['format']}": r.get("median_ms") for r in store.runs}
+    medians = {f"{r.device} {r.model} {r.format}": r.median_ms for r in store.runs}
     span = max((d["span_s"] for d in dispatch.values()), default=float("nan"))
     return {"wall_s": wall, "span_s": span, "ok": ok, "dispatch": dispatch, "medians": medians}
 
@@ -195,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             scheduler.stop()
 
     def med(label: str, key: str = "wall_s") -> float:
-        return statistics.median(r[label][key] for r in rounds)
+        return float(statistics.median(r[label][key] for r in rounds))
 
     names = [p.stem for p in profiles]
     slowest_farm = max(med(f"{n} farm") for n in names)

@@ -45,18 +45,18 @@ def table(store: RunStore, budget_device: str) -> dict[str, Any]:
     profile = load_profile(budget_device)
     budget = memory_budget(profile)
     fits = {(f.model, f.format): f for f in check_run(profile, store.runs)}
-    rows = [r for r in store.runs if (r.get("model"), r.get("format")) in fits]
-    rows.sort(key=lambda r: (r.get("mem_estimate_bytes") or 0, r["model"], r["format"]))
-    out_rows = []
+    rows = [r for r in store.runs if (r.model, r.format) in fits]
+    rows.sort(key=lambda r: (r.mem_estimate_bytes or 0, r.model, r.format))
+    out_rows: list[dict[str, Any]] = []
     for r in rows:
-        fit = fits[(r["model"], r["format"])]
-        peak, code = r.get("mem_peak_bytes"), r.get("mem_code_bytes")
+        fit = fits[(r.model, r.format)]
+        peak, code = r.mem_peak_bytes, r.mem_code_bytes
         data = peak - code if peak is not None and code is not None else None
         out_rows.append({
-            "model": r["model"], "format": r["format"], "runtime": r.get("runtime"),
-            "estimate": r.get("mem_estimate_bytes"), "init": r.get("mem_init_bytes"),
-            "peak": peak, "code": code, "source": r.get("mem_source"),
-            "runtime_load": r.get("mem_runtime_load_bytes"),
+            "model": r.model, "format": r.format, "runtime": r.runtime,
+            "estimate": r.mem_estimate_bytes, "init": r.mem_init_bytes,
+            "peak": peak, "code": code, "source": r.mem_source,
+            "runtime_load": r.mem_runtime_load_bytes,
             "fits_estimate": fit.estimate_fits, "fits_measured": fit.measured_fits,
             "fits_without_code": None if data is None or budget is None else data <= budget,
         })  # fmt: skip

@@ -46,15 +46,15 @@ LITERT_RUNS = 20
 def collect(store: RunStore) -> list[dict[str, Any]]:
     rows = []
     for row in store.runs:
-        if row.get("status") != "ok":
+        if not row.ok:
             continue
-        ops = [o for o in store.ops if o.get("job_id") == row["job_id"]]
-        median = common.num(row.get("median_ms"))
-        raw = sum(common.num(o.get("median_raw_us")) or 0.0 for o in ops) / 1e3
-        corrected = common.num(row.get("ops_sum_ratio"))
+        ops = [o for o in store.ops if o.job_id == row.job_id]
+        median = row.median_ms
+        raw = sum(o.median_raw_us or 0.0 for o in ops) / 1e3
+        corrected = row.ops_sum_ratio
         rows.append({
-            "model": row["model"], "format": row["format"], "median_ms": median,
-            "ops": len(ops), "node_cost_us": common.num(row.get("ops_node_cost_us")),
+            "model": row.model, "format": row.format, "median_ms": median,
+            "ops": len(ops), "node_cost_us": row.ops_node_cost_us,
             "ratio": corrected, "raw_ratio": raw / median if median and raw else None,
             "ok": corrected is not None and abs(corrected - 1.0) <= GOAL,
         })  # fmt: skip

@@ -51,6 +51,7 @@ from benchharness.errors import HarnessError  # noqa: E402
 from benchharness.export.cache import cache_dir  # noqa: E402
 from benchharness.plan.artifacts import prepare_artifacts  # noqa: E402
 from benchharness.plan.options import Method, RunOptions  # noqa: E402
+from benchharness.results.schema import RunRow  # noqa: E402
 from benchharness.zoo.registry import parse_shape, resolve_models  # noqa: E402
 from tests.support.sshd import SSHServer, sshd_missing_reason  # noqa: E402
 
@@ -84,11 +85,11 @@ class Timed:
     devices: tuple[str, ...]
     wall_s: float
     dispatch_s: float
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[RunRow] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return bool(self.rows) and all(r.get("status") == "ok" for r in self.rows)
+        return bool(self.rows) and all(r.ok for r in self.rows)
 
 
 class PhaseClock:
@@ -106,7 +107,7 @@ class PhaseClock:
             if self.first is None:
                 self.first = time.perf_counter()
 
-    def job_done(self, device: str, row: dict[str, Any]) -> None:
+    def job_done(self, device: str, row: RunRow) -> None:
         with self.lock:
             self.last = time.perf_counter()
 
@@ -222,12 +223,10 @@ def job_medians(rounds: list[dict[str, Timed]]) -> list[dict[str, Any]]:
         for label, timed in r.items():
             where = "parallel" if label == "parallel" else "alone"
             for row in timed.rows:
-                if row.get("status") != "ok" or row.get("median_ms") in (None, ""):
+                if not row.ok or row.median_ms is None:
                     continue
-                key = (str(row["device"]), str(row["model"]), str(row["format"]))
-                acc.setdefault(key, {"alone": [], "parallel": []})[where].append(
-                    float(row["median_ms"])
-                )
+                key = (row.device, row.model, row.format)
+                acc.setdefault(key, {"alone": [], "parallel": []})[where].append(row.median_ms)
     out = []
     for (device, model, fmt), sides in sorted(acc.items()):
         alone = statistics.median(sides["alone"]) if sides["alone"] else float("nan")

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import common
 
@@ -52,10 +53,11 @@ def _bench(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=common.ROOT)
 
 
-def _json(proc: subprocess.CompletedProcess[str]) -> dict:  # type: ignore[type-arg]
+def _json(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     if proc.returncode != 0:
         raise SystemExit(f"bench failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout[proc.stdout.index("{") :])
+    data: dict[str, Any] = json.loads(proc.stdout[proc.stdout.index("{") :])
+    return data
 
 
 def cmd_build(args: argparse.Namespace) -> None:

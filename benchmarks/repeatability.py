@@ -43,6 +43,7 @@ from typing import Any
 import common
 
 from benchharness.ondevice.method import median_ci_stdlib
+from benchharness.results.schema import RunRow, SampleRow
 from benchharness.results.store import RunStore
 
 #: Issue 5: five runs back to back are enough to see the spread a user will meet.
@@ -56,14 +57,15 @@ GOAL_SPREAD_MIN_MS = 1.0
 LEVEL = 0.95
 
 
-def _pooled_ci(samples: list[dict[str, Any]], job_id: str) -> tuple[float, float] | None:
+def _pooled_ci(samples: list[SampleRow], job_id: str) -> tuple[float, float] | None:
     """The first method's 95 % interval: order statistics of the job's pooled samples."""
-    values = sorted(float(s["latency_ms"]) for s in samples if s.get("job_id") == job_id)
+    values = sorted(
+        s.latency_ms for s in samples if s.job_id == job_id and s.latency_ms is not None
+    )
     return median_ci_stdlib(values, LEVEL) if values else None
 
 
-def _inside(value: float | None, low: Any, high: Any) -> bool | None:
-    lo, hi = common.num(low), common.num(high)
+def _inside(value: float | None, lo: float | None, hi: float | None) -> bool | None:
     if value is None or lo is None or hi is None:
         return None
     return lo <= value <= hi
@@ -76,19 +78,19 @@ def _share(hits: list[bool | None]) -> tuple[int, int]:
 
 def collect(stores: list[RunStore]) -> list[dict[str, Any]]:
     """Per model/format: medians, intervals, coverage and flags over the runs."""
-    keyed: dict[tuple[str, str], list[tuple[dict[str, Any], RunStore]]] = {}
+    keyed: dict[tuple[str, str], list[tuple[RunRow, RunStore]]] = {}
     for store in stores:
         for row in store.runs:
-            if row.get("status") == "ok":
-                keyed.setdefault((row["model"], row["format"]), []).append((row, store))
+            if row.ok:
+                keyed.setdefault((row.model, row.format), []).append((row, store))
     out = []
     for (model, fmt), found in sorted(keyed.items()):
         rows = [r for r, _ in found]
-        medians = [common.num(r.get("median_ms")) for r in rows]
-        per_run = [[float(v) for v in r.get("process_medians_ms") or []] for r in rows]
+        medians = [r.median_ms for r in rows]
+        per_run = [r.process_medians_ms for r in rows]
         every = [m for ms in per_run for m in ms] or [m for m in medians if m is not None]
         grand = statistics.median(every) if every else None
-        old = [_pooled_ci(store.samples, str(r["job_id"])) for r, store in found]
+        old = [_pooled_ci(store.samples, r.job_id) for r, store in found]
         known = [m for m in medians if m is not None]
         logs = [[math.log(v) for v in ms] for ms in per_run if len(ms) > 1]
         variances = [statistics.variance(ls) for ls in logs]
@@ -96,21 +98,21 @@ def collect(stores: list[RunStore]) -> list[dict[str, Any]]:
         for i, ri in enumerate(rows):
             for j, mj in enumerate(medians):
                 if i != j:
-                    pairs95.append(_inside(mj, ri.get("ci95_low_ms"), ri.get("ci95_high_ms")))
-                    pairs99.append(_inside(mj, ri.get("ci99_low_ms"), ri.get("ci99_high_ms")))
-        counts = Counter(f for r in rows for f in str(r.get("flags") or "").split(";") if f)
+                    pairs95.append(_inside(mj, ri.ci95_low_ms, ri.ci95_high_ms))
+                    pairs99.append(_inside(mj, ri.ci99_low_ms, ri.ci99_high_ms))
+        counts = Counter(f for r in rows for f in r.flag_list)
         out.append({
             "model": model, "format": fmt, "medians_ms": medians,
-            "processes": [r.get("processes") for r in rows],
-            "process_stop": [r.get("process_stop") or "" for r in rows],
-            "wall_s": [common.num(r.get("wall_s")) for r in rows],
+            "processes": [r.processes for r in rows],
+            "process_stop": [r.process_stop or "" for r in rows],
+            "wall_s": [r.wall_s for r in rows],
             "grand_median_ms": grand,
             "spread": max(known) / min(known) - 1.0 if len(known) > 1 else None,
             "process_sd": math.sqrt(statistics.mean(variances)) if variances else None,
-            "covered": [_inside(grand, r.get("ci95_low_ms"), r.get("ci95_high_ms")) for r in rows],
+            "covered": [_inside(grand, r.ci95_low_ms, r.ci95_high_ms) for r in rows],
             "covered_before": [_inside(grand, *ci) if ci else None for ci in old],
             "rerun95": _share(pairs95), "rerun99": _share(pairs99),
-            "ci_method": rows[0].get("ci_method") if rows else None,
+            "ci_method": rows[0].ci_method if rows else None,
             "flag_counts": dict(sorted(counts.items())),
         })  # fmt: skip
     return out

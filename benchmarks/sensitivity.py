@@ -50,13 +50,16 @@ from benchharness.analysis.comparison import (
     parse_threshold,
 )
 from benchharness.api import RunRequest
+from benchharness.results.schema import RunRow, SampleRow
 
 #: Extra input pixels of B: 7 % more pixels (more work than that on stride-32 nets, see above).
 DEFAULT_PIXEL_FACTOR = 1.07
 
 
-def bigger_shape(shape: str, pixel_factor: float) -> str:
+def bigger_shape(shape: str | None, pixel_factor: float) -> str:
     """``1x3x224x224`` -> ``1x3x232x232`` for 7 % more pixels (H and W grow by the square root)."""
+    if not shape:
+        raise SystemExit("--input-shape slowdown needs the rows' input shapes; use --b-threads")
     dims = [int(d) for d in shape.split("x")]
     if len(dims) != 4:
         raise SystemExit(f"--input-shape slowdown needs NCHW inputs, got {shape}; use --b-threads")
@@ -64,7 +67,9 @@ def bigger_shape(shape: str, pixel_factor: float) -> str:
     return "x".join(str(d) for d in (*dims[:2], round(dims[2] * grow), round(dims[3] * grow)))
 
 
-def run_b(request: RunRequest, a_rows: list[dict[str, Any]], args: argparse.Namespace) -> Any:
+def run_b(
+    request: RunRequest, a_rows: list[RunRow], args: argparse.Namespace
+) -> tuple[list[RunRow], list[SampleRow], dict[str, str | None]]:
     """B's rows and samples, its rows presented under A's input shape."""
     if args.b_threads:
         store = common.bench_run(common.with_options(request, threads=args.b_threads))
@@ -72,19 +77,19 @@ def run_b(request: RunRequest, a_rows: list[dict[str, Any]], args: argparse.Name
     if args.b_width:
         # the variant is named "model@w1.05": presented under the plain name, as after a change
         store = common.bench_run(replace(request, widths=(args.b_width,)))
-        renamed = {r["model"]: r["model"].split("@")[0] for r in store.runs}
+        renamed = {r.model: r.model.split("@")[0] for r in store.runs}
         return (
-            [{**r, "model": renamed[r["model"]]} for r in store.runs],
-            [{**x, "model": renamed.get(x["model"], x["model"])} for x in store.samples],
+            [r.replace(model=renamed[r.model]) for r in store.runs],
+            [x.replace(model=renamed.get(x.model, x.model)) for x in store.samples],
             {v: k for k, v in renamed.items()},
         )
-    shape_of = {r["model"]: r["input_shape"] for r in a_rows}
+    shape_of = {r.model: r.input_shape for r in a_rows}
     groups: dict[str, list[str]] = {}
     for model, shape in shape_of.items():
         groups.setdefault(bigger_shape(shape, args.pixel_factor), []).append(model)
-    runs: list[dict[str, Any]] = []
-    samples: list[dict[str, Any]] = []
-    grown: dict[str, str] = {}
+    runs: list[RunRow] = []
+    samples: list[SampleRow] = []
+    grown: dict[str, str | None] = {}
     for shape, models in groups.items():
         models_arg = request.models or ""
         if len(groups) > 1:  # models of different input sizes: one B run per size
@@ -92,8 +97,8 @@ def run_b(request: RunRequest, a_rows: list[dict[str, Any]], args: argparse.Name
             models_arg = ",".join(m for m in asked if m.split(":")[-1] in models)
         store = common.bench_run(replace(request, models=models_arg, input_shape=shape))
         for row in store.runs:
-            grown[row["model"]] = row["input_shape"]
-            runs.append({**row, "input_shape": shape_of[row["model"]]})
+            grown[row.model] = row.input_shape
+            runs.append(row.replace(input_shape=shape_of[row.model]))
         samples.extend(store.samples)
     return runs, samples, grown
 

@@ -60,14 +60,14 @@ def print_view(view: CrossRuntime) -> None:
 def print_ops_ratios(store: RunStore) -> list[dict[str, Any]]:
     outside = []
     print("\nsummed operator time / end-to-end median (ops_sum_ratio)")
-    for row in sorted(store.runs, key=lambda r: (r["model"], r["format"])):
-        ratio = row.get("ops_sum_ratio")
+    for row in sorted(store.runs, key=lambda r: (r.model, r.format)):
+        ratio = row.ops_sum_ratio
         mark = ""
         if ratio is not None and abs(ratio - 1.0) > OPS_SUM_TOLERANCE:
             mark = "  <- outside 15 %"
-            outside.append({"model": row["model"], "format": row["format"], "ratio": ratio})
+            outside.append({"model": row.model, "format": row.format, "ratio": ratio})
         shown = f"{ratio:.3f}" if ratio is not None else "-"
-        print(f"{row['model']:24} {row['format']:7} {row.get('provider') or '':18} {shown}{mark}")
+        print(f"{row.model:24} {row.format:7} {row.provider or '':18} {shown}{mark}")
     return outside
 
 

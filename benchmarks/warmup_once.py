@@ -55,11 +55,7 @@ def measure(args: argparse.Namespace, warmup: str) -> RunStore:
     request = common.with_method(common.run_request(args), warmup=warmup)
     request = common.with_options(request, seed=args.seed)
     print(f"bench run --warmup {warmup} ...", file=sys.stderr)
-    store = common.run(request)
-    bad = [f"{r.model}/{r.format}: {r.error}" for r in store.runs if not r.ok]
-    if bad:
-        raise SystemExit(f"run {store.run_id} has failed rows: " + "; ".join(bad))
-    return store
+    return common.bench_run(request)
 
 
 def pairs(full: RunStore, calibrated: RunStore) -> list[Pair]:

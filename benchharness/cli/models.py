@@ -56,6 +56,13 @@ EXPORT_OPS_SHOWN = 4
 @click.option("--input-shape", default=None, help="e.g. 1x3x160x160 (overrides the zoo's)")
 @common.variant_options
 @common.keep_weights_option
+@click.option(
+    "--export-jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes exporting the models the cache lacks (default: one per core, at most 4); "
+    "1 exports them one after another.",
+)
 @common.json_option
 def export_cmd(
     models: str,
@@ -63,6 +70,7 @@ def export_cmd(
     input_shape: str | None,
     as_json: bool,
     keep_weights: bool,
+    export_jobs: int | None,
     **variant: Any,
 ) -> None:
     """Export (and verify) models without running them."""
@@ -91,6 +99,7 @@ def export_cmd(
             stage=lambda t: status.update(t),
             precision=opts["precisions"],
             calibration=calibration,
+            export_jobs=export_jobs,
         )
     rows: list[dict[str, Any]] = [
         {

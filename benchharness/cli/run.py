@@ -18,6 +18,7 @@ from rich.table import Table
 
 from benchharness.cli import common, farm
 from benchharness.errors import UsageError
+from benchharness.ondevice.protocol import WARMUP_CALIBRATED, WARMUP_FULL  # stdlib only: quick
 
 if TYPE_CHECKING:  # imported when the command runs: `bench --help` stays quick
     from benchharness.api import RunRequest
@@ -93,10 +94,26 @@ def _positive_seconds(value: float | None) -> float | None:
 @click.option("--min-runs", "min_n", type=int, default=None, hidden=True)
 @click.option("--max-time", "max_s", type=float, default=None, hidden=True)
 @click.option("--warmup-time", "warmup_min_s", type=float, default=None, hidden=True)
+@click.option(
+    "--warmup",
+    type=click.Choice([WARMUP_CALIBRATED, WARMUP_FULL]),
+    default=WARMUP_CALIBRATED,
+    show_default=True,
+    help="calibrated: a model's first process finds when its latency settles and its later "
+    "processes warm up that long, with a margin and a check; full: the whole warm-up rule "
+    "(>= 1 s, windows until stable) in every process (docs/method.md).",
+)
 @click.option("--seed", type=int, default=None, help="Seed of the interleaving order.")
 @common.variant_options
 @click.option("--force", is_flag=True, help="Run models that fail `bench check` on the device.")
 @common.keep_weights_option
+@click.option(
+    "--export-jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes exporting the models the cache lacks, before any timing (default: one per "
+    "core, at most 4; one on a farm run); 1 exports them one after another.",
+)
 @common.scheduler_option("Run on a device farm: its Dask scheduler (see `bench worker`).")
 @farm.security_options
 @common.results_dir_option
@@ -127,6 +144,7 @@ def _request(kw: dict[str, Any]) -> RunRequest:
         min_s=kw["min_s"],
         max_s=kw["max_s"],
         warmup_min_s=kw["warmup_min_s"],
+        warmup=kw["warmup"],
     )
     options = RunOptions(
         method=method,
@@ -155,6 +173,7 @@ def _request(kw: dict[str, Any]) -> RunRequest:
         force=kw["force"],
         scheduler=kw["scheduler"],
         keep_weights=kw["keep_weights"],
+        export_jobs=kw["export_jobs"],
     )
 
 

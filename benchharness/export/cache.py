@@ -135,6 +135,22 @@ def _distributions() -> dict[str, list[str]]:
     return dict(metadata.packages_distributions())
 
 
+def _installed_version(top: str) -> str | None:
+    """``dist==version`` when the top-level module ``top`` is an installed package's."""
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin:
+        return None
+    if not any(part in INSTALLED_DIRS for part in Path(spec.origin).parts):
+        return None
+    for dist in _distributions().get(top, []):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            return f"{dist}=={metadata.version(dist)}"
+    return None
+
+
 def builder_fingerprint(builder: str) -> str | None:
     """What the bytes of a ``module:function`` builder's model depend on in its own code.
 
@@ -145,6 +161,12 @@ def builder_fingerprint(builder: str) -> str | None:
     cannot be found (building will then fail and say why).
     """
     module_name = builder.partition(":")[0]
+    top = module_name.partition(".")[0]
+    # the top-level package first: finding it imports nothing, while find_spec of a dotted name
+    # imports its parents (torchvision.models: torch, seconds of every run's start)
+    installed = _installed_version(top)
+    if installed is not None:
+        return installed
     try:
         spec = importlib.util.find_spec(module_name)
     except (ImportError, ValueError):
@@ -152,11 +174,6 @@ def builder_fingerprint(builder: str) -> str | None:
     if spec is None or not spec.origin or not os.path.isfile(spec.origin):
         return None
     origin = Path(spec.origin)
-    if any(part in INSTALLED_DIRS for part in origin.parts):
-        top = module_name.partition(".")[0]
-        for dist in _distributions().get(top, []):
-            with contextlib.suppress(metadata.PackageNotFoundError):
-                return f"{dist}=={metadata.version(dist)}"
     files = [origin]
     if spec.submodule_search_locations:
         files = sorted(origin.parent.rglob("*.py"))
@@ -230,9 +247,14 @@ def artifact_path(root: Path, name: str, key: str, fmt: str) -> Path:
     return root / name / f"{name}-{key}.{FILE_SUFFIXES.get(fmt, fmt)}"
 
 
+def record_path(path: Path) -> Path:
+    """The sidecar JSON of the artifact at ``path``: its sha256, verification and key fields."""
+    return path.with_suffix(path.suffix + ".json")
+
+
 def lookup(path: Path) -> CacheEntry | None:
     """The cached entry at ``path`` if present and intact; None means export again."""
-    side = path.with_suffix(path.suffix + ".json")
+    side = record_path(path)
     if not path.exists() or not side.exists():
         return None
     try:
@@ -261,6 +283,6 @@ def lookup(path: Path) -> CacheEntry | None:
 
 
 def record(entry: CacheEntry, fields: dict[str, Any]) -> None:
-    side = entry.path.with_suffix(entry.path.suffix + ".json")
+    side = record_path(entry.path)
     data = {**entry.to_json(), "key_fields": fields, "exporters": exporter_versions()}
     atomic_write_text(side, json.dumps(data, indent=2, default=str))

@@ -143,9 +143,7 @@ def _cached_or_export(
     log_path: Path | None,
     calibration: quantize.Calibration | None,
 ) -> cache.CacheEntry:
-    # fp32 keys have no extra fields, so artifacts cached before variants existed stay valid
-    fields = {**key_fields(ref.spec, fmt, precision), **quantize.key_extra(precision, calibration)}
-    path = cache.artifact_path(root, ref.spec.name, cache.cache_key(fields), fmt)
+    fields, path = artifact_location(ref.spec, fmt, precision, root, calibration)
     hit = _usable(path, fmt)
     if hit is not None:
         return hit
@@ -159,6 +157,52 @@ def _cached_or_export(
         return _export_one(
             ref, fmt, precision, path, fields, log_path, base=base, calibration=calibration
         )
+
+
+def artifact_location(
+    spec: ModelSpec,
+    fmt: str,
+    precision: str,
+    root: Path,
+    calibration: quantize.Calibration | None = None,
+) -> tuple[dict[str, Any], Path]:
+    """The cache-key fields of ``spec``'s ``fmt`` artifact at ``precision``, and its path."""
+    # fp32 keys have no extra fields, so artifacts cached before variants existed stay valid
+    fields = {**key_fields(spec, fmt, precision), **quantize.key_extra(precision, calibration)}
+    return fields, cache.artifact_path(root, spec.name, cache.cache_key(fields), fmt)
+
+
+def is_cached(
+    spec: ModelSpec,
+    formats: Sequence[str],
+    *,
+    precision: str = "fp32",
+    root: Path | None = None,
+    calibration: quantize.Calibration | None = None,
+) -> bool:
+    """Whether every format of ``spec`` at ``precision`` is in the cache, by presence alone.
+
+    No file is hashed: the lookup of ``export_model`` checks the sha256 again anyway, and exports
+    a damaged file afresh. A key that cannot be computed counts as missing: ``export_model`` meets
+    the same failure and reports it."""
+    root = root or cache.cache_dir()
+    precision = quantize.canonical_precision(precision)
+    try:
+        paths = [
+            (artifact_location(spec, fmt, precision, root, calibration)[1], fmt) for fmt in formats
+        ]
+    except Exception:  # e.g. an unreadable calibration .npy: export_model says what it is
+        return False
+    return all(_present(path, fmt) for path, fmt in paths)
+
+
+def _present(path: Path, fmt: str) -> bool:
+    """What ``_usable`` needs on disk, without reading it: the file, its record, and a
+    program's ETRecord."""
+    files = [path, cache.record_path(path)]
+    if fmt == "pte":
+        files.append(pte.etrecord_path(path))
+    return all(f.exists() for f in files)
 
 
 def _usable(path: Path, fmt: str) -> cache.CacheEntry | None:

@@ -11,6 +11,7 @@ convolutions.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from benchharness.export import cache
 from benchharness.export.pipeline import ExportOutcome, export_model, key_fields
 from benchharness.export.quantize import Calibration, canonical_precision
 from benchharness.ondevice.pte_file import is_pte
+from benchharness.plan.parallel_export import ExportSettings, export_ahead, export_job
 from benchharness.zoo.registry import ArtifactRef, ModelRef, ModelSpec
 
 #: The first bytes of an ONNX file are a protobuf field tag; TFLite files carry this identifier.
@@ -161,6 +163,16 @@ def exported_cost(
     return fields
 
 
+def warm_model(spec: ModelSpec, settings: ExportSettings) -> int:
+    """A worker's task: export ``spec`` and count its torch cost into the cache, so that
+    ``prepare_artifacts`` finds both; how many artifacts failed."""
+    failed = export_job(spec, settings)
+    # the main loop counts it again when this fails, and reports what went wrong
+    with contextlib.suppress(Exception):
+        torch_cost(spec, settings.root)
+    return failed
+
+
 def prepare_artifacts(
     refs: Sequence[ModelRef],
     formats: Sequence[str],
@@ -170,19 +182,32 @@ def prepare_artifacts(
     log_path: Path | None = None,
     stage: Stage | None = None,
     calibration: Calibration | None = None,
+    export_jobs: int | None = None,
 ) -> list[Artifact]:
     """Export (or reuse) and cost every model; a model that fails becomes an artifact with error.
 
     ``precision`` is one precision or several (each model is exported at each, model-major).
+
+    When two or more models miss the cache, ``export_jobs`` worker processes export them first
+    (``parallel_export.py``; None: one per core, at most ``MAX_DEFAULT_JOBS``; 1: none), and
+    the loop below then finds them cached; what a worker failed to export, the loop exports (or
+    fails to) itself, as it does with one job. It returns before any runner starts: ``bench
+    run`` measures only after it, so exports never overlap timing.
     """
     root = root or cache.cache_dir()
     asked = (precision,) if isinstance(precision, str) else tuple(precision)
     precisions = tuple(dict.fromkeys(canonical_precision(p) for p in asked))
     stage = stage or (lambda _text: None)
-    artifacts: list[Artifact] = []
+    # a damaged model file fails the call at once, not after minutes of exports
     for ref in refs:
         if isinstance(ref, ArtifactRef):
             check_model_file(ref.path, ref.format)
+    settings = ExportSettings(tuple(formats), precisions, root, log_path, calibration)
+    specs = [ref for ref in refs if isinstance(ref, ModelSpec)]
+    export_ahead(specs, settings, workers=export_jobs, work=warm_model, stage=stage)
+    artifacts: list[Artifact] = []
+    for ref in refs:
+        if isinstance(ref, ArtifactRef):
             stage(f"{ref.name}: cost")
             artifacts.append(
                 Artifact(
