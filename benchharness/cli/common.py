@@ -198,3 +198,15 @@ def keep_weights_option(func: F) -> F:
         "initialisation that keeps every branch alive; a graph a converter then folds is "
         "flagged GRAPH_FOLDED.",
     )(func)
+
+
+def export_jobs_option(extra: str = "") -> Callable[[F], F]:
+    """--export-jobs: how many processes export the models the cache lacks (``extra``: what this
+    command adds to the default)."""
+    return click.option(
+        "--export-jobs",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Processes exporting the models the cache lacks, before any timing (default: one "
+        f"per core, at most 4{extra}); 1 exports them one after another.",
+    )

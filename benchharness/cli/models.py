@@ -56,13 +56,7 @@ EXPORT_OPS_SHOWN = 4
 @click.option("--input-shape", default=None, help="e.g. 1x3x160x160 (overrides the zoo's)")
 @common.variant_options
 @common.keep_weights_option
-@click.option(
-    "--export-jobs",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Processes exporting the models the cache lacks (default: one per core, at most 4); "
-    "1 exports them one after another.",
-)
+@common.export_jobs_option()
 @common.json_option
 def export_cmd(
     models: str,

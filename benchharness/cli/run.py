@@ -107,13 +107,7 @@ def _positive_seconds(value: float | None) -> float | None:
 @common.variant_options
 @click.option("--force", is_flag=True, help="Run models that fail `bench check` on the device.")
 @common.keep_weights_option
-@click.option(
-    "--export-jobs",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Processes exporting the models the cache lacks, before any timing (default: one per "
-    "core, at most 4; one on a farm run); 1 exports them one after another.",
-)
+@common.export_jobs_option("; one on a farm run")
 @common.scheduler_option("Run on a device farm: its Dask scheduler (see `bench worker`).")
 @farm.security_options
 @common.results_dir_option

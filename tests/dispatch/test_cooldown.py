@@ -30,7 +30,8 @@ from benchharness.plan.artifacts import Artifact
 from benchharness.plan.options import RunOptions
 from benchharness.profiles.device_profile import DeviceProfile
 from benchharness.results.store import RunStore
-from benchharness.transport.base import Command, CommandResult, Transport
+from benchharness.transport.base import Command, CommandResult
+from tests.dispatch.exec_only import ExecOnlyTransport
 
 
 class FakeClock:
@@ -188,7 +189,7 @@ def test_device_cooldown_baseline_unreadable_is_min_only() -> None:
 # ------------------------------------------------------------------ through the transport
 
 
-class ThermalTransport(Transport):
+class ThermalTransport(ExecOnlyTransport):
     """Answers the temperature read from a sequence and the runner with a canned result."""
 
     kind = "local"
@@ -207,15 +208,6 @@ class ThermalTransport(Transport):
                   "threads": 1, "load_ms": 1.0, "cold_ms": 2.0, "warmup_n": 10,
                   "samples_ms": [1.0, 1.1, 0.9, 1.0] * 20, "outputs_finite": True}  # fmt: skip
         return CommandResult(tuple(argv), 0, "BENCHHARNESS_RESULT " + json.dumps(result), "")
-
-    def push(self, local: Path, remote: str) -> None:
-        raise AssertionError("a local profile pushes nothing")
-
-    def pull(self, remote: str, local: Path) -> None:
-        raise AssertionError("nothing to pull")
-
-    def close(self) -> None:
-        pass
 
 
 def test_read_temperature_over_a_transport() -> None:

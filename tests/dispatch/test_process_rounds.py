@@ -21,7 +21,8 @@ from benchharness.plan.options import Method, RunOptions
 from benchharness.profiles.device_profile import DeviceProfile
 from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore
-from benchharness.transport.base import Command, CommandResult, Transport
+from benchharness.transport.base import Command, CommandResult
+from tests.dispatch.exec_only import ExecOnlyTransport
 
 #: Per model: the level of each successive process (ms). "quiet" agrees within 0.1 %;
 #: "noisy" swings by 8 %, wider than any 10 processes can pin to 2 %.
@@ -36,7 +37,7 @@ class Interrupted(Exception):
     """What the fake raises to stop a run midway, as Ctrl-C would."""
 
 
-class FakeRunner(Transport):
+class FakeRunner(ExecOnlyTransport):
     """Answers runner commands with a result at the model's next level; records the order."""
 
     kind = "local"
@@ -63,15 +64,6 @@ class FakeRunner(Transport):
                   "cold_ms": 2.0, "warmup_n": 10, "samples_ms": samples,
                   "outputs_finite": True}  # fmt: skip
         return CommandResult(tuple(argv), 0, "BENCHHARNESS_RESULT " + json.dumps(result), "")
-
-    def push(self, local: Path, remote: str) -> None:
-        raise AssertionError("a local profile pushes nothing")
-
-    def pull(self, remote: str, local: Path) -> None:
-        raise AssertionError("nothing to pull")
-
-    def close(self) -> None:
-        pass
 
 
 def artifacts(tmp_path: Path, names: Sequence[str]) -> list[Artifact]:

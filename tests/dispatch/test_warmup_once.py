@@ -25,7 +25,8 @@ from benchharness.ondevice.protocol import PROTOCOL_VERSION, WARMUP_FULL
 from benchharness.plan.options import Method, RunOptions
 from benchharness.profiles.device_profile import DeviceProfile
 from benchharness.results.store import RunStore
-from benchharness.transport.base import Command, CommandResult, Transport
+from benchharness.transport.base import Command, CommandResult
+from tests.dispatch.exec_only import ExecOnlyTransport
 from tests.dispatch.test_process_rounds import Interrupted, Rows, artifacts
 
 #: Per model: where each successive full-rule process settled (None: it never did).
@@ -41,7 +42,7 @@ SETTLES["slips"] = [40] * 10
 LEVELS = [1.0, 1.001, 0.999, 1.0005, 0.9995] * 4
 
 
-class CalibratingRunner(Transport):
+class CalibratingRunner(ExecOnlyTransport):
     """Answers runner commands as a runner would: the full rule (and where it settled) without
     a calibrated count, the calibrated warm-up with one; records the count per process."""
 
@@ -83,15 +84,6 @@ class CalibratingRunner(Transport):
                 "runtime_version": "1", "provider": "cpu", "threads": 1, "load_ms": 1.0,
                 "cold_ms": 2.0, "samples_ms": samples, "outputs_finite": True,
                 "rule": {"warmup_target_n": target}, **warm}  # fmt: skip
-
-    def push(self, local: Path, remote: str) -> None:
-        raise AssertionError("a local profile pushes nothing")
-
-    def pull(self, remote: str, local: Path) -> None:
-        raise AssertionError("nothing to pull")
-
-    def close(self) -> None:
-        pass
 
 
 def _run(store: RunStore, names: list[str], opts: RunOptions, fake: CalibratingRunner) -> Rows:
