@@ -33,6 +33,9 @@ BUSY_STEAL_PCT = 5.0
 VARIANCE_FLAGS = (
     "HIGH_IQR", "VERY_HIGH_IQR", "HIGH_CV", "EXTREME", "DRIFT", "PROCESS_VARIANCE", "MULTIMODAL",
 )  # fmt: skip
+#: Rows whose modes a diagnosis names: the rest are in the table's lines above it (a whole zoo on a
+#: shared VM has a dozen or more, which would bury the advice).
+MODES_SHOWN = 3
 #: The causes, in the order they are printed.
 BUSY, THROTTLED, CLOCKS, FEW_SAMPLES, UNEXPLAINED, EMULATED = (
     "busy machine", "throttled device", "clocks unlocked", "few samples", "processes disagree",
@@ -167,7 +170,7 @@ def _few(rows: Sequence[RunRow], total: int) -> Diagnosis:
 def _modes_text(rows: Sequence[RunRow]) -> str:
     """``their processes fall into modes (mobilenet_v2: 4.03 ms 30 %, 6.71 ms 70 %)``."""
     shown = []
-    for r in rows:
+    for r in rows[:MODES_SHOWN]:
         try:
             found = r.mode_list
         except ValueError:  # a damaged cell: the flag alone still says it
@@ -175,9 +178,8 @@ def _modes_text(rows: Sequence[RunRow]) -> str:
         if found:
             levels = ", ".join(f"{m.median_ms:.3g} ms {m.share * 100:.0f} %" for m in found)
             shown.append(f"{r.model}: {levels}")
-    return "their processes fall into modes" + (
-        f" ({'; '.join(shown)})" if shown else ""
-    )
+    more = f"; {len(rows) - MODES_SHOWN} more rows" if len(rows) > MODES_SHOWN else ""
+    return "their processes fall into modes" + (f" ({'; '.join(shown)}{more})" if shown else "")
 
 
 def _unexplained(rows: Sequence[RunRow], total: int) -> Diagnosis:

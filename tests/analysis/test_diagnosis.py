@@ -88,3 +88,13 @@ def test_emulated_rows_say_what_ran_on_what() -> None:
     assert "aarch64 code translated by qemu-user" in only.evidence
     assert "AMD EPYC" in only.evidence
     assert "native" in only.advice
+
+
+def test_the_modes_of_many_rows_are_named_for_a_few_only() -> None:
+    rows = [
+        _row(f"m{i}", flags="MULTIMODAL", modes="1.0:0.5;2.0:0.5", process_medians_ms=[1.0, 2.0])
+        for i in range(7)
+    ]
+    (only,) = diagnose(rows)
+    assert "m0: 1 ms 50 %" in only.evidence and "m2:" in only.evidence
+    assert "m3:" not in only.evidence and "4 more rows" in only.evidence
