@@ -175,6 +175,24 @@ def _farm(scheduler: str, security: FarmSecurity | None) -> Farm:
     return Farm.connect(scheduler, security)
 
 
+def _method_meta(opts: RunOptions) -> dict[str, Any]:
+    """run.json's ``method``: the process rule and preset the run measured with."""
+    rule = opts.process_rule
+    return {
+        "processes": opts.n_processes,
+        "process_rule": {
+            "min": rule.min_processes,
+            "max": rule.max_processes,
+            "ci_rel": rule.ci_rel,
+            "confidence": rule.confidence,
+            "adaptive": rule.adaptive,
+        },
+        "preset": "quick" if opts.method.quick else "default",
+        "profile_ops": opts.profile_ops,
+        "timeout_s": opts.timeout_s,
+    }
+
+
 def _run(
     req: RunRequest,
     store: RunStore | None,
@@ -218,20 +236,7 @@ def _run(
         }  # fmt: skip
         store.write_meta()
     opts = replace(req.options, seed=seed)
-    rule = opts.process_rule
-    store.meta["method"] = {
-        "processes": opts.n_processes,
-        "process_rule": {
-            "min": rule.min_processes,
-            "max": rule.max_processes,
-            "ci_rel": rule.ci_rel,
-            "confidence": rule.confidence,
-            "adaptive": rule.adaptive,
-        },
-        "preset": "quick" if opts.method.quick else "default",
-        "profile_ops": opts.profile_ops,
-        "timeout_s": opts.timeout_s,
-    }
+    store.meta["method"] = _method_meta(opts)
     store.write_meta()
     artifacts = prepare_artifacts(
         refs,

@@ -113,32 +113,37 @@ def export_cmd(
     if as_json:
         common.print_json(rows)
     else:
-        table = Table(title=common.text(f"Exports (converter log: {log})"))
-        cols = ("model", "format", "precision", "max_abs_err", "tolerance", "status", "artifact",
-                "backend")  # fmt: skip
-        for col in cols:
-            table.add_column(col)
-        for r in rows:
-            ok = r["error"] is None and (r["max_abs_err"] or 0) <= (r["tolerance"] or 0)
-            table.add_row(
-                common.text(r["model"]),
-                common.text(r["format"]),
-                common.text(r["precision"]),
-                common.fmt(r["max_abs_err"], 9),
-                common.fmt(r["tolerance"], 9),
-                "ok" if ok else f"[red]{common.text(r['error'] or 'disagrees with PyTorch')}[/red]",
-                common.text(r["path"] or "-"),
-                common.text(backend_text(r)),
-            )
-        common.print_table(table)
-        for r in rows:
-            if r["folded"]:
-                common.console.print(
-                    f"[yellow]! GRAPH_FOLDED[/yellow] {common.text(r['model'])} "
-                    f"{common.text(r['format'])}: {common.text(r['folded'])}"
-                )
+        _print_exports(rows, log)
     if any(r["error"] for r in rows):
         sys.exit(common.EXIT_FAILURE)
+
+
+def _print_exports(rows: list[dict[str, Any]], log: Path) -> None:
+    """The exports as a table, then each graph that lost work the model defines."""
+    table = Table(title=common.text(f"Exports (converter log: {log})"))
+    cols = ("model", "format", "precision", "max_abs_err", "tolerance", "status", "artifact",
+            "backend")  # fmt: skip
+    for col in cols:
+        table.add_column(col)
+    for r in rows:
+        ok = r["error"] is None and (r["max_abs_err"] or 0) <= (r["tolerance"] or 0)
+        table.add_row(
+            common.text(r["model"]),
+            common.text(r["format"]),
+            common.text(r["precision"]),
+            common.fmt(r["max_abs_err"], 9),
+            common.fmt(r["tolerance"], 9),
+            "ok" if ok else f"[red]{common.text(r['error'] or 'disagrees with PyTorch')}[/red]",
+            common.text(r["path"] or "-"),
+            common.text(backend_text(r)),
+        )
+    common.print_table(table)
+    for r in rows:
+        if r["folded"]:
+            common.console.print(
+                f"[yellow]! GRAPH_FOLDED[/yellow] {common.text(r['model'])} "
+                f"{common.text(r['format'])}: {common.text(r['folded'])}"
+            )
 
 
 def lowering(path: Path | None, fmt: str) -> dict[str, Any]:

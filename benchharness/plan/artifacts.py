@@ -208,55 +208,73 @@ def prepare_artifacts(
     artifacts: list[Artifact] = []
     for ref in refs:
         if isinstance(ref, ArtifactRef):
-            stage(f"{ref.name}: cost")
-            artifacts.append(
-                Artifact(
-                    model=ref.name,
-                    source="file",
-                    input_shape="",
-                    format=ref.format,
-                    precision="as-is",
-                    path=ref.path,
-                    sha256=(sha := cache.sha256_file(ref.path)),
-                    cost=_file_cost(ref.path, ref.format, sha),
-                )
+            artifacts.append(_file_artifact(ref, stage))
+        else:
+            artifacts.extend(_exported_artifacts(ref, settings, stage))
+    return artifacts
+
+
+def _file_artifact(ref: ArtifactRef, stage: Stage) -> Artifact:
+    """A model file, benchmarked as it is: its cost from its own graph."""
+    stage(f"{ref.name}: cost")
+    sha = cache.sha256_file(ref.path)
+    return Artifact(
+        model=ref.name,
+        source="file",
+        input_shape="",
+        format=ref.format,
+        precision="as-is",
+        path=ref.path,
+        sha256=sha,
+        cost=_file_cost(ref.path, ref.format, sha),
+    )
+
+
+def _exported_artifacts(ref: ModelSpec, settings: ExportSettings, stage: Stage) -> list[Artifact]:
+    """A model's artifacts in every format and precision, exported (or cached) and costed; a
+    format that failed to export is an artifact with its error."""
+    formats = list(settings.formats)
+    outcomes: list[tuple[str, ExportOutcome]] = []
+    for prec in settings.precisions:
+        stage(f"{ref.name}: export {', '.join(formats)} {prec}")
+        exported = export_model(
+            ref,
+            formats,
+            precision=prec,
+            root=settings.root,
+            log_path=settings.log_path,
+            calibration=settings.calibration,
+        )
+        outcomes.extend((prec, o) for o in exported)
+    base_cost: dict[str, Any] = {}
+    cost_error = None
+    try:
+        stage(f"{ref.name}: cost")
+        base_cost = torch_cost(ref, settings.root)
+    except HarnessError as exc:
+        cost_error = str(exc)
+    artifacts = []
+    for prec, outcome in outcomes:
+        art = Artifact(
+            model=ref.name,
+            source=ref.source,
+            input_shape=ref.input_shape_str,
+            format=outcome.format,
+            precision=prec,
+            path=outcome.entry.path if outcome.entry else None,
+        )
+        if outcome.entry is None:
+            art.error = f"{type(outcome.error).__name__}: {outcome.error}"
+        else:
+            art.sha256 = outcome.entry.sha256
+            art.max_abs_err = outcome.entry.max_abs_err
+            art.tolerance = outcome.entry.tolerance
+            art.cost = exported_cost(
+                outcome.entry.path, outcome.format, art.sha256, base_cost, ref.init
             )
-            continue
-        outcomes: list[tuple[str, ExportOutcome]] = []
-        for prec in precisions:
-            stage(f"{ref.name}: export {', '.join(formats)} {prec}")
-            exported = export_model(
-                ref, formats, precision=prec, root=root, log_path=log_path, calibration=calibration
-            )
-            outcomes.extend((prec, o) for o in exported)
-        base_cost: dict[str, Any] = {}
-        cost_error = None
-        try:
-            stage(f"{ref.name}: cost")
-            base_cost = torch_cost(ref, root)
-        except HarnessError as exc:
-            cost_error = str(exc)
-        for prec, outcome in outcomes:
-            art = Artifact(
-                model=ref.name,
-                source=ref.source,
-                input_shape=ref.input_shape_str,
-                format=outcome.format,
-                precision=prec,
-                path=outcome.entry.path if outcome.entry else None,
-            )
-            if outcome.entry is None:
-                art.error = f"{type(outcome.error).__name__}: {outcome.error}"
-            else:
-                art.sha256 = outcome.entry.sha256
-                art.max_abs_err = outcome.entry.max_abs_err
-                art.tolerance = outcome.entry.tolerance
-                art.cost = exported_cost(
-                    outcome.entry.path, outcome.format, art.sha256, base_cost, ref.init
-                )
-                if cost_error:
-                    art.cost["cost_error"] = cost_error
-                if art.cost.get("folded"):
-                    stage(f"{art.model}: {art.format} {prec} GRAPH_FOLDED: {art.cost['folded']}")
-            artifacts.append(art)
+            if cost_error:
+                art.cost["cost_error"] = cost_error
+            if art.cost.get("folded"):
+                stage(f"{art.model}: {art.format} {prec} GRAPH_FOLDED: {art.cost['folded']}")
+        artifacts.append(art)
     return artifacts
