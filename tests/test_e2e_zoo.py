@@ -29,7 +29,7 @@ from benchharness.zoo.registry import load_zoo
 
 ROOT = Path(__file__).resolve().parents[1]
 #: A short window per artifact: this test proves the path works; precision is `bench run`'s job.
-FAST = ["--quick", "--min-time", "0.5", "--warmup-time", "0.2"]
+FAST = ["--quick", "--min-time", "0.2", "--min-runs", "10", "--warmup-time", "0.1"]
 #: Per-operator MACs must add up to the model's (issue: within 1 %).
 OPS_MACS_REL = 0.01
 FORMATS = ("onnx", "tflite", "pte")

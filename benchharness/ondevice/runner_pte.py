@@ -43,6 +43,9 @@ PROFILE_WARMUP_RUNS = 5
 #: ETDump file name in the work directory: the host removes only files named so.
 ETDUMP_PREFIX = "etdump-"
 ETDUMP_SUFFIX = ".etdp"
+#: ExecuTorch's compiled bindings, and the public module that re-exports them.
+PYBINDINGS_EXTENSION = "executorch.extension.pybindings._C"
+PYBINDINGS_MODULE = "executorch.extension.pybindings.portable_lib"
 
 
 def _version() -> str:
@@ -63,13 +66,28 @@ def import_runtime() -> Any:
     """ExecuTorch's pybindings (they import torch), imported before the load is timed."""
     try:
         import torch  # noqa: F401 - the pybindings need it loaded first
-        from executorch.extension.pybindings import portable_lib
+    except ImportError as exc:
+        raise RuntimeError(
+            f"the pte format needs torch beside ExecuTorch on the device ({exc}): python3 -m pip "
+            "install executorch (the version that exported the models)"
+        ) from exc
+    import importlib
+
+    try:
+        # the extension itself: ``portable_lib`` only re-exports it, after importing ExecuTorch's
+        # whole compiler (``exir``, 2.3 of its 3.3 s on this project's machine) for one warning
+        extension = importlib.import_module(PYBINDINGS_EXTENSION)
+        if hasattr(extension, "_load_program"):
+            return extension
+    except ImportError:
+        pass  # another packaging of ExecuTorch: its public module below
+    try:
+        return importlib.import_module(PYBINDINGS_MODULE)
     except ImportError as exc:
         raise RuntimeError(
             f"the pte format needs ExecuTorch on the device ({exc}): python3 -m pip install "
             "executorch (the version that exported the models)"
         ) from exc
-    return portable_lib
 
 
 class ExecuTorchRunner:

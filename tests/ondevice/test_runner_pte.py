@@ -5,6 +5,7 @@ is tests/test_pte_format.py's)."""
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -124,3 +125,17 @@ def test_operators_on_portable_kernels_get_rows_of_their_own(
     (row,) = [op for op in ops if op.op_index == cumsum.index]
     assert row.op_name.startswith("native_call_cumsum") and row.op_type == "aten.cumsum"
     assert row.median_us is not None and row.median_us > 0
+
+
+def test_the_runtime_is_imported_without_executorchs_compiler() -> None:
+    # a fresh interpreter, as a runner process starts: the public module would pull in ``exir``
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import runner_pte; "
+        "lib = runner_pte.import_runtime(); "
+        "print(hasattr(lib, '_load_program'), 'executorch.exir' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(RUNNER_DIR)], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "False"]
