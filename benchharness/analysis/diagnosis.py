@@ -37,10 +37,13 @@ VARIANCE_FLAGS = (
 #: shared VM has a dozen or more, which would bury the advice).
 MODES_SHOWN = 3
 #: The causes, in the order they are printed.
-BUSY, THROTTLED, CLOCKS, FEW_SAMPLES, UNEXPLAINED, EMULATED = (
+BUSY, THROTTLED, CLOCKS, FEW_SAMPLES, UNEXPLAINED, EMULATED, OPS_OFF = (
     "busy machine", "throttled device", "clocks unlocked", "few samples", "processes disagree",
-    "emulated",
+    "emulated", "operator sums off",
 )  # fmt: skip
+#: A profiled pass whose run median is this far from the row's median ran at another speed
+#: (``ondevice/runner.PROFILE_AGREE_REL``, the bound the runner retries to).
+PASS_SPEED_REL = 0.15
 
 
 @dataclass(frozen=True)
@@ -216,6 +219,40 @@ def _emulated(rows: Sequence[RunRow], total: int) -> Diagnosis:
     )  # fmt: skip
 
 
+def _ops_off(rows: Sequence[RunRow], total: int) -> Diagnosis:
+    """Why the operator times do not add up: the profiled pass ran at another speed than the
+    timed processes (the machine changed between them), or at the same speed with time that no
+    operator event holds (the runtime's own work between operators)."""
+    moved, gaps, tries = [], [], []
+    for r in rows:
+        if r.ops_run_ms and r.median_ms and abs(r.ops_run_ms / r.median_ms - 1) > PASS_SPEED_REL:
+            moved.append(r.ops_run_ms / r.median_ms)
+            tries += [float(r.ops_attempts)] if r.ops_attempts else []
+        elif r.ops_run_ms and r.ops_sum_ratio is not None and r.median_ms:
+            gaps.append(r.ops_sum_ratio * r.median_ms / r.ops_run_ms)
+    sums = [r.ops_sum_ratio for r in rows if r.ops_sum_ratio is not None]
+    parts = [f"summed operator times are {_range(sums, '{:.2f}')} of the end-to-end median"]
+    if moved:
+        after = f" after {_range(tries, '{:.0f}')} passes" if tries else ""
+        parts.append(
+            f"in {len(moved)} the profiled pass itself ran at {_range(moved, '{:.2f}')}x the timed "
+            f"median{after}: the machine changed between the passes (modes, a neighbour)"
+        )
+    if gaps:
+        parts.append(
+            f"in {len(gaps)} the operators hold {_range(gaps, '{:.2f}')} of the profiled runs' "
+            "own time: the rest is the runtime's between operators (invoke glue, partitions, "
+            "sub-microsecond operators the profiler truncates)"
+        )
+    return Diagnosis(
+        cause=OPS_OFF, rows=len(rows), of=total, flags=("OPS_SUM_OFF",),
+        evidence="; ".join(parts),
+        advice="Read these operator tables as shares of the model, not milliseconds; rerun a "
+        "model whose pass ran at another speed on a quieter machine (or with --threads 1).",
+        where=_where(rows),
+    )  # fmt: skip
+
+
 def diagnose(rows: Sequence[RunRow]) -> list[Diagnosis]:
     """The causes behind the flags of a run's rows, most rows first within the fixed order."""
     measured = [r for r in rows if r.flag_list]
@@ -235,7 +272,11 @@ def diagnose(rows: Sequence[RunRow]) -> list[Diagnosis]:
         out.append(_unexplained(quiet, total))
     if emulated := [r for r in measured if "EMULATED" in r.flag_list]:
         out.append(_emulated(emulated, total))
-    known = set(VARIANCE_FLAGS) | {"THROTTLED", "CLOCKS_UNLOCKED", "FEW_SAMPLES", "EMULATED"}
+    if off := [r for r in measured if "OPS_SUM_OFF" in r.flag_list]:
+        out.append(_ops_off(off, total))
+    known = set(VARIANCE_FLAGS) | {
+        "THROTTLED", "CLOCKS_UNLOCKED", "FEW_SAMPLES", "EMULATED", "OPS_SUM_OFF",
+    }  # fmt: skip
     others = sorted({f for r in measured for f in r.flag_list} - known)
     for flag in others:
         hit = [r for r in measured if flag in r.flag_list]

@@ -158,6 +158,25 @@ class Profile:
     #: what the profiler adds to each recorded node's time, calibrated on the device (ORT: a
     #: chain of cheap nodes timed with and without the profiler); subtracted per call on the host
     node_cost_us: float | None = None
+    #: profiled passes run to get this one (``runner.PROFILE_ATTEMPTS``): a pass whose run
+    #: median strays from the process's timed median is repeated; None from an older runner
+    attempts: int | None = None
+    #: nodes the profiler recorded per run (ORT: kernel events over ``model_run`` events), so
+    #: that ``pass_ms`` can take the profiler's own cost (``node_cost_us`` each) off the runs
+    recorded_nodes: float | None = None
+
+    def pass_ms(self) -> float | None:
+        """The median profiled run less what the profiler added to it (where its cost per
+        recorded node is known): the speed the operators were timed at, to set against the
+        timed median. None without runs."""
+        if not self.run_ms:
+            return None
+        runs = sorted(self.run_ms)
+        mid = len(runs) // 2
+        median = runs[mid] if len(runs) % 2 else (runs[mid - 1] + runs[mid]) / 2.0
+        if self.node_cost_us is not None and self.recorded_nodes is not None:
+            median -= self.node_cost_us * self.recorded_nodes / 1e3
+        return median
 
 
 @dataclass
@@ -374,7 +393,8 @@ _PROFILE = record(
     Profile,
     {"source": _opt_text, "error": _opt_text, "profile_file": _opt_text,
      "warmup_runs": _opt_count, "runs": _opt_count, "run_ms": listing(duration),
-     "ops": listing(_OP), "node_cost_us": _opt_dur},
+     "ops": listing(_OP), "node_cost_us": _opt_dur, "attempts": _opt_count,
+     "recorded_nodes": _opt_dur},
 )  # fmt: skip
 _MEMORY = record(
     Memory,

@@ -33,15 +33,19 @@ The result is one ``protocol.RunnerResult``, printed as one marked JSON line on 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import gc
+import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 # siblings on the device, not a package: the runner's folder is all that is shipped
@@ -62,6 +66,18 @@ PROFILE_WARMUP_RUNS = 5
 #: each does at least one inference. ``Profile.runs`` and ``warmup_runs`` say how many ran.
 PROFILE_MAX_S = 10.0
 PROFILE_WARMUP_MAX_S = 2.0
+#: The profiled pass describes the timed one only when it ran at the same speed: a run median
+#: more than 15 % from the process's timed median (the bound the operator sums are held to) means
+#: the machine changed between the two (on a shared 2-vCPU VM a 2-thread pool halves or doubles
+#: when the hypervisor takes the second vCPU), and the pass is run again.
+PROFILE_AGREE_REL = 0.15
+#: Profiled passes a process tries before it keeps the one closest to its timed median; another
+#: is started only while all of them together took under the pass's cap (``PROFILE_MAX_S``), so
+#: a slow device runs one.
+PROFILE_ATTEMPTS = 3
+#: ORT trace names: a node's kernel event ends so; one inference is one such Session event.
+ORT_KERNEL_SUFFIX = "_kernel_time"
+ORT_MODEL_RUN = "model_run"
 #: ORT's provider that runs on the host CPU; any other first provider is an accelerator.
 ORT_CPU_PROVIDER = "CPUExecutionProvider"
 #: The op name TFLite gives a delegate's kernel node (builtin code DELEGATE).
@@ -157,11 +173,18 @@ class OrtRunner:
             runs=len(run_ms),
             run_ms=run_ms,
             node_cost_us=self._node_cost(workdir),
+            recorded_nodes=recorded_nodes_per_run(path),
         )
 
     def _node_cost(self, workdir: str) -> float | None:
-        """The profiler's cost per recorded node on this device (``ort_calibrate``); None when
-        the calibration cannot run here, so the host leaves the operator times raw."""
+        """The profiler's cost per recorded node on this device (``ort_calibrate``), calibrated
+        once per process (a repeated pass reuses it); None when the calibration cannot run
+        here, so the host leaves the operator times raw."""
+        if not hasattr(self, "_calibrated"):
+            self._calibrated = self._calibrate(workdir)
+        return self._calibrated
+
+    def _calibrate(self, workdir: str) -> float | None:
         try:
             import ort_calibrate
 
@@ -172,6 +195,24 @@ class OrtRunner:
         except Exception as exc:  # the operator times are still worth having uncorrected
             sys.stderr.write(f"profiler calibration failed: {type(exc).__name__}: {exc}\n")
             return None
+
+
+def recorded_nodes_per_run(path: str) -> float | None:
+    """Kernel events per ``model_run`` in an ORT trace (``parse/ort_profile.py`` reads it in
+    full on the host); None when it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            events = json.load(f)
+    except (OSError, ValueError):
+        return None
+    kernels = runs = 0
+    for e in events if isinstance(events, list) else ():
+        name = str(e.get("name", "")) if isinstance(e, dict) else ""
+        if e.get("cat") == "Node" and name.endswith(ORT_KERNEL_SUFFIX):
+            kernels += 1
+        elif name == ORT_MODEL_RUN:
+            runs += 1
+    return kernels / runs if runs else None
 
 
 def _ort_dtype(np: Any, type_str: str) -> Any:
@@ -538,7 +579,11 @@ def run(args: argparse.Namespace) -> protocol.RunnerResult:
             else ""
         )
         try:
-            result.profile = _profile(runner, args.profile_runs, workdir, args.profile_max_s)
+            result.profile = profile_agreeing(
+                functools.partial(_profile, runner, args.profile_runs, workdir, args.profile_max_s),
+                _median(result.samples_ms),
+                args.profile_max_s if isinstance(runner, (OrtRunner, LiteRtRunner)) else 0.0,
+            )
         except Exception as exc:  # a profiler failure must not lose the timing
             result.profile = protocol.Profile(error=f"{type(exc).__name__}: {exc}")
     # the runtime's thread pool, left alive, would spin on the cores the probe needs and read as
@@ -550,6 +595,63 @@ def run(args: argparse.Namespace) -> protocol.RunnerResult:
     result.env_start = env_start
     result.env_end = environment()
     return result
+
+
+def profile_agreeing(
+    one_pass: Callable[[], protocol.Profile],
+    timed_ms: float | None,
+    retry_within_s: float,
+    clock: Callable[[], float] = time.perf_counter,
+) -> protocol.Profile:
+    """The profiled pass (``one_pass``), repeated up to ``PROFILE_ATTEMPTS`` times while its run
+    median strays more than ``PROFILE_AGREE_REL`` from ``timed_ms`` and all passes so far took
+    under ``retry_within_s`` (0: one pass); the closest pass is kept, the others' trace files
+    removed, and ``attempts`` says how many ran."""
+    start = clock()
+    best: protocol.Profile | None = None
+    best_off = float("inf")
+    attempts = 0
+    while True:
+        profile = one_pass()
+        attempts += 1
+        off = _profile_off(profile, timed_ms)
+        if best is None or off < best_off:
+            if best is not None:
+                _discard(best)
+            best, best_off = profile, off
+        else:
+            _discard(profile)
+        if (
+            profile.source is None
+            or timed_ms is None
+            or best_off <= PROFILE_AGREE_REL
+            or attempts >= PROFILE_ATTEMPTS
+            or clock() - start >= retry_within_s
+        ):
+            break
+    best.attempts = attempts
+    return best
+
+
+def _median(values: list[float]) -> float | None:
+    return float(statistics.median(values)) if values else None
+
+
+def _profile_off(profile: protocol.Profile, timed_ms: float | None) -> float:
+    """How far the pass's speed (its run median less the profiler's cost: ``pass_ms``) is from
+    the timed median, relative; inf when unknown."""
+    pass_ms = profile.pass_ms() if profile.source is not None else None
+    if pass_ms is None or not timed_ms or timed_ms <= 0:
+        return float("inf")
+    return abs(float(pass_ms) / timed_ms - 1.0)
+
+
+def _discard(profile: protocol.Profile) -> None:
+    """Remove a pass's trace file from the device (only the kept pass's is pulled)."""
+    if profile.profile_file:
+        # one left behind stays in the profile work directory, which the host cleans
+        with contextlib.suppress(OSError):
+            os.remove(profile.profile_file)
 
 
 def _profile(runner: Any, runs: int, workdir: str, max_s: float) -> protocol.Profile:

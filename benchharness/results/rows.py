@@ -35,6 +35,9 @@ COST_COLUMNS = ("macs", "flops", "params", "model_bytes", "activation_bytes", "s
 RENAMED_COST_COLUMNS = (("source_compute_ops", "source_ops"), ("compute_ops", "graph_ops"))
 #: Digits of ``warmup_settle_s`` kept: 0.1 ms, far below a window of any model's inferences.
 SETTLE_S_DIGITS = 4
+#: The summed operator times are held within 15 % of the end-to-end median (issue 14's bound);
+#: outside it the row carries ``OPS_SUM_OFF``: its operator table is shares, not milliseconds.
+OPS_SUM_BOUNDS = (0.85, 1.15)
 
 
 def tool_stats(results: Sequence[RunnerResult]) -> list[ToolStats] | None:
@@ -323,8 +326,22 @@ def _measured_columns(
         # a tool's operator times are set against the figure the tool names (its mean for
         # benchmark_model's per-run averages)
         reference = results[0].ops_reference_ms
-    row["ops_sum_ratio"] = ops_sum_ratio(ops_rows, reference, ops_ratio)
+    ratio = row["ops_sum_ratio"] = ops_sum_ratio(ops_rows, reference, ops_ratio)
+    if ratio is not None and not OPS_SUM_BOUNDS[0] <= ratio <= OPS_SUM_BOUNDS[1]:
+        row["flags"] = with_flags(row.get("flags") or "", ["OPS_SUM_OFF"])
+    row.update(_profile_columns(results))
     return row
+
+
+def _profile_columns(results: Sequence[RunnerResult]) -> dict[str, Any]:
+    """The kept profiled pass's run median and how many passes it took (the first process that
+    ran one: the job's operator rows are its)."""
+    for r in results:
+        p = r.profile
+        pass_ms = p.pass_ms() if p is not None and p.source else None
+        if p is not None and pass_ms is not None:
+            return {"ops_run_ms": round(pass_ms, 6), "ops_attempts": p.attempts}
+    return {}
 
 
 def _outcome_columns(

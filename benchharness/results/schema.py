@@ -313,6 +313,13 @@ class RunRow(Record):
     warmup_settle_n: int | None = None
     warmup_settle_s: float | None = None
     warmup_target_n: int | None = None
+    #: the kept profiled pass: the median of its runs less the profiler's own cost where it is
+    #: calibrated (``protocol.Profile.pass_ms``; set against ``median_ms``, it says whether
+    #: the operators were timed at the speed the row was: ``OPS_SUM_OFF``) and how many passes
+    #: the process ran to get one at that speed (``ondevice/runner.PROFILE_ATTEMPTS``).
+    #: Appended, no new schema version: empty in an older folder and where no pass ran
+    ops_run_ms: float | None = None
+    ops_attempts: int | None = None
 
     @property
     def flag_list(self) -> list[str]:

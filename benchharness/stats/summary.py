@@ -123,6 +123,9 @@ FLAGS: tuple[str, ...] = (
     # not a statistic: the runner ran under CPU translation (qemu-user, Rosetta 2); the row
     # builder raises it from the environment's ``emulated`` (ondevice/probe.py)
     "EMULATED",
+    # not a statistic: the summed operator times stray over 15 % from the end-to-end median; the
+    # row builder raises it from ``ops_sum_ratio`` (results/rows.OPS_SUM_BOUNDS)
+    "OPS_SUM_OFF",
 )
 
 #: One line of advice per flag, printed by the CLI under its warning block.
@@ -159,6 +162,11 @@ FLAG_ADVICE: dict[str, str] = {
     "EMULATED": (
         "measured under CPU translation (qemu-user, Rosetta): timings are not the device's; "
         "never compare with native rows"
+    ),
+    "OPS_SUM_OFF": (
+        "the operator times do not add up to the end-to-end median (ops_sum_ratio): read them "
+        "as shares, not milliseconds; `bench results` says whether the machine changed between "
+        "the passes or the time goes between operators"
     ),
 }
 

@@ -128,8 +128,8 @@ def _default_sigint() -> None:
 
 def test_ctrl_c_keeps_finished_rows_and_resume_completes(results_dir: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    # 6 runner processes of >= 2 s each: the interrupt, sent after the first, cannot come late
-    args = ["run", "--models", TINY, "--input-shape", "1x3x32x32", "--min-time", "2",
+    # 6 runner processes of >= 1 s each: the interrupt, sent after the first, cannot come late
+    args = ["run", "--models", TINY, "--input-shape", "1x3x32x32", "--min-time", "1",
             "--min-runs", "20", "--warmup-time", "0.1", "--processes", "3", "--no-ops",
             "--results-dir", str(results_dir)]  # fmt: skip
     # a shell without job control starts background commands with SIGINT ignored, and Python then

@@ -64,9 +64,11 @@ def test_modes_round_trip_through_the_store(tmp_path: Path) -> None:
 
 def test_modes_is_the_last_column() -> None:
     # appended, as steal_pct and folded were: an older folder reads it empty (test_schema);
-    # only the warm-up columns of issue 29 came after it
+    # only the warm-up and profiled-pass columns of issue 29 came after it
     assert RUNS_COLUMNS[RUNS_COLUMNS.index("folded") + 1] == "modes"
-    assert all(c.startswith("warmup_") for c in RUNS_COLUMNS[RUNS_COLUMNS.index("modes") + 1 :])
+    after = RUNS_COLUMNS[RUNS_COLUMNS.index("modes") + 1 :]
+    assert all(c.startswith(("warmup_", "ops_")) for c in after)
+    assert after[-2:] == ("ops_run_ms", "ops_attempts")
 
 
 def test_a_damaged_modes_cell_says_so() -> None:
