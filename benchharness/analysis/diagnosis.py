@@ -225,11 +225,16 @@ def _ops_off(rows: Sequence[RunRow], total: int) -> Diagnosis:
     operator event holds (the runtime's own work between operators)."""
     moved, gaps, tries = [], [], []
     for r in rows:
-        if r.ops_run_ms and r.median_ms and abs(r.ops_run_ms / r.median_ms - 1) > PASS_SPEED_REL:
-            moved.append(r.ops_run_ms / r.median_ms)
+        if not (r.ops_run_ms and r.median_ms and r.ops_sum_ratio is not None):
+            continue
+        speed = r.ops_run_ms / r.median_ms
+        # another speed explains the sums only where it moved them the same way (a pass slower
+        # than the timed loop whose operators add up to less is time between operators)
+        if abs(speed - 1) > PASS_SPEED_REL and (speed > 1) == (r.ops_sum_ratio > 1):
+            moved.append(speed)
             tries += [float(r.ops_attempts)] if r.ops_attempts else []
-        elif r.ops_run_ms and r.ops_sum_ratio is not None and r.median_ms:
-            gaps.append(r.ops_sum_ratio * r.median_ms / r.ops_run_ms)
+        else:
+            gaps.append(r.ops_sum_ratio / speed)
     sums = [r.ops_sum_ratio for r in rows if r.ops_sum_ratio is not None]
     parts = [f"summed operator times are {_range(sums, '{:.2f}')} of the end-to-end median"]
     if moved:

@@ -161,22 +161,21 @@ class Profile:
     #: profiled passes run to get this one (``runner.PROFILE_ATTEMPTS``): a pass whose run
     #: median strays from the process's timed median is repeated; None from an older runner
     attempts: int | None = None
-    #: nodes the profiler recorded per run (ORT: kernel events over ``model_run`` events), so
-    #: that ``pass_ms`` can take the profiler's own cost (``node_cost_us`` each) off the runs
-    recorded_nodes: float | None = None
+    #: the median run's summed operator time less the profiler's cost per recorded node, where
+    #: a runtime's runs hold profiler work outside its operators (ORT: kernel events per
+    #: ``model_run``), so its runs are no measure of the speed the operators ran at
+    ops_ms: float | None = None
 
     def pass_ms(self) -> float | None:
-        """The median profiled run less what the profiler added to it (where its cost per
-        recorded node is known): the speed the operators were timed at, to set against the
-        timed median. None without runs."""
+        """The speed the pass's operators were timed at, to set against the timed median: its
+        run median, or ``ops_ms`` where the runs hold the profiler's own work. None without."""
+        if self.ops_ms is not None:
+            return self.ops_ms
         if not self.run_ms:
             return None
         runs = sorted(self.run_ms)
         mid = len(runs) // 2
-        median = runs[mid] if len(runs) % 2 else (runs[mid - 1] + runs[mid]) / 2.0
-        if self.node_cost_us is not None and self.recorded_nodes is not None:
-            median -= self.node_cost_us * self.recorded_nodes / 1e3
-        return median
+        return runs[mid] if len(runs) % 2 else (runs[mid - 1] + runs[mid]) / 2.0
 
 
 @dataclass
@@ -394,7 +393,7 @@ _PROFILE = record(
     {"source": _opt_text, "error": _opt_text, "profile_file": _opt_text,
      "warmup_runs": _opt_count, "runs": _opt_count, "run_ms": listing(duration),
      "ops": listing(_OP), "node_cost_us": _opt_dur, "attempts": _opt_count,
-     "recorded_nodes": _opt_dur},
+     "ops_ms": optional(number)},
 )  # fmt: skip
 _MEMORY = record(
     Memory,

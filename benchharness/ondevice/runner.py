@@ -33,6 +33,7 @@ The result is one ``protocol.RunnerResult``, printed as one marked JSON line on 
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
 import dataclasses
 import functools
@@ -166,14 +167,15 @@ class OrtRunner:
         run_ms = bounded_runs(one, runs, max_s)
         path = session.end_profiling()
         del one, binding, session
+        cost = self._node_cost(workdir)
         return protocol.Profile(
             source=protocol.ORT_PROFILE,
             profile_file=os.path.abspath(path),
             warmup_runs=len(warm),
             runs=len(run_ms),
             run_ms=run_ms,
-            node_cost_us=self._node_cost(workdir),
-            recorded_nodes=recorded_nodes_per_run(path),
+            node_cost_us=cost,
+            ops_ms=_ops_ms(kernel_ms_per_run(path), cost),
         )
 
     def _node_cost(self, workdir: str) -> float | None:
@@ -197,22 +199,45 @@ class OrtRunner:
             return None
 
 
-def recorded_nodes_per_run(path: str) -> float | None:
-    """Kernel events per ``model_run`` in an ORT trace (``parse/ort_profile.py`` reads it in
-    full on the host); None when it cannot be read."""
+def kernel_ms_per_run(path: str) -> tuple[float, float] | None:
+    """An ORT trace's kernel events per ``model_run`` and the median over runs of their summed
+    durations in ms (``parse/ort_profile.py`` reads it in full on the host); None when it cannot
+    be read or holds no run."""
     try:
         with open(path, encoding="utf-8") as f:
             events = json.load(f)
     except (OSError, ValueError):
         return None
-    kernels = runs = 0
+    runs: list[tuple[float, float]] = []
+    kernels: list[tuple[float, float]] = []
     for e in events if isinstance(events, list) else ():
-        name = str(e.get("name", "")) if isinstance(e, dict) else ""
+        if not isinstance(e, dict) or not isinstance(e.get("ts"), (int, float)):
+            continue
+        name, dur = str(e.get("name", "")), e.get("dur")
+        if not isinstance(dur, (int, float)):
+            continue
         if e.get("cat") == "Node" and name.endswith(ORT_KERNEL_SUFFIX):
-            kernels += 1
+            kernels.append((float(e["ts"]), float(dur)))
         elif name == ORT_MODEL_RUN:
-            runs += 1
-    return kernels / runs if runs else None
+            runs.append((float(e["ts"]), float(dur)))
+    if not runs:
+        return None
+    runs.sort()
+    sums = [0.0] * len(runs)
+    starts = [start for start, _ in runs]
+    for ts, dur in kernels:
+        i = bisect.bisect_right(starts, ts) - 1
+        if i >= 0 and ts <= runs[i][0] + runs[i][1]:
+            sums[i] += dur
+    return len(kernels) / len(runs), statistics.median(sums) / 1e3
+
+
+def _ops_ms(kernels: tuple[float, float] | None, cost_us: float | None) -> float | None:
+    """The median run's summed kernel time less the profiler's cost per recorded node."""
+    if kernels is None:
+        return None
+    nodes, ms = kernels
+    return ms - (cost_us or 0.0) * nodes / 1e3
 
 
 def _ort_dtype(np: Any, type_str: str) -> Any:

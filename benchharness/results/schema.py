@@ -313,8 +313,9 @@ class RunRow(Record):
     warmup_settle_n: int | None = None
     warmup_settle_s: float | None = None
     warmup_target_n: int | None = None
-    #: the kept profiled pass: the median of its runs less the profiler's own cost where it is
-    #: calibrated (``protocol.Profile.pass_ms``; set against ``median_ms``, it says whether
+    #: the kept profiled pass's speed: the median of its runs, or for ORT, whose profiled runs
+    #: hold the profiler's own work, its median run's operator time less the profiler's cost
+    #: (``protocol.Profile.pass_ms``; set against ``median_ms``, it says whether
     #: the operators were timed at the speed the row was: ``OPS_SUM_OFF``) and how many passes
     #: the process ran to get one at that speed (``ondevice/runner.PROFILE_ATTEMPTS``).
     #: Appended, no new schema version: empty in an older folder and where no pass ran
