@@ -26,7 +26,11 @@ Both sides of every comparison time the *same* inferences, one pair per inferenc
   as ``measure()``, and reads LiteRT's own events of that same run: its ``LiteRT::Run[...]``
   phases (buffer registration, buffer sync) plus the interpreter's ``Invoke``. Those are paired.
   This checks the timer and the call boundary, not the ``Interpreter.invoke`` wrapper, which no
-  profiler sees; ``invoke ms`` (the ``Invoke`` event alone) is shown beside it.
+  profiler sees; ``invoke ms`` (the ``Invoke`` event alone) is shown beside it. The C API's
+  ``LiteRtRunCompiledModel`` spends 50-70 us a run outside LiteRT's events (buffer registration
+  and sync), which ``bench run`` does not pay: it times the ``Interpreter``. So LiteRT's verdict
+  (the exit status) is the timed path's, unpaired: ``bench ms`` (the Interpreter, unprofiled)
+  against the ``Invoke`` event's median, printed under the table.
 
 ``--memory-probe`` answers another question with the same models: does the runner's memory probe
 (issue 15) change the timing? It runs ``memory_overhead.py`` (fresh processes with the probe and
@@ -135,9 +139,15 @@ def litert_pairs(path: Path, threads: int, runs: int, warmup_s: float) -> dict[s
 
     remote, method = _runner_modules()
     runner = remote.LiteRtRunner(str(path), threads, np)
-    profile = runner.profile(runs, "")
-    if profile.get("source") is None:
-        raise RuntimeError(f"LiteRT profiler unavailable: {profile.get('error')}")
+    # the profiler's own result, not the runner's protocol record: it keeps the run-phase and
+    # Invoke events per run, which the record leaves out
+    profiler = importlib.import_module("litert_profiler")
+    if not profiler.available():
+        raise RuntimeError(f"LiteRT profiler unavailable: {profiler.unavailable_reason()}")
+    profile = profiler.profile_ops(
+        str(path), threads=threads, runs=runs, warmup=remote.PROFILE_WARMUP_RUNS,
+        input_arrays=[a for _, a in runner.feeds],
+    )  # fmt: skip
     harness = list(profile["run_ms"])
     runtime = [u / 1e3 for u in profile["run_events_us"]]
     invoke = [u / 1e3 for u in profile["invoke_us"]]
@@ -196,7 +206,26 @@ def summarise(model: str, fmt: str, pairs: dict[str, Any]) -> dict[str, Any]:
         "pass": ok,
         "invoke_median_ms": pairs.get("invoke_ms"),
         "bench_median_ms": pairs["bench_ms"],
+        **_timed_path(pairs),
     }
+
+
+def _timed_path(pairs: dict[str, Any]) -> dict[str, Any]:
+    """LiteRT only: the path ``bench run`` times (the Python ``Interpreter``, unprofiled) against
+    LiteRT's own ``Invoke`` event of the profiled runs. Not paired (no profiler sees that path),
+    so medians of separate runs; a harness that cost more than the runtime's own invoke would
+    show here, while the paired check above times the CompiledModel C API, which bench run does
+    not use."""
+    invoke = pairs.get("invoke_ms")
+    if invoke is None:
+        return {}
+    goal, _ = verdict(pairs["bench_ms"], invoke)
+    # one-sided: what the harness adds; a faster Interpreter is the C API's cost, not a harness's
+    ok = (pairs["bench_ms"] - invoke) <= (
+        invoke * REL_GOAL if invoke >= REL_GOAL_FROM_MS else ABS_GOAL_US / 1e3
+    )
+    return {"timed_minus_invoke_us": (pairs["bench_ms"] - invoke) * 1e3, "timed_goal": goal,
+            "timed_pass": ok}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -248,7 +277,15 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows:
             if "error" in r:
                 print(f"{r['model']} {r['format']}: {r['error']}")
-    return 0 if rows and all(r.get("pass") for r in rows) else 1
+            elif "timed_pass" in r:
+                print(
+                    f"{r['model']} {r['format']}: the timed path (Interpreter.invoke, unprofiled, "
+                    f"as bench run times it) {r['bench_median_ms']:.4f} ms against LiteRT's own "
+                    f"Invoke {r['invoke_median_ms']:.4f} ms: {r['timed_minus_invoke_us']:+.1f} us "
+                    f"({r['timed_goal']}): {'PASS' if r['timed_pass'] else 'FAIL'} (unpaired)"
+                )
+    # LiteRT's verdict is its timed path's: the paired row above times the C API bench run skips
+    return 0 if rows and all(r.get("timed_pass", r.get("pass")) for r in rows) else 1
 
 
 if __name__ == "__main__":
