@@ -220,10 +220,10 @@ def _emulated(rows: Sequence[RunRow], total: int) -> Diagnosis:
 
 
 def _ops_off(rows: Sequence[RunRow], total: int) -> Diagnosis:
-    """Why the operator times do not add up: the profiled pass ran at another speed than the
-    timed processes (the machine changed between them), or at the same speed with time that no
-    operator event holds (the runtime's own work between operators)."""
-    moved, gaps, tries = [], [], []
+    """Why the operator times do not add up: the profiled process sat in another mode than the
+    row's median, its pass ran at another speed than its own timed loop (the machine changed
+    between them), or the pass ran at that speed with time no operator event holds."""
+    mode, moved, gaps, tries = [], [], [], []
     for r in rows:
         if not (r.ops_run_ms and r.median_ms and r.ops_sum_ratio is not None):
             continue
@@ -231,12 +231,25 @@ def _ops_off(rows: Sequence[RunRow], total: int) -> Diagnosis:
         # another speed explains the sums only where it moved them the same way (a pass slower
         # than the timed loop whose operators add up to less is time between operators)
         if abs(speed - 1) > PASS_SPEED_REL and (speed > 1) == (r.ops_sum_ratio > 1):
-            moved.append(speed)
-            tries += [float(r.ops_attempts)] if r.ops_attempts else []
+            # the first process runs the pass: where its own median was at the pass's speed, it
+            # is that process that sat apart from the row, not its pass from its loop
+            own = r.process_medians_ms[0] / r.median_ms if r.process_medians_ms else None
+            if own is not None and len(r.process_medians_ms) > 1 and abs(own / speed - 1) <= (
+                PASS_SPEED_REL
+            ):
+                mode.append(own)
+            else:
+                moved.append(speed)
+                tries += [float(r.ops_attempts)] if r.ops_attempts else []
         else:
             gaps.append(r.ops_sum_ratio / speed)
     sums = [r.ops_sum_ratio for r in rows if r.ops_sum_ratio is not None]
     parts = [f"summed operator times are {_range(sums, '{:.2f}')} of the end-to-end median"]
+    if mode:
+        parts.append(
+            f"in {len(mode)} the profiled process itself ran at {_range(mode, '{:.2f}')}x the "
+            "row's median, its pass at its speed: the table describes that process's mode"
+        )
     if moved:
         after = f" after {_range(tries, '{:.0f}')} passes" if tries else ""
         parts.append(

@@ -72,3 +72,17 @@ def test_a_slower_pass_whose_operators_add_up_to_less_is_time_between_operators(
     (only,) = [d for d in diagnose([row]) if d.cause == OPS_OFF]
     assert "profiled pass itself" not in only.evidence
     assert "the operators hold 0.66 of the profiled runs' own time" in only.evidence
+
+
+def test_a_profiled_process_in_another_mode_is_told_from_a_pass_that_moved() -> None:
+    # the fresh clone's main job: 9 rows at 1.22-2.22, each pass agreeing with its own process
+    # (the first, which runs it) while that process sat in the slow mode of the row's ten
+    slow_first = RunRow.from_values({
+        "device": "local", "model": "mobilenet_v2", "format": "onnx", "status": "ok",
+        "flags": "MULTIMODAL;OPS_SUM_OFF", "median_ms": 1.78, "ops_sum_ratio": 1.52,
+        "ops_run_ms": 2.70, "ops_attempts": 1,
+        "process_medians_ms": [2.74, 1.77, 1.78, 1.79, 1.76, 2.73, 1.78, 1.77, 1.80, 1.78],
+    })  # fmt: skip
+    (only,) = [d for d in diagnose([slow_first]) if d.cause == OPS_OFF]
+    assert "the profiled process itself ran at 1.54x the row's median" in only.evidence
+    assert "machine changed" not in only.evidence
