@@ -270,6 +270,9 @@ def lookup(path: Path) -> CacheEntry | None:
         return None
     if data["sha256"] != sha256_file(path):
         return None
+    # a hit is a use: the sidecar's time is what ``bench cache prune`` keeps young entries by
+    with contextlib.suppress(OSError):  # a read-only cache is still a cache
+        os.utime(side)
     return CacheEntry(
         path=path,
         format=data["format"],
