@@ -28,6 +28,7 @@ NOT_WRITERS = {
     "pipeline.py": "chooses what to call; what it passes on (shape, precision, calibration) is "
     "in the key fields",
     "verify.py": "reads artifacts, writes none",
+    "prune.py": "removes whole entries of the cache, writes none",
 }
 #: Packages the writers import that shape no bytes themselves, and why.
 NOT_BYTES = {
