@@ -42,7 +42,7 @@ BUSY, THROTTLED, CLOCKS, FEW_SAMPLES, UNEXPLAINED, EMULATED, OPS_OFF = (
     "emulated", "operator sums off",
 )  # fmt: skip
 #: A profiled pass whose run median is this far from the row's median ran at another speed
-#: (``ondevice/runner.PROFILE_AGREE_REL``, the bound the runner retries to).
+#: (``ondevice/profile_pass.PROFILE_AGREE_REL``, the bound the runner retries to).
 PASS_SPEED_REL = 0.15
 
 

@@ -158,7 +158,7 @@ class Profile:
     #: what the profiler adds to each recorded node's time, calibrated on the device (ORT: a
     #: chain of cheap nodes timed with and without the profiler); subtracted per call on the host
     node_cost_us: float | None = None
-    #: profiled passes run to get this one (``runner.PROFILE_ATTEMPTS``): a pass whose run
+    #: profiled passes run to get this one (``profile_pass.PROFILE_ATTEMPTS``): a pass whose run
     #: median strays from the process's timed median is repeated; None from an older runner
     attempts: int | None = None
     #: the median run's summed operator time less the profiler's cost per recorded node, where

@@ -33,26 +33,22 @@ The result is one ``protocol.RunnerResult``, printed as one marked JSON line on 
 from __future__ import annotations
 
 import argparse
-import bisect
-import contextlib
 import dataclasses
 import functools
 import gc
-import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
 from typing import Any
 
 # siblings on the device, not a package: the runner's folder is all that is shipped
 import memory
 import method
 import probe
+import profile_pass
 import protocol
 import runner_torch
 import throttle
@@ -67,18 +63,6 @@ PROFILE_WARMUP_RUNS = 5
 #: each does at least one inference. ``Profile.runs`` and ``warmup_runs`` say how many ran.
 PROFILE_MAX_S = 10.0
 PROFILE_WARMUP_MAX_S = 2.0
-#: The profiled pass describes the timed one only when it ran at the same speed: a run median
-#: more than 15 % from the process's timed median (the bound the operator sums are held to) means
-#: the machine changed between the two (on a shared 2-vCPU VM a 2-thread pool halves or doubles
-#: when the hypervisor takes the second vCPU), and the pass is run again.
-PROFILE_AGREE_REL = 0.15
-#: Profiled passes a process tries before it keeps the one closest to its timed median; another
-#: is started only while all of them together took under the pass's cap (``PROFILE_MAX_S``), so
-#: a slow device runs one.
-PROFILE_ATTEMPTS = 3
-#: ORT trace names: a node's kernel event ends so; one inference is one such Session event.
-ORT_KERNEL_SUFFIX = "_kernel_time"
-ORT_MODEL_RUN = "model_run"
 #: ORT's provider that runs on the host CPU; any other first provider is an accelerator.
 ORT_CPU_PROVIDER = "CPUExecutionProvider"
 #: The op name TFLite gives a delegate's kernel node (builtin code DELEGATE).
@@ -175,7 +159,7 @@ class OrtRunner:
             runs=len(run_ms),
             run_ms=run_ms,
             node_cost_us=cost,
-            ops_ms=_ops_ms(kernel_ms_per_run(path), cost),
+            ops_ms=profile_pass.ops_ms(profile_pass.kernel_ms_per_run(path), cost),
         )
 
     def _node_cost(self, workdir: str) -> float | None:
@@ -183,61 +167,16 @@ class OrtRunner:
         once per process (a repeated pass reuses it); None when the calibration cannot run
         here, so the host leaves the operator times raw."""
         if not hasattr(self, "_calibrated"):
-            self._calibrated = self._calibrate(workdir)
+            self._calibrated: float | None = None
+            try:
+                import ort_calibrate
+
+                self._calibrated = ort_calibrate.node_cost_us(
+                    self.ort, self.np, self.threads, self.providers, workdir
+                )
+            except Exception as exc:  # the operator times are still worth having uncorrected
+                sys.stderr.write(f"profiler calibration failed: {type(exc).__name__}: {exc}\n")
         return self._calibrated
-
-    def _calibrate(self, workdir: str) -> float | None:
-        try:
-            import ort_calibrate
-
-            cost: float | None = ort_calibrate.node_cost_us(
-                self.ort, self.np, self.threads, self.providers, workdir
-            )
-            return cost
-        except Exception as exc:  # the operator times are still worth having uncorrected
-            sys.stderr.write(f"profiler calibration failed: {type(exc).__name__}: {exc}\n")
-            return None
-
-
-def kernel_ms_per_run(path: str) -> tuple[float, float] | None:
-    """An ORT trace's kernel events per ``model_run`` and the median over runs of their summed
-    durations in ms (``parse/ort_profile.py`` reads it in full on the host); None when it cannot
-    be read or holds no run."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            events = json.load(f)
-    except (OSError, ValueError):
-        return None
-    runs: list[tuple[float, float]] = []
-    kernels: list[tuple[float, float]] = []
-    for e in events if isinstance(events, list) else ():
-        if not isinstance(e, dict) or not isinstance(e.get("ts"), (int, float)):
-            continue
-        name, dur = str(e.get("name", "")), e.get("dur")
-        if not isinstance(dur, (int, float)):
-            continue
-        if e.get("cat") == "Node" and name.endswith(ORT_KERNEL_SUFFIX):
-            kernels.append((float(e["ts"]), float(dur)))
-        elif name == ORT_MODEL_RUN:
-            runs.append((float(e["ts"]), float(dur)))
-    if not runs:
-        return None
-    runs.sort()
-    sums = [0.0] * len(runs)
-    starts = [start for start, _ in runs]
-    for ts, dur in kernels:
-        i = bisect.bisect_right(starts, ts) - 1
-        if i >= 0 and ts <= runs[i][0] + runs[i][1]:
-            sums[i] += dur
-    return len(kernels) / len(runs), statistics.median(sums) / 1e3
-
-
-def _ops_ms(kernels: tuple[float, float] | None, cost_us: float | None) -> float | None:
-    """The median run's summed kernel time less the profiler's cost per recorded node."""
-    if kernels is None:
-        return None
-    nodes, ms = kernels
-    return ms - (cost_us or 0.0) * nodes / 1e3
 
 
 def _ort_dtype(np: Any, type_str: str) -> Any:
@@ -604,9 +543,9 @@ def run(args: argparse.Namespace) -> protocol.RunnerResult:
             else ""
         )
         try:
-            result.profile = profile_agreeing(
+            result.profile = profile_pass.profile_agreeing(
                 functools.partial(_profile, runner, args.profile_runs, workdir, args.profile_max_s),
-                _median(result.samples_ms),
+                profile_pass.median_or_none(result.samples_ms),
                 args.profile_max_s if isinstance(runner, (OrtRunner, LiteRtRunner)) else 0.0,
             )
         except Exception as exc:  # a profiler failure must not lose the timing
@@ -620,63 +559,6 @@ def run(args: argparse.Namespace) -> protocol.RunnerResult:
     result.env_start = env_start
     result.env_end = environment()
     return result
-
-
-def profile_agreeing(
-    one_pass: Callable[[], protocol.Profile],
-    timed_ms: float | None,
-    retry_within_s: float,
-    clock: Callable[[], float] = time.perf_counter,
-) -> protocol.Profile:
-    """The profiled pass (``one_pass``), repeated up to ``PROFILE_ATTEMPTS`` times while its run
-    median strays more than ``PROFILE_AGREE_REL`` from ``timed_ms`` and all passes so far took
-    under ``retry_within_s`` (0: one pass); the closest pass is kept, the others' trace files
-    removed, and ``attempts`` says how many ran."""
-    start = clock()
-    best: protocol.Profile | None = None
-    best_off = float("inf")
-    attempts = 0
-    while True:
-        profile = one_pass()
-        attempts += 1
-        off = _profile_off(profile, timed_ms)
-        if best is None or off < best_off:
-            if best is not None:
-                _discard(best)
-            best, best_off = profile, off
-        else:
-            _discard(profile)
-        if (
-            profile.source is None
-            or timed_ms is None
-            or best_off <= PROFILE_AGREE_REL
-            or attempts >= PROFILE_ATTEMPTS
-            or clock() - start >= retry_within_s
-        ):
-            break
-    best.attempts = attempts
-    return best
-
-
-def _median(values: list[float]) -> float | None:
-    return float(statistics.median(values)) if values else None
-
-
-def _profile_off(profile: protocol.Profile, timed_ms: float | None) -> float:
-    """How far the pass's speed (its run median less the profiler's cost: ``pass_ms``) is from
-    the timed median, relative; inf when unknown."""
-    pass_ms = profile.pass_ms() if profile.source is not None else None
-    if pass_ms is None or not timed_ms or timed_ms <= 0:
-        return float("inf")
-    return abs(float(pass_ms) / timed_ms - 1.0)
-
-
-def _discard(profile: protocol.Profile) -> None:
-    """Remove a pass's trace file from the device (only the kept pass's is pulled)."""
-    if profile.profile_file:
-        # one left behind stays in the profile work directory, which the host cleans
-        with contextlib.suppress(OSError):
-            os.remove(profile.profile_file)
 
 
 def _profile(runner: Any, runs: int, workdir: str, max_s: float) -> protocol.Profile:

@@ -317,7 +317,7 @@ class RunRow(Record):
     #: hold the profiler's own work, its median run's operator time less the profiler's cost
     #: (``protocol.Profile.pass_ms``; set against ``median_ms``, it says whether
     #: the operators were timed at the speed the row was: ``OPS_SUM_OFF``) and how many passes
-    #: the process ran to get one at that speed (``ondevice/runner.PROFILE_ATTEMPTS``).
+    #: the process ran to get one at that speed (``ondevice/profile_pass.PROFILE_ATTEMPTS``).
     #: Appended, no new schema version: empty in an older folder and where no pass ran
     ops_run_ms: float | None = None
     ops_attempts: int | None = None

@@ -117,14 +117,11 @@ FLAGS: tuple[str, ...] = (
     "CLOCKS_UNLOCKED",
     "PROCESS_VARIANCE",
     "MULTIMODAL",
-    # not a statistic: the artifact's graph runs less than its model (cost/folding.py); the
-    # row builder raises it from the artifact's cost, which says what was removed
+    # not statistics: results/rows.py raises them from the artifact's cost (a graph that runs less
+    # than its model, cost/folding.py), the environment's ``emulated`` (qemu-user, Rosetta 2;
+    # ondevice/probe.py) and ``ops_sum_ratio`` beyond ``OPS_SUM_BOUNDS``
     "GRAPH_FOLDED",
-    # not a statistic: the runner ran under CPU translation (qemu-user, Rosetta 2); the row
-    # builder raises it from the environment's ``emulated`` (ondevice/probe.py)
     "EMULATED",
-    # not a statistic: the summed operator times stray over 15 % from the end-to-end median; the
-    # row builder raises it from ``ops_sum_ratio`` (results/rows.OPS_SUM_BOUNDS)
     "OPS_SUM_OFF",
 )
 
@@ -164,9 +161,8 @@ FLAG_ADVICE: dict[str, str] = {
         "never compare with native rows"
     ),
     "OPS_SUM_OFF": (
-        "the operator times do not add up to the end-to-end median (ops_sum_ratio): read them "
-        "as shares, not milliseconds; `bench results` says whether the machine changed between "
-        "the passes or the time goes between operators"
+        "the operator times do not add up to the end-to-end median (ops_sum_ratio): read them as "
+        "shares, not milliseconds; `bench results` says why (another mode, or between operators)"
     ),
 }
 

@@ -20,6 +20,8 @@ from tests.ondevice.shipped import load_runner
 
 runner = load_runner("bh_runner_profile_agreement")
 protocol = runner.protocol
+#: the pass logic, as the runner imported it (its sibling on the device)
+passes = runner.profile_pass
 TIMED_MS = 1.2
 
 
@@ -58,7 +60,7 @@ def _clock(step_s: float) -> Callable[[], float]:
 
 def test_a_pass_at_the_timed_speed_is_kept_at_once(tmp_path: Path) -> None:
     one, made = _passes([1.25], tmp_path)
-    kept = runner.profile_agreeing(one, TIMED_MS, 10.0, _clock(0.1))
+    kept = passes.profile_agreeing(one, TIMED_MS, 10.0, _clock(0.1))
     assert kept is made[0] and kept.attempts == 1
     assert Path(kept.profile_file).exists()
 
@@ -67,15 +69,15 @@ def test_a_pass_in_another_mode_is_run_again_and_only_the_kept_trace_stays(
     tmp_path: Path,
 ) -> None:
     one, made = _passes([0.55, 1.18], tmp_path)  # the fast mode first, then the timed one's
-    kept = runner.profile_agreeing(one, TIMED_MS, 10.0, _clock(0.1))
+    kept = passes.profile_agreeing(one, TIMED_MS, 10.0, _clock(0.1))
     assert kept is made[1] and kept.attempts == 2
     assert not Path(made[0].profile_file).exists() and Path(kept.profile_file).exists()
 
 
 def test_when_no_pass_agrees_the_closest_is_kept_after_the_last_attempt(tmp_path: Path) -> None:
     one, made = _passes([0.55, 0.8, 0.6, 1.2], tmp_path)
-    kept = runner.profile_agreeing(one, TIMED_MS, 10.0, _clock(0.1))
-    assert kept.attempts == runner.PROFILE_ATTEMPTS == 3
+    kept = passes.profile_agreeing(one, TIMED_MS, 10.0, _clock(0.1))
+    assert kept.attempts == passes.PROFILE_ATTEMPTS == 3
     assert kept is made[1] and len(made) == 3
     assert [Path(p.profile_file).exists() for p in made] == [False, True, False]
 
@@ -85,19 +87,19 @@ def test_no_second_pass_on_a_runner_without_a_cap_or_once_the_cap_is_spent(
     tmp_path: Path, within_s: float, step_s: float
 ) -> None:
     one, made = _passes([0.55, 1.2], tmp_path)
-    kept = runner.profile_agreeing(one, TIMED_MS, within_s, _clock(step_s))
+    kept = passes.profile_agreeing(one, TIMED_MS, within_s, _clock(step_s))
     assert kept is made[0] and kept.attempts == 1
 
 
 def test_a_failed_pass_is_not_repeated(tmp_path: Path) -> None:
     one, made = _passes([None, 1.2], tmp_path)
-    kept = runner.profile_agreeing(one, TIMED_MS, 10.0, _clock(0.1))
+    kept = passes.profile_agreeing(one, TIMED_MS, 10.0, _clock(0.1))
     assert kept is made[0] and kept.error and kept.attempts == 1
 
 
 def test_without_a_timed_median_one_pass_is_all(tmp_path: Path) -> None:
     one, made = _passes([0.55, 1.2, 1.2], tmp_path)
-    kept = runner.profile_agreeing(one, None, 10.0, _clock(0.1))
+    kept = passes.profile_agreeing(one, None, 10.0, _clock(0.1))
     assert kept is made[0] and kept.attempts == 1
 
 
@@ -131,7 +133,7 @@ def test_an_ort_pass_slow_only_by_its_profilers_work_is_not_repeated() -> None:
         return protocol.Profile(source=protocol.ORT_PROFILE, run_ms=[TIMED_MS + 0.5],
                                 ops_ms=TIMED_MS * 1.03)  # fmt: skip
 
-    assert runner.profile_agreeing(one, TIMED_MS, 10.0, _clock(0.1)).attempts == 1
+    assert passes.profile_agreeing(one, TIMED_MS, 10.0, _clock(0.1)).attempts == 1
 
 
 def test_kernel_time_is_summed_per_run_from_a_real_trace(tmp_path: Path) -> None:
@@ -153,7 +155,7 @@ def test_kernel_time_is_summed_per_run_from_a_real_trace(tmp_path: Path) -> None
     for _ in range(4):
         session.run(None, {"t0": np.ones((1, 8), np.float32)})
     trace = session.end_profiling()
-    got = runner.kernel_ms_per_run(trace)
+    got = passes.kernel_ms_per_run(trace)
     assert got is not None
     nodes_per_run, ms = got
     events = json.loads(Path(trace).read_text())
@@ -163,7 +165,7 @@ def test_kernel_time_is_summed_per_run_from_a_real_trace(tmp_path: Path) -> None
     assert nodes_per_run == pytest.approx(3.0)
     # a run's three kernels: at least the three shortest events, at most the three longest
     assert sum(kernel_us[:3]) / 1e3 <= ms <= sum(kernel_us[-3:]) / 1e3
-    cost = runner._ops_ms((nodes_per_run, ms), 2.0)
+    cost = passes.ops_ms((nodes_per_run, ms), 2.0)
     assert cost == pytest.approx(ms - 3 * 2.0 / 1e3)
     (tmp_path / "broken.json").write_text("[{")
-    assert runner.kernel_ms_per_run(str(tmp_path / "broken.json")) is None
+    assert passes.kernel_ms_per_run(str(tmp_path / "broken.json")) is None
