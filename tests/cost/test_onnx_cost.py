@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -263,12 +262,9 @@ def test_hand_counted_export(exported: Callable[[str], Exported]) -> None:
 @pytest.mark.parametrize("name", list(AGREEMENT_MODELS))
 def test_macs_agree_with_torch(name: str, exported: Callable[[str], Exported]) -> None:
     e = exported(name)
-    start = time.perf_counter()
     cost = onnx_cost(e.onnx)
-    elapsed = time.perf_counter() - start
     assert cost.macs == pytest.approx(e.torch_macs, rel=0.01)
     assert cost.uncounted_op_types == ()
     assert cost.flops > 0
     assert 0 < cost.activation_peak_bytes <= cost.activation_total_bytes
     assert cost.max_layer_bytes == max(op.bytes for op in cost.ops)
-    assert elapsed < 2.0

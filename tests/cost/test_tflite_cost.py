@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -84,13 +83,10 @@ def test_missing_and_corrupt_files(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", list(AGREEMENT_MODELS))
 def test_macs_agree_with_torch_and_onnx(name: str, exported: Callable[[str], Exported]) -> None:
     e = exported(name)
-    start = time.perf_counter()
     cost = tflite_cost(e.tflite)
-    elapsed = time.perf_counter() - start
     assert cost.macs == pytest.approx(e.torch_macs, rel=0.01)
     assert cost.uncounted_op_types == ()
     assert 0 < cost.activation_peak_bytes <= cost.activation_total_bytes
-    assert elapsed < 2.0
     # the same network in the other format: same MACs, similar element-wise work
     other = onnx_cost(e.onnx)
     assert cost.macs == pytest.approx(other.macs, rel=0.01)
