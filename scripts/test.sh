@@ -25,4 +25,9 @@ bash scripts/setup.sh
 # test helpers they import are not held to the package's strict typing)
 .venv/bin/mypy benchmarks --follow-imports=silent
 export BENCH_ARM64_BUILD="${BENCH_ARM64_BUILD:-1}"
-exec .venv/bin/python -m pytest -q "$@"
+# two workers, each taking whole test files (--dist loadfile), so a file's module fixtures are set up
+# once and the session ones (sshd, emulated phone, adb server) once a worker; BENCH_TEST_WORKERS=0 runs
+# the suite in this process alone; the longest files go first (tests/conftest.py), not xdist's
+# largest-count-first
+workers="${BENCH_TEST_WORKERS:-2}"
+exec .venv/bin/python -m pytest -q -n "$workers" --dist loadfile --no-loadscope-reorder "$@"

@@ -11,6 +11,18 @@ import pytest
 pytest_plugins = ["tests.support.fixtures"]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest files first (by their ``lasts`` mark), the rest in collection order: the test
+    command's workers take whole files, and a long file started last would leave one worker
+    running it alone while the other idles (xdist's own reorder, by test count, is turned off)."""
+    weight: dict[Path, float] = {}
+    for item in items:
+        mark = item.get_closest_marker("lasts")
+        seconds = float(mark.args[0]) if mark is not None and mark.args else 0.0
+        weight[item.path] = max(weight.get(item.path, 0.0), seconds)
+    items.sort(key=lambda item: -weight[item.path])
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Exports use the user's artifact cache (``$BENCH_CACHE_DIR``, else the XDG cache

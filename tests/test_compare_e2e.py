@@ -21,6 +21,9 @@ import pytest
 from benchharness.analysis.compare_stored import compare_run_ids
 from benchharness.analysis.comparison import VERDICTS, gate
 
+#: about how long this file's tests take together here (see tests/conftest.py)
+pytestmark = pytest.mark.lasts(17)
+
 ROOT = Path(__file__).resolve().parents[1]
 LIGHT = "tests.support.tiny:tiny_cnn"
 #: Same model name, ~60x the MACs: what a change that made the model slower looks like.

@@ -27,6 +27,9 @@ import pytest
 from benchharness.results.store import RunStore
 from benchharness.zoo.registry import load_zoo
 
+#: about how long this file's tests take together here (see tests/conftest.py)
+pytestmark = pytest.mark.lasts(127)
+
 ROOT = Path(__file__).resolve().parents[1]
 #: A short window per artifact: this test proves the path works; precision is `bench run`'s job.
 FAST = ["--quick", "--min-time", "0.2", "--min-runs", "10", "--warmup-time", "0.1"]

@@ -24,6 +24,9 @@ from benchharness.runners.native_pte import PROFILE_WARMUP_RUNS, warmup_executio
 from tests.support.adbd import DEVICE_TMP, EmulatedDevice
 from tests.support.executor_runner import calls, install_executor_runner
 
+#: about how long this file's tests take together here (see tests/conftest.py)
+pytestmark = pytest.mark.lasts(34)
+
 TINY = "tests.support.tiny:tiny_cnn"
 ROOT = Path(__file__).resolve().parents[1]
 #: Small measuring settings: the format's path is under test here, not the method.

@@ -10,6 +10,9 @@ import pytest
 
 from benchharness.pytest_plugin import SKIP_REASON, ReplayClock
 
+#: about how long this file's tests take together here (see tests/conftest.py)
+pytestmark = pytest.mark.lasts(11)
+
 pytest_plugins = ["pytester"]
 
 TINY_MODEL = """
@@ -34,6 +37,15 @@ def test_mine(bench_measurement):
 def test_plain():
     pass
 """
+
+
+@pytest.fixture(autouse=True)
+def _a_plain_inner_pytest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The inner pytest is a user's own run: under ``pytest -n``, the worker's variables would
+    reach it, and pytest-benchmark switches itself off where it sees one."""
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+
 
 #: Measuring options that keep one case to a few seconds (docs/method.md defaults take far longer).
 FAST = ["--bench-quick", "--bench-min-time", "0.2", "--bench-warmup-time", "0.1"]

@@ -20,6 +20,9 @@ from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore
 from tests.support.sshd import SSHServer
 
+#: about how long this file's tests take together here (see tests/conftest.py)
+pytestmark = pytest.mark.lasts(21)
+
 TINY = "tests.support.tiny:tiny_cnn"
 FAST_METHOD = Method(quick=True, min_s=0.2, min_n=20, warmup_min_s=0.1)
 FAST = RunOptions(method=FAST_METHOD)

@@ -9,10 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchharness.api import RunRequest, run
 from benchharness.plan.options import Method, RunOptions
 from benchharness.results.store import RunStore
 from tests.support.sshd import SSHServer
+
+#: about how long this file's tests take together here (see tests/conftest.py)
+pytestmark = pytest.mark.lasts(10)
 
 TINY = "tests.support.tiny:tiny_cnn"
 #: Small measuring settings: the format's path is under test here, not the method.

@@ -19,6 +19,9 @@ from tests.support.adbd import EmulatedDevice
 from tests.support.fixtures import AdbServer
 from tests.support.sshd import SSHServer
 
+#: about how long this file's tests take together here (see tests/conftest.py)
+pytestmark = pytest.mark.lasts(37)
+
 TINY = "tests.support.tiny:tiny_cnn"
 #: --quick, cut further: one process, a short warm-up and measurement, ten profiled runs
 #: (emulated inferences of the tiny model take milliseconds; python's start, the imports and

@@ -14,6 +14,9 @@ import pytest
 
 from benchharness.results.store import RunStore
 
+#: about how long this file's tests take together here (see tests/conftest.py)
+pytestmark = pytest.mark.lasts(73)
+
 TINY = "tests.support.tiny:tiny_cnn"
 #: Small measuring settings: the CLI path is under test here, not the method.
 FAST = ["--quick", "--min-time", "0.2", "--min-runs", "20", "--warmup-time", "0.1"]

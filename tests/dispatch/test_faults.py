@@ -31,6 +31,9 @@ from benchharness.results.store import RunStore
 from benchharness.transport.local import LocalTransport
 from tests.support.sshd import SSHServer
 
+#: about how long this file's tests take together here (see tests/conftest.py)
+pytestmark = pytest.mark.lasts(25)
+
 pytest_plugins = ["tests.support.fixtures"]
 
 ROOT = Path(__file__).resolve().parents[2]

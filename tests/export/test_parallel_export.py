@@ -25,6 +25,9 @@ from benchharness.plan.artifacts import prepare_artifacts
 from benchharness.zoo.registry import ModelSpec
 from tests.support.tiny import tiny_cnn
 
+#: about how long this file's tests take together here (see tests/conftest.py)
+pytestmark = pytest.mark.lasts(17)
+
 ROOT = Path(__file__).resolve().parents[2]
 SHAPE = (1, 3, 32, 32)
 #: Exit status of a worker that ``crash_in_worker`` ends, as a segfaulting converter would.

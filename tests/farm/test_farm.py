@@ -54,6 +54,9 @@ from tests.support.farm import (
 from tests.support.fixtures import AdbServer, require_adb, require_sshd
 from tests.support.sshd import SSHServer
 
+#: about how long this file's tests take together here (see tests/conftest.py)
+pytestmark = pytest.mark.lasts(86)
+
 TINY = "tests.support.tiny:tiny_cnn"
 FAST = Method(quick=True, min_s=0.2, min_n=20, warmup_min_s=0.1)
 HOST = socket.gethostname()

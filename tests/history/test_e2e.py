@@ -22,6 +22,9 @@ from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore, list_runs
 from tests.history.conftest import Bench
 
+#: about how long this file's tests take together here (see tests/conftest.py)
+pytestmark = pytest.mark.lasts(11)
+
 #: The light model: two 16-channel 3x3 convolutions at 32x32 (2.8 MMACs) ...
 BUILDER = """
 from torch import nn

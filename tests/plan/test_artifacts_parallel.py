@@ -20,6 +20,9 @@ from benchharness.plan.artifacts import Artifact, prepare_artifacts
 from benchharness.profiles.device_profile import DeviceProfile, load_profile
 from benchharness.zoo.registry import ArtifactRef, ModelRef, ModelSpec
 
+#: about how long this file's tests take together here (see tests/conftest.py)
+pytestmark = pytest.mark.lasts(13)
+
 FORMATS = ("onnx", "tflite")
 SHAPE = (1, 3, 32, 32)
 TINY = "tests.support.tiny:tiny_cnn"

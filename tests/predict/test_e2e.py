@@ -26,6 +26,9 @@ from benchharness.predict.build import BUILD_FILE, BuildOutcome, BuildRequest, b
 from benchharness.predict.predictor import Predictor
 from benchharness.predict.selection import KernelModel, PairModel, Plan
 
+#: about how long this file's tests take together here (see tests/conftest.py)
+pytestmark = pytest.mark.lasts(61)
+
 TINY = "tests.support.tiny:tiny_cnn"
 ROOT = Path(__file__).resolve().parents[2]
 #: A few blocks of each kind the tiny CNN has, on small inputs (exports of a few seconds).

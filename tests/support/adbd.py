@@ -41,6 +41,8 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
+from tests.support.sshd import free_port
+
 #: The device path the sandbox stands for.
 DEVICE_TMP = "/data/local/tmp"
 
@@ -96,7 +98,7 @@ class EmulatedDevice:
         self._listener: socket.socket | None = None
         self._conns: set[_Connection] = set()
         self._lock = threading.Lock()
-        self.port = port or 0
+        self.port = port or free_port()  # this worker's own ports (see free_port)
         self.rc_text = rc_text
         self.stall_recv_after = stall_recv_after
         #: set by stop(): releases transfers stalled by ``stall_recv_after``

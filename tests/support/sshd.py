@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import itertools
 import os
 import secrets
 import shutil
@@ -46,10 +47,33 @@ def sshd_missing_reason() -> str | None:
     return None
 
 
+#: Test servers take loopback ports from a block of their pytest-xdist worker's own, below Linux's
+#: ephemeral range (32768-60999 by default): a port one worker picked but has not bound yet is
+#: never picked by another worker, nor handed out by bind(0) or an outgoing connection.
+PORT_BASE = 20000
+#: Ports per worker: more than one worker's whole share of the suite takes (~300).
+PORT_BLOCK = 1000
+_picked = itertools.count()
+
+
+def _worker_index() -> int:
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ...; unset without -n
+    return int(name[2:]) if name.startswith("gw") and name[2:].isdigit() else 0
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nothing listens on, not handed out by this process before (until its
+    worker's block wraps round)."""
+    base = PORT_BASE + _worker_index() * PORT_BLOCK
+    for _ in range(PORT_BLOCK):
+        port = base + next(_picked) % PORT_BLOCK
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:  # in use by a server of this worker, or something else here
+                continue
+        return port
+    raise RuntimeError(f"no free loopback port in {base}-{base + PORT_BLOCK - 1}")
 
 
 #: sshd's own SFTP server program, run as a separate process (internal-sftp runs inside sshd).

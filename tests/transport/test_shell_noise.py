@@ -20,6 +20,9 @@ from tests.support.adbd import DEVICE_TMP, EmulatedDevice
 from tests.support.sshd import SFTP_SERVER, SSHServer
 from tests.transport import helpers
 
+#: about how long this file's tests take together here (see tests/conftest.py)
+pytestmark = pytest.mark.lasts(12)
+
 if TYPE_CHECKING:
     from tests.support.fixtures import AdbServer
 

@@ -18,6 +18,9 @@ from benchharness.transport.ssh import SSHTransport
 from tests.support.sshd import SFTP_SERVER, SilentSSHServer, SSHServer, sshd_missing_reason
 from tests.transport import helpers
 
+#: about how long this file's tests take together here (see tests/conftest.py)
+pytestmark = pytest.mark.lasts(13)
+
 pytest_plugins = ["tests.support.fixtures"]
 
 #: Short bounds so that a stall shows within seconds; the rate is high so the floor rules.
