@@ -82,11 +82,13 @@ def cmd_eval(args: argparse.Namespace) -> None:
         cmd.append("--quick")
     data = _json(_bench(*cmd))
     print(f"{'models':28} {'format':7} {'method':34} {'n':>3} {'±10%':>6} {'±5%':>6} "
-          f"{'RMSPE':>7} {'Spearman':>8}")  # fmt: skip
+          f"{'RMSPE':>7} {'Spearman':>8} {'in 90% interval':>15}")  # fmt: skip
     for s in data["scores"]:
+        cov = s.get("coverage")
+        shown = f"{cov * 100:14.0f}%" if isinstance(cov, float) and cov == cov else ""
         print(f"{s['set']:28} {s['format']:7} {s['method']:34} {s['n']:3d} "
               f"{s['within_10'] * 100:5.0f}% {s['within_5'] * 100:5.0f}% {s['rmspe']:7.1f} "
-              f"{s['spearman']:8.3f}")  # fmt: skip
+              f"{s['spearman']:8.3f} {shown:>15}")  # fmt: skip
     print(f"per-model rows: {args.output}")
     goal = [s for s in data["scores"] if s["method"] == "predictor"]
     for s in goal:

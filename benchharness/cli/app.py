@@ -19,7 +19,7 @@ import click
 
 from benchharness import __version__
 from benchharness.cli import (
-    cache,
+    caches,
     check,
     compare,
     devices,
@@ -60,7 +60,7 @@ for command in (
     history.history_cmd,
     history.gate_cmd,
     farm.farm_group,
-    cache.cache_group,
+    caches.cache_group,
 ):
     cli.add_command(command)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from benchharness.errors import UsageError
 
 if TYPE_CHECKING:  # imported when the command runs: `bench --help` stays quick
     from benchharness.api import RunRequest
-    from benchharness.predict import Predictor
+    from benchharness.predict import DevicePredictions, Predictor
     from benchharness.results.store import RunStore
 
 #: ``--budget`` units.
@@ -237,11 +238,13 @@ def eval_cmd(**kw: Any) -> None:
     if kw["as_json"]:
         print_json(data)
         return
-    table = Table(title="Held-out accuracy (share of models within ±10 % / ±5 %, RMSPE, Spearman)")
-    for col in ("models", "format", "method", "n", "±10 %", "±5 %", "RMSPE %", "Spearman"):
-        table.add_column(
-            col, justify="right" if col in ("n", "±10 %", "±5 %", "RMSPE %", "Spearman") else "left"
-        )
+    table = Table(
+        title="Held-out accuracy (share of models within ±10 % / ±5 %, RMSPE, Spearman, and "
+        "the share inside the predictor's 90 % interval)"
+    )
+    numbers = ("n", "±10 %", "±5 %", "RMSPE %", "Spearman", "in interval")
+    for col in ("models", "format", "method", *numbers):
+        table.add_column(col, justify="right" if col in numbers else "left")
     for (s, f, method), sc in ev.scores.items():
         table.add_row(
             text(s),
@@ -252,6 +255,7 @@ def eval_cmd(**kw: Any) -> None:
             f"{sc.within_5 * 100:.0f} %",
             fmt(sc.rmspe, 1),
             fmt(sc.spearman, 3),
+            "" if math.isnan(sc.coverage) else f"{sc.coverage * 100:.0f} %",
             end_section=method == METHODS[-1],
         )
     console.print(table)
@@ -278,11 +282,26 @@ def eval_cmd(**kw: Any) -> None:
 )
 @click.option("--ops", "show_ops", is_flag=True, help="Show every kernel's prediction.")
 @click.option("--force", is_flag=True, help="Predict although the fingerprints differ.")
+@click.option("--resolution", default=None, help="Input sides to sweep, e.g. 128,160,224.")
+@click.option("--width", default=None, help="Width multipliers to sweep, e.g. 0.5,0.75,1.0.")
+@click.option(
+    "--measure-above",
+    type=click.FloatRange(min=0.0),
+    default=None,
+    metavar="PCT",
+    help="Run on the device (bench run) the models whose 90 % interval is wider than PCT % of "
+    "their prediction, and show measured beside predicted.",
+)
+@click.option("--quick", is_flag=True, help="With --measure-above: the quick preset of bench run.")
 @results_dir_option
 @json_option
 def predict_cmd(**kw: Any) -> None:
-    """Predicted latency of models on a device, without touching the device."""
+    """Predicted latency of models on a device, without touching the device (unless
+    --measure-above asks to check the uncertain ones)."""
+    from benchharness.plan.options import Method, RunOptions
     from benchharness.predict import PredictRequest, predict_on_device
+    from benchharness.predict.apply import measure_uncertain
+    from benchharness.zoo.variants import parse_resolutions, parse_widths
 
     req = PredictRequest(
         models=kw["models"],
@@ -293,28 +312,62 @@ def predict_cmd(**kw: Any) -> None:
         predictor=kw["path"],
         force=kw["force"],
         results_dir=kw["results_dir"],
+        resolutions=parse_resolutions(kw["resolution"]) if kw["resolution"] else (),
+        widths=parse_widths(kw["width"]) if kw["width"] else (),
     )
+    if kw["quick"] and kw["measure_above"] is None:
+        raise UsageError("--quick only says how --measure-above measures; add --measure-above PCT")
     with console.status("exporting (cached) and predicting"):
         result = predict_on_device(req, warn=_warn)
+    measured_in = None
+    if kw["measure_above"] is not None:
+        options = RunOptions(method=Method(quick=kw["quick"]))
+        store = measure_uncertain(req, result, kw["measure_above"], _measure, options)
+        measured_in = store.run_id if store is not None else None
+        if not kw["as_json"]:
+            nothing = f"no interval is wider than {kw['measure_above']:g} %: nothing measured"
+            _say(f"measured in run {measured_in}" if measured_in else nothing)
     if kw["as_json"]:
-        print_json(result.to_json(kw["show_ops"]))
+        print_json({**result.to_json(kw["show_ops"]), "measured_run": measured_in})
         return
-    preds = result.models
+    _prediction_table(result, measured=kw["measure_above"] is not None)
+    if kw["show_ops"]:
+        for m in result.models:
+            for k in m.kernels:
+                console.print(
+                    text(
+                        f"  {m.model} {m.format} {k.key:<22} {k.us:10.1f} us "
+                        f"{_interval(k.low_us, k.high_us):>17}  {','.join(k.nodes)}"
+                    )
+                )
+
+
+def _prediction_table(result: DevicePredictions, measured: bool) -> None:
+    """The predictions as a table (with the measured medians, where --measure-above ran)."""
     table = Table(title=f"Predicted latency on {text(result.device)}")
-    for col in ("model", "format", "predicted ms", "GMACs", "kernels"):
+    columns = ["model", "format", "predicted ms", "90 % interval"]
+    columns += ["measured ms", "ratio"] if measured else []  # ratio: measured / predicted
+    for col in (*columns, "GMACs", "kernels"):
         table.add_column(col, justify="left" if col in ("model", "format") else "right")
-    for m in preds:
-        table.add_row(
+    for m in result.models:
+        cells = [
             text(m.model),
             text(m.format),
             fmt(m.ms) if m.error is None else f"[red]{text(m.error)}[/red]",
-            fmt(m.macs / 1e9 if m.macs else None),
-            str(len(m.kernels)),
-        )
+            _interval(m.low_ms, m.high_ms),
+        ]
+        if measured:
+            ratio = m.measured_ms / m.ms if m.measured_ms is not None and m.ms else None
+            cells += [fmt(m.measured_ms), fmt(ratio, 2)]
+        table.add_row(*cells, fmt(m.macs / 1e9 if m.macs else None), str(len(m.kernels)))
     console.print(table)
-    if kw["show_ops"]:
-        for m in preds:
-            for k in m.kernels:
-                console.print(
-                    text(f"  {m.model} {m.format} {k.key:<22} {k.us:10.1f} us  {','.join(k.nodes)}")
-                )
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    """``low-high`` of a prediction interval; "-" without one (a predictor file from before
+    intervals), "unbounded" where its build had too few kernel models to bound it."""
+    if low is None or high is None:
+        return "-"
+    if not math.isfinite(high):
+        return "unbounded"
+    return f"{fmt(low)}-{fmt(high)}"

@@ -8,6 +8,7 @@ against is what this host knows of the device (``device_fingerprint``).
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 from collections.abc import Callable, Sequence
@@ -16,10 +17,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from benchharness.api import RunRequest
 from benchharness.cost.artifact_cost import GRAPH_FORMATS
 from benchharness.errors import HarnessError
 from benchharness.export.cache import cache_dir
 from benchharness.plan.artifacts import prepare_artifacts
+from benchharness.plan.options import RunOptions
 from benchharness.predict.build import load_predictor
 from benchharness.predict.predictor import (
     KernelPrediction,
@@ -31,6 +34,7 @@ from benchharness.predict.wiring import read_graph
 from benchharness.profiles.device_profile import DeviceProfile, load_profile
 from benchharness.results.store import RunStore, list_runs
 from benchharness.zoo.registry import parse_shape, resolve_models
+from benchharness.zoo.variants import expand_variants
 
 #: Runtime packages of the python runner on this host, per format.
 LOCAL_RUNTIMES = {"onnx": ("onnxruntime", "onnxruntime"), "tflite": ("litert", "ai-edge-litert")}
@@ -44,18 +48,52 @@ class ModelPrediction:
     macs: int | None = None
     kernels: list[KernelPrediction] = field(default_factory=list)
     error: str | None = None
+    # the prediction interval (predict/conformal.py); None from a predictor file without one
+    low_ms: float | None = None
+    high_ms: float | None = None
+    measured_ms: float | None = None  # the device's median, where --measure-above ran it
+
+    @property
+    def uncertain(self) -> bool:
+        """No interval, or one without an upper bound: nothing says how far off it may be."""
+        return self.error is None and (self.interval_pct is None or not math.isfinite(
+            self.interval_pct))  # fmt: skip
+
+    @property
+    def interval_pct(self) -> float | None:
+        """The interval's width as a share of the prediction, in percent ((high - low) / ms)."""
+        if self.ms is None or self.ms <= 0 or self.low_ms is None or self.high_ms is None:
+            return None
+        return (self.high_ms - self.low_ms) / self.ms * 100.0
 
     def to_json(self, with_kernels: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
             "model": self.model,
             "format": self.format,
             "predicted_ms": self.ms,
+            "low_ms": _finite(self.low_ms),
+            "high_ms": _finite(self.high_ms),
             "macs": self.macs,
             "error": self.error,
+            "measured_ms": self.measured_ms,
         }
         if with_kernels:
-            out["kernels"] = [{"key": k.key, "nodes": k.nodes, "us": k.us} for k in self.kernels]
+            out["kernels"] = [
+                {
+                    "key": k.key,
+                    "nodes": k.nodes,
+                    "us": k.us,
+                    "low_us": _finite(k.low_us),
+                    "high_us": _finite(k.high_us),
+                }
+                for k in self.kernels
+            ]
         return out
+
+
+def _finite(value: float | None) -> float | None:
+    """JSON has no infinity: an unbounded side of an interval is null."""
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _cpu_model() -> str | None:
@@ -116,6 +154,9 @@ class PredictRequest:
     predictor: Path | None = None  # None: the device's current predictor
     force: bool = False  # predict although the fingerprints differ
     results_dir: Path = Path("results")
+    # a sweep answered by the predictor (zoo/variants.py): every model at each width/side
+    resolutions: tuple[int, ...] = ()
+    widths: tuple[float, ...] = ()
 
 
 @dataclass
@@ -146,7 +187,9 @@ def predict_on_device(
     current, where = device_fingerprint(profile, req.results_dir, req.threads)
     for warning in check_fingerprint(predictor, current, where, req.formats, req.force):
         warn(warning)
-    models = predict_models(predictor, req.models, req.formats, req.input_shape)
+    models = predict_models(
+        predictor, req.models, req.formats, req.input_shape, req.resolutions, req.widths
+    )
     return DevicePredictions(profile.name, models)
 
 
@@ -155,10 +198,15 @@ def predict_models(
     selection: str,
     formats: Sequence[str],
     input_shape: str | None = None,
+    resolutions: Sequence[int] = (),
+    widths: Sequence[float] = (),
 ) -> list[ModelPrediction]:
-    """Export (or take from the cache) and predict every model of ``selection``."""
+    """Export (or take from the cache) and predict every model of ``selection`` (each at every
+    width and input side of a sweep)."""
     shape = parse_shape(input_shape) if input_shape else None
-    refs = resolve_models(selection, input_shape=shape)
+    refs = expand_variants(
+        resolve_models(selection, input_shape=shape), resolutions=resolutions, widths=widths
+    )
     artifacts = prepare_artifacts(refs, formats, log_path=cache_dir() / "export.log")
     out: list[ModelPrediction | None] = []
     graphs = []
@@ -184,6 +232,75 @@ def predict_models(
     for (i, a, _), pred in zip(usable, preds, strict=True):
         macs = a.cost.get("macs")
         out[i] = ModelPrediction(
-            a.model, a.format, pred.ms, int(macs) if macs is not None else None, pred.kernels
+            a.model,
+            a.format,
+            pred.ms,
+            int(macs) if macs is not None else None,
+            pred.kernels,
+            low_ms=pred.low_ms,
+            high_ms=pred.high_ms,
         )
     return [m for m in out if m is not None]
+
+
+#: Measures a ``bench run`` request and returns its run (the CLI shows its progress).
+Measure = Callable[[RunRequest], RunStore]
+
+
+def wider_than(models: Sequence[ModelPrediction], above_pct: float) -> list[ModelPrediction]:
+    """The predictions whose interval is wider than ``above_pct`` % of the prediction, or that
+    have no bounded interval; failed predictions are never chosen (there is nothing to check)."""
+    return [
+        m
+        for m in models
+        if m.error is None
+        and (m.uncertain or (m.interval_pct is not None and m.interval_pct > above_pct))
+    ]
+
+
+def measure_uncertain(
+    req: PredictRequest,
+    result: DevicePredictions,
+    above_pct: float,
+    measure: Measure,
+    options: RunOptions | None = None,
+) -> RunStore | None:
+    """``bench predict --measure-above``: run on the device, through ``bench run`` (its runner,
+    method and run folder), the models whose interval is wider than ``above_pct`` %, and set
+    each one's ``measured_ms`` beside its prediction. The run takes whole selections: a sweep's
+    other variants of a chosen model are measured too. None when no model was chosen."""
+    chosen = wider_than(result.models, above_pct)
+    if not chosen:
+        return None
+    names = {m.model for m in chosen}
+    store = measure(
+        RunRequest(
+            devices=(result.device,),
+            models=",".join(_selection_of(req, names)),
+            formats=tuple(sorted({m.format for m in chosen})),
+            options=options or RunOptions(),
+            input_shape=req.input_shape,
+            results_dir=req.results_dir,
+            resolutions=req.resolutions,
+            widths=req.widths,
+            force=req.force,
+        )
+    )
+    measured = {(r.model, r.format): r.median_ms for r in store.runs if r.ok}
+    for m in chosen:
+        m.measured_ms = measured.get((m.model, m.format))
+    return store
+
+
+def _selection_of(req: PredictRequest, names: set[str]) -> list[str]:
+    """The items of ``req.models`` (``all`` as its zoo names) whose models, after the sweep,
+    include one of ``names``."""
+    shape = parse_shape(req.input_shape) if req.input_shape else None
+    out: list[str] = []
+    for item in (s.strip() for s in req.models.split(",") if s.strip()):
+        refs = resolve_models(item, input_shape=shape)
+        for ref in refs:
+            variants = expand_variants([ref], resolutions=req.resolutions, widths=req.widths)
+            if names & {v.name for v in variants}:
+                out.append(ref.name if len(refs) > 1 else item)
+    return list(dict.fromkeys(out))

@@ -14,6 +14,7 @@ other families (for outside models: on the whole zoo). Measured latencies come f
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import numpy as np
 
 from benchharness.errors import CostError, PredictorError
 from benchharness.predict.census import family_of
-from benchharness.predict.metrics import LinearFit, Scores, scores
+from benchharness.predict.metrics import LinearFit, Scores, coverage, scores
 from benchharness.predict.predictor import Predictor
 from benchharness.predict.samples import artifact_graph, graph_bytes
 from benchharness.predict.wiring import Graph
@@ -51,6 +52,9 @@ class ModelResult:
     macs: int
     bytes: int
     predicted_ms: dict[str, float] = field(default_factory=dict)
+    # the predictor's interval (predict/conformal.py), from the same fold as its prediction
+    low_ms: float | None = None
+    high_ms: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,7 +66,14 @@ class ModelResult:
             "macs": self.macs,
             "bytes": self.bytes,
             "predicted_ms": self.predicted_ms,
+            "low_ms": _finite(self.low_ms),
+            "high_ms": _finite(self.high_ms),
         }
+
+
+def _finite(value: float | None) -> float | None:
+    """JSON has no infinity: an unbounded side of an interval is null."""
+    return value if value is not None and math.isfinite(value) else None
 
 
 @dataclass
@@ -184,9 +195,9 @@ def _predict(predictor: Predictor, measured: _Measured) -> None:
         key = (held_out or "", r.format)
         if key not in folds:
             folds[key] = predictor.without([held_out], [r.format]) if held_out else predictor
-        r.predicted_ms[PREDICTOR] = (
-            folds[key].predict_graph(measured.graphs[(r.model, r.format)]).ms
-        )
+        pred = folds[key].predict_graph(measured.graphs[(r.model, r.format)])
+        r.predicted_ms[PREDICTOR] = pred.ms
+        r.low_ms, r.high_ms = pred.low_ms, pred.high_ms
         r.predicted_ms.update(_line_predictions(predictor, measured.results, r, held_out))
 
 
@@ -229,4 +240,10 @@ def _score_table(results: Sequence[ModelResult]) -> dict[tuple[str, str, str], S
                     [r.predicted_ms.get(method, math.nan) for r in chosen],
                     [r.measured_ms for r in chosen],
                 )
+            table[(s, fmt, PREDICTOR)] = dataclasses.replace(
+                table[(s, fmt, PREDICTOR)],
+                coverage=coverage(
+                    [(r.low_ms, r.high_ms) for r in chosen], [r.measured_ms for r in chosen]
+                ),
+            )
     return table

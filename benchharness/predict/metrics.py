@@ -28,6 +28,7 @@ class Scores:
     within_5: float
     rmspe: float
     spearman: float
+    coverage: float = math.nan  # share of measured latencies inside their interval (predictor)
 
     def to_json(self) -> dict[str, float | int]:
         return {
@@ -36,7 +37,21 @@ class Scores:
             "within_5": self.within_5,
             "rmspe": self.rmspe,
             "spearman": self.spearman,
+            "coverage": self.coverage,
         }
+
+
+def coverage(
+    intervals: Sequence[tuple[float | None, float | None]], measured: Sequence[float]
+) -> float:
+    """The share of ``measured`` inside its ``(low, high)`` interval, over the models that have
+    one (NaN when none has)."""
+    inside = [
+        low <= m <= high
+        for (low, high), m in zip(intervals, measured, strict=True)
+        if low is not None and high is not None and math.isfinite(m)
+    ]
+    return float(np.mean(inside)) if inside else math.nan
 
 
 def relative_errors(predicted: Sequence[float], measured: Sequence[float]) -> list[float]:

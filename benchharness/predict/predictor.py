@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from benchharness.errors import PredictorError
+from benchharness.predict.conformal import FOLDS, Band, log_error
 from benchharness.predict.features import kernel_features, kernel_key, owner_map
 from benchharness.predict.fusion import PairResult, detect_kernels
 from benchharness.predict.join import Evidence
@@ -36,7 +37,13 @@ from benchharness.predict.predictor_file import (
     check_predictor,
     read_predictor_json,
 )
-from benchharness.predict.regress import Regressor, Sample, fit_format, predict_kernels
+from benchharness.predict.regress import (
+    TARGET_OFFSET_US,
+    Regressor,
+    Sample,
+    fit_format,
+    predict_kernels,
+)
 from benchharness.predict.samples import Measured, Point
 from benchharness.predict.selection import ORIGIN_PAIR
 from benchharness.predict.wiring import Graph
@@ -113,6 +120,7 @@ class FormatModel:
     evidence: Evidence
     regressors: dict[str, Regressor]
     pairs: list[PairResult] = field(default_factory=list)
+    band: Band | None = None  # None: too few kernel models, or a file written before intervals
 
 
 @dataclass
@@ -120,6 +128,8 @@ class KernelPrediction:
     key: str
     nodes: list[str]
     us: float
+    low_us: float | None = None  # the interval (predict/conformal.py); None without a band
+    high_us: float | None = None
 
 
 @dataclass
@@ -127,6 +137,8 @@ class GraphPrediction:
     format: str
     ms: float
     kernels: list[KernelPrediction]
+    low_ms: float | None = None
+    high_ms: float | None = None
 
 
 def fit_formats(
@@ -139,21 +151,58 @@ def fit_formats(
     """Calibrate, relabel and fit the regressors of every format the samples hold."""
     out = {}
     for fmt in sorted({s.format for s in samples} | {p.format for p in points}):
-        cal = Calibration.fit([p for p in points if p.format == fmt])
+        my_points = [p for p in points if p.format == fmt]
+        cal = Calibration.fit(my_points)
         mine = [s for s in samples if s.format == fmt]
-        labelled = [
-            Sample(
-                s.format, s.key, s.features, cal.label(s.time_us, s.rows), s.origin, s.model, s.rows
-            )
-            for s in mine
-        ]
         out[fmt] = FormatModel(
             calibration=cal,
             evidence=evidence.get(fmt, Evidence()),
-            regressors=fit_format(labelled, seed),
+            regressors=fit_format(_labelled(mine, cal), seed),
             pairs=[p for p in pairs if p.format == fmt],
+            band=out_of_fold_band(mine, my_points, seed),
         )
     return out
+
+
+def _labelled(samples: Sequence[Sample], cal: Calibration) -> list[Sample]:
+    """``samples`` with their profiled times turned into shares of an unprofiled run."""
+    return [
+        Sample(s.format, s.key, s.features, cal.label(s.time_us, s.rows), s.origin, s.model, s.rows)
+        for s in samples
+    ]
+
+
+def out_of_fold_band(
+    samples: Sequence[Sample], points: Sequence[Point], seed: int = 0
+) -> Band | None:
+    """One format's interval widths: its kernel models in ``FOLDS`` folds, each predicted by a
+    calibration and regressors fitted without it (predict/conformal.py); None with fewer kernel
+    models than folds. Fusion-pair models train every fold but are never scored (the
+    calibration leaves them out for the same reason)."""
+    by_model: dict[str, list[Sample]] = {}
+    for s in samples:
+        by_model.setdefault(s.model, []).append(s)
+    point_of = {p.model: p for p in points if p.origin != ORIGIN_PAIR and p.model in by_model}
+    scored = sorted(point_of)
+    if len(scored) < FOLDS:
+        return None
+    order = np.random.default_rng(seed).permutation(len(scored))
+    kernel_errors: dict[str, list[float]] = {}
+    models: list[tuple[float, list[str], list[float]]] = []
+    for fold in np.array_split(order, FOLDS):
+        held = {scored[i] for i in fold}
+        cal = Calibration.fit([p for p in points if p.model not in held])
+        regressors = fit_format(_labelled([s for s in samples if s.model not in held], cal), seed)
+        for name in sorted(held):
+            mine = by_model[name]
+            keys = [s.key for s in mine]
+            us = [float(t) for t in predict_kernels(regressors, keys, [s.features for s in mine])]
+            for s, t in zip(mine, us, strict=True):
+                measured = cal.label(s.time_us, s.rows)
+                kernel_errors.setdefault(s.key, []).append(log_error(t, measured, TARGET_OFFSET_US))
+            total = sum(us) + cal.offset_us
+            models.append((log_error(total, point_of[name].e2e_us), keys, us))
+    return Band.fit(kernel_errors, models)
 
 
 @dataclass
@@ -234,12 +283,20 @@ class Predictor:
                 start += n
         out = []
         for (graph, kernels, keys, _), us in zip(detected, times, strict=True):
+            model = self.formats[graph.format]
             preds = [
                 KernelPrediction(key, [n.name for n in k.nodes], float(t))
                 for key, k, t in zip(keys, kernels, us, strict=True)
             ]
-            total_us = float(us.sum()) + self.formats[graph.format].calibration.offset_us
-            out.append(GraphPrediction(graph.format, max(total_us, 0.0) / 1e3, preds))
+            total_ms = max(float(us.sum()) + model.calibration.offset_us, 0.0) / 1e3
+            pred = GraphPrediction(graph.format, total_ms, preds)
+            if model.band is not None:
+                for p in preds:
+                    p.low_us, p.high_us = model.band.kernel_interval(p.key, p.us)
+                pred.low_ms, pred.high_ms = model.band.model_interval(
+                    total_ms, keys, [float(t) for t in us]
+                )
+            out.append(pred)
         return out
 
     # --- fingerprint --------------------------------------------------------------------------
@@ -293,6 +350,7 @@ class Predictor:
                     "evidence": m.evidence.to_json(),
                     "pairs": [p.to_json() for p in m.pairs],
                     "regressors": {k: r.to_json() for k, r in m.regressors.items()},
+                    **({"band": m.band.to_json()} if m.band is not None else {}),
                 }
                 for fmt, m in self.formats.items()
             },
@@ -351,6 +409,7 @@ class Predictor:
                 evidence=Evidence.from_json(m["evidence"]),
                 regressors={k: Regressor.from_json(r) for k, r in m["regressors"].items()},
                 pairs=pairs,
+                band=Band.from_json(m["band"]) if "band" in m else None,
             )
         return cls(
             fingerprint=dict(data["fingerprint"]),

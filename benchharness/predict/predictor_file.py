@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from benchharness.errors import PredictorError
+from benchharness.predict.conformal import MAX_LOG_WIDTH
 from benchharness.predict.regress import LINEAR_TERMS
 
 #: What a predictor file says it is, and the layout version this harness writes and reads.
@@ -229,6 +230,29 @@ def _format_model(value: Any, at: At) -> None:
     regressors = at.key("regressors")
     for key, regressor in obj(model.get("regressors"), regressors).items():
         _regressor(regressor, regressors.key(key))
+    if "band" in model:  # files written before intervals have none
+        _band(model["band"], at.key("band"))
+
+
+def _band(value: Any, at: At) -> None:
+    band = obj(value, at)
+    coverage = number(band.get("coverage"), at.key("coverage"), 0.0)
+    if not 0.0 < coverage < 1.0:
+        raise at.key("coverage").error("a share between 0 and 1", coverage)
+    widths = at.key("kernel_q")
+    for key, q in obj(band.get("kernel_q", {}), widths).items():
+        _log_width(q, widths.key(key))
+    if band.get("pooled_q") is not None:  # null: unbounded
+        _log_width(band["pooled_q"], at.key("pooled_q"))
+    if band.get("model_q") is not None:
+        number(band["model_q"], at.key("model_q"), 0.0)  # a multiplier: conformal.py caps its use
+    for name in ("kernel_scores", "model_scores"):
+        integer(band.get(name, 0), at.key(name))
+
+
+def _log_width(value: Any, at: At) -> None:
+    if number(value, at, 0.0) > MAX_LOG_WIDTH:
+        raise at.error(f"a log-scale width of at most {MAX_LOG_WIDTH:g}", value)
 
 
 def _calibration(value: Any, at: At) -> None:

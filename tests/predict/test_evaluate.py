@@ -61,5 +61,10 @@ def test_leave_one_family_out_on_a_fake_zoo() -> None:
         assert ev.scores[(E.ZOO, "onnx", method)].n == 6
     # the zoo lines are fitted on the other family only: three models each
     assert all(not math.isnan(r.predicted_ms[E.MACS_ZOO]) for r in ev.models)
+    # each prediction carries its fold's interval; the predictor's coverage is the share inside
+    assert all(r.low_ms is not None and r.high_ms is not None for r in ev.models)
+    inside = [r.low_ms <= r.measured_ms <= r.high_ms for r in ev.models]  # type: ignore[operator]
+    assert sc.coverage == pytest.approx(sum(inside) / 6)
+    assert all(math.isnan(ev.scores[(E.ZOO, "onnx", m)].coverage) for m in E.METHODS[1:])
     data = ev.to_json()
     assert len(data["models"]) == 6 and len(data["scores"]) == len(E.METHODS)
