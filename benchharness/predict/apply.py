@@ -24,6 +24,7 @@ from benchharness.export.cache import cache_dir
 from benchharness.plan.artifacts import prepare_artifacts
 from benchharness.plan.options import RunOptions
 from benchharness.predict.build import load_predictor
+from benchharness.predict.conformal import finite_or_none
 from benchharness.predict.predictor import (
     KernelPrediction,
     Predictor,
@@ -71,8 +72,8 @@ class ModelPrediction:
             "model": self.model,
             "format": self.format,
             "predicted_ms": self.ms,
-            "low_ms": _finite(self.low_ms),
-            "high_ms": _finite(self.high_ms),
+            "low_ms": finite_or_none(self.low_ms),
+            "high_ms": finite_or_none(self.high_ms),
             "macs": self.macs,
             "error": self.error,
             "measured_ms": self.measured_ms,
@@ -83,17 +84,12 @@ class ModelPrediction:
                     "key": k.key,
                     "nodes": k.nodes,
                     "us": k.us,
-                    "low_us": _finite(k.low_us),
-                    "high_us": _finite(k.high_us),
+                    "low_us": finite_or_none(k.low_us),
+                    "high_us": finite_or_none(k.high_us),
                 }
                 for k in self.kernels
             ]
         return out
-
-
-def _finite(value: float | None) -> float | None:
-    """JSON has no infinity: an unbounded side of an interval is null."""
-    return value if value is not None and math.isfinite(value) else None
 
 
 def _cpu_model() -> str | None:

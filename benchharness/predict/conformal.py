@@ -113,8 +113,8 @@ class Band:
         return {
             "coverage": self.coverage,
             "kernel_q": dict(self.kernel_q),
-            "pooled_q": _finite_or_none(self.pooled_q),
-            "model_q": _finite_or_none(self.model_q),
+            "pooled_q": finite_or_none(self.pooled_q),
+            "model_q": finite_or_none(self.model_q),
             "kernel_scores": self.kernel_scores,
             "model_scores": self.model_scores,
         }
@@ -138,9 +138,9 @@ def _around(value: float, q: float) -> tuple[float, float]:
     return value * math.exp(-q), value * math.exp(q)
 
 
-def _finite_or_none(value: float) -> float | None:
-    """JSON has no infinity: an unbounded width is written as null."""
-    return value if math.isfinite(value) else None
+def finite_or_none(value: float | None) -> float | None:
+    """JSON has no infinity: an unbounded width, or side of an interval, is written as null."""
+    return value if value is not None and math.isfinite(value) else None
 
 
 def log_error(predicted: float, measured: float, offset: float = 0.0) -> float:

@@ -24,6 +24,7 @@ import numpy as np
 
 from benchharness.errors import CostError, PredictorError
 from benchharness.predict.census import family_of
+from benchharness.predict.conformal import finite_or_none
 from benchharness.predict.metrics import LinearFit, Scores, coverage, scores
 from benchharness.predict.predictor import Predictor
 from benchharness.predict.samples import artifact_graph, graph_bytes
@@ -66,14 +67,9 @@ class ModelResult:
             "macs": self.macs,
             "bytes": self.bytes,
             "predicted_ms": self.predicted_ms,
-            "low_ms": _finite(self.low_ms),
-            "high_ms": _finite(self.high_ms),
+            "low_ms": finite_or_none(self.low_ms),
+            "high_ms": finite_or_none(self.high_ms),
         }
-
-
-def _finite(value: float | None) -> float | None:
-    """JSON has no infinity: an unbounded side of an interval is null."""
-    return value if value is not None and math.isfinite(value) else None
 
 
 @dataclass
