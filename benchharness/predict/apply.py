@@ -8,7 +8,6 @@ against is what this host knows of the device (``device_fingerprint``).
 
 from __future__ import annotations
 
-import math
 import os
 import platform
 from collections.abc import Callable, Sequence
@@ -53,12 +52,6 @@ class ModelPrediction:
     low_ms: float | None = None
     high_ms: float | None = None
     measured_ms: float | None = None  # the device's median, where --measure-above ran it
-
-    @property
-    def uncertain(self) -> bool:
-        """No interval, or one without an upper bound: nothing says how far off it may be."""
-        return self.error is None and (self.interval_pct is None or not math.isfinite(
-            self.interval_pct))  # fmt: skip
 
     @property
     def interval_pct(self) -> float | None:
@@ -245,12 +238,12 @@ Measure = Callable[[RunRequest], RunStore]
 
 def wider_than(models: Sequence[ModelPrediction], above_pct: float) -> list[ModelPrediction]:
     """The predictions whose interval is wider than ``above_pct`` % of the prediction, or that
-    have no bounded interval; failed predictions are never chosen (there is nothing to check)."""
+    have no interval (an unbounded one is infinitely wide); failed predictions are never chosen
+    (there is nothing to check)."""
     return [
         m
         for m in models
-        if m.error is None
-        and (m.uncertain or (m.interval_pct is not None and m.interval_pct > above_pct))
+        if m.error is None and (m.interval_pct is None or m.interval_pct > above_pct)
     ]
 
 

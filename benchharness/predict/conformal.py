@@ -1,7 +1,7 @@
 """Prediction intervals: split-conformal on kernel models the fit never saw.
 
 A build's kernel models are split into ``FOLDS`` folds; each fold is predicted by a predictor
-refitted without it (``predictor.out_of_fold``), so every kernel and every kernel model has an
+refitted without it (``predictor.out_of_fold_band``), so every kernel and every kernel model has an
 error made the way a new model's is. From those errors, per format:
 
 * **a kernel's interval**: ``time * exp(+-q_key)``, where ``q_key`` is the conformal quantile of
@@ -97,12 +97,11 @@ class Band:
         total = sum(us)
         if total <= 0:
             return self.kernel_width("")
-        return max(sum(t * self.kernel_width(k) for k, t in zip(keys, us, strict=True)) / total,
-                   MIN_WIDTH)  # fmt: skip
+        weighted = sum(t * self.kernel_width(k) for k, t in zip(keys, us, strict=True))
+        return max(weighted / total, MIN_WIDTH)
 
     def kernel_interval(self, key: str, us: float) -> tuple[float, float]:
-        q = self.kernel_width(key)
-        return _around(us, q)
+        return _around(us, self.kernel_width(key))
 
     def model_interval(
         self, value: float, keys: Sequence[str], us: Sequence[float]
