@@ -89,6 +89,16 @@ def cmd_eval(args: argparse.Namespace) -> None:
         print(f"{s['set']:28} {s['format']:7} {s['method']:34} {s['n']:3d} "
               f"{s['within_10'] * 100:5.0f}% {s['within_5'] * 100:5.0f}% {s['rmspe']:7.1f} "
               f"{s['spearman']:8.3f} {shown:>15}")  # fmt: skip
+    print("where the predictor's error comes from (% of each model's latency, mean over models;"
+          " error = measured - predicted):")  # fmt: skip
+    listed: dict[tuple[str, str], int] = {}
+    for p in data.get("parts", []):
+        key = (p["set"], p["format"])
+        listed[key] = listed.get(key, 0) + 1
+        if listed[key] <= 6:
+            print(f"  {p['set']:28} {p['format']:7} {p['part']:26} n={p['models']:3d} "
+                  f"time {p['time_pct']:5.1f}  error {p['error_pct']:+6.1f}  "
+                  f"|error| {p['abs_error_pct']:5.1f}")  # fmt: skip
     print(f"per-model rows: {args.output}")
     goal = [s for s in data["scores"] if s["method"] == "predictor"]
     for s in goal:

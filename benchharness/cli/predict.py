@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ from benchharness.errors import UsageError
 if TYPE_CHECKING:  # imported when the command runs: `bench --help` stays quick
     from benchharness.api import RunRequest
     from benchharness.predict import DevicePredictions, Predictor
+    from benchharness.predict.error_parts import PartError
     from benchharness.results.store import RunStore
 
 #: ``--budget`` units.
@@ -259,8 +260,41 @@ def eval_cmd(**kw: Any) -> None:
             end_section=method == METHODS[-1],
         )
     console.print(table)
+    if ev.parts:
+        _parts_table(ev.parts)
     for note in ev.skipped:
         console.print(f"[yellow]skipped: {text(note)}[/yellow]")
+
+
+def _parts_table(parts: Sequence[PartError]) -> None:
+    """Where the predictor's error comes from: per set and format, the parts with the largest
+    mean absolute share of a model's latency (predict/error_parts.py)."""
+    from benchharness.predict.error_parts import TOP_PARTS
+
+    table = Table(
+        title="Where the predictor's error comes from (% of each model's latency, mean over "
+        "models; error = measured - predicted)"
+    )
+    numbers = ("n", "time %", "error %", "|error| %")
+    for col in ("models", "format", "part", *numbers):
+        table.add_column(col, justify="right" if col in numbers else "left")
+    groups: dict[tuple[str, str], list[PartError]] = {}
+    for p in parts:
+        groups.setdefault((p.set, p.format), []).append(p)
+    for (set_name, fmt_name), group in groups.items():
+        shown = group[:TOP_PARTS]
+        for i, p in enumerate(shown):
+            table.add_row(
+                text(set_name),
+                text(fmt_name),
+                text(p.part),
+                str(p.models),
+                fmt(p.time_pct, 1),
+                fmt(p.error_pct, 1),
+                fmt(p.abs_error_pct, 1),
+                end_section=i == len(shown) - 1,
+            )
+    console.print(table)
 
 
 @click.command("predict")
@@ -361,6 +395,9 @@ def _prediction_table(result: DevicePredictions, measured: bool) -> None:
             cells += [fmt(m.measured_ms), fmt(ratio, 2)]
         table.add_row(*cells, fmt(m.macs / 1e9 if m.macs else None), str(len(m.kernels)))
     console.print(table)
+    sources = {(m.format, m.kernels_from) for m in result.models if m.kernels_from}
+    for fmt_name, source in sorted(sources):
+        _say(f"{fmt_name} kernels: {source}")
 
 
 def _interval(low: float | None, high: float | None) -> str:

@@ -9,7 +9,6 @@ against is what this host knows of the device (``device_fingerprint``).
 from __future__ import annotations
 
 import os
-import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -30,6 +29,7 @@ from benchharness.predict.predictor import (
     check_fingerprint,
     fingerprint_of_rows,
 )
+from benchharness.predict.runtime_view import host_cpu_model
 from benchharness.predict.wiring import read_graph
 from benchharness.profiles.device_profile import DeviceProfile, load_profile
 from benchharness.results.store import RunStore, list_runs
@@ -52,6 +52,7 @@ class ModelPrediction:
     low_ms: float | None = None
     high_ms: float | None = None
     measured_ms: float | None = None  # the device's median, where --measure-above ran it
+    kernels_from: str | None = None  # how the kernels were found (predict/runtime_view.py)
 
     @property
     def interval_pct(self) -> float | None:
@@ -70,6 +71,7 @@ class ModelPrediction:
             "macs": self.macs,
             "error": self.error,
             "measured_ms": self.measured_ms,
+            "kernels_from": self.kernels_from,
         }
         if with_kernels:
             out["kernels"] = [
@@ -85,16 +87,6 @@ class ModelPrediction:
         return out
 
 
-def _cpu_model() -> str | None:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.lower().startswith(("model name", "hardware", "processor\t: arm")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
-
-
 def device_fingerprint(
     profile: DeviceProfile, results_dir: Path, threads: int | None = None
 ) -> tuple[dict[str, Any], str]:
@@ -106,7 +98,7 @@ def device_fingerprint(
     if profile.transport == "local":
         fp: dict[str, Any] = {
             "device": profile.name,
-            "cpu_model": _cpu_model(),
+            "cpu_model": host_cpu_model(),
             "threads": threads or profile.threads or os.cpu_count(),
             "runner": "python",
             "runtimes": {},
@@ -228,6 +220,7 @@ def predict_models(
             pred.kernels,
             low_ms=pred.low_ms,
             high_ms=pred.high_ms,
+            kernels_from=pred.kernels_from,
         )
     return [m for m in out if m is not None]
 

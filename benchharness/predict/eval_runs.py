@@ -16,6 +16,7 @@ from benchharness.plan.options import Method, RunOptions
 from benchharness.predict.build import load_predictor
 from benchharness.predict.evaluate import Evaluation, evaluate
 from benchharness.predict.predictor import check_fingerprint, fingerprint_of_rows
+from benchharness.predict.samples import ops_by_job
 from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore
 from benchharness.zoo.registry import resolve_models
@@ -62,14 +63,20 @@ def evaluate_runs(
     it); ``say`` gets progress lines, ``warn`` fingerprint differences."""
     predictor = load_predictor(req.results_dir, req.device, req.predictor)
     zoo, outside = model_names(req)
-    rows = device_rows(req.results_dir, req.runs, req.device)
+    stores = [RunStore.open(req.results_dir, rid) for rid in req.runs]
+    rows = device_rows(stores, req.device)
     missing = missing_models(rows, [*zoo, *outside], req.formats)
     if missing:
-        rows += _measure_missing(req, missing, zoo, measure, say)
+        store = _measure_missing(req, missing, zoo, measure, say)
+        stores.append(store)
+        rows += list(store.runs)
     current = fingerprint_of_rows(rows)
     for warning in check_fingerprint(predictor, current, MEASURED_RUNS, req.formats, req.force):
         warn(warning)
-    return evaluate(predictor, rows, zoo, outside, req.formats)
+    ops = ops_by_job(op for store in stores for op in store.ops)
+    return evaluate(
+        predictor, rows, zoo, outside, req.formats, ops_of=lambda r: ops.get(r.job_id, [])
+    )
 
 
 def model_names(req: EvalRequest) -> tuple[list[str], list[str]]:
@@ -80,11 +87,9 @@ def model_names(req: EvalRequest) -> tuple[list[str], list[str]]:
     return zoo, outside
 
 
-def device_rows(results_dir: Path, run_ids: Iterable[str], device: str) -> list[RunRow]:
+def device_rows(stores: Iterable[RunStore], device: str) -> list[RunRow]:
     """The runs.csv rows of ``device`` in the given runs."""
-    return [
-        r for rid in run_ids for r in RunStore.open(results_dir, rid).runs if r.device == device
-    ]
+    return [r for store in stores for r in store.runs if r.device == device]
 
 
 def missing_models(
@@ -97,8 +102,8 @@ def missing_models(
 
 def _measure_missing(
     req: EvalRequest, missing: list[str], zoo: list[str], measure: Measure, say: Say
-) -> list[RunRow]:
-    """Measure the missing models on the device in one run; its rows."""
+) -> RunStore:
+    """Measure the missing models on the device in one run."""
     wanted = [m for m in zoo if m in missing]
     wanted += [o for o in req.outside if o.split(":")[-1] in missing]
     say(f"measuring {len(missing)} model(s) not in the given runs")
@@ -112,4 +117,4 @@ def _measure_missing(
         )
     )
     say(f"measured in run {store.run_id}")
-    return list(store.runs)
+    return store

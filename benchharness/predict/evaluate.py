@@ -5,6 +5,12 @@
   kernels stay, as they were drawn without looking at any zoo model.
 * **Outside models** (``module:function``, not in the zoo): predicted by the whole predictor.
 
+Where the predictor reads a model's kernels from ONNX Runtime's optimized graph
+(``predict/runtime_view.py``), the same fold also predicts it with kernels inferred from fusion
+evidence (``PREDICTOR_INFERRED``): what reading the runtime's graph is worth, on the same models.
+Where a measured model has its operator profile, its error is split into kernel types and the
+gap outside them (``predict/error_parts.py``).
+
 Next to it, on the same models, four FLOPs predictors: latency as a line on MACs and as a plane
 on MACs and bytes moved, fitted (a) on the kernel models the predictor learned from (its very
 data, the fold's held-out family left out the same way) and (b) on the measured zoo models of the
@@ -25,19 +31,29 @@ import numpy as np
 from benchharness.errors import CostError, PredictorError
 from benchharness.predict.census import family_of
 from benchharness.predict.conformal import finite_or_none
+from benchharness.predict.error_parts import PartError, model_parts, summarize
 from benchharness.predict.metrics import LinearFit, Scores, coverage, scores
 from benchharness.predict.predictor import Predictor
+from benchharness.predict.runtime_view import KERNELS_READ
 from benchharness.predict.samples import artifact_graph, graph_bytes
 from benchharness.predict.wiring import Graph
-from benchharness.results.schema import RunRow
+from benchharness.results.schema import OpRow, RunRow
 
 #: The methods compared, in the order tables show them.
 PREDICTOR = "predictor"
+PREDICTOR_INFERRED = "predictor, kernels inferred"
 MACS_KERNELS = "MACs line, kernel models"
 MACS_BYTES_KERNELS = "MACs+bytes, kernel models"
 MACS_ZOO = "MACs line, other zoo families"
 MACS_BYTES_ZOO = "MACs+bytes, other zoo families"
-METHODS = (PREDICTOR, MACS_KERNELS, MACS_BYTES_KERNELS, MACS_ZOO, MACS_BYTES_ZOO)
+METHODS = (
+    PREDICTOR,
+    PREDICTOR_INFERRED,
+    MACS_KERNELS,
+    MACS_BYTES_KERNELS,
+    MACS_ZOO,
+    MACS_BYTES_ZOO,
+)
 #: The two model sets of an evaluation.
 ZOO = "zoo, family held out"
 OUTSIDE = "outside models"
@@ -56,6 +72,9 @@ class ModelResult:
     # the predictor's interval (predict/conformal.py), from the same fold as its prediction
     low_ms: float | None = None
     high_ms: float | None = None
+    kernels_from: str | None = None  # how the predictor found the kernels (runtime_view)
+    # part -> (share of the measured latency, error share), where the profile was measured
+    parts: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,6 +88,8 @@ class ModelResult:
             "predicted_ms": self.predicted_ms,
             "low_ms": finite_or_none(self.low_ms),
             "high_ms": finite_or_none(self.high_ms),
+            "kernels_from": self.kernels_from,
+            "parts": {k: list(v) for k, v in self.parts.items()},
         }
 
 
@@ -77,6 +98,7 @@ class Evaluation:
     models: list[ModelResult]
     scores: dict[tuple[str, str, str], Scores]  # (set, format, method)
     skipped: list[str] = field(default_factory=list)
+    parts: list[PartError] = field(default_factory=list)  # error per part, per set and format
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -86,6 +108,7 @@ class Evaluation:
                 for (s, f, m), sc in self.scores.items()
             ],
             "skipped": self.skipped,
+            "parts": [p.to_json() for p in self.parts],
         }
 
 
@@ -113,19 +136,29 @@ def evaluate(
     outside_names: Iterable[str] = (),
     formats: Sequence[str] | None = None,
     graph_of: Callable[[RunRow], Graph] = artifact_graph,
+    ops_of: Callable[[RunRow], Sequence[OpRow]] | None = None,
 ) -> Evaluation:
-    """Score the predictor and the MACs lines on the measured ``ok`` rows of zoo/outside models."""
+    """Score the predictor and the MACs lines on the measured ``ok`` rows of zoo/outside models;
+    ``ops_of`` gives a row's operator profile (in profile order), for the error's parts."""
     zoo = set(zoo_names)
     outside = set(outside_names) - zoo
     wanted = set(formats) if formats else set(predictor.formats)
-    measured = _measured_models(predictor, rows, zoo, outside, wanted, graph_of)
+    measured = _measured_models(predictor, rows, zoo, outside, wanted, graph_of, ops_of)
     if not measured.results:
         raise PredictorError(
             "no measured zoo or outside model to evaluate on: give a run of them with --run, "
             "or let eval measure them"
         )
     _predict(predictor, measured)
-    return Evaluation(measured.results, _score_table(measured.results), measured.skipped)
+    parts = [
+        part
+        for s in (ZOO, OUTSIDE)
+        for fmt in sorted({r.format for r in measured.results})
+        for part in summarize(
+            s, fmt, [r.parts for r in measured.results if r.set == s and r.format == fmt]
+        )
+    ]
+    return Evaluation(measured.results, _score_table(measured.results), measured.skipped, parts)
 
 
 @dataclass
@@ -134,6 +167,7 @@ class _Measured:
 
     results: list[ModelResult] = field(default_factory=list)
     graphs: dict[tuple[str, str], Graph] = field(default_factory=dict)  # (model, format)
+    ops: dict[tuple[str, str], Sequence[OpRow]] = field(default_factory=dict)  # where measured
     skipped: list[str] = field(default_factory=list)
 
 
@@ -144,6 +178,7 @@ def _measured_models(
     outside: set[str],
     wanted: set[str],
     graph_of: Callable[[RunRow], Graph],
+    ops_of: Callable[[RunRow], Sequence[OpRow]] | None = None,
 ) -> _Measured:
     """The first ``ok`` row of each wanted zoo/outside model and format, with its graph."""
     out = _Measured()
@@ -168,6 +203,9 @@ def _measured_models(
             out.skipped.append(f"{model} {fmt}: {exc}")
             continue
         out.graphs[(model, fmt)] = graph
+        ops = ops_of(row) if ops_of is not None else ()
+        if ops:
+            out.ops[(model, fmt)] = ops
         out.results.append(
             ModelResult(
                 model,
@@ -191,9 +229,17 @@ def _predict(predictor: Predictor, measured: _Measured) -> None:
         key = (held_out or "", r.format)
         if key not in folds:
             folds[key] = predictor.without([held_out], [r.format]) if held_out else predictor
-        pred = folds[key].predict_graph(measured.graphs[(r.model, r.format)])
+        graph = measured.graphs[(r.model, r.format)]
+        pred = folds[key].predict_graph(graph)
         r.predicted_ms[PREDICTOR] = pred.ms
         r.low_ms, r.high_ms = pred.low_ms, pred.high_ms
+        r.kernels_from = pred.kernels_from
+        if pred.kernels_from == KERNELS_READ:
+            r.predicted_ms[PREDICTOR_INFERRED] = folds[key].predict_graph(graph, infer=True).ms
+        ops = measured.ops.get((r.model, r.format))
+        if ops:
+            calibration = folds[key].formats[r.format].calibration
+            r.parts = model_parts(graph, ops, calibration, pred, r.measured_ms)
         r.predicted_ms.update(_line_predictions(predictor, measured.results, r, held_out))
 
 
@@ -232,6 +278,9 @@ def _score_table(results: Sequence[ModelResult]) -> dict[tuple[str, str, str], S
             if not chosen:
                 continue
             for method in METHODS:
+                read = any(method in r.predicted_ms for r in chosen)
+                if method == PREDICTOR_INFERRED and not read:
+                    continue  # no kernels were read: it would be the predictor's line again
                 table[(s, fmt, method)] = scores(
                     [r.predicted_ms.get(method, math.nan) for r in chosen],
                     [r.measured_ms for r in chosen],

@@ -2,10 +2,11 @@
 
 A predictor is fitted from a build's measurements (``samples.Measured``) and saved with the
 **fingerprint** of what it was measured on (device, CPU, runtime and version per format, threads,
-runner, statistic, harness version). It predicts a graph by detecting its kernels
-(``fusion.detect_kernels``), predicting each with its key's regressor and adding the calibration's
-per-run offset. Its samples and calibration points are kept in the file, so an evaluation can
-refit it without the kernels of one family (``without``).
+runner, statistic, harness version). It predicts a graph by finding its kernels (read from ONNX
+Runtime's optimized graph where this host runs the device's ORT on its CPU, ``runtime_view``;
+else inferred from fusion evidence, ``fusion.detect_kernels``), predicting each with its key's
+regressor and adding the calibration's per-run offset. Its samples and calibration points are
+kept in the file, so an evaluation can refit it without the kernels of one family (``without``).
 
 File format (``FILE_KIND``, ``FILE_VERSION``): JSON, gzip-compressed when the name ends in
 ``.gz``, written atomically. It is read through its schema (``predict/predictor_file.py``): a
@@ -30,7 +31,7 @@ from benchharness.errors import PredictorError
 from benchharness.predict.conformal import FOLDS, Band, log_error
 from benchharness.predict.features import kernel_features, kernel_key, owner_map
 from benchharness.predict.fusion import PairResult, detect_kernels
-from benchharness.predict.join import Evidence
+from benchharness.predict.join import Evidence, Kernel
 from benchharness.predict.predictor_file import (
     FILE_KIND,
     FILE_VERSION,
@@ -43,6 +44,14 @@ from benchharness.predict.regress import (
     Sample,
     fit_format,
     predict_kernels,
+)
+from benchharness.predict.runtime_view import (
+    KERNELS_INFERRED,
+    KERNELS_READ,
+    host_cpu_model,
+    host_ort_version,
+    ort_view,
+    read_kernels,
 )
 from benchharness.predict.samples import Measured, Point
 from benchharness.predict.selection import ORIGIN_PAIR
@@ -139,6 +148,7 @@ class GraphPrediction:
     kernels: list[KernelPrediction]
     low_ms: float | None = None
     high_ms: float | None = None
+    kernels_from: str = KERNELS_INFERRED  # runtime_view: how the kernels were found
 
 
 def fit_formats(
@@ -251,12 +261,38 @@ class Predictor:
 
     # --- predicting ---------------------------------------------------------------------------
 
-    def predict_graph(self, graph: Graph) -> GraphPrediction:
-        return self.predict_graphs([graph])[0]
+    def predict_graph(self, graph: Graph, infer: bool = False) -> GraphPrediction:
+        return self.predict_graphs([graph], infer)[0]
 
-    def predict_graphs(self, graphs: Sequence[Graph]) -> list[GraphPrediction]:
-        """Predictions of several graphs, each kernel type's regressor called once for all."""
+    def reads_runtime_graph(self, fmt: str) -> bool:
+        """Whether this host's runtime runs ``fmt`` graphs as the device does (runtime_view): ONNX
+        Runtime of the predictor's version on the predictor's CPU."""
+        if fmt != "onnx":
+            return False
+        runtime = (self.fingerprint.get("runtimes") or {}).get(fmt) or {}
+        version = host_ort_version()
+        cpu = self.fingerprint.get("cpu_model")
+        return (
+            runtime.get("runtime") == "onnxruntime"
+            and version is not None
+            and runtime.get("version") == version
+            and bool(cpu)
+            and cpu == host_cpu_model()
+        )
+
+    def _kernels(self, graph: Graph, model: FormatModel, infer: bool) -> tuple[list[Kernel], str]:
+        if not infer and graph.path is not None and self.reads_runtime_graph(graph.format):
+            view = ort_view(graph.path)
+            if view is not None:
+                return read_kernels(graph, view), KERNELS_READ
+        return detect_kernels(graph, model.evidence), KERNELS_INFERRED
+
+    def predict_graphs(self, graphs: Sequence[Graph], infer: bool = False) -> list[GraphPrediction]:
+        """Predictions of several graphs, each kernel type's regressor called once for all;
+        ``infer`` infers the kernels from fusion evidence even where the runtime's graph could be
+        read (the evaluation compares the two)."""
         detected = []
+        sources = []
         for graph in graphs:
             model = self.formats.get(graph.format)
             if model is None:
@@ -265,7 +301,8 @@ class Predictor:
                     f"this predictor was built for the formats {known}, not {graph.format}; "
                     f"build one with `bench predictor build --formats {graph.format}`"
                 )
-            kernels = detect_kernels(graph, model.evidence)
+            kernels, source = self._kernels(graph, model, infer)
+            sources.append(source)
             owner = owner_map(kernels)
             keys = [kernel_key(k, graph.format) for k in kernels]
             rows = [kernel_features(k, graph, owner) for k in kernels]
@@ -282,14 +319,14 @@ class Predictor:
                 times[i] = flat[start : start + n]
                 start += n
         out = []
-        for (graph, kernels, keys, _), us in zip(detected, times, strict=True):
+        for (graph, kernels, keys, _), us, source in zip(detected, times, sources, strict=True):
             model = self.formats[graph.format]
             preds = [
                 KernelPrediction(key, [n.name for n in k.nodes], float(t))
                 for key, k, t in zip(keys, kernels, us, strict=True)
             ]
             total_ms = max(float(us.sum()) + model.calibration.offset_us, 0.0) / 1e3
-            pred = GraphPrediction(graph.format, total_ms, preds)
+            pred = GraphPrediction(graph.format, total_ms, preds, kernels_from=source)
             if model.band is not None:
                 for p in preds:
                     p.low_us, p.high_us = model.band.kernel_interval(p.key, p.us)

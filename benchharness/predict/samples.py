@@ -7,6 +7,10 @@ the sum of its kernels' times is one **calibration point**: profiled operator ti
 unprofiled end-to-end time (ORT's profiler adds microseconds to every node it records, and each
 run pays a fixed cost outside every operator), and the calibration learns that difference from
 the kernel models alone.
+
+A kernel model whose row says its measurement does not hold (``UNRELIABLE_FLAGS``) gives nothing:
+its kernels would teach the regressors, the calibration and the interval's widths a machine that
+was busy, not the device.
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ from benchharness.predict.regress import Sample
 from benchharness.predict.wiring import Graph, read_graph
 from benchharness.results.schema import OpRow, RunRow
 from benchharness.results.store import RunStore
+
+#: Row flags under which a kernel model is not training data: ``OPS_SUM_OFF``, its operators
+#: were timed at another speed than its end-to-end median (after the runner's retries), so its
+#: kernel times and calibration point disagree; ``DRIFT``, its latency moved during the run.
+UNRELIABLE_FLAGS = frozenset({"OPS_SUM_OFF", "DRIFT"})
 
 
 @dataclass(frozen=True)
@@ -145,14 +154,14 @@ def collect(
     """Samples, evidence, calibration points and pair times of the kernel runs."""
     out = Measured()
     for store in stores:
-        ops = _ops_by_job(store.ops)
+        ops = ops_by_job(store.ops)
         for row in store.runs:
             if row.ok and row.runs_its_model and row.format in formats and row.model in origins:
                 _collect_row(out, row, ops, origins[row.model])
     return out
 
 
-def _ops_by_job(ops: Iterable[OpRow]) -> dict[str, list[OpRow]]:
+def ops_by_job(ops: Iterable[OpRow]) -> dict[str, list[OpRow]]:
     """A run's ops.csv rows per job, each job's in profile order."""
     out: dict[str, list[OpRow]] = {}
     for op in ops:
@@ -168,6 +177,10 @@ def _collect_row(out: Measured, row: RunRow, ops: Mapping[str, list[OpRow]], ori
     rows = ops.get(row.job_id, [])
     if not rows or row.median_ms is None:
         out.skipped.append(f"{model} {fmt}: no operator profile")
+        return
+    if unreliable := sorted(UNRELIABLE_FLAGS.intersection(row.flag_list)):
+        flags = ", ".join(unreliable)
+        out.skipped.append(f"{model} {fmt}: flagged {flags}, not a steady measurement")
         return
     try:
         graph = artifact_graph(row)

@@ -58,6 +58,9 @@ class Graph:
     consumers: dict[str, list[int]] = field(default_factory=dict)
     by_index: dict[int, Node] = field(default_factory=dict)
     by_name: dict[str, Node] = field(default_factory=dict)
+    # the artifact read, where there is one: a runtime can be asked what it runs for it
+    # (predict/runtime_view.py)
+    path: Path | None = None
 
     def __post_init__(self) -> None:
         for node in self.nodes:
@@ -94,10 +97,13 @@ def read_graph(path: Path, fmt: str, sha256: str = "") -> Graph:
     """The predictor's view of an exported artifact; raises CostError when it cannot be read."""
     cost = graph_cost(path, fmt, sha256)
     if fmt == "onnx":
-        return _onnx_graph(path, cost)
-    if fmt == "tflite":
-        return _tflite_graph(path, cost)
-    raise CostError(f"no graph reader for the {fmt} format")
+        graph = _onnx_graph(path, cost)
+    elif fmt == "tflite":
+        graph = _tflite_graph(path, cost)
+    else:
+        raise CostError(f"no graph reader for the {fmt} format")
+    graph.path = path
+    return graph
 
 
 def _shapes_in(inputs: Sequence[str], known: dict[str, Shape]) -> tuple[Shape | None, ...]:

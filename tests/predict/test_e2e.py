@@ -24,6 +24,7 @@ from benchharness.api import RunRequest, run
 from benchharness.plan.options import Method, RunOptions
 from benchharness.predict.build import BUILD_FILE, BuildOutcome, BuildRequest, build_predictor
 from benchharness.predict.predictor import Predictor
+from benchharness.predict.runtime_view import KERNELS_INFERRED, KERNELS_READ
 from benchharness.predict.selection import KernelModel, PairModel, Plan
 
 #: about how long this file's tests take together here (see tests/conftest.py)
@@ -147,6 +148,11 @@ def test_predict_cli_on_a_model_it_never_saw(built: BuildOutcome) -> None:
         # two kernel models are too few to score five folds: no band, and the answer says so
         assert p.formats[pred["format"]].band is None
         assert pred["low_ms"] is None and pred["high_ms"] is None
+    # the predictor was built on this host: ONNX Runtime's own graph gave the onnx kernels
+    assert {p["format"]: p["kernels_from"] for p in preds} == {
+        "onnx": KERNELS_READ,
+        "tflite": KERNELS_INFERRED,
+    }
 
 
 def test_a_predictor_of_another_runtime_is_refused(built: BuildOutcome, tmp_path: Path) -> None:
@@ -171,7 +177,10 @@ def test_a_predictor_of_another_runtime_is_refused(built: BuildOutcome, tmp_path
     code, _, err = _cli(*args)
     assert code == 1 and "PredictorError" in err and "0.0.1" in err
     code, out, _ = _cli(*args, "--force")
-    assert code == 0 and _json(out)["predictions"][0]["predicted_ms"] > 0
+    forced = _json(out)["predictions"][0]
+    assert code == 0 and forced["predicted_ms"] > 0
+    # forced past another runtime version, this host's graph is not that runtime's: inferred
+    assert forced["kernels_from"] == KERNELS_INFERRED
 
 
 def test_resume_finishes_without_measuring_again(built: BuildOutcome) -> None:
@@ -210,6 +219,12 @@ def test_eval_on_an_outside_model(built: BuildOutcome) -> None:
     scores = {(s["format"], s["method"]): s for s in data["scores"]}
     assert {s["set"] for s in data["scores"]} == {"outside models"}
     assert {f for f, _ in scores} == {"onnx", "tflite"}
+    # this host runs the device's ONNX Runtime on its CPU: the onnx kernels were read from the
+    # runtime's graph, and the evaluation scores the inferred kernels beside them
+    kernels_from = {m["format"]: m["kernels_from"] for m in data["models"]}
+    assert kernels_from == {"onnx": KERNELS_READ, "tflite": KERNELS_INFERRED}
+    assert ("onnx", "predictor, kernels inferred") in scores
+    assert ("tflite", "predictor, kernels inferred") not in scores
     for (_, method), s in scores.items():
         # no zoo model was measured, so the zoo's MACs lines have nothing to be fitted on
         assert s["n"] == (0 if "zoo" in method else 1)
