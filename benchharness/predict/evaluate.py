@@ -8,8 +8,8 @@
 Where the predictor reads a model's kernels from ONNX Runtime's optimized graph
 (``predict/runtime_view.py``), the same fold also predicts it with kernels inferred from fusion
 evidence (``PREDICTOR_INFERRED``): what reading the runtime's graph is worth, on the same models.
-Where a measured model has its operator profile, its error is split into kernel types and the
-gap outside them (``predict/error_parts.py``).
+Where a measured model has its operator profile and its row no ``UNRELIABLE_FLAGS``, its error is
+split into kernel types and the gap outside them (``predict/error_parts.py``).
 
 Next to it, on the same models, four FLOPs predictors: latency as a line on MACs and as a plane
 on MACs and bytes moved, fitted (a) on the kernel models the predictor learned from (its very
@@ -35,7 +35,7 @@ from benchharness.predict.error_parts import PartError, model_parts, summarize
 from benchharness.predict.metrics import LinearFit, Scores, coverage, scores
 from benchharness.predict.predictor import Predictor
 from benchharness.predict.runtime_view import KERNELS_READ
-from benchharness.predict.samples import artifact_graph, graph_bytes
+from benchharness.predict.samples import UNRELIABLE_FLAGS, artifact_graph, graph_bytes
 from benchharness.predict.wiring import Graph
 from benchharness.results.schema import OpRow, RunRow
 
@@ -204,7 +204,12 @@ def _measured_models(
             continue
         out.graphs[(model, fmt)] = graph
         ops = ops_of(row) if ops_of is not None else ()
-        if ops:
+        unsteady = ", ".join(sorted(UNRELIABLE_FLAGS.intersection(row.flag_list)))
+        if ops and unsteady:
+            # its operators were not timed at the speed of its median: a split would put the
+            # profiler's distortion into the gap
+            out.skipped.append(f"{model} {fmt}: flagged {unsteady}, not in the error's parts")
+        elif ops:
             out.ops[(model, fmt)] = ops
         out.results.append(
             ModelResult(

@@ -101,11 +101,18 @@ def test_the_evaluation_splits_each_profiled_models_error(predictor: Predictor) 
         for name, g in zoo.items()
     ]  # fmt: skip
     profiled = {"resnet0", "mobilenet1"}  # the others have no operator profile
+    rows.append(
+        RunRow(model="mobilenet9", format="onnx", status="ok", job_id="m9", flags="OPS_SUM_OFF",
+               median_ms=1.0, macs=1, source="torchvision")
+    )  # fmt: skip
+    zoo["mobilenet9"] = S.random_model(rng, 3)
     ev = E.evaluate(
         predictor, rows, zoo, graph_of=lambda r: zoo[r.model],
-        ops_of=lambda r: S.fake_rows(zoo[r.model]) if r.model in profiled else [],
+        ops_of=lambda r: S.fake_rows(zoo[r.model]) if r.model in profiled | {"mobilenet9"} else [],
     )  # fmt: skip
+    # a profile whose operators ran at another speed than its median is not split, and said so
     assert {r.model for r in ev.models if r.parts} == profiled
+    assert any(s.startswith("mobilenet9 onnx: flagged OPS_SUM_OFF") for s in ev.skipped)
     for r in ev.models:
         if r.parts:
             error = (r.measured_ms - r.predicted_ms[E.PREDICTOR]) / r.measured_ms
