@@ -8,13 +8,14 @@ unprofiled end-to-end time (ORT's profiler adds microseconds to every node it re
 run pays a fixed cost outside every operator), and the calibration learns that difference from
 the kernel models alone.
 
-A kernel model whose row says its measurement does not hold (``UNRELIABLE_FLAGS``) gives nothing:
-its kernels would teach the regressors, the calibration and the interval's widths a machine that
-was busy, not the device.
+A kernel model whose row says its measurement does not hold (``UNRELIABLE_FLAGS``) gives nothing
+(unless its format has too few others): its kernels would teach the regressors, the calibration
+and the interval's widths a machine that was busy, not the device.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,9 @@ from benchharness.results.store import RunStore
 #: were timed at another speed than its end-to-end median (after the runner's retries), so its
 #: kernel times and calibration point disagree; ``DRIFT``, its latency moved during the run.
 UNRELIABLE_FLAGS = frozenset({"OPS_SUM_OFF", "DRIFT"})
+#: Below this many steady kernel models in a format, its flagged ones are kept (and said so): a
+#: predictor from noisy measurements is still better than none (a full build has about 60).
+MIN_STEADY_MODELS = 16
 
 
 @dataclass(frozen=True)
@@ -151,13 +155,29 @@ def graph_bytes(graph: Graph) -> int:
 def collect(
     stores: Iterable[RunStore], origins: Mapping[str, str], formats: Sequence[str] = GRAPH_FORMATS
 ) -> Measured:
-    """Samples, evidence, calibration points and pair times of the kernel runs."""
+    """Samples, evidence, calibration points and pair times of the kernel runs; kernel models
+    flagged ``UNRELIABLE_FLAGS`` only where a format has too few others (``MIN_STEADY_MODELS``)."""
     out = Measured()
+    unsteady: list[tuple[RunRow, Mapping[str, list[OpRow]], str]] = []
     for store in stores:
         ops = ops_by_job(store.ops)
         for row in store.runs:
             if row.ok and row.runs_its_model and row.format in formats and row.model in origins:
-                _collect_row(out, row, ops, origins[row.model])
+                if UNRELIABLE_FLAGS.intersection(row.flag_list):
+                    unsteady.append((row, ops, origins[row.model]))
+                else:
+                    _collect_row(out, row, ops, origins[row.model])
+    steady = Counter(p.format for p in out.points if not p.model.startswith("pair-"))
+    for row, job_ops, origin in unsteady:
+        flags = ", ".join(sorted(UNRELIABLE_FLAGS.intersection(row.flag_list)))
+        if steady[row.format] >= MIN_STEADY_MODELS:
+            out.skipped.append(f"{row.model} {row.format}: flagged {flags}, not steady")
+        else:
+            out.skipped.append(
+                f"{row.model} {row.format}: flagged {flags}, kept: only {steady[row.format]} "
+                f"steady {row.format} kernel models"
+            )
+            _collect_row(out, row, job_ops, origin)
     return out
 
 
@@ -177,10 +197,6 @@ def _collect_row(out: Measured, row: RunRow, ops: Mapping[str, list[OpRow]], ori
     rows = ops.get(row.job_id, [])
     if not rows or row.median_ms is None:
         out.skipped.append(f"{model} {fmt}: no operator profile")
-        return
-    if unreliable := sorted(UNRELIABLE_FLAGS.intersection(row.flag_list)):
-        flags = ", ".join(unreliable)
-        out.skipped.append(f"{model} {fmt}: flagged {flags}, not a steady measurement")
         return
     try:
         graph = artifact_graph(row)
