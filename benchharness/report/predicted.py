@@ -3,14 +3,17 @@
 When a device of the report has a predictor (``RESULTS_DIR/predictors/DEVICE.json.gz``, written
 by ``bench predictor build``), every measured model of that device is predicted from its own
 artifact and set against its median and against what the series' log-log MACs fit (the report's
-"FLOPs line") says. The MACs line is fitted on these very models, so it is judged in sample; the
-predictor never saw them unless they are kernel models. A predictor built on another setup than
-the run (runtime version, threads, CPU) is named in the table's note; one whose file cannot be
-read (damaged, of a newer harness) is named in a note of the report, which is written all the same.
+"FLOPs line") says, with the prediction's 90 % interval (``predict/conformal.py``) and how the
+predictor found the kernels (``predict/runtime_view.py``). The MACs line is fitted on these very
+models, so it is judged in sample; the predictor never saw them unless they are kernel models. A
+predictor built on another setup than the run (runtime version, threads, CPU) is named in the
+table's note; one whose file cannot be read (damaged, of a newer harness) is named in a note of
+the report, which is written all the same.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from benchharness.errors import HarnessError
@@ -31,6 +34,15 @@ def _error_cell(predicted: float | None, measured: float) -> Cell:
         return Cell("–")
     err = predicted / measured - 1.0
     return num_cell(err * 100, f"{err * 100:+.1f} %", "num" if abs(err) <= BAND else "slower")
+
+
+def _interval_cell(low: float | None, high: float | None) -> Cell:
+    """``low-high``; "–" without an interval, "unbounded" where the build could not bound it."""
+    if low is None or high is None:
+        return Cell("–")
+    if not math.isfinite(high):
+        return Cell("unbounded")
+    return Cell(f"{sig(low)}–{sig(high)}")
 
 
 def _rows_by_job(analysis: Analysis) -> dict[tuple[str, str], RunRow]:
@@ -57,24 +69,33 @@ def series_table(
             "model",
             "measured ms",
             "predicted ms",
+            "90 % interval ms",
             "predictor error",
             "MACs line ms",
             "MACs line error",
         ],
     )
     mine = []
-    hits = {"predictor": 0, "macs": 0, "n": 0}
+    hits = {"predictor": 0, "macs": 0, "n": 0, "inside": 0, "bounded": 0}
+    sources: set[str] = set()
     for p in series.points:
         row = rows.get((p.run_id, p.job_id))
         if row is None:
             continue
         mine.append(row)
+        predicted: float | None = None
+        low = high = None
         try:
-            predicted: float | None = predictor.predict_graph(artifact_graph(row)).ms
+            pred = predictor.predict_graph(artifact_graph(row))
+            predicted, low, high = pred.ms, pred.low_ms, pred.high_ms
+            sources.add(pred.kernels_from)
         except HarnessError:
-            predicted = None
+            pass
+        if low is not None and high is not None:
+            hits["bounded"] += 1
+            hits["inside"] += low <= p.median_ms <= high
         table.rows.append([
-            Cell(p.model), num_cell(p.median_ms), num_cell(predicted),
+            Cell(p.model), num_cell(p.median_ms), num_cell(predicted), _interval_cell(low, high),
             _error_cell(predicted, p.median_ms), num_cell(p.predicted_ms),
             _error_cell(p.predicted_ms, p.median_ms),
         ])  # fmt: skip
@@ -89,6 +110,12 @@ def series_table(
     table.note = (
         f"Within ±{BAND:.0%}: predictor {hits['predictor']} of {n}, MACs line {hits['macs']} of "
         f"{n} (the line is fitted on these models; the predictor on kernel models only)."
+        + (
+            f" Inside the predictor's 90 % interval: {hits['inside']} of {hits['bounded']}."
+            if hits["bounded"]
+            else ""
+        )
+        + (f" Kernels {' / '.join(sorted(sources))}." if sources else "")
         + (f" The predictor was built on another setup: {'; '.join(diffs)}." if diffs else "")
         + f" Predictor: {sig(float(len(predictor.samples)))} kernel samples."
     )

@@ -77,6 +77,13 @@ def test_predicted_section(tmp_path: Path, tiny_artifacts: Any, with_predictor: 
     (table,) = result.analysis.predictions
     assert [r[0].text for r in table.rows] == ["small", "large"]
     assert all(float(r[2].text) > 0 for r in table.rows)  # a prediction for each model
+    # each with its interval around it (20 kernel models: the build could bound it)
+    for r in table.rows:
+        low, high = (float(x) for x in r[3].text.split("–"))
+        assert low < float(r[2].text) < high
+    assert "Inside the predictor's 90 % interval:" in table.note and " of 2." in table.note
+    # the synthetic predictor's fingerprint names no CPU: this host's graph is not the device's
+    assert "Kernels inferred from fusion evidence." in table.note
     assert "## Predicted vs measured" in text and "Within ±10%" in text
     # the predictor was built with other threads than the run: the note says so
     assert "threads: predictor 4, now 2" in table.note
