@@ -131,6 +131,22 @@ def session_loss(path: Path, sha256: str = "") -> str | None:
 def _session_convs(path: Path) -> tuple[int, int] | None:
     """(convolutions of the file, of the graph an ONNX Runtime CPU session runs)."""
     import onnx
+
+    optimised = session_graph(path)
+    if optimised is None:
+        return None
+    try:
+        before = onnx.load(str(path), load_external_data=False)
+    except Exception:  # a file a session loaded but onnx cannot read is the runner's to report
+        return None
+    return _convs(before.graph), _convs(optimised)
+
+
+def session_graph(path: Path) -> onnx.GraphProto | None:
+    """The graph an ONNX Runtime CPU session on this host runs for the ONNX file at ``path``
+    (every optimisation on, as the runner loads it: ``optimized_model_filepath``); None when no
+    session loads the file (a runner will say why)."""
+    import onnx
     import onnxruntime as ort
 
     with tempfile.TemporaryDirectory(prefix="bench-session-") as tmp:
@@ -141,10 +157,9 @@ def _session_convs(path: Path) -> tuple[int, int] | None:
         opts.log_severity_level = 3  # its warning that the NCHWc graph is machine-specific
         try:
             ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-            before, after = onnx.load(str(path)), onnx.load(str(optimised))
+            return onnx.load(str(optimised), load_external_data=False).graph
         except Exception:  # a file a session cannot load is the runner's to report
             return None
-    return _convs(before.graph), _convs(after.graph)
 
 
 def _convs(graph: onnx.GraphProto) -> int:

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import functools
 import platform
-import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from benchharness.cost.folding import session_graph
 from benchharness.predict.join import Kernel, measured_kernels
 from benchharness.predict.wiring import Graph
 from benchharness.results.schema import OpRow
@@ -98,21 +98,10 @@ def ort_view(path: Path) -> RuntimeView | None:
 
 @functools.lru_cache(maxsize=VIEW_CACHE_SIZE)
 def _ort_view(path: str, _size: int, _mtime_ns: int) -> RuntimeView | None:
-    import onnx
     import onnxruntime as ort
 
-    with tempfile.TemporaryDirectory(prefix="bench-view-") as tmp:
-        optimized = Path(tmp) / "optimized.onnx"
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.optimized_model_filepath = str(optimized)
-        opts.log_severity_level = 3  # its warning that the NCHWc graph is machine-specific
-        try:
-            ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
-            proto = onnx.load(str(optimized), load_external_data=False)
-        except Exception:  # a file no session loads is the runner's to report
-            return None
-    if len(proto.graph.node) > MAX_VIEW_NODES:
+    graph = session_graph(Path(path))
+    if graph is None or len(graph.node) > MAX_VIEW_NODES:
         return None
-    nodes = tuple((str(n.name), str(n.op_type)) for n in proto.graph.node)
+    nodes = tuple((str(n.name), str(n.op_type)) for n in graph.node)
     return RuntimeView(f"onnxruntime {ort.__version__}", nodes)
