@@ -30,6 +30,8 @@ from typing import Any
 
 import common
 
+from benchharness.predict.error_parts import TOP_PARTS
+
 #: Outside models: builders of timm and torchvision that are not in the zoo, over several
 #: families (some the zoo has at other widths, some it has not at all).
 OUTSIDE = (
@@ -95,7 +97,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     for p in data.get("parts", []):
         key = (p["set"], p["format"])
         listed[key] = listed.get(key, 0) + 1
-        if listed[key] <= 6:
+        if listed[key] <= TOP_PARTS:
             print(f"  {p['set']:28} {p['format']:7} {p['part']:26} n={p['models']:3d} "
                   f"time {p['time_pct']:5.1f}  error {p['error_pct']:+6.1f}  "
                   f"|error| {p['abs_error_pct']:5.1f}")  # fmt: skip

@@ -67,6 +67,7 @@ def read_kernels(graph: Graph, view: RuntimeView) -> list[Kernel]:
     return kernels
 
 
+@functools.cache  # the host does not change under a process; predict_graphs asks once a graph
 def host_cpu_model() -> str | None:
     """This host's CPU as a runs.csv row names it (the first model/hardware line of cpuinfo)."""
     try:
@@ -78,6 +79,7 @@ def host_cpu_model() -> str | None:
     return platform.processor() or None
 
 
+@functools.cache
 def host_ort_version() -> str | None:
     try:
         return metadata.version("onnxruntime")
