@@ -102,6 +102,13 @@ def predictor_group() -> None:
 @click.option("--no-refine", is_flag=True, help="Skip the refinement round.")
 @click.option("--no-pairs", is_flag=True, help="Skip the fusion-pair models.")
 @click.option("--max-models", type=click.IntRange(min=1), default=None, hidden=True)
+@click.option(
+    "--networks",
+    default="auto",
+    show_default=True,
+    metavar="auto|none|RUN_ID,...",
+    help="Runs of the zoo on the device for the network stage (auto: the newest on this setup).",
+)
 @output_option("Predictor file (default: RESULTS_DIR/predictors/DEVICE.json.gz).")
 @results_dir_option
 @json_option
@@ -122,6 +129,7 @@ def build_cmd(**kw: Any) -> None:
         refine=not kw["no_refine"],
         pairs=not kw["no_pairs"],
         max_models=kw["max_models"],
+        networks=tuple(split(kw["networks"])) or ("auto",),
     )
     try:
         with reporter_for(console) as reporter:
@@ -147,7 +155,18 @@ def build_cmd(**kw: Any) -> None:
             f"samples, {outcome.wall_s / 60:.1f} min"
         )
     )
+    _show_stages(p)
     _show_fusion(p)
+
+
+def _show_stages(p: Predictor) -> None:
+    """Each format's network stage (predict/network_cal.py), or why the build has none."""
+    for fmt_name, m in p.formats.items():
+        if m.network is not None:
+            console.print(text(f"{fmt_name} network stage: {m.network.describe()}"))
+        else:
+            note = (p.build.get("networks") or {}).get("note") or "too few measured networks"
+            console.print(text(f"{fmt_name} network stage: none ({note})"))
 
 
 def _show_fusion(p: Predictor) -> None:
@@ -188,6 +207,7 @@ def show_cmd(path: Path | None, device: str, results_dir: Path, as_json: bool) -
     for f, m in p.formats.items():
         kinds = ", ".join(f"{k} ({r.n})" for k, r in m.regressors.items())
         console.print(text(f"{f}: calibration {m.calibration.to_json()}; kernel types {kinds}"))
+    _show_stages(p)
     _show_fusion(p)
 
 
@@ -398,6 +418,17 @@ def _prediction_table(result: DevicePredictions, measured: bool) -> None:
     sources = {(m.format, m.kernels_from) for m in result.models if m.kernels_from}
     for fmt_name, source in sorted(sources):
         _say(f"{fmt_name} kernels: {source}")
+    for fmt_name in sorted({m.format for m in result.models if m.ms is not None}):
+        factors = [
+            m.ms / m.kernel_ms
+            for m in result.models
+            if m.format == fmt_name and m.ms is not None and m.kernel_ms
+        ]
+        _say(
+            f"{fmt_name} network stage: kernel sums x{min(factors):.2f} to x{max(factors):.2f}"
+            if factors
+            else f"{fmt_name} network stage: none (the kernel sums as predicted)"
+        )
 
 
 def _interval(low: float | None, high: float | None) -> str:

@@ -53,6 +53,7 @@ class ModelPrediction:
     high_ms: float | None = None
     measured_ms: float | None = None  # the device's median, where --measure-above ran it
     kernels_from: str | None = None  # how the kernels were found (predict/runtime_view.py)
+    kernel_ms: float | None = None  # the kernel sum before the network stage (None: no stage)
 
     @property
     def interval_pct(self) -> float | None:
@@ -72,6 +73,7 @@ class ModelPrediction:
             "error": self.error,
             "measured_ms": self.measured_ms,
             "kernels_from": self.kernels_from,
+            "kernel_sum_ms": self.kernel_ms,
         }
         if with_kernels:
             out["kernels"] = [
@@ -221,6 +223,7 @@ def predict_models(
             low_ms=pred.low_ms,
             high_ms=pred.high_ms,
             kernels_from=pred.kernels_from,
+            kernel_ms=pred.kernel_ms,
         )
     return [m for m in out if m is not None]
 

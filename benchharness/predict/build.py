@@ -34,6 +34,7 @@ from benchharness.predict import selection as planning
 from benchharness.predict.census import zoo_census
 from benchharness.predict.fusion import pair_results
 from benchharness.predict.kernels import PAIRS
+from benchharness.predict.networks import find_network_run, network_points, zoo_models
 from benchharness.predict.predictor import Predictor, fingerprint_of_rows
 from benchharness.predict.refine import hard_kernels
 from benchharness.predict.samples import collect
@@ -55,6 +56,9 @@ KERNEL_MIN_S = 1.0
 BUILD_FILE = "predictor_build.json"
 #: Where a device's current predictor lives: the report looks for it there.
 PREDICTORS_DIR = "predictors"
+#: ``--networks`` values: the newest run of the zoo on the predictor's setup, or no network stage.
+NETWORKS_AUTO = "auto"
+NETWORKS_NONE = "none"
 
 Stage = Callable[[str], None]
 
@@ -79,6 +83,9 @@ class BuildRequest:
     warmup_min_s: float | None = None
     # a prepared first round (``Plan.to_json()``) instead of one drawn from the census
     plan: dict[str, Any] | None = None
+    # the network stage's runs: ``NETWORKS_AUTO`` (the newest fitting run), ``NETWORKS_NONE``,
+    # or run ids
+    networks: tuple[str, ...] = (NETWORKS_AUTO,)
 
     def params(self) -> dict[str, Any]:
         d = asdict(self)
@@ -94,6 +101,7 @@ class BuildRequest:
         fields["formats"] = tuple(fields.get("formats") or ("onnx", "tflite"))
         fields["results_dir"] = Path(fields.get("results_dir") or "results")
         fields["output"] = Path(fields["output"]) if fields.get("output") else None
+        fields["networks"] = tuple(fields.get("networks") or (NETWORKS_AUTO,))
         return cls(**fields)
 
 
@@ -115,9 +123,14 @@ class BuildOutcome:
             "kernel_models": p.build.get("kernel_models"),
             "samples": len(p.samples),
             "formats": {
-                f: {"kernel_types": len(m.regressors) - 1, "calibration": m.calibration.to_json()}
+                f: {
+                    "kernel_types": len(m.regressors) - 1,
+                    "calibration": m.calibration.to_json(),
+                    "network_stage": m.network.to_json() if m.network is not None else None,
+                }
                 for f, m in p.formats.items()
             },
+            "networks": p.build.get("networks"),
         }
 
 
@@ -256,6 +269,7 @@ def build_predictor(
         "method": {"preset": "quick", "min_s": req.min_s, "warmup_min_s": req.warmup_min_s},
     }
     predictor = Predictor.fit(measured, fingerprint, pairs, info, req.seed)
+    predictor = _network_stage(req, predictor, [s.run_id for s in stores], say)
     # the build's wall time over every call that worked on it: rounds plus everything else
     state["other_s"] = float(state.get("other_s", 0.0)) + (time.monotonic() - start - measuring)
     wall = sum(float(r.get("wall_s", 0.0)) for r in rounds) + state["other_s"]
@@ -284,7 +298,12 @@ def _start(req: BuildRequest, say: Stage) -> tuple[BuildRequest, dict[str, Any]]
             )
         loaded = _load_state(first)
         state = loaded or {"params": params, "rounds": [{"manifest": str(manifest)}]}
-        return BuildRequest.from_params(params, resume=req.resume), state
+        # what a resume may change: where the predictor goes and the network stage's runs
+        output = {"output": req.output} if req.output is not None else {}
+        resumed = BuildRequest.from_params(
+            params, resume=req.resume, networks=req.networks, **output
+        )
+        return resumed, state
     if req.plan is not None:
         plan = planning.Plan.from_json(req.plan)
     else:
@@ -302,6 +321,53 @@ def _start(req: BuildRequest, say: Stage) -> tuple[BuildRequest, dict[str, Any]]
             plan.models = plan.models[: req.max_models]
     manifest = _write_plan(plan, req.params(), 1)
     return req, {"params": req.params(), "rounds": [{"manifest": str(manifest)}]}
+
+
+def _network_stage(
+    req: BuildRequest, predictor: Predictor, build_runs: list[str], say: Stage
+) -> Predictor:
+    """The predictor with its network stage fitted on the zoo networks of the runs
+    ``req.networks`` names (predict/networks.py); the build record says which, or why none."""
+    if NETWORKS_NONE in req.networks:
+        predictor.build["networks"] = {"runs": [], "points": 0, "note": "--networks none"}
+        return predictor
+    zoo = zoo_models()
+    if NETWORKS_AUTO in req.networks:
+        found = find_network_run(predictor, req.results_dir, zoo, skip=build_runs)
+        run_ids = [found] if found else []
+    else:
+        run_ids = list(req.networks)
+    if not run_ids:
+        note = (
+            f"no run of the zoo on this setup in {req.results_dir}: no network stage. Measure "
+            f"the zoo (`bench run --device {req.device} --models all`), then refit with "
+            f"`bench predictor build --resume {build_runs[0]} --networks RUN_ID`"
+        )
+        say(note)
+        predictor.build["networks"] = {"runs": [], "points": 0, "note": note}
+        return predictor
+    device = predictor.fingerprint.get("device")
+    rows = [
+        r for rid in run_ids for r in RunStore.open(req.results_dir, rid).runs if r.device == device
+    ]
+    current = fingerprint_of_rows(rows)
+    for fmt in predictor.formats:
+        strict = predictor.strict_differences(current, fmt)
+        if strict:
+            raise PredictorError(
+                f"run {', '.join(run_ids)} was not measured on the build's setup ({fmt}: "
+                f"{'; '.join(strict)}); name a run of the zoo on {device} with --networks, "
+                "or --networks none"
+            )
+    say(f"network stage: zoo networks of run {', '.join(run_ids)}, each family held out")
+    points, skipped = network_points(predictor, rows, zoo)
+    predictor = predictor.with_networks(points)
+    predictor.build["networks"] = {
+        "runs": run_ids,
+        "points": len(points),
+        "skipped": skipped[:20],
+    }
+    return predictor
 
 
 def _run_round(

@@ -8,6 +8,8 @@ which the calibration's offset predicts. A prediction is ``P = sum(p_k) + offset
     E - P = sum over kernel types t of (L_t - P_t)  +  (G - offset)
 
 exactly, ``L_t`` and ``P_t`` being the labels and the predictions of the kernels of type ``t``.
+A network stage (``network_cal.py``) turns ``P`` into ``P' = f * P``; its part is ``P - P'``, so
+the parts still sum to ``E - P'``.
 Summed per type, the two sides need not group nodes alike. Each term over ``E`` is that part's
 share of the model's error; over the held-out models of a set, the parts with the largest mean
 absolute share are where the predictor should get better first (issue 27: the kernel time, the
@@ -30,6 +32,8 @@ from benchharness.results.schema import OpRow
 
 #: The part of a model's time outside every kernel (the calibration's offset predicts it).
 GAP = "gap outside the kernels"
+#: What the network stage (predict/network_cal.py) moved the prediction by: no time of its own.
+NETWORK = "network stage"
 #: Parts shown by the CLI: the largest mean absolute shares, the rest summed in the JSON.
 TOP_PARTS = 8
 
@@ -63,6 +67,8 @@ def model_parts(
         out[key] = (label / e2e_us, (label - predicted.get(key, 0.0)) / e2e_us)
     gap = e2e_us - sum(labels.values())
     out[GAP] = (gap / e2e_us, (gap - calibration.offset_us) / e2e_us)
+    if prediction.kernel_ms is not None:
+        out[NETWORK] = (0.0, (prediction.kernel_ms - prediction.ms) * 1e3 / e2e_us)
     return out
 
 

@@ -8,7 +8,10 @@
 Where the predictor reads a model's kernels from ONNX Runtime's optimized graph
 (``predict/runtime_view.py``), the same fold also predicts it with kernels inferred from fusion
 evidence (``PREDICTOR_INFERRED``): what reading the runtime's graph is worth, on the same models.
-Where a measured model has its operator profile and its row no ``UNRELIABLE_FLAGS``, its error is
+Where the predictor has a network stage (``predict/network_cal.py``), its kernel sum before the
+stage is scored too (``PREDICTOR_KERNEL_SUM``): what the stage is worth. A zoo model's fold
+refits the stage without its family's networks as well. Where a measured model has its operator
+profile and its row no ``UNRELIABLE_FLAGS``, its error is
 split into kernel types and the gap outside them (``predict/error_parts.py``).
 
 Next to it, on the same models, four FLOPs predictors: latency as a line on MACs and as a plane
@@ -42,6 +45,7 @@ from benchharness.results.schema import OpRow, RunRow
 #: The methods compared, in the order tables show them.
 PREDICTOR = "predictor"
 PREDICTOR_INFERRED = "predictor, kernels inferred"
+PREDICTOR_KERNEL_SUM = "predictor, no network stage"
 MACS_KERNELS = "MACs line, kernel models"
 MACS_BYTES_KERNELS = "MACs+bytes, kernel models"
 MACS_ZOO = "MACs line, other zoo families"
@@ -49,6 +53,7 @@ MACS_BYTES_ZOO = "MACs+bytes, other zoo families"
 METHODS = (
     PREDICTOR,
     PREDICTOR_INFERRED,
+    PREDICTOR_KERNEL_SUM,
     MACS_KERNELS,
     MACS_BYTES_KERNELS,
     MACS_ZOO,
@@ -241,6 +246,8 @@ def _predict(predictor: Predictor, measured: _Measured) -> None:
         r.kernels_from = pred.kernels_from
         if pred.kernels_from == KERNELS_READ:
             r.predicted_ms[PREDICTOR_INFERRED] = folds[key].predict_graph(graph, infer=True).ms
+        if pred.kernel_ms is not None:
+            r.predicted_ms[PREDICTOR_KERNEL_SUM] = pred.kernel_ms
         ops = measured.ops.get((r.model, r.format))
         if ops:
             calibration = folds[key].formats[r.format].calibration
@@ -283,9 +290,10 @@ def _score_table(results: Sequence[ModelResult]) -> dict[tuple[str, str, str], S
             if not chosen:
                 continue
             for method in METHODS:
-                read = any(method in r.predicted_ms for r in chosen)
-                if method == PREDICTOR_INFERRED and not read:
-                    continue  # no kernels were read: it would be the predictor's line again
+                if method in (PREDICTOR_INFERRED, PREDICTOR_KERNEL_SUM) and not any(
+                    method in r.predicted_ms for r in chosen
+                ):
+                    continue  # no kernels read, or no network stage: the predictor's line again
                 table[(s, fmt, method)] = scores(
                     [r.predicted_ms.get(method, math.nan) for r in chosen],
                     [r.measured_ms for r in chosen],

@@ -16,6 +16,7 @@ file with one naming the field.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import os
@@ -32,6 +33,7 @@ from benchharness.predict.conformal import FOLDS, Band, log_error
 from benchharness.predict.features import kernel_features, kernel_key, owner_map
 from benchharness.predict.fusion import PairResult, detect_kernels
 from benchharness.predict.join import Evidence, Kernel
+from benchharness.predict.network_cal import NetworkPoint, NetworkStage
 from benchharness.predict.predictor_file import (
     FILE_KIND,
     FILE_VERSION,
@@ -130,6 +132,7 @@ class FormatModel:
     regressors: dict[str, Regressor]
     pairs: list[PairResult] = field(default_factory=list)
     band: Band | None = None  # None: too few kernel models, or a file written before intervals
+    network: NetworkStage | None = None  # None: no measured networks (network_cal.py)
 
 
 @dataclass
@@ -149,6 +152,7 @@ class GraphPrediction:
     low_ms: float | None = None
     high_ms: float | None = None
     kernels_from: str = KERNELS_INFERRED  # runtime_view: how the kernels were found
+    kernel_ms: float | None = None  # the kernel sum before the network stage (None: no stage)
 
 
 def fit_formats(
@@ -157,8 +161,12 @@ def fit_formats(
     evidence: Mapping[str, Evidence],
     pairs: Sequence[PairResult] = (),
     seed: int = 0,
+    networks: Sequence[NetworkPoint] = (),
+    with_band: bool = True,
 ) -> dict[str, FormatModel]:
-    """Calibrate, relabel and fit the regressors of every format the samples hold."""
+    """Calibrate, relabel and fit the regressors of every format the samples hold, and the
+    network stage of every format with measured networks; ``with_band=False`` skips the
+    intervals' five refits (a fold that only predicts kernel sums needs none)."""
     out = {}
     for fmt in sorted({s.format for s in samples} | {p.format for p in points}):
         my_points = [p for p in points if p.format == fmt]
@@ -169,7 +177,8 @@ def fit_formats(
             evidence=evidence.get(fmt, Evidence()),
             regressors=fit_format(_labelled(mine, cal), seed),
             pairs=[p for p in pairs if p.format == fmt],
-            band=out_of_fold_band(mine, my_points, seed),
+            band=out_of_fold_band(mine, my_points, seed) if with_band else None,
+            network=NetworkStage.fit([n for n in networks if n.format == fmt]),
         )
     return out
 
@@ -215,6 +224,24 @@ def out_of_fold_band(
     return Band.fit(kernel_errors, models)
 
 
+def _network_stage(pred: GraphPrediction, stage: NetworkStage) -> None:
+    """``pred`` through the network stage: its total scaled by the stage's factor, and its
+    interval the union of the kernels' (scaled alike) and the stage's own, so it is at least as
+    wide as each of the two ways the prediction can be wrong."""
+    factor = stage.factor(pred.ms)
+    pred.kernel_ms = pred.ms
+    pred.ms = pred.ms * factor
+    bounds = []
+    if pred.low_ms is not None and pred.high_ms is not None:
+        bounds.append((pred.low_ms * factor, pred.high_ms * factor))
+    own = stage.interval(pred.ms)
+    if own is not None:
+        bounds.append(own)
+    if bounds:
+        pred.low_ms = min(b[0] for b in bounds)
+        pred.high_ms = max(b[1] for b in bounds)
+
+
 @dataclass
 class Predictor:
     fingerprint: dict[str, Any]
@@ -223,6 +250,7 @@ class Predictor:
     points: list[Point] = field(default_factory=list)
     build: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    networks: list[NetworkPoint] = field(default_factory=list)  # the network stage's data
 
     @classmethod
     def fit(
@@ -248,16 +276,37 @@ class Predictor:
             seed,
         )
 
-    def without(self, origins: Iterable[str], formats: Iterable[str] | None = None) -> Predictor:
-        """The same predictor refitted without the kernels drawn from ``origins``."""
+    def without(
+        self,
+        origins: Iterable[str],
+        formats: Iterable[str] | None = None,
+        with_band: bool = True,
+    ) -> Predictor:
+        """The same predictor refitted without the kernels drawn from ``origins`` (zoo
+        families) and without those families' networks in its network stage."""
         drop = set(origins)
         keep = set(formats) if formats is not None else set(self.formats)
         samples = [s for s in self.samples if s.origin not in drop and s.format in keep]
         points = [p for p in self.points if p.origin not in drop and p.format in keep]
+        networks = [n for n in self.networks if n.family not in drop and n.format in keep]
         evidence = {fmt: m.evidence for fmt, m in self.formats.items()}
         pairs = [p for m in self.formats.values() for p in m.pairs]
-        formats = fit_formats(samples, points, evidence, pairs, self.seed)
-        return Predictor(self.fingerprint, formats, samples, points, self.build, self.seed)
+        formats = fit_formats(
+            samples, points, evidence, pairs, self.seed, networks, with_band=with_band
+        )
+        return Predictor(
+            self.fingerprint, formats, samples, points, self.build, self.seed, networks
+        )
+
+    def with_networks(self, networks: Sequence[NetworkPoint]) -> Predictor:
+        """This predictor with its network stage fitted on ``networks`` (kernels unchanged)."""
+        formats = {
+            fmt: dataclasses.replace(
+                m, network=NetworkStage.fit([n for n in networks if n.format == fmt])
+            )
+            for fmt, m in self.formats.items()
+        }
+        return dataclasses.replace(self, formats=formats, networks=list(networks))
 
     # --- predicting ---------------------------------------------------------------------------
 
@@ -325,14 +374,16 @@ class Predictor:
                 KernelPrediction(key, [n.name for n in k.nodes], float(t))
                 for key, k, t in zip(keys, kernels, us, strict=True)
             ]
-            total_ms = max(float(us.sum()) + model.calibration.offset_us, 0.0) / 1e3
-            pred = GraphPrediction(graph.format, total_ms, preds, kernels_from=source)
+            kernel_ms = max(float(us.sum()) + model.calibration.offset_us, 0.0) / 1e3
+            pred = GraphPrediction(graph.format, kernel_ms, preds, kernels_from=source)
             if model.band is not None:
                 for p in preds:
                     p.low_us, p.high_us = model.band.kernel_interval(p.key, p.us)
                 pred.low_ms, pred.high_ms = model.band.model_interval(
-                    total_ms, keys, [float(t) for t in us]
+                    kernel_ms, keys, [float(t) for t in us]
                 )
+            if model.network is not None:
+                _network_stage(pred, model.network)
             out.append(pred)
         return out
 
@@ -363,6 +414,7 @@ class Predictor:
             "formats": {
                 f: {
                     "calibration": m.calibration.to_json(),
+                    "network_stage": m.network.to_json() if m.network is not None else None,
                     "kernel_types": {k: r.n for k, r in m.regressors.items()},
                     "pairs": [r.to_json() for r in m.pairs],
                     "fusion_rules": m.evidence.to_json(),
@@ -388,11 +440,13 @@ class Predictor:
                     "pairs": [p.to_json() for p in m.pairs],
                     "regressors": {k: r.to_json() for k, r in m.regressors.items()},
                     **({"band": m.band.to_json()} if m.band is not None else {}),
+                    **({"network": m.network.to_json()} if m.network is not None else {}),
                 }
                 for fmt, m in self.formats.items()
             },
             "samples": [s.to_json() for s in self.samples],
             "points": [p.to_json() for p in self.points],
+            "networks": [n.to_json() for n in self.networks],
         }
 
     def save(self, path: Path) -> None:
@@ -447,6 +501,7 @@ class Predictor:
                 regressors={k: Regressor.from_json(r) for k, r in m["regressors"].items()},
                 pairs=pairs,
                 band=Band.from_json(m["band"]) if "band" in m else None,
+                network=NetworkStage.from_json(m["network"]) if "network" in m else None,
             )
         return cls(
             fingerprint=dict(data["fingerprint"]),
@@ -455,6 +510,7 @@ class Predictor:
             points=[Point.from_json(p) for p in data.get("points", [])],
             build=dict(data.get("build", {})),
             seed=int(data.get("seed", 0)),
+            networks=[NetworkPoint.from_json(n) for n in data.get("networks", [])],
         )
 
 

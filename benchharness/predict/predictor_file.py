@@ -3,7 +3,8 @@
 A predictor file (``results/predictors/DEVICE.json.gz``) may be truncated, edited by hand, copied
 from another harness or crafted. ``read_predictor_json`` reads at most ``MAX_FILE_BYTES`` of it
 (decompressed: a gzip bomb stops there) and parses it; ``check_predictor`` then walks the layout
-``Predictor.to_json`` writes (``FILE_VERSION`` 1) and refuses anything else as a
+``Predictor.to_json`` writes (``FILE_VERSION`` 2; version 1, before the network stage, is read
+too) and refuses anything else as a
 ``PredictorError`` naming the file, the field (``formats.onnx.regressors.Conv.trees.trees[3]
 .left[5]``) and what it should hold. What passes is safe for the ``from_json`` builders and for
 predicting: numbers are finite and in range, text and nesting are bounded, and every tree's
@@ -22,11 +23,12 @@ from typing import IO, Any
 
 from benchharness.errors import PredictorError
 from benchharness.predict.conformal import MAX_LOG_WIDTH
+from benchharness.predict.network_cal import SLOPE_RANGE
 from benchharness.predict.regress import LINEAR_TERMS
 
 #: What a predictor file says it is, and the layout version this harness writes and reads.
 FILE_KIND = "benchharness-latency-predictor"
-FILE_VERSION = 1
+FILE_VERSION = 2
 #: The most bytes a predictor file may hold once decompressed: a whole zoo's build is a few MB
 #: (150 small trees per kernel type), so 128 MiB is damage or a bomb, never a predictor.
 MAX_FILE_BYTES = 128 << 20
@@ -43,6 +45,8 @@ MAX_SEED = 2**32 - 1
 LEAF = -1
 #: How much of a wrong value a message quotes.
 SHOWN_CHARS = 60
+#: Largest kernel sum a network stage may be fitted up to: a day per inference is no network's.
+MAX_NETWORK_MS = 86_400_000.0
 #: Gzip's magic bytes, which tell a compressed file from plain JSON whatever its name.
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -210,6 +214,9 @@ def check_predictor(data: Any, path: Path) -> dict[str, Any]:
     points = top.key("points")
     for i, point in enumerate(arr(data.get("points", []), points)):
         _point(point, points.index(i))
+    networks = top.key("networks")
+    for i, network in enumerate(arr(data.get("networks", []), networks)):
+        _network_point(network, networks.index(i))
     return data
 
 
@@ -232,6 +239,29 @@ def _format_model(value: Any, at: At) -> None:
         _regressor(regressor, regressors.key(key))
     if "band" in model:  # files written before intervals have none
         _band(model["band"], at.key("band"))
+    if "network" in model:  # version 1 files, and builds without measured networks, have none
+        _network_stage(model["network"], at.key("network"))
+
+
+def _network_stage(value: Any, at: At) -> None:
+    stage = obj(value, at)
+    low, high = SLOPE_RANGE
+    slope = number(stage.get("slope"), at.key("slope"))
+    if not low <= slope <= high:
+        raise at.key("slope").error(f"a slope from {low:g} to {high:g}", slope)
+    # the factor is exp of the intercept: a bound keeps it a finite, non-zero number
+    intercept = number(stage.get("intercept"), at.key("intercept"))
+    if abs(intercept) > MAX_LOG_WIDTH:
+        raise at.key("intercept").error(f"at most {MAX_LOG_WIDTH:g} in size", intercept)
+    low_ms = number(stage.get("low_ms"), at.key("low_ms"), 0.0)
+    if number(stage.get("high_ms"), at.key("high_ms"), low_ms) > MAX_NETWORK_MS:
+        raise at.key("high_ms").error(f"at most {MAX_NETWORK_MS:g} ms", stage["high_ms"])
+    if low_ms <= 0 and stage["high_ms"] > 0:
+        raise at.key("low_ms").error("a positive kernel sum", low_ms)
+    for name in ("n", "families"):
+        integer(stage.get(name, 0), at.key(name))
+    if stage.get("q") is not None:  # null: unbounded
+        _log_width(stage["q"], at.key("q"))
 
 
 def _band(value: Any, at: At) -> None:
@@ -361,6 +391,15 @@ def _sample(value: Any, at: At) -> None:
         number(v, at.index(2).key(name))
     number(time_us, at.index(3), 0.0)
     integer(rows, at.index(6))
+
+
+def _network_point(value: Any, at: At) -> None:
+    """``[format, model, family, e2e_ms, kernel_ms, run_id]`` (``NetworkPoint.to_json``)."""
+    items = arr(value, at, 6)
+    for i in (0, 1, 2, 5):
+        text(items[i], at.index(i))
+    for i in (3, 4):
+        number(items[i], at.index(i), 0.0)
 
 
 def _point(value: Any, at: At) -> None:

@@ -57,9 +57,11 @@ def test_leave_one_family_out_on_a_fake_zoo() -> None:
     assert {r.family for r in ev.models} == {"resnet", "mobilenet"}
     sc = ev.scores[(E.ZOO, "onnx", E.PREDICTOR)]
     assert sc.n == 6 and sc.within_10 == 1.0
-    # synthetic graphs have no file for a runtime to read: no "kernels inferred" line beside
-    shown = [m for m in E.METHODS if m != E.PREDICTOR_INFERRED]
+    # synthetic graphs have no file for a runtime to read: no "kernels inferred" line beside;
+    # a predictor without measured networks: no "no network stage" line either
+    shown = [m for m in E.METHODS if m not in (E.PREDICTOR_INFERRED, E.PREDICTOR_KERNEL_SUM)]
     assert (E.ZOO, "onnx", E.PREDICTOR_INFERRED) not in ev.scores
+    assert (E.ZOO, "onnx", E.PREDICTOR_KERNEL_SUM) not in ev.scores
     for method in shown:
         assert ev.scores[(E.ZOO, "onnx", method)].n == 6
     # the zoo lines are fitted on the other family only: three models each
