@@ -23,8 +23,12 @@ _CREATE_MODE = _umask_mode()
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8, newlines as given) to ``path`` through a temporary file renamed
-    over it.
+    """Write ``text`` (UTF-8, newlines as given) to ``path`` as ``write_bytes_atomic`` does."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a uniquely named temporary file renamed over it.
 
     The folder is synced after the rename, so the new name survives a power cut too. Raises the
     OSError of a failed write (a full disk, a read-only or foreign folder); the old file then
@@ -35,8 +39,8 @@ def write_text_atomic(path: Path, text: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.fchmod(fd, _CREATE_MODE)  # mkstemp makes 0600; results and reports are for sharing
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -19,8 +19,6 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from benchharness.atomic import write_bytes_atomic
 from benchharness.errors import PredictorError
 from benchharness.predict.conformal import FOLDS, Band, log_error
 from benchharness.predict.features import kernel_features, kernel_key, owner_map
@@ -460,7 +459,7 @@ class Predictor:
         if path.suffix == ".gz":
             data = gzip.compress(data)
         try:
-            _write_bytes_atomic(path, data)
+            write_bytes_atomic(path, data)
         except OSError as exc:
             raise PredictorError(
                 f"cannot write the predictor {path}: {exc.strerror or exc}"
@@ -512,41 +511,6 @@ class Predictor:
             seed=int(data.get("seed", 0)),
             networks=[NetworkPoint.from_json(n) for n in data.get("networks", [])],
         )
-
-
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    """``data`` to ``path`` through a uniquely named temporary file in the same folder, synced
-    and renamed over it, then the folder synced (``benchharness.atomic``'s steps, for bytes);
-    raises the OSError of a failed step and leaves no temporary file behind."""
-    tmp: str | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.fchmod(fd, _CREATE_MODE)  # mkstemp makes 0600; a predictor is for sharing
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(folder)  # the new name survives a power cut too
-        finally:
-            os.close(folder)
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-
-
-def _umask_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-#: What ``open(..., "w")`` would give a new file under this process's umask.
-_CREATE_MODE = _umask_mode()
 
 
 def flat_fingerprint(fp: Mapping[str, Any], fmt: str | None) -> dict[str, Any]:

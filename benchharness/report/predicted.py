@@ -107,9 +107,19 @@ def series_table(
         return None
     diffs = predictor.differences(fingerprint_of_rows(mine), fmt)
     n = hits["n"]
+    learnt = {(q.run_id, q.model) for q in predictor.networks if q.format == fmt}
+    seen = sum(1 for r in mine if (r.run_id, r.model) in learnt)
+    fitted_on = (
+        f"the predictor's network stage on {seen} of them, so those are no test of it: "
+        "`bench predictor eval` holds each family out"
+        if seen
+        else "the predictor on kernel models"
+        + (" and other runs' networks" if learnt else "")
+        + " only"
+    )
     table.note = (
         f"Within ±{BAND:.0%}: predictor {hits['predictor']} of {n}, MACs line {hits['macs']} of "
-        f"{n} (the line is fitted on these models; the predictor on kernel models only)."
+        f"{n} (the line is fitted on these models; {fitted_on})."
         + (
             f" Inside the predictor's 90 % interval: {hits['inside']} of {hits['bounded']}."
             if hits["bounded"]

@@ -35,7 +35,9 @@ FP = {
     "harness_version": "0.1.0",
     "runtimes": {"onnx": {"runtime": "onnxruntime", "version": "1.32.0"}},
 }
-#: Zoo models of five families (their names decide their family, as in the zoo).
+#: about how long this file's tests take together here (see tests/conftest.py)
+pytestmark = pytest.mark.lasts(30)
+#: Zoo models of seven families (their names decide their family, as in the zoo).
 ZOO = (
     "resnet18",
     "resnet34",

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from benchharness.predict.build import PREDICTORS_DIR, predictor_path
+from benchharness.predict.network_cal import NetworkPoint
 from benchharness.predict.predictor import Predictor
 from benchharness.predict.predictor_file import FILE_KIND
 from benchharness.predict.samples import Measured, measure_artifact
@@ -89,6 +90,26 @@ def test_predicted_section(tmp_path: Path, tiny_artifacts: Any, with_predictor: 
     assert "threads: predictor 4, now 2" in table.note
     html = write_report([run_id], results, tmp_path / "report.html").path.read_text()
     assert 'id="predicted"' in html
+
+
+def test_models_the_network_stage_learnt_from_are_said_to_be_no_test(
+    tmp_path: Path, tiny_artifacts: Any
+) -> None:
+    results = tmp_path / "results"
+    run_id = _run(results, tiny_artifacts["onnx"])
+    plain = _predictor()
+    learnt = [NetworkPoint("onnx", "small", "f", 0.2, 0.25, run_id)]
+    elsewhere = [NetworkPoint("onnx", "small", "f", 0.2, 0.25, "another-run")]
+    notes = {}
+    for name, p in (("plain", plain), ("learnt", plain.with_networks(learnt))):
+        p.save(predictor_path(results, "local"))
+        (table,) = write_report([run_id], results, tmp_path / f"{name}.md").analysis.predictions
+        notes[name] = table.note
+    plain.with_networks(elsewhere).save(predictor_path(results, "local"))
+    (table,) = write_report([run_id], results, tmp_path / "else.md").analysis.predictions
+    assert "the predictor on kernel models only" in notes["plain"]
+    assert "network stage on 1 of them, so those are no test of it" in notes["learnt"]
+    assert "the predictor on kernel models and other runs' networks only" in table.note
 
 
 def test_a_damaged_predictor_is_a_note_and_the_report_is_still_written(tmp_path: Path) -> None:
