@@ -234,6 +234,8 @@ def build_predictor(
     say = stage or (lambda _text: None)
     start = time.monotonic()
     req, state = _start(req, say)
+    for run_id in set(req.networks) - {NETWORKS_AUTO, NETWORKS_NONE}:
+        RunStore.at(req.results_dir, run_id)  # a wrong id fails now, not after the measuring
     rounds: list[dict[str, Any]] = state["rounds"]
     measuring = 0.0  # seconds of this call spent in rounds (the rest: census, plans, fits)
     stores: list[RunStore] = []

@@ -13,17 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from benchharness.errors import PredictorError
+from benchharness.errors import PredictorError, ResultsError
 from benchharness.predict import evaluate as E
-from benchharness.predict.build import BuildRequest, _network_stage
+from benchharness.predict.build import BuildRequest, _network_stage, build_predictor
 from benchharness.predict.error_parts import GAP, NETWORK, model_parts
 from benchharness.predict.network_cal import MIN_NETWORKS, NetworkPoint
 from benchharness.predict.networks import find_network_run, network_points, usable_rows
 from benchharness.predict.predictor import Predictor
 from benchharness.predict.samples import Measured, measure_artifact
+from benchharness.predict.selection import Plan
 from benchharness.predict.wiring import Graph
 from benchharness.results.schema import RunRow
-from benchharness.results.store import RunStore
+from benchharness.results.store import RunStore, list_runs
 from tests.predict import synthetic as S
 
 FP = {
@@ -281,3 +282,16 @@ def test_a_held_out_model_is_never_judged_by_its_own_measurement(
     without = evals["staged"].scores[(E.ZOO, "onnx", E.PREDICTOR_KERNEL_SUM)]
     assert with_stage.n == without.n == 3
     assert with_stage.rmspe < without.rmspe
+
+
+def test_a_named_run_that_does_not_exist_fails_before_anything_is_measured(
+    tmp_path: Path,
+) -> None:
+    measured: list[object] = []
+    req = BuildRequest(
+        results_dir=tmp_path, plan=Plan().to_json(), networks=("20261201-000000-zzzz",)
+    )
+    with pytest.raises(ResultsError, match="no results folder"):
+        build_predictor(req, reporter=None, stage=measured.append)
+    assert not any(str(line).startswith("round") for line in measured)
+    assert list_runs(tmp_path) == []
