@@ -18,6 +18,16 @@ from benchharness.cost.records import GraphCost, OpCost
 from benchharness.predict.wiring import Graph, Node
 from benchharness.results.schema import OpRow
 
+#: The fingerprint of a predictor built on the fake device (an ONNX Runtime host).
+FINGERPRINT = {
+    "device": "local",
+    "cpu_model": "Xeon",
+    "threads": 2,
+    "runner": "python",
+    "statistic": "median",
+    "harness_version": "0.1.0",
+    "runtimes": {"onnx": {"runtime": "onnxruntime", "version": "1.32.0"}},
+}
 #: The fake device's per-run cost outside every operator (us).
 OFFSET_US = 25.0
 F32 = 4

@@ -27,15 +27,7 @@ from benchharness.results.schema import RunRow
 from benchharness.results.store import RunStore, list_runs
 from tests.predict import synthetic as S
 
-FP = {
-    "device": "local",
-    "cpu_model": "Xeon",
-    "threads": 2,
-    "runner": "python",
-    "statistic": "median",
-    "harness_version": "0.1.0",
-    "runtimes": {"onnx": {"runtime": "onnxruntime", "version": "1.32.0"}},
-}
+FP = S.FINGERPRINT
 #: about how long this file's tests take together here (see tests/conftest.py)
 pytestmark = pytest.mark.lasts(30)
 #: Zoo models of seven families (their names decide their family, as in the zoo).

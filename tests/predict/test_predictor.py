@@ -21,15 +21,7 @@ from benchharness.predict.selection import ORIGIN_PAIR
 from benchharness.results.schema import RunRow
 from tests.predict import synthetic as S
 
-FP = {
-    "device": "local",
-    "cpu_model": "Xeon",
-    "threads": 2,
-    "runner": "python",
-    "statistic": "median",
-    "harness_version": "0.1.0",
-    "runtimes": {"onnx": {"runtime": "onnxruntime", "version": "1.32.0"}},
-}
+FP = S.FINGERPRINT
 
 
 @pytest.fixture(scope="module")
@@ -187,6 +179,9 @@ def _tree_child(which: str, value: int) -> Callable[[dict[str, Any]], None]:
     return mutate
 
 
+#: A network stage as the build writes it (predict/network_cal.py), for its damaged variants.
+STAGE = {"slope": 1.05, "intercept": -0.1, "low_ms": 0.4, "high_ms": 16.0, "n": 17, "q": 0.2}
+
 #: (case, mutation, raw JSON text for placeholders, what the message must name)
 DAMAGED: list[tuple[str, Callable[[dict[str, Any]], None], dict[str, str], str]] = [
     ("version as text", _set("version", "one"), {}, "version"),
@@ -207,6 +202,28 @@ DAMAGED: list[tuple[str, Callable[[dict[str, Any]], None], dict[str, str], str]]
     ("child points back", _tree_child("right", 0), {}, "right[0]"),
     ("feature out of range", _tree_child("feature", 10**6), {}, "feature[0]"),
     ("linear of 2 terms", lambda d: _regressor(d).update(linear=[1.0, 2.0]), {}, "linear"),
+    ("stage slope 50", _set("formats.onnx.network", {**STAGE, "slope": 50.0}), {}, "slope"),
+    (
+        "stage factor overflows",
+        _set("formats.onnx.network", {**STAGE, "intercept": 1e6}),
+        {},
+        "intercept",
+    ),
+    (
+        "stage range inverted",
+        _set("formats.onnx.network", {**STAGE, "high_ms": 0.1}),
+        {},
+        "high_ms",
+    ),
+    ("stage range from 0", _set("formats.onnx.network", {**STAGE, "low_ms": 0.0}), {}, "low_ms"),
+    ("stage width NaN", _set("formats.onnx.network", {**STAGE, "q": "@X"}), {"@X": "NaN"}, ".q"),
+    ("network of 3 fields", _set("networks", [["onnx", "m", "f"]]), {}, "networks[0]"),
+    (
+        "network negative time",
+        _set("networks", [["onnx", "m", "f", -1.0, 1.0, ""]]),
+        {},
+        "networks[0]",
+    ),
 ]
 
 
@@ -297,3 +314,16 @@ def test_a_save_that_cannot_write_is_the_projects_error(
     (tmp_path / "taken").write_text("a file where the folder should be")
     with pytest.raises(PredictorError, match="cannot write the predictor"):
         predictor.save(tmp_path / "taken" / name)
+
+
+def test_a_version_1_file_from_before_the_network_stage_still_predicts(
+    predictor: Predictor, tmp_path: Path
+) -> None:
+    data = json.loads(json.dumps(predictor.to_json()))
+    data["version"] = 1
+    data.pop("networks")
+    path = _write_json(tmp_path / "old.json.gz", data)
+    loaded = Predictor.load(path)
+    g = S.random_model(random.Random(12))
+    assert loaded.networks == [] and loaded.formats["onnx"].network is None
+    assert loaded.predict_graph(g).ms == predictor.predict_graph(g).ms
