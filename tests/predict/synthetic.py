@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from benchharness.cost.records import GraphCost, OpCost
+from benchharness.predict.predictor import Predictor
+from benchharness.predict.samples import Measured, measure_artifact
 from benchharness.predict.wiring import Graph, Node
 from benchharness.results.schema import OpRow
 
@@ -182,3 +184,15 @@ def random_convs(rng: random.Random, n: int) -> list[tuple[int, int, int]]:
 def random_model(rng: random.Random, blocks: int | None = None) -> Graph:
     n = blocks if blocks is not None else rng.randint(2, 9)
     return conv_model(rng.choice((8, 16, 32, 64)), rng.choice((7, 14, 28)), random_convs(rng, n))
+
+
+def fake_predictor() -> Predictor:
+    """A predictor fitted on 30 random models measured on the fake device, every third drawn
+    "from the resnet family" (so a fold without that family has something to drop)."""
+    rng = random.Random(5)
+    m = Measured()
+    for i in range(30):
+        g = random_model(rng)
+        origin = "resnet" if i % 3 == 0 else "random"
+        m.add(measure_artifact(g, fake_rows(g), origin, f"m{i}", fake_e2e_us(g)))
+    return Predictor.fit(m, FINGERPRINT, seed=0)

@@ -20,7 +20,6 @@ from benchharness.predict.error_parts import GAP, NETWORK, model_parts
 from benchharness.predict.network_cal import MIN_NETWORKS, NetworkPoint
 from benchharness.predict.networks import find_network_run, network_points, usable_rows
 from benchharness.predict.predictor import Predictor
-from benchharness.predict.samples import Measured, measure_artifact
 from benchharness.predict.selection import Plan
 from benchharness.predict.wiring import Graph
 from benchharness.results.schema import RunRow
@@ -52,13 +51,7 @@ def network_ms(graph: Graph) -> float:
 
 @pytest.fixture(scope="module")
 def predictor() -> Predictor:
-    rng = random.Random(5)
-    m = Measured()
-    for i in range(30):
-        g = S.random_model(rng)
-        origin = "resnet" if i % 3 == 0 else "random"
-        m.add(measure_artifact(g, S.fake_rows(g), origin, f"m{i}", S.fake_e2e_us(g)))
-    return Predictor.fit(m, FP, seed=0)
+    return S.fake_predictor()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 from benchharness.errors import PredictorError
 from benchharness.predict import predictor_file
 from benchharness.predict.predictor import Calibration, Predictor, fingerprint_of_rows
-from benchharness.predict.samples import Measured, Point, measure_artifact
+from benchharness.predict.samples import Point
 from benchharness.predict.selection import ORIGIN_PAIR
 from benchharness.results.schema import RunRow
 from tests.predict import synthetic as S
@@ -26,16 +26,7 @@ FP = S.FINGERPRINT
 
 @pytest.fixture(scope="module")
 def predictor() -> Predictor:
-    rng = random.Random(5)
-    m = Measured()
-    for i in range(30):
-        g = S.random_model(rng)
-        m.add(
-            measure_artifact(
-                g, S.fake_rows(g), "resnet" if i % 3 == 0 else "random", f"m{i}", S.fake_e2e_us(g)
-            )
-        )
-    return Predictor.fit(m, FP, seed=0)
+    return S.fake_predictor()
 
 
 @pytest.mark.parametrize("name", ["p.json", "p.json.gz"])
