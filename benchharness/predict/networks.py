@@ -91,26 +91,28 @@ def network_points(
     predictor refitted without the row's family (one refit per family and format, without
     intervals); and a note per row that could not be used."""
     skipped: list[str] = []
-    by_fold: dict[tuple[str, str], list[tuple[RunRow, Graph]]] = {}
+    # (model, its median, run id, graph) per family and format
+    by_fold: dict[tuple[str, str], list[tuple[str, float, str, Graph]]] = {}
     for row in usable_rows(rows, zoo, predictor.formats):
+        if row.median_ms is None:  # usable_rows keeps none such; the type does not know it
+            continue
         try:
             graph = graph_of(row)
         except CostError as exc:
             skipped.append(f"{row.model} {row.format}: {exc}")
             continue
         family = family_of(row.model, row.source or "")
-        by_fold.setdefault((family, row.format), []).append((row, graph))
+        by_fold.setdefault((family, row.format), []).append(
+            (row.model, row.median_ms, row.run_id, graph)
+        )
     origins = {s.origin for s in predictor.samples}
     points = []
     for (family, fmt), members in sorted(by_fold.items()):
         fold = (
             predictor.without([family], [fmt], with_band=False) if family in origins else predictor
         )
-        predictions = fold.predict_graphs([g for _, g in members])
-        for (row, _), pred in zip(members, predictions, strict=True):
+        predictions = fold.predict_graphs([m[3] for m in members])
+        for (model, median_ms, run_id, _), pred in zip(members, predictions, strict=True):
             kernel_ms = pred.kernel_ms if pred.kernel_ms is not None else pred.ms
-            assert row.median_ms is not None  # usable_rows keeps rows with a median only
-            points.append(
-                NetworkPoint(fmt, row.model, family, row.median_ms, kernel_ms, row.run_id)
-            )
+            points.append(NetworkPoint(fmt, model, family, median_ms, kernel_ms, run_id))
     return points, skipped
