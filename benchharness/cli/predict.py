@@ -260,10 +260,20 @@ def eval_cmd(**kw: Any) -> None:
         print_json(data)
         return
     table = Table(
-        title="Held-out accuracy (share of models within ±10 % / ±5 %, RMSPE, Spearman, and "
-        "the share inside the predictor's 90 % interval)"
+        title="Held-out accuracy (share of models within ±10 % / ±5 %, RMSPE, Spearman, the "
+        "share inside the predictor's 90 % interval, and ±10 % over the measurements whose own "
+        "99 % interval lies inside ±10 %: resolved)"
     )
-    numbers = ("n", "±10 %", "±5 %", "RMSPE %", "Spearman", "in interval")
+    numbers = (
+        "n",
+        "±10 %",
+        "±5 %",
+        "RMSPE %",
+        "Spearman",
+        "in interval",
+        "resolved",
+        "±10 % of those",
+    )
     for col in ("models", "format", "method", *numbers):
         table.add_column(col, justify="right" if col in numbers else "left")
     for (s, f, method), sc in ev.scores.items():
@@ -277,6 +287,8 @@ def eval_cmd(**kw: Any) -> None:
             fmt(sc.rmspe, 1),
             fmt(sc.spearman, 3),
             "" if math.isnan(sc.coverage) else f"{sc.coverage * 100:.0f} %",
+            f"{sc.resolved}/{sc.n}",
+            "" if math.isnan(sc.within_10_resolved) else f"{sc.within_10_resolved * 100:.0f} %",
             end_section=method == METHODS[-1],
         )
     console.print(table)

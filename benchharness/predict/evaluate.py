@@ -12,7 +12,9 @@ Where the predictor has a network stage (``predict/network_cal.py``), its kernel
 stage is scored too (``PREDICTOR_KERNEL_SUM``): what the stage is worth. A zoo model's fold
 refits the stage without its family's networks as well. Where a measured model has its operator
 profile and its row no ``UNRELIABLE_FLAGS``, its error is
-split into kernel types and the gap outside them (``predict/error_parts.py``).
+split into kernel types and the gap outside them (``predict/error_parts.py``). Each measured
+model keeps its run's own 99 % interval of the median, so the scores also say how many
+measurements resolve +-10 % at all, and how the predictor does on those (``metrics.resolves``).
 
 Next to it, on the same models, four FLOPs predictors: latency as a line on MACs and as a plane
 on MACs and bytes moved, fitted (a) on the kernel models the predictor learned from (its very
@@ -80,6 +82,9 @@ class ModelResult:
     kernels_from: str | None = None  # how the predictor found the kernels (runtime_view)
     # part -> (share of the measured latency, error share), where the profile was measured
     parts: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # the measurement's own 99 % interval of its median (the run's), for metrics.resolves
+    measured_low_ms: float | None = None
+    measured_high_ms: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -95,6 +100,8 @@ class ModelResult:
             "high_ms": finite_or_none(self.high_ms),
             "kernels_from": self.kernels_from,
             "parts": {k: list(v) for k, v in self.parts.items()},
+            "measured_low_ms": finite_or_none(self.measured_low_ms),
+            "measured_high_ms": finite_or_none(self.measured_high_ms),
         }
 
 
@@ -185,9 +192,10 @@ def _measured_models(
     graph_of: Callable[[RunRow], Graph],
     ops_of: Callable[[RunRow], Sequence[OpRow]] | None = None,
 ) -> _Measured:
-    """The first ``ok`` row of each wanted zoo/outside model and format, with its graph."""
+    """The most precise ``ok`` row of each wanted zoo/outside model and format (``_tightest``),
+    with its graph."""
     out = _Measured()
-    for row in rows:
+    for row in _tightest(rows):
         model, fmt = row.model, row.format
         if not row.ok or fmt not in wanted or (model, fmt) in out.graphs:
             continue
@@ -225,9 +233,39 @@ def _measured_models(
                 row.median_ms,
                 row.macs or sum(n.cost.macs for n in graph.nodes),
                 graph_bytes(graph),
+                measured_low_ms=row.ci99_low_ms,
+                measured_high_ms=row.ci99_high_ms,
             )
         )
     return out
+
+
+def _relative_width(row: RunRow) -> float:
+    """A row's own 99 % interval as a share of its median; infinite without one."""
+    low, high, median = row.ci99_low_ms, row.ci99_high_ms, row.median_ms
+    if low is None or high is None or median is None or not median > 0:
+        return math.inf
+    width = (high - low) / median
+    return width if math.isfinite(width) else math.inf
+
+
+def _tightest(rows: Iterable[RunRow]) -> list[RunRow]:
+    """``rows`` with the ``ok`` rows of each model and format in order of their own interval's
+    width, narrowest first (stable: equal ones keep their order), so that where several runs
+    measured a model the evaluation scores against the most precise measurement. The choice
+    looks at the measurements alone, never at a prediction."""
+    listed = list(rows)
+    first: dict[tuple[str, str], int] = {}
+    for i, r in enumerate(listed):
+        first.setdefault((r.model, r.format), i)
+    return sorted(
+        listed,
+        key=lambda r: (
+            first[(r.model, r.format)],  # models stay in the order the runs list them
+            not r.ok,
+            _relative_width(r) if r.ok else math.inf,
+        ),
+    )
 
 
 def _predict(predictor: Predictor, measured: _Measured) -> None:
@@ -297,6 +335,7 @@ def _score_table(results: Sequence[ModelResult]) -> dict[tuple[str, str, str], S
                 table[(s, fmt, method)] = scores(
                     [r.predicted_ms.get(method, math.nan) for r in chosen],
                     [r.measured_ms for r in chosen],
+                    [(r.measured_low_ms, r.measured_high_ms) for r in chosen],
                 )
             table[(s, fmt, PREDICTOR)] = dataclasses.replace(
                 table[(s, fmt, PREDICTOR)],

@@ -2,7 +2,11 @@
 
 * share of models within +-10 % and +-5 % of the measured median (nn-Meter's headline figure);
 * RMSPE, the root mean square of the relative errors, in percent;
-* Spearman's rank correlation of predicted and measured latencies (does it order models right?).
+* Spearman's rank correlation of predicted and measured latencies (does it order models right?);
+* how many of the measurements **resolve** +-10 % (their own 99 % interval of the median lies
+  inside it), and the share within +-10 % over those alone: on a host whose processes fall into
+  modes, a model's median can be uncertain by more than the band it is scored on, and a miss on
+  such a model says as much about the measurement as about the prediction.
 
 The baselines are the FLOPs predictors of the literature: a least-squares line of latency on
 MACs, and a plane on MACs and bytes moved, each fitted on the same models the predictor learned
@@ -29,6 +33,8 @@ class Scores:
     rmspe: float
     spearman: float
     coverage: float = math.nan  # share of measured latencies inside their interval (predictor)
+    resolved: int = 0  # measurements whose own 99 % interval lies inside +-10 % (resolves)
+    within_10_resolved: float = math.nan  # share within +-10 % over the resolved ones
 
     def to_json(self) -> dict[str, float | int]:
         return {
@@ -38,7 +44,22 @@ class Scores:
             "rmspe": self.rmspe,
             "spearman": self.spearman,
             "coverage": self.coverage,
+            "resolved": self.resolved,
+            "within_10_resolved": self.within_10_resolved,
         }
+
+
+def resolves(
+    measured: float, low: float | None, high: float | None, band: float = BANDS[0]
+) -> bool:
+    """Whether a measurement's own interval ``(low, high)`` around ``measured`` lies inside
+    ``measured * (1 +- band)``: whether it can tell a prediction ``band`` off from its own noise.
+    A measurement without an interval resolves nothing."""
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return False
+    if not measured > 0:
+        return False
+    return measured * (1.0 - band) <= low and high <= measured * (1.0 + band)
 
 
 def coverage(
@@ -68,23 +89,35 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     return float(rho) if rho is not None and math.isfinite(float(rho)) else math.nan
 
 
-def scores(predicted: Sequence[float], measured: Sequence[float]) -> Scores:
-    pairs = [
-        (p, m)
-        for p, m in zip(predicted, measured, strict=True)
+def scores(
+    predicted: Sequence[float],
+    measured: Sequence[float],
+    measured_intervals: Sequence[tuple[float | None, float | None]] | None = None,
+) -> Scores:
+    """The scores of ``predicted`` against ``measured``; with each measurement's own interval
+    (``measured_intervals``), also how many resolve +-10 % and the share within it over those."""
+    bounds = measured_intervals or [(None, None)] * len(measured)
+    kept = [
+        (p, m, b)
+        for p, m, b in zip(predicted, measured, bounds, strict=True)
         if math.isfinite(p) and math.isfinite(m) and m > 0
     ]
-    if not pairs:
+    if not kept:
         return Scores(0, math.nan, math.nan, math.nan, math.nan)
-    p = [x for x, _ in pairs]
-    m = [y for _, y in pairs]
+    p = [x for x, _, _ in kept]
+    m = [y for _, y, _ in kept]
     err = np.array(relative_errors(p, m))
+    resolved = np.array([resolves(y, *b) for _, y, b in kept], dtype=bool)
     return Scores(
-        n=len(pairs),
+        n=len(kept),
         within_10=float(np.mean(np.abs(err) <= BANDS[0])),
         within_5=float(np.mean(np.abs(err) <= BANDS[1])),
         rmspe=float(np.sqrt(np.mean(err**2)) * 100.0),
         spearman=spearman(p, m),
+        resolved=int(resolved.sum()),
+        within_10_resolved=(
+            float(np.mean(np.abs(err[resolved]) <= BANDS[0])) if resolved.any() else math.nan
+        ),
     )
 
 
