@@ -263,7 +263,7 @@ def _tightest(rows: Iterable[RunRow]) -> list[RunRow]:
         key=lambda r: (
             first[(r.model, r.format)],  # models stay in the order the runs list them
             not r.ok,
-            _relative_width(r) if r.ok else math.inf,
+            _relative_width(r),
         ),
     )
 
