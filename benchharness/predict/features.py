@@ -7,8 +7,10 @@ the same for every key, so one table holds them all:
 * configuration: input and output channels and sides, kernel, stride, groups (0 when the head
   has none), channel alignment (the NCHWc and SIMD blockings are multiples of 4, 8 and 16);
 * cost from ``cost/artifact_cost.py`` summed over the kernel's nodes: MACs, element-wise FLOPs,
-params,
-  bytes in, out and of weights;
+  params, bytes in, out and of weights;
+* cost as a SIMD kernel pays it: MACs with the vectorised channels rounded up to whole tiles
+  (``macs_tiled``: a depthwise convolution of 4 channels costs a 16-channel one per pixel), and
+  output pixels (a fixed cost per pixel, which a concatenation of thin NHWC tensors is made of);
 * what the runtime fused into it: a count per member type (``m:Relu``) and TFLite's fused
   activation (``act:RELU6``);
 * context: how many inputs the head has, whether one is broadcast (an SE scale), whether its
@@ -37,6 +39,8 @@ SIZE_FEATURES = (
     "s",
     "g",
     "macs",
+    "macs_tiled",
+    "pixels",
     "flops",
     "params",
     "in_bytes",
@@ -45,6 +49,10 @@ SIZE_FEATURES = (
     "n_nodes",
     "n_inputs",
 )
+#: Channels a SIMD kernel processes at once, the unit ``macs_tiled`` rounds up to: AVX-512's 16
+#: floats, the widest of the CPUs measured; a narrower tile's padding is a part of this one's,
+#: and the regressors weigh ``macs`` against ``macs_tiled`` per device.
+CHANNEL_TILE = 16
 FLAG_FEATURES = (
     "cin_mod4",
     "cin_mod8",
@@ -90,6 +98,7 @@ def kernel_features(
     )
     g = int(head.attrs.get("g", 0))
     elems = [math.prod(s) for s in head.in_shapes if s]
+    macs = sum(n.cost.macs for n in kernel.nodes)
     row: dict[str, float] = {
         "cin": cin,
         "hin": hin,
@@ -100,7 +109,9 @@ def kernel_features(
         "k": int(head.attrs.get("k", 0)),
         "s": int(head.attrs.get("s", 0)),
         "g": g,
-        "macs": sum(n.cost.macs for n in kernel.nodes),
+        "macs": macs,
+        "macs_tiled": macs * _tile_factor(cin, cout, g),
+        "pixels": hout * wout,
         "flops": sum(n.cost.flops for n in kernel.nodes),
         "params": sum(n.cost.params for n in kernel.nodes),
         "in_bytes": in_bytes,
@@ -130,6 +141,16 @@ def kernel_features(
     if act and act != "NONE":
         row[f"act:{act}"] = 1.0
     return row
+
+
+def _tile_factor(cin: int, cout: int, g: int) -> float:
+    """How much a kernel's MACs grow when its vectorised channels are padded to whole tiles:
+    a depthwise convolution vectorises its channels, any other convolution the output channels
+    of one group."""
+    lanes = cin if g > 1 and g == cin else cout // max(g, 1)
+    if lanes <= 0:
+        return 1.0
+    return math.ceil(lanes / CHANNEL_TILE) * CHANNEL_TILE / lanes
 
 
 def owner_map(kernels: Sequence[Kernel]) -> dict[int, Kernel]:

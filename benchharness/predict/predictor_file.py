@@ -24,7 +24,7 @@ from typing import IO, Any
 from benchharness.errors import PredictorError
 from benchharness.predict.conformal import MAX_LOG_WIDTH
 from benchharness.predict.network_cal import SLOPE_RANGE
-from benchharness.predict.regress import LINEAR_TERMS
+from benchharness.predict.regress import LEGACY_TERMS, LINEAR_TERMS
 
 #: What a predictor file says it is, and the layout version this harness writes and reads.
 FILE_KIND = "benchharness-latency-predictor"
@@ -326,9 +326,14 @@ def _regressor(value: Any, at: At) -> None:
     for i, column in enumerate(reg["columns"]):
         text(column, columns.index(i))
     integer(reg.get("n"), at.key("n"))
+    terms = at.key("terms")
+    names = arr(reg.get("terms", list(LEGACY_TERMS)), terms)  # older files named none
+    for i, name in enumerate(names):
+        if name not in LINEAR_TERMS:
+            raise terms.index(i).error(f"one of {', '.join(LINEAR_TERMS)}", name)
     linear = arr(reg.get("linear", []), at.key("linear"))
     if linear:  # Regressor.base multiplies the constant and every term by these
-        arr(linear, at.key("linear"), 1 + len(LINEAR_TERMS))
+        arr(linear, at.key("linear"), 1 + len(names))
         for i, c in enumerate(linear):
             number(c, at.key("linear").index(i), 0.0)  # non-negative least squares
     stats = at.key("stats")

@@ -105,11 +105,13 @@ class Trees:
 
 #: Terms of the linear base of every regressor: a kernel's time is, to first order, a fixed cost
 #: plus its compute plus its memory traffic, each at the device's own rate.
-LINEAR_TERMS = ("macs", "flops", "in_bytes", "out_bytes", "weight_bytes")
+LINEAR_TERMS = ("macs", "macs_tiled", "pixels", "flops", "in_bytes", "out_bytes", "weight_bytes")
+#: The terms of regressors saved before ``macs_tiled`` and ``pixels``, which stored no names.
+LEGACY_TERMS = ("macs", "flops", "in_bytes", "out_bytes", "weight_bytes")
 
 
-def _terms(rows: Sequence[Mapping[str, float]]) -> np.ndarray:
-    return np.array([[1.0, *(float(r.get(t, 0.0)) for t in LINEAR_TERMS)] for r in rows])
+def _terms(rows: Sequence[Mapping[str, float]], terms: Sequence[str] = LINEAR_TERMS) -> np.ndarray:
+    return np.array([[1.0, *(float(r.get(t, 0.0)) for t in terms)] for r in rows])
 
 
 def fit_linear(rows: Sequence[Mapping[str, float]], times_us: np.ndarray) -> list[float]:
@@ -137,11 +139,12 @@ class Regressor:
     linear: list[float] = field(default_factory=list)
     trees: Trees | None = None
     stats: dict[str, float] = field(default_factory=dict)
+    terms: tuple[str, ...] = LINEAR_TERMS
 
     def base(self, rows: Sequence[Mapping[str, float]]) -> np.ndarray:
         if not self.linear:
             return np.zeros(len(rows))
-        base: np.ndarray = np.maximum(_terms(rows) @ np.asarray(self.linear), 0.0)
+        base: np.ndarray = np.maximum(_terms(rows, self.terms) @ np.asarray(self.linear), 0.0)
         return base
 
     def predict(self, rows: Sequence[Mapping[str, float]]) -> np.ndarray:
@@ -161,6 +164,7 @@ class Regressor:
             "columns": self.columns,
             "n": self.n,
             "linear": self.linear,
+            "terms": list(self.terms),
             "trees": self.trees.to_json() if self.trees else None,
             "stats": self.stats,
         }
@@ -168,13 +172,16 @@ class Regressor:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Regressor:
         trees = data.get("trees")
+        terms = tuple(str(t) for t in data.get("terms", LEGACY_TERMS))
+        linear = [float(c) for c in data.get("linear", [])]
         return cls(
             key=str(data["key"]),
             columns=list(data["columns"]),
             n=int(data["n"]),
-            linear=[float(c) for c in data.get("linear", [])],
+            linear=linear,
             trees=Trees.from_json(trees) if trees else None,
             stats=dict(data.get("stats", {})),
+            terms=terms,
         )
 
 
