@@ -346,7 +346,13 @@ def evidence_of(graph: Graph, owner: Mapping[int, Kernel]) -> Evidence:
                 row[0] += 1
                 continue
         consumer = up_candidate(graph, n)
-        if consumer is not None and consumer.index in owner:
+        # a leader the profile placed in a kernel neither its own nor its reader's (LiteRT puts
+        # a row-less PAD in the next convolution in node order) says nothing either way
+        if (
+            consumer is not None
+            and consumer.index in owner
+            and (owner[consumer.index] is k or k.head is n)
+        ):
             row = ev.up.setdefault((n.type, consumer.type), [0, 0])
             row[1] += 1
             if owner[consumer.index] is k and k.head is consumer:

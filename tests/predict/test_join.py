@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchharness.predict.join import measured_kernels
+from benchharness.predict.join import Kernel, evidence_of, measured_kernels
 from benchharness.results.schema import OpRow
 from tests.predict.synthetic import Builder
 
@@ -147,3 +147,29 @@ def test_arm_nhwc_rows_anchor_at_their_convolution_and_carry_their_transposes() 
     assert conv.time_us == 32.0 and conv.rows == 2
     assert mean.time_us == 9.0 and mean.rows == 2
     assert evidence.down[("Conv", "Relu", "tail")] == [1, 1]
+
+
+def test_a_leader_the_profile_put_in_another_kernel_is_no_evidence_either_way() -> None:
+    # LiteRT's profile of a kernel model can place a PAD (no row of its own) in the convolution
+    # after it in node order rather than in the one that reads it; counting that as "the PAD
+    # ran alone" turned the majority for PAD -> CONV_2D on a build's random draws, and every
+    # strided convolution of a new model got a PAD kernel of its own (shufflenet +42 %).
+    b = Builder()
+    x, p, y = (1, 8, 8, 8), (1, 8, 10, 10), (1, 8, 8, 8)
+    pad = b.add("Pad", ["input"], "padded", [x], p)
+    other = b.add("Conv", ["input"], "o", [x], y, macs=512, attrs={"k": 1, "s": 1, "g": 1})
+    conv = b.add("Conv", ["padded"], "c", [p], y, macs=4608, attrs={"k": 3, "s": 1, "g": 1})
+    g = b.graph()
+    misplaced = Kernel(other, [pad, other], 5.0, 1)
+    owner = {pad.index: misplaced, other.index: misplaced, conv.index: Kernel(conv, [conv], 9.0, 1)}
+    assert ("Pad", "Conv") not in evidence_of(g, owner).up
+    joined = Kernel(conv, [pad, conv], 9.0, 1)
+    owner = {pad.index: joined, other.index: Kernel(other, [other], 5.0, 1), conv.index: joined}
+    assert evidence_of(g, owner).up[("Pad", "Conv")] == [1, 1]
+    alone = Kernel(pad, [pad], 1.0, 1)
+    owner = {
+        pad.index: alone,
+        other.index: Kernel(other, [other], 5.0, 1),
+        conv.index: Kernel(conv, [conv], 9.0, 1),
+    }
+    assert evidence_of(g, owner).up[("Pad", "Conv")] == [0, 1]
