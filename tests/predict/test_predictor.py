@@ -15,6 +15,7 @@ import pytest
 
 from benchharness.errors import PredictorError
 from benchharness.predict import predictor_file
+from benchharness.predict import regress as R
 from benchharness.predict.predictor import Calibration, Predictor, fingerprint_of_rows
 from benchharness.predict.samples import Point
 from benchharness.predict.selection import ORIGIN_PAIR
@@ -193,6 +194,9 @@ DAMAGED: list[tuple[str, Callable[[dict[str, Any]], None], dict[str, str], str]]
     ("child points back", _tree_child("right", 0), {}, "right[0]"),
     ("feature out of range", _tree_child("feature", 10**6), {}, "feature[0]"),
     ("linear of 2 terms", lambda d: _regressor(d).update(linear=[1.0, 2.0]), {}, "linear"),
+    ("unknown term", lambda d: _regressor(d).update(terms=["macs", "bogus"]), {}, "terms[1]"),
+    ("terms as text", lambda d: _regressor(d).update(terms="macs"), {}, "terms"),
+    ("terms not the linear's", lambda d: _regressor(d).update(terms=["macs"]), {}, "linear"),
     ("stage slope 50", _set("formats.onnx.network", {**STAGE, "slope": 50.0}), {}, "slope"),
     (
         "stage factor overflows",
@@ -305,6 +309,18 @@ def test_a_save_that_cannot_write_is_the_projects_error(
     (tmp_path / "taken").write_text("a file where the folder should be")
     with pytest.raises(PredictorError, match="cannot write the predictor"):
         predictor.save(tmp_path / "taken" / name)
+
+
+def test_regressors_saved_before_their_terms_were_named_still_load(
+    predictor: Predictor, tmp_path: Path
+) -> None:
+    data = json.loads(json.dumps(predictor.to_json()))
+    for reg in data["formats"]["onnx"]["regressors"].values():
+        reg.pop("terms")
+        reg["linear"] = reg["linear"][:6]  # as many as the five old terms and the constant
+    loaded = Predictor.load(_write_json(tmp_path / "old.json.gz", data))
+    assert all(r.terms == R.LEGACY_TERMS for r in loaded.formats["onnx"].regressors.values())
+    assert loaded.predict_graph(S.random_model(random.Random(3))).ms > 0
 
 
 def test_a_version_1_file_from_before_the_network_stage_still_predicts(

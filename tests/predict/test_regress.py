@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -68,3 +69,47 @@ def test_round_trip_and_fallback_for_an_unknown_key() -> None:
         R.predict_kernels(regs, keys, rows[:2]), R.predict_kernels(loaded, keys, rows[:2])
     )
     assert R.predict_kernels(regs, ["NeverSeen"], rows[:1])[0] > 0  # the fallback answers
+
+
+def _thin_rows(n: int, rng: np.random.Generator) -> tuple[list[dict[str, float]], list[float]]:
+    """Depthwise kernels on a SIMD device: a fixed cost per output pixel plus MACs padded to
+    tiles of 16 channels, the formula a 4-channel GhostNet layer follows."""
+    rows = []
+    for c, side in zip(
+        rng.choice([4, 8, 16, 24, 32, 64], n), rng.choice([14, 28, 56, 112], n), strict=True
+    ):
+        macs = float(side * side * c * 9)
+        rows.append(
+            {
+                "macs": macs,
+                "macs_tiled": macs * math.ceil(c / 16) * 16 / c,
+                "pixels": float(side * side),
+                "in_bytes": float(side * side * c * 4),
+            }
+        )
+    times = [2.0 + r["pixels"] / 50 + r["macs_tiled"] / 4000 for r in rows]
+    return rows, times
+
+
+def test_a_cost_per_pixel_and_per_tile_is_fitted_by_the_base() -> None:
+    rows, times = _thin_rows(8, np.random.default_rng(3))  # too few for trees: the base alone
+    reg = R.fit_regressor("DEPTHWISE_CONV_2D", rows, times)
+    assert reg.trees is None and reg.terms == R.LINEAR_TERMS
+    assert np.allclose(reg.predict(rows), times, rtol=1e-4)
+    # a 4-channel layer at full resolution, thinner than most of what was fitted
+    thin = {"macs": 112 * 112 * 4 * 9.0, "macs_tiled": 112 * 112 * 16 * 9.0, "pixels": 112 * 112.0}
+    assert reg.predict([thin])[0] == pytest.approx(
+        2 + 112 * 112 / 50 + 112 * 112 * 16 * 9 / 4000, rel=1e-3
+    )
+
+
+def test_a_regressor_saved_before_its_terms_were_named_uses_the_old_five() -> None:
+    rows, times = _rows(6, np.random.default_rng(4))
+    data = json.loads(json.dumps(R.fit_regressor("Conv", rows, times).to_json()))
+    assert data["terms"] == list(R.LINEAR_TERMS)
+    data.pop("terms")
+    data["linear"] = [5.0, 1e-3, 0.0, 2e-3, 0.0, 0.0]  # constant, macs, flops, in, out, weights
+    old = R.Regressor.from_json(data)
+    assert old.terms == R.LEGACY_TERMS
+    expected = [5 + r["macs"] / 1000 + r["in_bytes"] / 500 for r in rows]
+    assert np.allclose(old.predict(rows), expected)
