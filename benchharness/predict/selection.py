@@ -45,11 +45,8 @@ VARIANTS_PER_LAYER = 2
 #: Random blocks added to each census input: a model's fixed cost (export, process start) buys
 #: more samples the more blocks share it.
 RANDOM_BLOCKS_PER_INPUT = 6
-#: Channel widths of random draws: log-uniform over what CNNs use, down to the 4 of a thin
-#: network's ghost modules at full resolution (GhostNet 0.5's first layers), where a kernel's
-#: fixed cost per pixel, not its MACs, sets its time (without them its depthwise convolutions
-#: were predicted at a third of their time).
-RANDOM_CHANNELS = (4, 1024)
+#: Channel widths of random draws: log-uniform over what CNNs use.
+RANDOM_CHANNELS = (8, 1024)
 #: Sides of random draws (the zoo's 224-inputs reach these after their strides; 4, the last
 #: stage of the 128-input networks cut down for an 8 MB NPU, whose 1x1 convolutions of 512
 #: channels there were predicted at twice their time without a sample near them).
@@ -60,10 +57,9 @@ RANDOM_SIDES = (4, 7, 14, 28, 56, 112)
 GROUP_WIDTHS = (8, 16, 24, 32, 48, 64)
 #: One random model per this many census models.
 RANDOM_EVERY = 3
-#: Inputs with this many channels or fewer are images (RGB): their blocks read the graph input, as
-#: a network's first layer does (``kernels.KernelModel``), and only convolutions are drawn on
-#: them. Four channels are a thin layer inside a network (GhostNet 0.5), measured behind a stem.
-IMAGE_CHANNELS = 3
+#: Inputs with this many channels or fewer are images: their blocks read the graph input, as a
+#: network's first layer does (``kernels.KernelModel``), and only convolutions are drawn on them.
+IMAGE_CHANNELS = 4
 #: Channels of the fusion-pair models and their side: large enough that every op of a pair takes
 #: tens of microseconds, far above the 1 us resolution of LiteRT's profiler.
 PAIR_CHANNELS = 64
