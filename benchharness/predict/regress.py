@@ -1,7 +1,8 @@
 """Per-kernel regressors: scikit-learn gradient boosting, kept as plain arrays in the predictor.
 
 One regressor per kernel key and format: a non-negative linear base (a fixed cost plus time per
-MAC, per element-wise FLOP and per byte moved, fitted for relative error), times gradient-boosted
+MAC, per MAC padded to whole SIMD tiles, per output pixel, per element-wise FLOP and per byte
+moved, fitted for relative error), times gradient-boosted
 trees on the kernel's features (``predict/features.py``) that learn ``log(time + 1 us)`` minus the
 base's log. The log makes a 10 % error cost the same on a 5 us ReLU and a 5 ms convolution, the
 1 us offset keeps LiteRT's whole-microsecond zeros finite, and the base makes the model scale
@@ -104,7 +105,8 @@ class Trees:
 
 
 #: Terms of the linear base of every regressor: a kernel's time is, to first order, a fixed cost
-#: plus its compute plus its memory traffic, each at the device's own rate.
+#: plus its compute (as MACs, and as the whole SIMD tiles and pixels it loops over) plus its
+#: memory traffic, each at the device's own rate.
 LINEAR_TERMS = ("macs", "macs_tiled", "pixels", "flops", "in_bytes", "out_bytes", "weight_bytes")
 #: The terms of regressors saved before ``macs_tiled`` and ``pixels``, which stored no names.
 LEGACY_TERMS = ("macs", "flops", "in_bytes", "out_bytes", "weight_bytes")
