@@ -2,13 +2,12 @@
 
 One regressor per kernel key and format: a non-negative linear base (a fixed cost plus time per
 MAC, per MAC padded to whole SIMD tiles, per output pixel, per element-wise FLOP and per byte
-moved, fitted for relative error), times gradient-boosted
-trees on the kernel's features (``predict/features.py``) that learn ``log(time + 1 us)`` minus the
-base's log. The log makes a 10 % error cost the same on a 5 us ReLU and a 5 ms convolution, the
-1 us offset keeps LiteRT's whole-microsecond zeros finite, and the base makes the model scale
-sensibly past the largest configuration measured. A key with too few samples keeps the base
-alone, and a kernel of a key never measured falls back to the format's regressor over all
-samples.
+moved, fitted for relative error), times gradient-boosted trees on the kernel's features
+(``predict/features.py``) that learn ``log(time + 1 us)`` minus the base's log. The log makes a
+10 % error cost the same on a 5 us ReLU and a 5 ms convolution, the 1 us offset keeps LiteRT's
+whole-microsecond zeros finite, and the base makes the model scale sensibly past the largest
+configuration measured. A key with too few samples keeps the base alone, and a kernel of a key
+never measured falls back to the format's regressor over all samples.
 
 scikit-learn fits the trees; their arrays (feature, threshold, children, leaf values) are stored
 and evaluated here with numpy, so a predictor file is JSON, loads in milliseconds with any
