@@ -109,6 +109,12 @@ def predictor_group() -> None:
     metavar="auto|none|RUN_ID,...",
     help="Runs of the zoo on the device for the network stage (auto: the newest on this setup).",
 )
+@click.option(
+    "--merge",
+    default="",
+    metavar="RUN_ID,...",
+    help="Fit on these finished builds' kernel models too (their first rounds' run ids).",
+)
 @output_option("Predictor file (default: RESULTS_DIR/predictors/DEVICE.json.gz).")
 @results_dir_option
 @json_option
@@ -130,6 +136,7 @@ def build_cmd(**kw: Any) -> None:
         pairs=not kw["no_pairs"],
         max_models=kw["max_models"],
         networks=tuple(split(kw["networks"])) or ("auto",),
+        merge=tuple(split(kw["merge"])),
     )
     try:
         with reporter_for(console) as reporter:

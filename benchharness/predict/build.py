@@ -7,6 +7,10 @@ method, cooldown, CSVs and ``--resume``) on the kernel models' manifest:
 2. a refinement round with the time left: models next to the kernels whose out-of-fold error
    in a fit of round 1 is largest (``refine.hard_kernels``).
 
+``--merge RUN_ID`` adds the kernel models of other finished builds on the same setup to the fit:
+one build's kernel times move with the host over its half hour, so kernel models measured twice,
+at different times, average that out (and those measured once add configurations).
+
 Each round's manifest and plan are written to the export cache (``predict/plan-<hash>.toml`` and
 ``.json``: the plan, the build's parameters and the round) before it runs, and the first round's
 folder gets ``predictor_build.json`` once it exists, so ``--resume RUN_ID`` (the first round's
@@ -18,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +39,12 @@ from benchharness.predict.census import zoo_census
 from benchharness.predict.fusion import pair_results
 from benchharness.predict.kernels import PAIRS
 from benchharness.predict.networks import find_network_run, network_points, zoo_models
-from benchharness.predict.predictor import Predictor, fingerprint_of_rows
+from benchharness.predict.predictor import (
+    STRICT_FIELDS,
+    Predictor,
+    fingerprint_of_rows,
+    flat_fingerprint,
+)
 from benchharness.predict.refine import hard_kernels
 from benchharness.predict.samples import collect
 from benchharness.results.store import RunStore, atomic_write_text, list_runs
@@ -86,6 +95,8 @@ class BuildRequest:
     # the network stage's runs: ``NETWORKS_AUTO`` (the newest fitting run), ``NETWORKS_NONE``,
     # or run ids
     networks: tuple[str, ...] = (NETWORKS_AUTO,)
+    # other finished builds (their first rounds' run ids) whose kernel models join the fit
+    merge: tuple[str, ...] = ()
 
     def params(self) -> dict[str, Any]:
         d = asdict(self)
@@ -102,6 +113,7 @@ class BuildRequest:
         fields["results_dir"] = Path(fields.get("results_dir") or "results")
         fields["output"] = Path(fields["output"]) if fields.get("output") else None
         fields["networks"] = tuple(fields.get("networks") or (NETWORKS_AUTO,))
+        fields["merge"] = tuple(fields.get("merge") or ())
         return cls(**fields)
 
 
@@ -236,6 +248,7 @@ def build_predictor(
     req, state = _start(req, say)
     for run_id in set(req.networks) - {NETWORKS_AUTO, NETWORKS_NONE}:
         RunStore.at(req.results_dir, run_id)  # a wrong id fails now, not after the measuring
+    merged, merged_origins = _merged_builds(req)  # likewise
     rounds: list[dict[str, Any]] = state["rounds"]
     measuring = 0.0  # seconds of this call spent in rounds (the rest: census, plans, fits)
     stores: list[RunStore] = []
@@ -256,22 +269,27 @@ def build_predictor(
             measuring += spent
             stores.append(store)
             _save_state(stores[0], state)
-    say("fitting the kernel regressors")
-    measured = collect(stores, _origins(rounds), req.formats)
-    pairs = pair_results(PAIRS, measured.pair_times)
     fingerprint = fingerprint_of_rows([r for s in stores for r in s.runs])
+    _check_merged(fingerprint, merged, req.formats)
+    say("fitting the kernel regressors")
+    # a build's own plan names each of its models' origin; a merged build's fills the rest
+    origins = {**merged_origins, **_origins(rounds)}
+    measured = collect([*stores, *merged], origins, req.formats)
+    pairs = pair_results(PAIRS, measured.pair_times)
     info = {
         "runs": [r.get("run_id") for r in rounds],
         "budget_s": req.budget_s,
         "seed": req.seed,
         "kernel_models": sum(int(r.get("models", 0)) for r in rounds),
+        "merged": {"builds": list(req.merge), "runs": [s.run_id for s in merged]},
         "samples": len(measured.samples),
         "skipped": measured.skipped[:20],
         "measure_wall_s": sum(float(r.get("wall_s", 0.0)) for r in rounds),
         "method": {"preset": "quick", "min_s": req.min_s, "warmup_min_s": req.warmup_min_s},
     }
     predictor = Predictor.fit(measured, fingerprint, pairs, info, req.seed)
-    predictor = _network_stage(req, predictor, [s.run_id for s in stores], say)
+    build_runs = [s.run_id for s in [*stores, *merged]]
+    predictor = _network_stage(req, predictor, build_runs, say)
     # the build's wall time over every call that worked on it: rounds plus everything else
     state["other_s"] = float(state.get("other_s", 0.0)) + (time.monotonic() - start - measuring)
     wall = sum(float(r.get("wall_s", 0.0)) for r in rounds) + state["other_s"]
@@ -300,10 +318,11 @@ def _start(req: BuildRequest, say: Stage) -> tuple[BuildRequest, dict[str, Any]]
             )
         loaded = _load_state(first)
         state = loaded or {"params": params, "rounds": [{"manifest": str(manifest)}]}
-        # what a resume may change: where the predictor goes and the network stage's runs
+        # what a resume may change: where the predictor goes, the network stage's runs and
+        # the builds merged into the fit
         output = {"output": req.output} if req.output is not None else {}
         resumed = BuildRequest.from_params(
-            params, resume=req.resume, networks=req.networks, **output
+            params, resume=req.resume, networks=req.networks, merge=req.merge, **output
         )
         return resumed, state
     if req.plan is not None:
@@ -323,6 +342,54 @@ def _start(req: BuildRequest, say: Stage) -> tuple[BuildRequest, dict[str, Any]]
             plan.models = plan.models[: req.max_models]
     manifest = _write_plan(plan, req.params(), 1)
     return req, {"params": req.params(), "rounds": [{"manifest": str(manifest)}]}
+
+
+def _merged_builds(req: BuildRequest) -> tuple[list[RunStore], dict[str, str]]:
+    """The run folders and kernel-model origins of the finished builds ``req.merge`` names."""
+    stores: list[RunStore] = []
+    origins: dict[str, str] = {}
+    for run_id in req.merge:
+        if run_id == req.resume:
+            raise PredictorError(f"--merge {run_id} is the build itself: name other builds")
+        state = _load_state(RunStore.open(req.results_dir, run_id))
+        if state is None or "predictor" not in state:
+            raise PredictorError(
+                f"run {run_id} is not the first round of a finished predictor build (its "
+                f"{BUILD_FILE} names no predictor): finish it with `bench predictor build "
+                f"--resume {run_id}`, or merge the run id its {BUILD_FILE} names"
+            )
+        theirs = state.get("params") or {}
+        if theirs.get("device") != req.device:
+            raise PredictorError(
+                f"build {run_id} measured device {theirs.get('device')!r}, this one "
+                f"{req.device!r}: merge builds of one device"
+            )
+        rounds = state.get("rounds") or []
+        for rnd in rounds:
+            stores.append(RunStore.open(req.results_dir, str(rnd.get("run_id"))))
+        for name, origin in _origins(rounds).items():
+            origins.setdefault(name, origin)
+    return stores, origins
+
+
+def _check_merged(
+    fingerprint: dict[str, Any], merged: list[RunStore], formats: Sequence[str]
+) -> None:
+    """Refuse merged kernel models measured on another setup than the build's own."""
+    for store in merged:
+        theirs = fingerprint_of_rows(store.runs)
+        for fmt in formats:
+            mine_flat, theirs_flat = (
+                flat_fingerprint(fingerprint, fmt),
+                flat_fingerprint(theirs, fmt),
+            )
+            for name in STRICT_FIELDS:
+                a, b = mine_flat.get(name), theirs_flat.get(name)
+                if a is not None and b is not None and str(a) != str(b):
+                    raise PredictorError(
+                        f"run {store.run_id} was measured on another setup ({fmt} {name}: "
+                        f"this build {a}, that one {b}); merge builds of one device and setup"
+                    )
 
 
 def _network_stage(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from importlib import metadata
@@ -21,11 +22,19 @@ from typing import Any
 import pytest
 
 from benchharness.api import RunRequest, run
+from benchharness.errors import PredictorError
 from benchharness.plan.options import Method, RunOptions
-from benchharness.predict.build import BUILD_FILE, BuildOutcome, BuildRequest, build_predictor
-from benchharness.predict.predictor import Predictor
+from benchharness.predict.build import (
+    BUILD_FILE,
+    BuildOutcome,
+    BuildRequest,
+    _check_merged,
+    build_predictor,
+)
+from benchharness.predict.predictor import Predictor, fingerprint_of_rows
 from benchharness.predict.runtime_view import KERNELS_INFERRED, KERNELS_READ
 from benchharness.predict.selection import KernelModel, PairModel, Plan
+from benchharness.results.store import RunStore
 
 #: about how long this file's tests take together here (see tests/conftest.py)
 pytestmark = pytest.mark.lasts(61)
@@ -188,6 +197,75 @@ def test_resume_finishes_without_measuring_again(built: BuildOutcome) -> None:
     again = build_predictor(BuildRequest(results_dir=results, resume=built.run_ids[0]))
     assert again.run_ids == built.run_ids
     assert len(again.predictor.samples) == len(Predictor.load(built.path).samples)
+
+
+#: A kernel model the first build did not measure, for a second build to merge with it.
+OTHER = KernelModel(
+    8,
+    8,
+    ({"t": "conv", "cout": 24, "k": 1, "s": 1, "g": 1, "act": "relu"},),
+    "random",
+)
+
+
+def test_a_second_build_fits_on_both_builds_kernel_models(built: BuildOutcome) -> None:
+    results = built.path.parent.parent
+    req = BuildRequest(
+        results_dir=results,
+        plan=Plan(models=[OTHER]).to_json(),
+        refine=False,
+        min_s=0.2,
+        warmup_min_s=0.2,
+        output=results / "predictors" / "merged.json.gz",
+        networks=("none",),
+        merge=(built.run_ids[0],),
+    )
+    merged = build_predictor(req)
+    first = Predictor.load(built.path)
+    models = {s.model for s in merged.predictor.samples}
+    assert OTHER.name in models
+    assert {s.model for s in first.samples} <= models
+    assert OTHER.name not in {s.model for s in first.samples}
+    assert merged.predictor.build["merged"] == {
+        "builds": [built.run_ids[0]],
+        "runs": built.run_ids,
+    }
+    # refitting the merged build without the merge leaves its own kernel model alone
+    alone = build_predictor(
+        BuildRequest(
+            results_dir=results, resume=merged.run_ids[0], output=results / "alone.json.gz"
+        )
+    )
+    assert {s.model for s in alone.predictor.samples} == {OTHER.name}
+
+
+def test_a_build_cannot_merge_itself_or_an_unfinished_build(
+    built: BuildOutcome, tmp_path: Path
+) -> None:
+    results = built.path.parent.parent
+    me = built.run_ids[0]
+    code, _, err = _cli(
+        "predictor", "build", "--resume", me, "--merge", me, "--results-dir", str(results)
+    )
+    assert code == 1 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("PredictorError: --merge ")
+    # a copy of the build's folder without its build record: a run, but no finished build
+    shutil.copytree(results / me, tmp_path / me)
+    (tmp_path / me / BUILD_FILE).unlink()
+    stages: list[str] = []
+    req = BuildRequest(results_dir=tmp_path, plan=Plan(models=[OTHER]).to_json(), merge=(me,))
+    with pytest.raises(PredictorError, match="not the first round of a finished"):
+        build_predictor(req, stage=stages.append)
+    assert not any(s.startswith("round") for s in stages)  # refused before measuring
+
+
+def test_kernel_models_of_another_setup_are_not_merged(built: BuildOutcome) -> None:
+    results = built.path.parent.parent
+    store = RunStore.open(results, built.run_ids[0])
+    fp = fingerprint_of_rows(store.runs)
+    _check_merged(fp, [store], ("onnx", "tflite"))  # its own setup: accepted
+    with pytest.raises(PredictorError, match="threads"):
+        _check_merged({**fp, "threads": 97}, [store], ("onnx",))
 
 
 def test_eval_on_an_outside_model(built: BuildOutcome) -> None:
