@@ -156,9 +156,11 @@ def build_cmd(**kw: Any) -> None:
         return
     p = outcome.predictor
     console.print(text(f"predictor: {outcome.path}  (runs {', '.join(outcome.run_ids)})"))
+    merged = (p.build.get("merged") or {}).get("builds") or []
+    also = f" (with the kernel models of build {', '.join(merged)})" if merged else ""
     console.print(
         text(
-            f"{summary['kernel_models']} kernel models, {len(p.samples)} kernel "
+            f"{summary['kernel_models']} kernel models{also}, {len(p.samples)} kernel "
             f"samples, {outcome.wall_s / 60:.1f} min"
         )
     )
