@@ -37,7 +37,7 @@ from benchharness.predict.selection import KernelModel, PairModel, Plan
 from benchharness.results.store import RunStore
 
 #: about how long this file's tests take together here (see tests/conftest.py)
-pytestmark = pytest.mark.lasts(61)
+pytestmark = pytest.mark.lasts(85)
 
 TINY = "tests.support.tiny:tiny_cnn"
 ROOT = Path(__file__).resolve().parents[2]
@@ -230,6 +230,14 @@ def test_a_second_build_fits_on_both_builds_kernel_models(built: BuildOutcome) -
         "builds": [built.run_ids[0]],
         "runs": built.run_ids,
     }
+    # the same refit from the command line says which build it merged
+    code, out, err = _cli(
+        "predictor", "build", "--resume", merged.run_ids[0], "--merge", built.run_ids[0],
+        "--networks", "none", "-o", str(results / "merged-cli.json.gz"),
+        "--results-dir", str(results),
+    )  # fmt: skip
+    assert code == 0, err
+    assert f"with the kernel models of build {built.run_ids[0]}" in " ".join(out.split())
     # refitting the merged build without the merge leaves its own kernel model alone
     alone = build_predictor(
         BuildRequest(
